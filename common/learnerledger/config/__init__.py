@@ -1,0 +1,72 @@
+"""Settings every service shares: where Kafka and PostgreSQL are, and the topic names.
+
+Each service has one settings object (``GatewaySettings``, ``LedgerSettings``, ``QuerySettings``,
+``ProjectorSettings``) that extends :class:`CommonSettings`; all of them read the environment.
+Shared names carry no prefix (``KAFKA_BOOTSTRAP_SERVERS``, ``DATABASE_URL``, ``TOPIC_COMPLETIONS``);
+a service's own names carry its prefix (``GATEWAY_GRPC_PORT``).
+"""
+
+from __future__ import annotations
+
+from pydantic import AliasChoices, Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+DEFAULT_DATABASE_URL = "postgresql://learnerledger:learnerledger@127.0.0.1:5432/learnerledger"
+DEFAULT_KAFKA_BOOTSTRAP = "127.0.0.1:9092"
+
+# Consumer groups are part of the contract with operations (lag dashboards, KEDA triggers).
+LEDGER_CONSUMER_GROUP = "ledger"
+PROJECTOR_CONSUMER_GROUP = "projector"
+
+
+def _shared(name: str) -> AliasChoices:
+    """An environment name shared by every service (no service prefix)."""
+    return AliasChoices(name, name.lower())
+
+
+class CommonSettings(BaseSettings):
+    """Connection and topic settings shared by every service and by ``ledgerctl``."""
+
+    model_config = SettingsConfigDict(extra="ignore", populate_by_name=True)
+
+    kafka_bootstrap_servers: str = Field(
+        DEFAULT_KAFKA_BOOTSTRAP, validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS")
+    )
+    database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_shared("DATABASE_URL"))
+    topic_completions: str = Field("completions.v1", validation_alias=_shared("TOPIC_COMPLETIONS"))
+    topic_ledger_entries: str = Field(
+        "ledger.entries.v1", validation_alias=_shared("TOPIC_LEDGER_ENTRIES")
+    )
+    topic_completions_dlq: str = Field(
+        "completions.dlq.v1", validation_alias=_shared("TOPIC_COMPLETIONS_DLQ")
+    )
+    topic_partitions: int = Field(12, ge=1, validation_alias=_shared("TOPIC_PARTITIONS"))
+    log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
+    log_format: str = Field("json", validation_alias=_shared("LOG_FORMAT"))
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url_is_postgres(cls, value: str) -> str:
+        if not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError(
+                "DATABASE_URL must start with postgresql:// "
+                "(for example postgresql://user:password@127.0.0.1:5432/learnerledger)"
+            )
+        return value
+
+    @field_validator("kafka_bootstrap_servers")
+    @classmethod
+    def _bootstrap_has_ports(cls, value: str) -> str:
+        for server in value.split(","):
+            host, sep, port = server.strip().rpartition(":")
+            if not sep or not host or not port.isdigit():
+                raise ValueError(
+                    "KAFKA_BOOTSTRAP_SERVERS must be host:port[,host:port...], "
+                    f"got {server.strip()!r}"
+                )
+        return value
+
+    @property
+    def topics(self) -> tuple[str, str, str]:
+        """Every topic the services produce or consume."""
+        return (self.topic_completions, self.topic_ledger_entries, self.topic_completions_dlq)

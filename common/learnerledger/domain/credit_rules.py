@@ -1,0 +1,291 @@
+"""The credit rules (rules version 1, DESIGN.md): from a request to an outcome.
+
+``decide`` is a pure function: the ledger adapter gathers what it needs (the course, the
+learner's earlier entry for the same completion, the university) and appends what it returns.
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from decimal import ROUND_FLOOR, Decimal
+
+import rfc8785
+
+from learnerledger.domain.catalog import Course
+from learnerledger.domain.entries import EntryDraft, EntryKind, JsonValue, Payload
+from learnerledger.domain.events import (
+    CompletionSubmitted,
+    ConsentGrantRequested,
+    ConsentRevokeRequested,
+    LedgerRequest,
+    Result,
+    RevocationRequested,
+)
+from learnerledger.domain.instants import format_instant
+from learnerledger.domain.learners import is_apaar_id
+
+RULES_VERSION = 1
+
+
+class HoursBasis(enum.StrEnum):
+    """How notional hours become credits. Every entry records the basis it used."""
+
+    NCRF = "ncrf"  # 1 credit = 30 notional learning hours (NCrF)
+    NHEQF_THEORY = "nheqf_theory"  # 1 credit = 15 hours of theory (NHEQF)
+    NHEQF_PRACTICAL = "nheqf_practical"  # 1 credit = 30 hours of practical work (NHEQF)
+
+
+HOURS_PER_CREDIT: dict[HoursBasis, int] = {
+    HoursBasis.NCRF: 30,
+    HoursBasis.NHEQF_THEORY: 15,
+    HoursBasis.NHEQF_PRACTICAL: 30,
+}
+
+
+class NoCreditReason(enum.StrEnum):
+    COURSE_NOT_APPROVED = "course_not_approved"
+    RESULT_FAIL = "result_fail"
+    ZERO_CREDITS = "zero_credits"
+
+
+class RejectionReason(enum.StrEnum):
+    """Why a request did not become an entry. Rejections are kept, never dropped."""
+
+    INVALID_EVENT = "invalid_event"
+    UNKNOWN_COURSE = "unknown_course"
+    FOREIGN_COURSE = "foreign_course"
+    COMPLETION_CONFLICT = "completion_conflict"
+    REVOCATION_TARGET_NOT_FOUND = "revocation_target_not_found"
+    ALREADY_REVOKED = "already_revoked"
+    UNKNOWN_UNIVERSITY = "unknown_university"
+    CONSENT_NOT_GRANTED = "consent_not_granted"
+
+
+@dataclass(frozen=True, slots=True)
+class CreditRules:
+    """One version of the rules. Defaults are DESIGN.md's *default* choices."""
+
+    version: int = RULES_VERSION
+    hours_basis: HoursBasis = HoursBasis.NCRF
+    validity_years: int = 7
+    annual_credit_limit: Decimal = Decimal(40)
+
+    def credits_for_hours(self, notional_hours: int) -> Decimal:
+        """Credits for ``notional_hours`` under this basis, rounded down to 0.5."""
+        exact = Decimal(notional_hours) / HOURS_PER_CREDIT[self.hours_basis]
+        return (exact * 2).to_integral_value(rounding=ROUND_FLOOR) / 2
+
+    def valid_until(self, completed_at: datetime) -> datetime:
+        """Credits are redeemable for ``validity_years`` after completion (UGC ABC 2021)."""
+        try:
+            return completed_at.replace(year=completed_at.year + self.validity_years)
+        except ValueError:  # 29 February, and the target year is not a leap year
+            return completed_at.replace(
+                year=completed_at.year + self.validity_years, day=28
+            ) + timedelta(days=1)
+
+
+@dataclass(frozen=True, slots=True)
+class PriorEntry:
+    """The learner's earlier entry for the same source event or completion, if any."""
+
+    sequence: int
+    kind: EntryKind
+    payload: Payload
+
+
+@dataclass(frozen=True, slots=True)
+class Append:
+    """The request becomes this entry."""
+
+    draft: EntryDraft
+
+
+@dataclass(frozen=True, slots=True)
+class AlreadyRecorded:
+    """The same request was decided before (a retry or a redelivery): nothing to do."""
+
+    sequence: int
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    reason: RejectionReason
+    detail: str
+
+
+Decision = Append | AlreadyRecorded | Rejected
+
+
+@dataclass(frozen=True, slots=True)
+class Facts:
+    """What the ledger looked up for one request before deciding it.
+
+    ``same_event``: the entry already appended for this event id (a retry), if any.
+    ``course``: the course a completion names. ``revocation_target``: the entry of the completion
+    a revocation names (same issuer, same learner). ``target_revoked``: whether it was revoked.
+    ``university_known`` / ``consent_active``: for consent requests.
+    """
+
+    same_event: PriorEntry | None = None
+    course: Course | None = None
+    revocation_target: PriorEntry | None = None
+    target_revoked: bool = False
+    university_known: bool = False
+    consent_active: bool = False
+
+
+def completion_digest(request: CompletionSubmitted) -> str:
+    """A fingerprint of what the issuer stated, to tell a retry from a conflicting resubmission."""
+    statement = {
+        "issuer_id": request.envelope.issuer_id,
+        "learner_id": request.envelope.learner_id,
+        "completion_id": request.completion_id,
+        "course_id": request.course_id,
+        "completed_at": format_instant(request.completed_at),
+        "result": request.result.value,
+        "score": request.score,
+        "grade": request.grade,
+        "evidence_url": request.evidence_url,
+    }
+    return hashlib.sha256(rfc8785.dumps(statement)).hexdigest()
+
+
+def decide(request: LedgerRequest, facts: Facts, *, rules: CreditRules, now: datetime) -> Decision:
+    """Decide one request. ``now`` becomes the entry's ``recorded_at``."""
+    if not is_apaar_id(request.envelope.learner_id):
+        return Rejected(RejectionReason.INVALID_EVENT, "learner_id is not a 12-digit APAAR id")
+    match request:
+        case CompletionSubmitted():
+            return _decide_completion(request, facts, rules, now)
+        case RevocationRequested():
+            return _decide_revocation(request, facts, rules, now)
+        case ConsentGrantRequested() | ConsentRevokeRequested():
+            return _decide_consent(request, facts, rules, now)
+
+
+def _decide_completion(
+    request: CompletionSubmitted, facts: Facts, rules: CreditRules, now: datetime
+) -> Decision:
+    digest = completion_digest(request)
+    if facts.same_event is not None:
+        if facts.same_event.payload.get("completion_digest") == digest:
+            return AlreadyRecorded(facts.same_event.sequence)
+        return Rejected(
+            RejectionReason.COMPLETION_CONFLICT,
+            f"completion {request.completion_id} was recorded at sequence "
+            f"{facts.same_event.sequence} with different content",
+        )
+    course = facts.course
+    if course is None:
+        return Rejected(RejectionReason.UNKNOWN_COURSE, f"course {request.course_id} is unknown")
+    if course.issuer_id != request.envelope.issuer_id:
+        return Rejected(
+            RejectionReason.FOREIGN_COURSE,
+            f"course {course.course_id} is not in issuer {request.envelope.issuer_id}'s catalog",
+        )
+    credits = rules.credits_for_hours(course.notional_hours)
+    payload: dict[str, JsonValue] = {
+        "issuer_id": request.envelope.issuer_id,
+        "completion_id": request.completion_id,
+        "course_id": course.course_id,
+        "level": str(course.level),
+        "notional_hours": course.notional_hours,
+        "hours_basis": rules.hours_basis.value,
+        "completed_at": format_instant(request.completed_at),
+        "result": request.result.value,
+        "score": request.score,
+        "grade": request.grade,
+        "evidence_url": request.evidence_url,
+        "completion_digest": digest,
+    }
+    no_credit: NoCreditReason | None = None
+    if not course.is_approved:
+        no_credit = NoCreditReason.COURSE_NOT_APPROVED
+    elif request.result is Result.FAIL:
+        no_credit = NoCreditReason.RESULT_FAIL
+    elif credits == 0:
+        no_credit = NoCreditReason.ZERO_CREDITS
+    if no_credit is None:
+        payload["credits"] = float(credits)
+        payload["valid_until"] = format_instant(rules.valid_until(request.completed_at))
+        kind = EntryKind.CREDIT_AWARDED
+    else:
+        payload["credits"] = 0
+        payload["no_credit_reason"] = no_credit.value
+        kind = EntryKind.RECORDED_WITHOUT_CREDIT
+    return _append(request, kind, payload, rules, now)
+
+
+def _decide_revocation(
+    request: RevocationRequested, facts: Facts, rules: CreditRules, now: datetime
+) -> Decision:
+    if facts.same_event is not None:
+        return AlreadyRecorded(facts.same_event.sequence)
+    target = facts.revocation_target
+    if target is None:
+        return Rejected(
+            RejectionReason.REVOCATION_TARGET_NOT_FOUND,
+            f"issuer {request.envelope.issuer_id} has no completion {request.completion_id} "
+            f"for this learner",
+        )
+    if facts.target_revoked:
+        return Rejected(
+            RejectionReason.ALREADY_REVOKED,
+            f"completion {request.completion_id} (sequence {target.sequence}) is already revoked",
+        )
+    payload: dict[str, JsonValue] = {
+        "issuer_id": request.envelope.issuer_id,
+        "completion_id": request.completion_id,
+        "revoked_sequence": target.sequence,
+        "credits": target.payload.get("credits", 0),
+        "reason": request.reason,
+    }
+    return _append(request, EntryKind.CREDIT_REVOKED, payload, rules, now)
+
+
+def _decide_consent(
+    request: ConsentGrantRequested | ConsentRevokeRequested,
+    facts: Facts,
+    rules: CreditRules,
+    now: datetime,
+) -> Decision:
+    if facts.same_event is not None:
+        return AlreadyRecorded(facts.same_event.sequence)
+    if not facts.university_known:
+        return Rejected(
+            RejectionReason.UNKNOWN_UNIVERSITY, f"university {request.university_id} is unknown"
+        )
+    if isinstance(request, ConsentRevokeRequested) and not facts.consent_active:
+        return Rejected(
+            RejectionReason.CONSENT_NOT_GRANTED,
+            f"the learner has no active consent for university {request.university_id}",
+        )
+    kind = (
+        EntryKind.CONSENT_GRANTED
+        if isinstance(request, ConsentGrantRequested)
+        else EntryKind.CONSENT_REVOKED
+    )
+    return _append(request, kind, {"university_id": request.university_id}, rules, now)
+
+
+def _append(
+    request: LedgerRequest,
+    kind: EntryKind,
+    payload: dict[str, JsonValue],
+    rules: CreditRules,
+    now: datetime,
+) -> Append:
+    return Append(
+        EntryDraft(
+            learner_id=request.envelope.learner_id,
+            kind=kind,
+            payload=payload,
+            rules_version=rules.version,
+            source_event_id=request.envelope.event_id,
+            recorded_at=now,
+        )
+    )

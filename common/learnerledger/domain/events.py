@@ -1,0 +1,89 @@
+"""Events that arrive on ``completions.v1``: what issuers and learners asked for.
+
+These are requests, not facts: the ledger decides each one with the credit rules and appends
+the outcome (an entry) or records a rejection.
+"""
+
+from __future__ import annotations
+
+import enum
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+#: Namespace for deterministic completion event ids (UUIDv5 of issuer id + completion id).
+COMPLETION_EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5b7a-4c1e-9f5e-0c6a8e2b7d41")
+
+#: The schema version this code writes; readers upcast older versions (see the kafka adapter).
+CURRENT_SCHEMA_VERSION = 1
+
+
+def completion_event_id(issuer_id: str, completion_id: str) -> uuid.UUID:
+    """The event id of a completion: the same (issuer, completion) always maps to the same id,
+    so a partner's retry cannot create a second credit."""
+    return uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"completion\x1f{issuer_id}\x1f{completion_id}")
+
+
+def revocation_event_id(issuer_id: str, completion_id: str) -> uuid.UUID:
+    """Deterministic id of the revocation of one completion (revoking twice is one event)."""
+    return uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"revocation\x1f{issuer_id}\x1f{completion_id}")
+
+
+class Result(enum.StrEnum):
+    PASS = "pass"
+    FAIL = "fail"
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """What every event carries besides its payload."""
+
+    event_id: uuid.UUID
+    schema_version: int
+    occurred_at: datetime
+    issuer_id: str
+    learner_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionSubmitted:
+    """An issuer states that a learner finished one of its courses."""
+
+    envelope: Envelope
+    completion_id: str
+    course_id: str
+    completed_at: datetime
+    result: Result
+    score: float | None = None
+    grade: str | None = None
+    evidence_url: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class RevocationRequested:
+    """An issuer withdraws a completion it issued earlier."""
+
+    envelope: Envelope
+    completion_id: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentGrantRequested:
+    """A learner grants a university the right to read their record."""
+
+    envelope: Envelope
+    university_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentRevokeRequested:
+    """A learner withdraws a university's right to read their record."""
+
+    envelope: Envelope
+    university_id: str
+
+
+LedgerRequest = (
+    CompletionSubmitted | RevocationRequested | ConsentGrantRequested | ConsentRevokeRequested
+)

@@ -1,0 +1,227 @@
+"""Transcripts as a fold over one learner's entries.
+
+``TranscriptProjection.apply`` is the only way a transcript changes; the query service's read
+model, a replay and an ``as_of`` answer all run the same fold, so they cannot disagree.
+Expiry is not an event: a credential's status is evaluated at the instant it is read.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field, replace
+from datetime import datetime, timedelta
+from decimal import Decimal
+
+from learnerledger.domain.entries import Entry, EntryKind, JsonValue
+from learnerledger.domain.instants import parse_instant
+
+
+class CredentialStatus(enum.StrEnum):
+    ACTIVE = "active"
+    REVOKED = "revoked"
+    EXPIRED = "expired"
+
+
+class OutOfOrderEntry(Exception):
+    """An entry arrived before its predecessor; the caller must fill the gap first."""
+
+    def __init__(self, learner_id: str, expected_sequence: int, got_sequence: int) -> None:
+        super().__init__(
+            f"learner {learner_id}: expected sequence {expected_sequence}, got {got_sequence}"
+        )
+        self.learner_id = learner_id
+        self.expected_sequence = expected_sequence
+        self.got_sequence = got_sequence
+
+
+@dataclass(frozen=True, slots=True)
+class Credential:
+    """Credit a learner was awarded for one completion."""
+
+    learner_id: str
+    sequence: int
+    issuer_id: str
+    completion_id: str
+    course_id: str
+    level: str
+    credits: Decimal
+    completed_at: datetime
+    valid_until: datetime
+    recorded_at: datetime
+    revoked_by_sequence: int | None = None
+    revoked_at: datetime | None = None
+
+    def status_at(self, instant: datetime) -> CredentialStatus:
+        if self.revoked_at is not None and self.revoked_at <= instant:
+            return CredentialStatus.REVOKED
+        if self.valid_until <= instant:
+            return CredentialStatus.EXPIRED
+        return CredentialStatus.ACTIVE
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptState:
+    """What the fold keeps for one learner."""
+
+    learner_id: str
+    last_sequence: int = 0
+    ledger_position: int = 0
+    credentials: Mapping[int, Credential] = field(default_factory=dict)
+    completions_without_credit: int = 0
+    consents: frozenset[str] = frozenset()
+
+
+class TranscriptProjection:
+    """The fold: ``state = apply(state, entry)`` over a learner's entries in sequence order."""
+
+    @staticmethod
+    def initial(learner_id: str) -> TranscriptState:
+        return TranscriptState(learner_id=learner_id)
+
+    @staticmethod
+    def apply(state: TranscriptState, entry: Entry) -> TranscriptState:
+        """Apply one entry. Entries at or below ``last_sequence`` are skipped (idempotent);
+        an entry beyond the next one raises :class:`OutOfOrderEntry`."""
+        if entry.learner_id != state.learner_id:
+            raise ValueError(f"entry of {entry.learner_id} applied to {state.learner_id}")
+        if entry.sequence <= state.last_sequence:
+            return state
+        if entry.sequence != state.last_sequence + 1:
+            raise OutOfOrderEntry(state.learner_id, state.last_sequence + 1, entry.sequence)
+        moved = replace(state, last_sequence=entry.sequence, ledger_position=entry.position or 0)
+        payload = entry.payload
+        match entry.kind:
+            case EntryKind.CREDIT_AWARDED:
+                credential = Credential(
+                    learner_id=entry.learner_id,
+                    sequence=entry.sequence,
+                    issuer_id=_text(payload, "issuer_id"),
+                    completion_id=_text(payload, "completion_id"),
+                    course_id=_text(payload, "course_id"),
+                    level=_text(payload, "level"),
+                    credits=Decimal(str(payload["credits"])),
+                    completed_at=parse_instant(_text(payload, "completed_at")),
+                    valid_until=parse_instant(_text(payload, "valid_until")),
+                    recorded_at=entry.recorded_at,
+                )
+                return replace(moved, credentials={**state.credentials, entry.sequence: credential})
+            case EntryKind.RECORDED_WITHOUT_CREDIT:
+                return replace(
+                    moved, completions_without_credit=state.completions_without_credit + 1
+                )
+            case EntryKind.CREDIT_REVOKED:
+                revoked = payload.get("revoked_sequence")
+                target = state.credentials.get(revoked) if isinstance(revoked, int) else None
+                if target is None:  # revocation of a completion recorded without credit
+                    return moved
+                updated = replace(
+                    target, revoked_by_sequence=entry.sequence, revoked_at=entry.recorded_at
+                )
+                return replace(moved, credentials={**state.credentials, target.sequence: updated})
+            case EntryKind.CONSENT_GRANTED:
+                return replace(moved, consents=state.consents | {_text(payload, "university_id")})
+            case EntryKind.CONSENT_REVOKED:
+                return replace(moved, consents=state.consents - {_text(payload, "university_id")})
+
+    @classmethod
+    def fold(
+        cls, learner_id: str, entries: Iterable[Entry], *, until: datetime | None = None
+    ) -> TranscriptState:
+        """Fold ``entries`` (in sequence order); with ``until``, only those recorded by then."""
+        state = cls.initial(learner_id)
+        for entry in entries:
+            if until is not None and entry.recorded_at > until:
+                break
+            state = cls.apply(state, entry)
+        return state
+
+
+@dataclass(frozen=True, slots=True)
+class TranscriptView:
+    """A transcript as read at one instant: statuses and totals evaluated then."""
+
+    learner_id: str
+    as_of: datetime
+    last_sequence: int
+    ledger_position: int
+    credentials: tuple[tuple[Credential, CredentialStatus], ...]
+    total_credits: Decimal
+    active_credits: Decimal
+    revoked_credits: Decimal
+    expired_credits: Decimal
+    active_by_level: Mapping[str, Decimal]
+    active_by_issuer: Mapping[str, Decimal]
+    credits_last_365_days: Decimal
+    exceeds_annual_limit: bool
+
+
+def view_at(
+    state: TranscriptState, instant: datetime, *, annual_limit: Decimal = Decimal(40)
+) -> TranscriptView:
+    """Evaluate ``state`` at ``instant``: expired is what expired by then."""
+    rows = tuple(
+        (credential, credential.status_at(instant))
+        for _, credential in sorted(state.credentials.items())
+    )
+    totals = {status: Decimal(0) for status in CredentialStatus}
+    by_level: dict[str, Decimal] = {}
+    by_issuer: dict[str, Decimal] = {}
+    for credential, status in rows:
+        totals[status] += credential.credits
+        if status is CredentialStatus.ACTIVE:
+            by_level[credential.level] = by_level.get(credential.level, Decimal(0)) + (
+                credential.credits
+            )
+            by_issuer[credential.issuer_id] = by_issuer.get(credential.issuer_id, Decimal(0)) + (
+                credential.credits
+            )
+    window_start = instant - timedelta(days=365)
+    last_365 = sum(
+        (
+            c.credits
+            for c, s in rows
+            if s is not CredentialStatus.REVOKED and window_start < c.completed_at <= instant
+        ),
+        Decimal(0),
+    )
+    return TranscriptView(
+        learner_id=state.learner_id,
+        as_of=instant,
+        last_sequence=state.last_sequence,
+        ledger_position=state.ledger_position,
+        credentials=rows,
+        total_credits=sum(totals.values(), Decimal(0)),
+        active_credits=totals[CredentialStatus.ACTIVE],
+        revoked_credits=totals[CredentialStatus.REVOKED],
+        expired_credits=totals[CredentialStatus.EXPIRED],
+        active_by_level=by_level,
+        active_by_issuer=by_issuer,
+        credits_last_365_days=last_365,
+        exceeds_annual_limit=max_credits_in_any_year(
+            [c for c, s in rows if s is not CredentialStatus.REVOKED]
+        )
+        > annual_limit,
+    )
+
+
+def max_credits_in_any_year(credentials: Iterable[Credential]) -> Decimal:
+    """The most credit completed within any 365 days (DESIGN.md flags more than 40)."""
+    ordered = sorted(credentials, key=lambda c: c.completed_at)
+    best = Decimal(0)
+    window = Decimal(0)
+    start = 0
+    for credential in ordered:
+        window += credential.credits
+        while ordered[start].completed_at <= credential.completed_at - timedelta(days=365):
+            window -= ordered[start].credits
+            start += 1
+        best = max(best, window)
+    return best
+
+
+def _text(payload: Mapping[str, JsonValue], key: str) -> str:
+    value = payload.get(key)
+    if not isinstance(value, str):
+        raise ValueError(f"entry payload field {key!r} must be a string, got {value!r}")
+    return value

@@ -1,0 +1,1 @@
+"""PostgreSQL adapter: connection pools, the migration runner and the credit-log repository."""
