@@ -71,7 +71,7 @@ def test_changed_payload_is_found_at_its_entry() -> None:
 def test_rechained_history_passes_the_chain_but_not_the_signed_checkpoint() -> None:
     entries = chain(3)
     key = Ed25519PrivateKey.generate()
-    signed = sign_checkpoint(Checkpoint(3, heads_root([head_of(entries[-1])]), 1, NOW), key)
+    signed = sign_checkpoint(Checkpoint(3, 1000, heads_root([head_of(entries[-1])]), 1, NOW), key)
     # An insider rewrites entry 2 and re-chains everything after it consistently.
     rewritten = [entries[0]]
     for original in entries[1:]:
@@ -90,8 +90,8 @@ def test_rechained_history_passes_the_chain_but_not_the_signed_checkpoint() -> N
 
 def test_signature_fails_for_another_key_or_a_changed_statement() -> None:
     key = Ed25519PrivateKey.generate()
-    signed = sign_checkpoint(Checkpoint(10, bytes(32), 2, NOW), key)
-    other = sign_checkpoint(Checkpoint(10, bytes(32), 2, NOW), Ed25519PrivateKey.generate())
+    signed = sign_checkpoint(Checkpoint(10, 1000, bytes(32), 2, NOW), key)
+    other = sign_checkpoint(Checkpoint(10, 1000, bytes(32), 2, NOW), Ed25519PrivateKey.generate())
     tampered = dataclasses.replace(
         signed, checkpoint=dataclasses.replace(signed.checkpoint, position=11)
     )

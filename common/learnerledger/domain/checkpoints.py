@@ -20,7 +20,16 @@ from learnerledger.domain.instants import format_instant
 
 @dataclass(frozen=True, slots=True)
 class Checkpoint:
+    """A statement of the log head.
+
+    ``tx_horizon`` fixes which rows it covers: every row written by a transaction older than it
+    (all of those had finished when the checkpoint was taken, so the set can never change).
+    ``position`` is the highest position among them, ``root_hash`` the root over every learner's
+    chain head within them (``hash_chain.heads_root``).
+    """
+
     position: int
+    tx_horizon: int
     root_hash: bytes
     learner_count: int
     signed_at: datetime
@@ -30,6 +39,7 @@ class Checkpoint:
         return rfc8785.dumps(
             {
                 "position": self.position,
+                "tx_horizon": self.tx_horizon,
                 "root_hash": self.root_hash.hex(),
                 "learner_count": self.learner_count,
                 "signed_at": format_instant(self.signed_at),

@@ -1,1 +1,1 @@
-"""kafka"""
+"""Kafka adapter: topics, producers and consumers as the services use them."""

@@ -1,1 +1,76 @@
-"""observability"""
+"""Structured logs (structlog), Prometheus metrics and W3C trace context for every service."""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import sys
+
+import structlog
+from prometheus_client import start_http_server
+
+_SECRET_KEYS = frozenset({"token", "authorization", "password", "api_token", "secret"})
+
+
+def _drop_secrets(
+    _logger: object, _method: str, event_dict: structlog.types.EventDict
+) -> structlog.types.EventDict:
+    for key in list(event_dict):
+        if key.lower() in _SECRET_KEYS:
+            event_dict[key] = "***"
+    return event_dict
+
+
+def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
+    """One JSON object per line on stderr (``fmt="console"`` for people at a terminal).
+
+    Newlines and control characters inside values are escaped by the JSON renderer, so a hostile
+    string cannot forge a second log line.
+    """
+    renderer: structlog.types.Processor = (
+        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        if fmt == "console"
+        else structlog.processors.JSONRenderer()
+    )
+    logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    structlog.configure(
+        processors=[
+            structlog.contextvars.merge_contextvars,
+            structlog.processors.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+            renderer,
+        ],
+        wrapper_class=structlog.make_filtering_bound_logger(
+            logging.getLevelNamesMapping().get(level.upper(), logging.INFO)
+        ),
+        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        cache_logger_on_first_use=True,
+    )
+    structlog.contextvars.bind_contextvars(service=service, pid=os.getpid())
+
+
+def serve_metrics(port: int) -> None:
+    """Expose /metrics for Prometheus on ``port`` (0 disables)."""
+    if port:
+        start_http_server(port, addr=os.environ.get("METRICS_BIND_ADDRESS", "127.0.0.1"))
+
+
+# W3C trace context (https://www.w3.org/TR/trace-context/) -----------------------------------
+TRACEPARENT = "traceparent"
+
+
+def new_traceparent() -> str:
+    """A fresh ``traceparent`` for work that arrives without one."""
+    return f"00-{secrets.token_hex(16)}-{secrets.token_hex(8)}-01"
+
+
+def child_traceparent(parent: str | None) -> str:
+    """Continue ``parent``'s trace with a new span id (or start a trace if it is malformed)."""
+    if parent:
+        parts = parent.split("-")
+        if len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+            return f"{parts[0]}-{parts[1]}-{secrets.token_hex(8)}-{parts[3]}"
+    return new_traceparent()

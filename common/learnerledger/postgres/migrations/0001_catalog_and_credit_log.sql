@@ -125,6 +125,7 @@ CREATE TABLE relay_progress (
 CREATE TABLE checkpoints (
     checkpoint_id bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     position      bigint NOT NULL,
+    tx_horizon    xid8 NOT NULL,
     root_hash     bytea NOT NULL CHECK (length(root_hash) = 32),
     learner_count bigint NOT NULL,
     signed_at     timestamptz NOT NULL,

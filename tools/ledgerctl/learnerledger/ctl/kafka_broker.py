@@ -18,6 +18,7 @@ import asyncio
 import base64
 import contextlib
 import hashlib
+import logging
 import os
 import re
 import shutil
@@ -27,7 +28,7 @@ import time
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from learnerledger.ctl import processes
 from learnerledger.ctl.stack_errors import (
@@ -38,6 +39,9 @@ from learnerledger.ctl.stack_errors import (
     MavenMissing,
     StackError,
 )
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 KAFKA_VERSION = "4.3.1"
 BROKER_MAIN = "kafka.Kafka"
@@ -140,7 +144,9 @@ def resolve_jars(libs_dir: Path, pom: Path | None = None) -> Path:
             done = subprocess.run(cmd, capture_output=True, text=True, check=False, timeout=900)
         except subprocess.TimeoutExpired as exc:
             shutil.rmtree(staging, ignore_errors=True)
-            raise KafkaJarsUnavailable("Maven took longer than 15 minutes; check the network") from exc
+            raise KafkaJarsUnavailable(
+                "Maven took longer than 15 minutes; check the network"
+            ) from exc
         if done.returncode != 0 or not any(staging.glob("kafka_2.13-*.jar")):
             shutil.rmtree(staging, ignore_errors=True)
             output = (done.stdout + done.stderr).strip().splitlines()[-30:]
@@ -223,6 +229,13 @@ class KafkaBroker:
     def running_pid(self) -> int | None:
         """Pid of this state dir's broker JVM if it is running."""
         return processes.owned_pid(self.pid_file, self.marker)
+
+    def config_matches(self) -> bool:
+        """True if the running broker was started with the settings we would write now."""
+        try:
+            return self.properties_file.read_text() == self.server_properties()
+        except OSError:
+            return False
 
     def log_tail(self, lines: int = 30) -> str:
         text = processes.tail(self.server_log, lines)
@@ -397,7 +410,8 @@ class KafkaBroker:
             try:
                 return check_kafka(self.bootstrap, timeout=min(5.0, max(1.0, timeout)))
             except StackError as exc:
-                last_error = str(exc)
+                cause = exc.__cause__
+                last_error = f"{type(cause).__name__}: {cause}" if cause else str(exc)
             if time.monotonic() >= deadline:
                 raise ComponentFailedToStart(
                     "kafka",
@@ -427,7 +441,8 @@ def check_kafka(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
     Raises :class:`ComponentUnreachable` (naming ``KAFKA_BOOTSTRAP_SERVERS``) on failure.
     """
     try:
-        return processes.run_coro(_describe_cluster(bootstrap, timeout))
+        with _quiet_aiokafka():
+            return processes.run_coro(_describe_cluster(bootstrap, timeout))
     except Exception as exc:
         raise ComponentUnreachable(
             f"Kafka at {bootstrap} did not answer a metadata request within {timeout:.0f}s "
@@ -436,16 +451,28 @@ def check_kafka(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
         ) from exc
 
 
-async def _describe_cluster(bootstrap: str, timeout: float) -> dict[str, Any]:
+@contextlib.contextmanager
+def _quiet_aiokafka() -> Iterator[None]:
+    """aiokafka logs every refused connection at ERROR; a probe reports failure itself."""
+    logger = logging.getLogger("aiokafka")
+    previous = logger.level
+    logger.setLevel(logging.CRITICAL)
+    try:
+        yield
+    finally:
+        logger.setLevel(previous)
+
+
+async def _describe_cluster(bootstrap: str, seconds: float) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="ledgerctl-stack-check",
-        request_timeout_ms=max(1000, int(timeout * 1000)),
+        request_timeout_ms=max(1000, int(seconds * 1000)),
     )
     try:
-        async with asyncio.timeout(timeout):
+        async with asyncio.timeout(seconds):
             await admin.start()
             info: dict[str, Any] = await admin.describe_cluster()
     finally:

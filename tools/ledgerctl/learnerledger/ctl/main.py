@@ -1,1 +1,397 @@
-def main() -> None: ...
+"""``ledgerctl``: run the services, manage the local stack, the catalog and the ledger.
+
+Every subcommand reads its settings from the environment (``DATABASE_URL``,
+``KAFKA_BOOTSTRAP_SERVERS``, ...). Errors a user can fix are printed as one message naming the
+setting or argument to change, with exit code 2; a broken ledger (``verify``) exits 1.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+from collections.abc import Callable, Coroutine
+from pathlib import Path
+from typing import Any
+
+from pydantic import ValidationError
+
+from learnerledger.config import CommonSettings
+
+Handler = Callable[[argparse.Namespace], Coroutine[Any, Any, int] | int]
+
+
+class UsageProblem(Exception):
+    """Something the user can fix; printed without a traceback."""
+
+
+def _settings() -> CommonSettings:
+    return CommonSettings()
+
+
+# stack ---------------------------------------------------------------------------------------
+def cmd_stack_up(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.stack import StackConfig, stack_up
+
+    info = stack_up(StackConfig.from_env())
+    asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
+    where = "external servers" if info.external else "local stack"
+    print(f"{where} ready: kafka {info.kafka_bootstrap}, postgres {_redact(info.database_url)}")
+    print("use it from a shell with:")
+    print(
+        f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} DATABASE_URL={info.database_url}"
+    )
+    return 0
+
+
+async def _prepare(bootstrap: str, database_url: str) -> None:
+    """Schema migrations and topics: what every service expects to find."""
+    from learnerledger.kafka.topics import ensure_topics, topic_specs
+    from learnerledger.postgres.migrations import migrate
+
+    settings = CommonSettings(kafka_bootstrap_servers=bootstrap, database_url=database_url)
+    for name in await migrate(database_url):
+        print(f"migrated: {name}")
+    for topic in await ensure_topics(bootstrap, topic_specs(settings)):
+        print(f"created topic: {topic}")
+
+
+def cmd_stack_down(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.stack import StackConfig, stack_down
+
+    stack_down(StackConfig.from_env())
+    print("local stack stopped")
+    return 0
+
+
+def cmd_stack_status(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.stack import StackConfig, format_status, stack_status
+
+    statuses = stack_status(StackConfig.from_env())
+    print(format_status(statuses))
+    return 0 if all(s.healthy for s in statuses) else 1
+
+
+# db / topics ---------------------------------------------------------------------------------
+async def cmd_db_migrate(args: argparse.Namespace) -> int:
+    from learnerledger.postgres.migrations import migrate
+
+    applied = await migrate(_settings().database_url)
+    print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
+    return 0
+
+
+async def cmd_topics_create(args: argparse.Namespace) -> int:
+    from learnerledger.kafka.topics import ensure_topics, topic_specs
+
+    settings = _settings()
+    created = await ensure_topics(
+        settings.kafka_bootstrap_servers,
+        topic_specs(settings),
+        replication_factor=args.replication_factor,
+        min_insync_replicas=args.min_insync_replicas,
+    )
+    print("\n".join(f"created {name}" for name in created) or "all topics exist")
+    return 0
+
+
+# serve ---------------------------------------------------------------------------------------
+def cmd_serve(args: argparse.Namespace) -> int:
+    if args.service == "ledger":
+        from learnerledger.ledger.service import main as serve
+    elif args.service == "gateway":
+        from learnerledger.gateway.service import main as serve
+    elif args.service == "query":
+        from learnerledger.query.service import main as serve
+    else:
+        from learnerledger.query.projector import main as serve
+    serve()
+    return 0
+
+
+# catalog, partners and tokens ------------------------------------------------------------------
+async def _with_connection(action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
+    from learnerledger.postgres.pool import create_pool
+
+    pool = await create_pool(_settings().database_url, role="ll_admin", max_size=1)
+    try:
+        async with pool.acquire() as connection:
+            return await action(connection)
+    finally:
+        await pool.close()
+
+
+async def cmd_issuer_add(args: argparse.Namespace) -> int:
+    from learnerledger.postgres import catalog
+
+    async def add(connection: Any) -> int:
+        await catalog.add_issuer(connection, args.issuer_id, args.name or args.issuer_id)
+        print(f"issuer {args.issuer_id} added")
+        return 0
+
+    return await _with_connection(add)
+
+
+async def cmd_university_add(args: argparse.Namespace) -> int:
+    from learnerledger.postgres import catalog
+
+    async def add(connection: Any) -> int:
+        await catalog.add_university(
+            connection, args.university_id, args.name or args.university_id
+        )
+        print(f"university {args.university_id} added")
+        return 0
+
+    return await _with_connection(add)
+
+
+def _token_command(kind: str) -> Handler:
+    async def issue(args: argparse.Namespace) -> int:
+        from learnerledger.postgres import catalog
+
+        async def create(connection: Any) -> int:
+            principal = getattr(args, "principal_id", None) or "ops"
+            token_id, token = await catalog.issue_token(
+                connection, catalog.PrincipalKind(kind), principal
+            )
+            print(f"token {token_id} for {kind} {principal} (shown once, stored only as a hash):")
+            print(token)
+            return 0
+
+        return await _with_connection(create)
+
+    return issue
+
+
+async def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from learnerledger.postgres import catalog
+
+    async def revoke(connection: Any) -> int:
+        await catalog.revoke_token(connection, args.token_id)
+        print(f"token {args.token_id} revoked")
+        return 0
+
+    return await _with_connection(revoke)
+
+
+async def cmd_course_add(args: argparse.Namespace) -> int:
+    from learnerledger.domain.catalog import Course, CreditRecommendation, parse_level
+    from learnerledger.postgres import catalog
+
+    course = Course(
+        course_id=args.course_id,
+        issuer_id=args.issuer,
+        title=args.title,
+        level=parse_level(args.level),
+        notional_hours=args.hours,
+        credit_recommendation=CreditRecommendation.APPROVED
+        if args.approved
+        else CreditRecommendation.PENDING,
+        skills=tuple(args.skill or ()),
+    )
+
+    async def add(connection: Any) -> int:
+        await catalog.add_course(connection, course)
+        print(f"course {course.course_id} added ({course.credit_recommendation.value})")
+        return 0
+
+    return await _with_connection(add)
+
+
+def _course_state_command(state: str) -> Handler:
+    async def change(args: argparse.Namespace) -> int:
+        from learnerledger.domain.catalog import CreditRecommendation
+        from learnerledger.postgres import catalog
+
+        async def update(connection: Any) -> int:
+            course = await catalog.set_recommendation(
+                connection, args.course_id, CreditRecommendation(state)
+            )
+            print(f"course {course.course_id}: credit recommendation {state}")
+            return 0
+
+        return await _with_connection(update)
+
+    return change
+
+
+async def cmd_course_list(args: argparse.Namespace) -> int:
+    from learnerledger.postgres import catalog
+
+    async def show(connection: Any) -> int:
+        courses = await catalog.list_courses(connection, issuer_id=args.issuer, limit=10_000)
+        print(f"{'course':<24} {'issuer':<16} {'level':>5} {'hours':>6}  state      title")
+        for c in courses:
+            print(
+                f"{c.course_id:<24} {c.issuer_id:<16} {c.level!s:>5} {c.notional_hours:>6}  "
+                f"{c.credit_recommendation.value:<10} {c.title}"
+            )
+        return 0
+
+    return await _with_connection(show)
+
+
+# ledger --------------------------------------------------------------------------------------
+async def cmd_verify(args: argparse.Namespace) -> int:
+    from learnerledger.ledger.settings import LedgerSettings
+    from learnerledger.ledger.verification import load_signing_key, public_key_of, verify_ledger
+
+    settings = LedgerSettings()
+    trusted: bytes | None = None
+    if args.public_key:
+        trusted = bytes.fromhex(args.public_key)
+    elif settings.checkpoint_signing_key_file is not None:
+        trusted = public_key_of(load_signing_key(settings.checkpoint_signing_key_file))
+
+    async def check(connection: Any) -> int:
+        report = await verify_ledger(
+            connection, learner_id=args.learner, trusted_public_key=trusted
+        )
+        print(
+            f"checked {report.entries_checked} entries of {report.learners_checked} learners, "
+            f"{report.checkpoints_checked} checkpoint(s)"
+        )
+        if report.first_break is not None:
+            b = report.first_break
+            print(f"BROKEN: learner {b.learner_id} sequence {b.sequence}: {b.reason}")
+            print(f"  expected {b.expected_hash.hex()}\n  stored   {b.stored_hash.hex()}")
+        if report.checkpoint_problem is not None:
+            print(f"BROKEN: {report.checkpoint_problem}")
+        if report.ok:
+            print("ledger verified: every chain and the latest checkpoint match")
+        return 0 if report.ok else 1
+
+    return await _with_connection(check)
+
+
+def cmd_keys_generate(args: argparse.Namespace) -> int:
+    from learnerledger.ledger.verification import generate_signing_key
+
+    path = Path(args.path)
+    if path.exists():
+        raise UsageProblem(f"{path} exists; refusing to overwrite a signing key")
+    public = generate_signing_key(path)
+    print(f"signing key written to {path}; public key (give to verifiers): {public.hex()}")
+    return 0
+
+
+def _redact(dsn: str) -> str:
+    from learnerledger.postgres.errors import redact
+
+    return redact(dsn)
+
+
+# parser --------------------------------------------------------------------------------------
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="ledgerctl", description=__doc__.splitlines()[0])
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    def command(group: Any, name: str, handler: Handler, help_text: str) -> argparse.ArgumentParser:
+        sub: argparse.ArgumentParser = group.add_parser(name, help=help_text)
+        sub.set_defaults(handler=handler)
+        return sub
+
+    def group(name: str, help_text: str) -> Any:
+        sub = commands.add_parser(name, help=help_text)
+        return sub.add_subparsers(dest=f"{name}_command", required=True, metavar="ACTION")
+
+    stack = group("stack", "the local Kafka + PostgreSQL stack")
+    command(stack, "up", cmd_stack_up, "start (or reuse) Kafka and PostgreSQL, migrate, topics")
+    command(stack, "down", cmd_stack_down, "stop what `stack up` started")
+    command(stack, "status", cmd_stack_status, "each component, its address, pid and health")
+
+    db = group("db", "the PostgreSQL schema")
+    command(db, "migrate", cmd_db_migrate, "apply pending schema migrations")
+
+    topics = group("topics", "Kafka topics")
+    create = command(topics, "create", cmd_topics_create, "create missing topics with retention")
+    create.add_argument("--replication-factor", type=int, default=1)
+    create.add_argument("--min-insync-replicas", type=int, default=1)
+
+    serve = command(commands, "serve", cmd_serve, "run one service in the foreground")
+    serve.add_argument("service", choices=["gateway", "ledger", "query", "projector"])
+
+    issuer = group("issuer", "partners that certify learning")
+    add = command(issuer, "add", cmd_issuer_add, "register an issuer")
+    add.add_argument("issuer_id")
+    add.add_argument("--name", help="display name")
+    token = command(issuer, "token", _token_command("issuer"), "create an API token (shown once)")
+    token.add_argument("principal_id", metavar="issuer_id")
+
+    university = group("university", "universities that read transcripts")
+    add = command(university, "add", cmd_university_add, "register a university")
+    add.add_argument("university_id")
+    add.add_argument("--name", help="display name")
+    token = command(
+        university, "token", _token_command("university"), "create an API token (shown once)"
+    )
+    token.add_argument("principal_id", metavar="university_id")
+
+    tokens = group("token", "API tokens")
+    command(tokens, "admin", _token_command("admin"), "create an admin API token (shown once)")
+    revoke = command(tokens, "revoke", cmd_token_revoke, "revoke a token by its id")
+    revoke.add_argument("token_id")
+
+    course = group("course", "the course catalog")
+    add = command(course, "add", cmd_course_add, "add a course (pending unless --approved)")
+    add.add_argument("course_id")
+    add.add_argument("--issuer", required=True)
+    add.add_argument("--title", required=True)
+    add.add_argument("--level", required=True, help="NCrF level: 4.5, 5, 5.5, 6, 6.5, 7 or 8")
+    add.add_argument("--hours", type=int, required=True, help="notional learning hours")
+    add.add_argument("--skill", action="append")
+    add.add_argument("--approved", action="store_true", help="approve its credit recommendation")
+    for state, verb in (("approved", "approve"), ("withdrawn", "withdraw")):
+        change = command(course, verb, _course_state_command(state), f"{verb} a course")
+        change.add_argument("course_id")
+    listing = command(course, "list", cmd_course_list, "list courses")
+    listing.add_argument("--issuer")
+
+    verify = command(commands, "verify", cmd_verify, "recompute every chain and checkpoint")
+    verify.add_argument("--learner", help="only this learner's chain")
+    verify.add_argument("--public-key", help="trusted checkpoint key (hex); default from settings")
+
+    keys = group("keys", "checkpoint signing keys")
+    generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
+    generate.add_argument("path")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    sys.exit(run(args))
+
+
+def run(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.stack_errors import StackError
+    from learnerledger.domain.catalog import InvalidCourse
+    from learnerledger.postgres.catalog import AlreadyExists, NotFound
+    from learnerledger.postgres.pool import DatabaseUnavailable
+
+    try:
+        result = args.handler(args)
+        if asyncio.iscoroutine(result):
+            result = asyncio.run(result)
+        return int(result)
+    except ValidationError as exc:
+        for error in exc.errors():
+            name = str(error["loc"][0]).upper() if error["loc"] else "settings"
+            print(f"ledgerctl: setting {name}: {error['msg']}", file=sys.stderr)
+        return 2
+    except (
+        StackError,
+        DatabaseUnavailable,
+        AlreadyExists,
+        NotFound,
+        InvalidCourse,
+        UsageProblem,
+        OSError,
+    ) as exc:
+        print(f"ledgerctl: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    main()

@@ -39,7 +39,7 @@ def run_coro(coro: Coroutine[Any, Any, T]) -> T:
     def target() -> None:
         try:
             box["value"] = asyncio.run(coro)
-        except BaseException as exc:  # re-raised in the caller's thread
+        except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
             box["error"] = exc
 
     thread = threading.Thread(target=target, name="ledgerctl-stack-check", daemon=True)

@@ -1,0 +1,306 @@
+"""Between the wire (protobuf, ``learnerledger.v1``) and the domain.
+
+Decoding is strict: bytes that are not a valid event raise :class:`UndecodableEvent` with a
+machine-readable reason, and the ledger sends them to the dead-letter topic.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from google.protobuf.message import DecodeError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from learnerledger.domain.entries import Entry, EntryKind
+from learnerledger.domain.events import (
+    CURRENT_SCHEMA_VERSION,
+    CompletionSubmitted,
+    ConsentGrantRequested,
+    ConsentRevokeRequested,
+    Envelope,
+    LedgerRequest,
+    Result,
+    RevocationRequested,
+)
+from learnerledger.domain.instants import parse_instant
+from learnerledger.v1 import common_pb2, events_pb2
+
+LEVEL_TO_PROTO: dict[str, int] = {
+    "4.5": common_pb2.NCRF_LEVEL_4_5,
+    "5": common_pb2.NCRF_LEVEL_5,
+    "5.5": common_pb2.NCRF_LEVEL_5_5,
+    "6": common_pb2.NCRF_LEVEL_6,
+    "6.5": common_pb2.NCRF_LEVEL_6_5,
+    "7": common_pb2.NCRF_LEVEL_7,
+    "8": common_pb2.NCRF_LEVEL_8,
+}
+PROTO_TO_LEVEL: dict[int, str] = {v: k for k, v in LEVEL_TO_PROTO.items()}
+RESULT_TO_PROTO = {
+    Result.PASS: common_pb2.COMPLETION_RESULT_PASS,
+    Result.FAIL: common_pb2.COMPLETION_RESULT_FAIL,
+}
+PROTO_TO_RESULT = {v: k for k, v in RESULT_TO_PROTO.items()}
+KIND_TO_PROTO = {
+    EntryKind.CREDIT_AWARDED: events_pb2.ENTRY_KIND_CREDIT_AWARDED,
+    EntryKind.RECORDED_WITHOUT_CREDIT: events_pb2.ENTRY_KIND_RECORDED_WITHOUT_CREDIT,
+    EntryKind.CREDIT_REVOKED: events_pb2.ENTRY_KIND_CREDIT_REVOKED,
+    EntryKind.CONSENT_GRANTED: events_pb2.ENTRY_KIND_CONSENT_GRANTED,
+    EntryKind.CONSENT_REVOKED: events_pb2.ENTRY_KIND_CONSENT_REVOKED,
+}
+HOURS_BASIS_TO_PROTO = {
+    "ncrf": common_pb2.HOURS_BASIS_NCRF,
+    "nheqf_theory": common_pb2.HOURS_BASIS_NHEQF_THEORY,
+    "nheqf_practical": common_pb2.HOURS_BASIS_NHEQF_PRACTICAL,
+}
+NO_CREDIT_TO_PROTO = {
+    "course_not_approved": events_pb2.NO_CREDIT_REASON_COURSE_NOT_APPROVED,
+    "result_fail": events_pb2.NO_CREDIT_REASON_RESULT_FAIL,
+    "zero_credits": events_pb2.NO_CREDIT_REASON_ZERO_CREDITS,
+}
+
+
+class UndecodableEvent(Exception):
+    """The bytes are not an event this reader understands."""
+
+    def __init__(self, reason: str, detail: str) -> None:
+        super().__init__(f"{reason}: {detail}")
+        self.reason = reason
+        self.detail = detail
+
+
+# Upcasters: each turns an event of schema version N into version N + 1, in place. A reader of
+# version CURRENT_SCHEMA_VERSION applies them in order to anything older it meets (a replay of
+# old topics, a re-drive of old rejections). Version 1 is the first; add one entry per bump.
+Upcaster = Callable[[events_pb2.CompletionEvent], None]
+UPCASTERS: dict[int, Upcaster] = {}
+
+
+def upcast(event: events_pb2.CompletionEvent, *, target: int = CURRENT_SCHEMA_VERSION) -> None:
+    version = event.envelope.schema_version
+    if version < 1 or version > target:
+        raise UndecodableEvent(
+            "unsupported_schema_version",
+            f"schema_version {version} (this reader understands 1..{target})",
+        )
+    while version < target:
+        UPCASTERS[version](event)
+        version += 1
+        event.envelope.schema_version = version
+
+
+def to_timestamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp
+
+
+def from_timestamp(stamp: Timestamp) -> datetime:
+    return stamp.ToDatetime(tzinfo=UTC)
+
+
+def decode_completion_event(value: bytes | None) -> LedgerRequest:
+    """Decode a ``completions.v1`` record value into a domain request."""
+    if not value:
+        raise UndecodableEvent("empty_value", "the record has no value")
+    event = events_pb2.CompletionEvent()
+    try:
+        event.ParseFromString(value)
+    except DecodeError as exc:
+        raise UndecodableEvent("not_protobuf", f"cannot parse CompletionEvent: {exc}") from exc
+    if not event.HasField("envelope"):
+        raise UndecodableEvent("missing_envelope", "CompletionEvent has no envelope")
+    upcast(event)
+    env = event.envelope
+    try:
+        event_id = uuid.UUID(env.event_id)
+    except ValueError as exc:
+        raise UndecodableEvent(
+            "invalid_event_id", f"event_id {env.event_id!r} is not a UUID"
+        ) from exc
+    envelope = Envelope(
+        event_id=event_id,
+        schema_version=env.schema_version,
+        occurred_at=_instant(env.occurred_at, "envelope.occurred_at"),
+        issuer_id=env.issuer_id,
+        learner_id=env.learner_id,
+    )
+    match event.WhichOneof("event"):
+        case "completion_submitted":
+            c = event.completion_submitted.completion
+            if c.result not in PROTO_TO_RESULT:
+                raise UndecodableEvent("invalid_field", "completion.result is unspecified")
+            if c.learner_id != env.learner_id:
+                raise UndecodableEvent(
+                    "invalid_field", "completion.learner_id differs from envelope"
+                )
+            which = c.WhichOneof("assessment")
+            return CompletionSubmitted(
+                envelope=envelope,
+                completion_id=c.completion_id,
+                course_id=c.course_id,
+                completed_at=_instant(c.completed_at, "completion.completed_at"),
+                result=PROTO_TO_RESULT[c.result],
+                score=c.score if which == "score" else None,
+                grade=c.grade if which == "grade" else None,
+                evidence_url=c.evidence_url,
+            )
+        case "revocation_requested":
+            r = event.revocation_requested
+            return RevocationRequested(envelope, r.completion_id, r.reason)
+        case "consent_grant_requested":
+            return ConsentGrantRequested(envelope, event.consent_grant_requested.university_id)
+        case "consent_revoke_requested":
+            return ConsentRevokeRequested(envelope, event.consent_revoke_requested.university_id)
+        case _:
+            raise UndecodableEvent("missing_event", "CompletionEvent carries no event")
+
+
+def encode_completion_event(request: LedgerRequest) -> bytes:
+    env = request.envelope
+    event = events_pb2.CompletionEvent(
+        envelope=events_pb2.EventEnvelope(
+            event_id=str(env.event_id),
+            schema_version=env.schema_version,
+            occurred_at=to_timestamp(env.occurred_at),
+            issuer_id=env.issuer_id,
+            learner_id=env.learner_id,
+        )
+    )
+    match request:
+        case CompletionSubmitted():
+            completion = common_pb2.Completion(
+                completion_id=request.completion_id,
+                learner_id=env.learner_id,
+                course_id=request.course_id,
+                completed_at=to_timestamp(request.completed_at),
+                result=RESULT_TO_PROTO[request.result],
+                evidence_url=request.evidence_url,
+            )
+            if request.score is not None:
+                completion.score = request.score
+            elif request.grade is not None:
+                completion.grade = request.grade
+            event.completion_submitted.completion.CopyFrom(completion)
+        case RevocationRequested():
+            event.revocation_requested.completion_id = request.completion_id
+            event.revocation_requested.reason = request.reason
+        case ConsentGrantRequested():
+            event.consent_grant_requested.university_id = request.university_id
+        case ConsentRevokeRequested():
+            event.consent_revoke_requested.university_id = request.university_id
+    return event.SerializeToString(deterministic=True)
+
+
+def encode_ledger_entry(entry: Entry) -> bytes:
+    """A ``ledger.entries.v1`` value: the entry, its hashes and the exact bytes hashed."""
+    message = events_pb2.LedgerEntry(
+        position=entry.position or 0,
+        learner_id=entry.learner_id,
+        sequence=entry.sequence,
+        kind=KIND_TO_PROTO[entry.kind],
+        rules_version=entry.rules_version,
+        source_event_id=str(entry.source_event_id),
+        source_partition=entry.source_partition or 0,
+        source_offset=entry.source_offset or 0,
+        prev_hash=entry.prev_hash,
+        entry_hash=entry.entry_hash,
+        recorded_at=to_timestamp(entry.recorded_at),
+        canonical_json=entry.canonical_json,
+    )
+    p = entry.payload
+    match entry.kind:
+        case EntryKind.CREDIT_AWARDED:
+            detail = message.credit_awarded
+            detail.issuer_id, detail.completion_id = str(p["issuer_id"]), str(p["completion_id"])
+            detail.course_id, detail.level = str(p["course_id"]), LEVEL_TO_PROTO[str(p["level"])]
+            detail.notional_hours = int(str(p["notional_hours"]))
+            detail.credits = float(str(p["credits"]))
+            detail.hours_basis = HOURS_BASIS_TO_PROTO[str(p["hours_basis"])]
+            detail.completed_at.CopyFrom(to_timestamp(parse_instant(str(p["completed_at"]))))
+            detail.valid_until.CopyFrom(to_timestamp(parse_instant(str(p["valid_until"]))))
+            detail.evidence_url = str(p.get("evidence_url") or "")
+            detail.result = RESULT_TO_PROTO[Result(str(p["result"]))]
+            if p.get("score") is not None:
+                detail.score = float(str(p["score"]))
+            elif p.get("grade") is not None:
+                detail.grade = str(p["grade"])
+        case EntryKind.RECORDED_WITHOUT_CREDIT:
+            without = message.recorded_without_credit
+            without.issuer_id, without.completion_id = str(p["issuer_id"]), str(p["completion_id"])
+            without.course_id = str(p["course_id"])
+            without.reason = NO_CREDIT_TO_PROTO[str(p["no_credit_reason"])]
+            without.completed_at.CopyFrom(to_timestamp(parse_instant(str(p["completed_at"]))))
+            without.result = RESULT_TO_PROTO[Result(str(p["result"]))]
+        case EntryKind.CREDIT_REVOKED:
+            revoked = message.credit_revoked
+            revoked.issuer_id, revoked.completion_id = str(p["issuer_id"]), str(p["completion_id"])
+            revoked.revoked_sequence = int(str(p["revoked_sequence"]))
+            revoked.credits = float(str(p["credits"]))
+            revoked.reason = str(p.get("reason") or "")
+        case EntryKind.CONSENT_GRANTED:
+            message.consent_granted.university_id = str(p["university_id"])
+        case EntryKind.CONSENT_REVOKED:
+            message.consent_revoked.university_id = str(p["university_id"])
+    return message.SerializeToString(deterministic=True)
+
+
+def decode_ledger_entry(value: bytes) -> Entry:
+    """Rebuild the domain entry from a ``ledger.entries.v1`` value.
+
+    The payload is taken from ``canonical_json`` (the bytes that were hashed), so what a reader
+    folds is exactly what the chain vouches for.
+    """
+    message = events_pb2.LedgerEntry()
+    try:
+        message.ParseFromString(value)
+        document = json.loads(message.canonical_json)
+    except (DecodeError, ValueError) as exc:
+        raise UndecodableEvent("invalid_ledger_entry", str(exc)) from exc
+    return Entry(
+        learner_id=message.learner_id,
+        sequence=message.sequence,
+        kind=EntryKind(document["kind"]),
+        payload=document["payload"],
+        rules_version=message.rules_version,
+        source_event_id=uuid.UUID(message.source_event_id),
+        recorded_at=parse_instant(document["recorded_at"]),
+        prev_hash=message.prev_hash,
+        entry_hash=message.entry_hash,
+        canonical_json=bytes(message.canonical_json),
+        position=message.position,
+        source_partition=message.source_partition,
+        source_offset=message.source_offset,
+    )
+
+
+def encode_dead_letter(
+    *,
+    original_key: bytes | None,
+    original_value: bytes | None,
+    reason: str,
+    detail: str,
+    source_topic: str,
+    source_partition: int,
+    source_offset: int,
+) -> bytes:
+    return events_pb2.DeadLetter(
+        original_key=original_key or b"",
+        original_value=original_value or b"",
+        reason=reason,
+        detail=detail,
+        source_topic=source_topic,
+        source_partition=source_partition,
+        source_offset=source_offset,
+    ).SerializeToString(deterministic=True)
+
+
+def _instant(stamp: Timestamp, field: str) -> datetime:
+    if stamp.seconds == 0 and stamp.nanos == 0:
+        raise UndecodableEvent("invalid_field", f"{field} is not set")
+    try:
+        return from_timestamp(stamp)
+    except (ValueError, OverflowError) as exc:
+        raise UndecodableEvent("invalid_field", f"{field} is out of range") from exc

@@ -1,0 +1,91 @@
+"""The topics of DESIGN.md, created with their partitions and retention.
+
+Retention (also in OPERATIONS.md): ``completions.v1`` 7 days (the ledger consumes within
+seconds; a replay of requests older than that comes from the rejections table or partners),
+``ledger.entries.v1`` forever (projections can always be rebuilt from Kafka as well as from the
+log), ``completions.dlq.v1`` 30 days (the rejections table keeps the bytes indefinitely).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from dataclasses import dataclass
+from typing import Any
+
+from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+from aiokafka.errors import TopicAlreadyExistsError
+
+from learnerledger.config import CommonSettings
+
+DAY_MS = 24 * 60 * 60 * 1000
+
+
+@dataclass(frozen=True, slots=True)
+class TopicSpec:
+    name: str
+    partitions: int
+    retention_ms: int  # -1: forever
+
+    def configs(self, min_insync_replicas: int) -> dict[str, str]:
+        return {
+            "retention.ms": str(self.retention_ms),
+            "min.insync.replicas": str(min_insync_replicas),
+            "cleanup.policy": "delete",
+        }
+
+
+def topic_specs(settings: CommonSettings) -> list[TopicSpec]:
+    partitions = settings.topic_partitions
+    return [
+        TopicSpec(settings.topic_completions, partitions, 7 * DAY_MS),
+        TopicSpec(settings.topic_ledger_entries, partitions, -1),
+        TopicSpec(settings.topic_completions_dlq, partitions, 30 * DAY_MS),
+    ]
+
+
+async def ensure_topics(
+    bootstrap_servers: str,
+    specs: list[TopicSpec],
+    *,
+    replication_factor: int = 1,
+    min_insync_replicas: int = 1,
+) -> list[str]:
+    """Create the topics that do not exist yet; return the names created."""
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    await admin.start()
+    try:
+        existing = set(await admin.list_topics())
+        missing = [spec for spec in specs if spec.name not in existing]
+        if not missing:
+            return []
+        with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
+            response = await admin.create_topics(
+                [
+                    NewTopic(
+                        spec.name,
+                        spec.partitions,
+                        replication_factor,
+                        topic_configs=spec.configs(min_insync_replicas),
+                    )
+                    for spec in missing
+                ]
+            )
+            _raise_topic_errors(response)
+        return [spec.name for spec in missing]
+    finally:
+        await admin.close()
+
+
+class TopicCreationFailed(RuntimeError):
+    """The broker refused to create a topic (other than because it already exists)."""
+
+
+_TOPIC_ALREADY_EXISTS = 36
+
+
+def _raise_topic_errors(response: Any) -> None:
+    for topic_error in getattr(response, "topic_errors", ()):
+        name, code = topic_error[0], topic_error[1]
+        if code not in (0, _TOPIC_ALREADY_EXISTS):
+            message = topic_error[2] if len(topic_error) > 2 else ""
+            raise TopicCreationFailed(f"cannot create topic {name}: error {code} {message}")

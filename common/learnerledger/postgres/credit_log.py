@@ -1,0 +1,245 @@
+"""The credit log in PostgreSQL: append entries, look up facts, follow the log without skipping.
+
+Rows are only ever inserted. ``append_entries`` uses COPY (asyncpg's
+``copy_records_to_table``), the fastest bulk path; uniqueness of ``source_event_id`` and of
+``(learner_id, sequence)`` makes a replayed event or a forked chain fail the transaction
+instead of landing twice.
+"""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import asyncpg
+
+from learnerledger.domain.credit_rules import PriorEntry
+from learnerledger.domain.entries import Entry, EntryKind
+from learnerledger.domain.hash_chain import ChainHead
+
+_ENTRY_COLUMNS = (
+    "position, learner_id, sequence, kind, payload, canonical_json, rules_version, "
+    "source_event_id, source_partition, source_offset, prev_hash, entry_hash, recorded_at"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class LogCursor:
+    """Where a follower of the log stands: (transaction id, position) of the last row read."""
+
+    tx_id: int = 0
+    position: int = 0
+
+
+def entry_from_row(row: asyncpg.Record) -> Entry:
+    return Entry(
+        learner_id=row["learner_id"],
+        sequence=row["sequence"],
+        kind=EntryKind(row["kind"]),
+        payload=json.loads(row["payload"]),
+        rules_version=row["rules_version"],
+        source_event_id=row["source_event_id"],
+        recorded_at=row["recorded_at"],
+        prev_hash=bytes(row["prev_hash"]),
+        entry_hash=bytes(row["entry_hash"]),
+        canonical_json=bytes(row["canonical_json"]),
+        position=row["position"],
+        source_partition=row["source_partition"],
+        source_offset=row["source_offset"],
+    )
+
+
+async def load_heads(
+    connection: asyncpg.Connection, learner_ids: Iterable[str]
+) -> dict[str, ChainHead]:
+    rows = await connection.fetch(
+        """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash
+             FROM credit_log WHERE learner_id = ANY($1::text[])
+            ORDER BY learner_id, sequence DESC""",
+        list(set(learner_ids)),
+    )
+    return {
+        r["learner_id"]: ChainHead(r["learner_id"], r["sequence"], bytes(r["entry_hash"]))
+        for r in rows
+    }
+
+
+async def find_by_source_events(
+    connection: asyncpg.Connection, event_ids: Iterable[uuid.UUID]
+) -> dict[uuid.UUID, PriorEntry]:
+    rows = await connection.fetch(
+        "SELECT source_event_id, sequence, kind, payload FROM credit_log "
+        "WHERE source_event_id = ANY($1::uuid[])",
+        list(set(event_ids)),
+    )
+    return {
+        r["source_event_id"]: PriorEntry(
+            r["sequence"], EntryKind(r["kind"]), json.loads(r["payload"])
+        )
+        for r in rows
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class CompletionRecord:
+    """A learner's completion entry and whether it has been revoked."""
+
+    entry: PriorEntry
+    revoked: bool
+
+
+async def find_completions(
+    connection: asyncpg.Connection, keys: Iterable[tuple[str, str, str]]
+) -> dict[tuple[str, str, str], CompletionRecord]:
+    """Completion entries by (learner_id, issuer_id, completion_id), with revocation state."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        """SELECT learner_id, issuer_id, completion_id,
+                  max(sequence) FILTER (WHERE kind IN ('credit_awarded','recorded_without_credit'))
+                      AS sequence,
+                  (array_agg(kind ORDER BY sequence) FILTER
+                      (WHERE kind IN ('credit_awarded','recorded_without_credit')))[1] AS kind,
+                  (array_agg(payload ORDER BY sequence) FILTER
+                      (WHERE kind IN ('credit_awarded','recorded_without_credit')))[1] AS payload,
+                  bool_or(kind = 'credit_revoked') AS revoked
+             FROM credit_log
+             JOIN unnest($1::text[], $2::text[], $3::text[]) AS k(l, i, c)
+               ON learner_id = k.l AND issuer_id = k.i AND completion_id = k.c
+            GROUP BY learner_id, issuer_id, completion_id""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+        [k[2] for k in keys],
+    )
+    found = {}
+    for r in rows:
+        if r["sequence"] is None:
+            continue
+        prior = PriorEntry(r["sequence"], EntryKind(r["kind"]), json.loads(r["payload"]))
+        found[(r["learner_id"], r["issuer_id"], r["completion_id"])] = CompletionRecord(
+            prior, bool(r["revoked"])
+        )
+    return found
+
+
+async def append_entries(
+    connection: asyncpg.Connection,
+    entries: Sequence[Entry],
+) -> None:
+    """Insert ``entries`` (already chained) in one COPY. Call inside a transaction."""
+    if not entries:
+        return
+    await connection.copy_records_to_table(
+        "credit_log",
+        columns=[
+            "learner_id",
+            "sequence",
+            "kind",
+            "issuer_id",
+            "completion_id",
+            "payload",
+            "canonical_json",
+            "rules_version",
+            "source_event_id",
+            "source_partition",
+            "source_offset",
+            "prev_hash",
+            "entry_hash",
+            "recorded_at",
+        ],
+        records=[
+            (
+                e.learner_id,
+                e.sequence,
+                e.kind.value,
+                e.issuer_id,
+                e.completion_id,
+                json.dumps(e.payload, separators=(",", ":")),
+                e.canonical_json,
+                e.rules_version,
+                e.source_event_id,
+                e.source_partition,
+                e.source_offset,
+                e.prev_hash,
+                e.entry_hash,
+                e.recorded_at,
+            )
+            for e in entries
+        ],
+    )
+
+
+async def learner_entries(
+    connection: asyncpg.Connection,
+    learner_id: str,
+    *,
+    after_sequence: int = 0,
+    up_to_sequence: int | None = None,
+) -> list[Entry]:
+    rows = await connection.fetch(
+        f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE learner_id = $1 AND sequence > $2 "
+        "AND ($3::bigint IS NULL OR sequence <= $3) ORDER BY sequence",
+        learner_id,
+        after_sequence,
+        up_to_sequence,
+    )
+    return [entry_from_row(r) for r in rows]
+
+
+async def read_committed_after(
+    connection: asyncpg.Connection, cursor: LogCursor, limit: int
+) -> tuple[list[Entry], LogCursor]:
+    """The next rows of the log in commit-safe order, and the cursor after them.
+
+    Positions come from a sequence, so a transaction can take position 10, commit after the one
+    that took 11, and a reader ordered by position alone would skip 10 forever. Here rows are
+    read in (tx_id, position) order and only from transactions older than the oldest one still
+    running (``pg_snapshot_xmin``): every such transaction has committed or aborted, so no row
+    can appear later behind the cursor.
+    """
+    rows = await connection.fetch(
+        f"""SELECT tx_id::text::bigint AS tx, {_ENTRY_COLUMNS} FROM credit_log
+             WHERE (tx_id, position) > ($1::text::xid8, $2)
+               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+             ORDER BY tx_id, position LIMIT $3""",
+        str(cursor.tx_id),
+        cursor.position,
+        limit,
+    )
+    if not rows:
+        return [], cursor
+    last = rows[-1]
+    return [entry_from_row(r) for r in rows], LogCursor(last["tx"], last["position"])
+
+
+async def entry_at(connection: asyncpg.Connection, learner_id: str, sequence: int) -> Entry | None:
+    row = await connection.fetchrow(
+        f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE learner_id = $1 AND sequence = $2",
+        learner_id,
+        sequence,
+    )
+    return None if row is None else entry_from_row(row)
+
+
+async def active_consents(
+    connection: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
+) -> set[tuple[str, str]]:
+    """Which (learner_id, university_id) pairs have a consent that stands now."""
+    pairs = list(set(pairs))
+    if not pairs:
+        return set()
+    rows = await connection.fetch(
+        """SELECT DISTINCT ON (learner_id, payload->>'university_id')
+                  learner_id, payload->>'university_id' AS university_id, kind
+             FROM credit_log
+            WHERE kind IN ('consent_granted', 'consent_revoked')
+              AND (learner_id, payload->>'university_id') IN
+                  (SELECT * FROM unnest($1::text[], $2::text[]))
+            ORDER BY learner_id, payload->>'university_id', sequence DESC""",
+        [p[0] for p in pairs],
+        [p[1] for p in pairs],
+    )
+    return {(r["learner_id"], r["university_id"]) for r in rows if r["kind"] == "consent_granted"}

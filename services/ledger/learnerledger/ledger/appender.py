@@ -1,0 +1,250 @@
+"""Decide a batch of requests and append the outcomes, exactly once in effect.
+
+One batch is one PostgreSQL transaction: the entries, the rejections and the consumer offsets
+after the batch commit together. A crash before the commit leaves nothing; the consumer then
+re-reads the batch from the stored offsets. A request seen again later (a partner's retry, a
+re-drive) meets its own earlier entry and becomes a no-op.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import Counter
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+
+import asyncpg
+import structlog
+
+from learnerledger.domain.catalog import Course
+from learnerledger.domain.credit_rules import (
+    AlreadyRecorded,
+    Append,
+    CreditRules,
+    Facts,
+    PriorEntry,
+    Rejected,
+    decide,
+)
+from learnerledger.domain.entries import Entry
+from learnerledger.domain.events import (
+    CompletionSubmitted,
+    ConsentGrantRequested,
+    ConsentRevokeRequested,
+    LedgerRequest,
+    RevocationRequested,
+    completion_event_id,
+)
+from learnerledger.domain.hash_chain import ChainHead, append_to_chain, head_of
+from learnerledger.kafka.codec import UndecodableEvent, decode_completion_event
+from learnerledger.postgres import bookkeeping, catalog, credit_log
+from learnerledger.postgres.credit_log import CompletionRecord
+
+log = structlog.get_logger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SourceRecord:
+    """A Kafka record as the appender needs it (independent of the client library)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+
+
+@dataclass(slots=True)
+class BatchOutcome:
+    appended: list[Entry] = field(default_factory=list)
+    rejected: list[bookkeeping.Rejection] = field(default_factory=list)
+    already_recorded: int = 0
+    counts: Counter[str] = field(default_factory=Counter)
+
+
+#: Sends rejections to the dead-letter topic; awaited before the transaction commits.
+DeadLetterSink = Callable[[Sequence[bookkeeping.Rejection]], Awaitable[None]]
+
+
+class CreditLogAppender:
+    """Turns batches of ``completions.v1`` records into credit-log entries."""
+
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        group_id: str,
+        rules: CreditRules | None = None,
+        dead_letters: DeadLetterSink | None = None,
+        clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+    ) -> None:
+        self._pool = pool
+        self._group_id = group_id
+        self._rules = rules or CreditRules()
+        self._dead_letters = dead_letters
+        self._clock = clock
+
+    async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        """Decide and append ``records`` (one topic) and store the offsets after them."""
+        if not records:
+            return BatchOutcome()
+        async with self._pool.acquire() as connection, connection.transaction():
+            outcome = await self._decide_batch(connection, records)
+            if outcome.rejected and self._dead_letters is not None:
+                await self._dead_letters(outcome.rejected)
+            await credit_log.append_entries(connection, outcome.appended)
+            await bookkeeping.record_rejections(connection, outcome.rejected)
+            next_offsets: dict[int, int] = {}
+            for record in records:
+                next_offsets[record.partition] = max(
+                    next_offsets.get(record.partition, 0), record.offset + 1
+                )
+            await bookkeeping.store_offsets(
+                connection, self._group_id, records[0].topic, next_offsets
+            )
+        return outcome
+
+    async def _decide_batch(
+        self, connection: asyncpg.Connection, records: Sequence[SourceRecord]
+    ) -> BatchOutcome:
+        outcome = BatchOutcome()
+        decoded: list[tuple[SourceRecord, LedgerRequest]] = []
+        for record in records:
+            try:
+                decoded.append((record, decode_completion_event(record.value)))
+            except UndecodableEvent as exc:
+                outcome.rejected.append(_rejection(record, exc.reason, exc.detail, None))
+                outcome.counts[f"rejected:{exc.reason}"] += 1
+        if not decoded:
+            return outcome
+        facts = await _BatchFacts.load(connection, [request for _, request in decoded])
+        now = self._clock()
+        for record, request in decoded:
+            decision = decide(request, facts.for_request(request), rules=self._rules, now=now)
+            match decision:
+                case Append(draft=draft):
+                    entry = dataclasses.replace(
+                        append_to_chain(facts.heads.get(draft.learner_id), draft),
+                        source_partition=record.partition,
+                        source_offset=record.offset,
+                    )
+                    facts.remember(request, entry)
+                    outcome.appended.append(entry)
+                    outcome.counts[entry.kind.value] += 1
+                case AlreadyRecorded():
+                    outcome.already_recorded += 1
+                    outcome.counts["already_recorded"] += 1
+                case Rejected(reason=reason, detail=detail):
+                    outcome.rejected.append(_rejection(record, reason.value, detail, request))
+                    outcome.counts[f"rejected:{reason.value}"] += 1
+        return outcome
+
+
+@dataclass(slots=True)
+class _BatchFacts:
+    """What the rules need for a batch, loaded in a few queries and kept current in memory as
+    entries of the same batch are decided (a revocation may follow its completion in one batch)."""
+
+    heads: dict[str, ChainHead]
+    same_event: dict[object, PriorEntry]
+    courses: dict[str, Course]
+    completions: dict[tuple[str, str, str], CompletionRecord]
+    universities: set[str]
+    consents: set[tuple[str, str]]
+
+    @classmethod
+    async def load(
+        cls, connection: asyncpg.Connection, requests: Sequence[LedgerRequest]
+    ) -> _BatchFacts:
+        learners = {r.envelope.learner_id for r in requests}
+        course_ids = [r.course_id for r in requests if isinstance(r, CompletionSubmitted)]
+        revocations = [r for r in requests if isinstance(r, RevocationRequested)]
+        consent_requests = [
+            r for r in requests if isinstance(r, ConsentGrantRequested | ConsentRevokeRequested)
+        ]
+        event_ids = [r.envelope.event_id for r in requests] + [
+            completion_event_id(r.envelope.issuer_id, r.completion_id) for r in revocations
+        ]
+        universities = {r.university_id for r in consent_requests}
+        return cls(
+            heads=await credit_log.load_heads(connection, learners),
+            same_event=dict(await credit_log.find_by_source_events(connection, event_ids)),
+            courses=await catalog.courses_by_id(connection, course_ids) if course_ids else {},
+            completions=await credit_log.find_completions(
+                connection,
+                [
+                    (r.envelope.learner_id, r.envelope.issuer_id, r.completion_id)
+                    for r in revocations
+                ],
+            ),
+            universities={
+                u for u in universities if await catalog.university_exists(connection, u)
+            },
+            consents=await credit_log.active_consents(
+                connection, [(r.envelope.learner_id, r.university_id) for r in consent_requests]
+            ),
+        )
+
+    def for_request(self, request: LedgerRequest) -> Facts:
+        same_event = self.same_event.get(request.envelope.event_id)
+        match request:
+            case CompletionSubmitted():
+                return Facts(same_event=same_event, course=self.courses.get(request.course_id))
+            case RevocationRequested():
+                record = self.completions.get(_completion_key(request))
+                return Facts(
+                    same_event=same_event,
+                    revocation_target=record.entry if record else None,
+                    target_revoked=record.revoked if record else False,
+                )
+            case ConsentGrantRequested() | ConsentRevokeRequested():
+                return Facts(
+                    same_event=same_event,
+                    university_known=request.university_id in self.universities,
+                    consent_active=(request.envelope.learner_id, request.university_id)
+                    in self.consents,
+                )
+
+    def remember(self, request: LedgerRequest, entry: Entry) -> None:
+        self.heads[entry.learner_id] = head_of(entry)
+        prior = PriorEntry(entry.sequence, entry.kind, entry.payload)
+        self.same_event[entry.source_event_id] = prior
+        match request:
+            case CompletionSubmitted():
+                key = (entry.learner_id, request.envelope.issuer_id, request.completion_id)
+                self.completions[key] = CompletionRecord(prior, revoked=False)
+            case RevocationRequested():
+                key = _completion_key(request)
+                self.completions[key] = dataclasses.replace(self.completions[key], revoked=True)
+            case ConsentGrantRequested():
+                self.consents.add((entry.learner_id, request.university_id))
+            case ConsentRevokeRequested():
+                self.consents.discard((entry.learner_id, request.university_id))
+
+
+def _completion_key(request: RevocationRequested) -> tuple[str, str, str]:
+    return (request.envelope.learner_id, request.envelope.issuer_id, request.completion_id)
+
+
+def _rejection(
+    record: SourceRecord, reason: str, detail: str, request: LedgerRequest | None
+) -> bookkeeping.Rejection:
+    completion_id = (
+        request.completion_id
+        if isinstance(request, CompletionSubmitted | RevocationRequested)
+        else None
+    )
+    return bookkeeping.Rejection(
+        source_topic=record.topic,
+        source_partition=record.partition,
+        source_offset=record.offset,
+        reason=reason,
+        detail=detail,
+        original_key=record.key,
+        original_value=record.value or b"",
+        source_event_id=request.envelope.event_id if request else None,
+        issuer_id=request.envelope.issuer_id if request else None,
+        learner_id=request.envelope.learner_id if request else None,
+        completion_id=completion_id,
+    )

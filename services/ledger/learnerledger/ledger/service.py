@@ -1,0 +1,103 @@
+"""``ledgerctl serve ledger``: consumer, outbox relay, checkpointer and admin API."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+
+import asyncpg
+import structlog
+
+from learnerledger.kafka.producer import durable_producer
+from learnerledger.kafka.topics import ensure_topics, topic_specs
+from learnerledger.ledger.consumer import consume_completions
+from learnerledger.ledger.relay import relay_entries
+from learnerledger.ledger.settings import LedgerSettings
+from learnerledger.ledger.verification import load_signing_key, take_checkpoint
+from learnerledger.observability import configure_logging, serve_metrics
+from learnerledger.postgres.pool import create_pool
+
+log = structlog.get_logger(__name__)
+
+
+async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
+    stop = stop or _stop_on_signals()
+    await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
+    pool = await create_pool(settings.database_url, role=settings.database_role, max_size=4)
+    producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
+    await producer.start()
+    tasks = [
+        asyncio.create_task(
+            consume_completions(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.topic_completions,
+                dlq_topic=settings.topic_completions_dlq,
+                group_id=settings.consumer_group,
+                pool=pool,
+                producer=producer,
+                max_records=settings.batch_max_records,
+                wait_ms=settings.batch_wait_ms,
+                stop=stop,
+            ),
+            name="consumer",
+        ),
+        asyncio.create_task(
+            relay_entries(
+                pool=pool,
+                producer=producer,
+                topic=settings.topic_ledger_entries,
+                batch=settings.relay_batch,
+                idle_ms=settings.relay_idle_ms,
+                stop=stop,
+            ),
+            name="relay",
+        ),
+    ]
+    if settings.checkpoint_signing_key_file is not None:
+        tasks.append(asyncio.create_task(_checkpoints(settings, pool, stop), name="checkpoints"))
+    else:
+        log.warning("checkpoints_disabled", reason="LEDGER_CHECKPOINT_SIGNING_KEY_FILE is not set")
+    log.info("ledger_started")
+    try:
+        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        for task in done:
+            task.result()  # a task that ended on its own failed: surface its error
+    finally:
+        stop.set()
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await producer.stop()
+        await pool.close()
+        log.info("ledger_stopped")
+
+
+async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    assert settings.checkpoint_signing_key_file is not None
+    key = load_signing_key(settings.checkpoint_signing_key_file)
+    while not stop.is_set():
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=settings.checkpoint_interval_s)
+        async with pool.acquire() as connection:
+            signed = await take_checkpoint(connection, key)
+        log.info(
+            "checkpoint_signed",
+            position=signed.checkpoint.position,
+            learners=signed.checkpoint.learner_count,
+        )
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    settings = LedgerSettings()
+    configure_logging("ledger", settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+    asyncio.run(run_ledger(settings))

@@ -1,0 +1,29 @@
+"""The ledger's settings (environment variables, prefix ``LEDGER_`` for its own)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from learnerledger.config import LEDGER_CONSUMER_GROUP, CommonSettings
+
+
+class LedgerSettings(CommonSettings):
+    model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", populate_by_name=True)
+
+    consumer_group: str = LEDGER_CONSUMER_GROUP
+    batch_max_records: int = Field(2000, ge=1)
+    batch_wait_ms: int = Field(50, ge=0)
+    relay_batch: int = Field(5000, ge=1)
+    relay_idle_ms: int = Field(50, ge=1)
+    grpc_port: int = Field(50053, ge=0, le=65535)
+    grpc_bind: str = "127.0.0.1"
+    metrics_port: int = Field(9102, ge=0, le=65535)
+    checkpoint_interval_s: float = Field(60.0, gt=0)
+    checkpoint_signing_key_file: Path | None = None
+    database_role: str | None = "ll_ledger"
+    admin_database_role: str | None = "ll_admin"
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None

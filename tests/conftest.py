@@ -1,0 +1,344 @@
+"""Shared fixtures: a real Kafka and PostgreSQL for integration and end-to-end tests.
+
+Where the servers come from (first match wins):
+
+1. ``KAFKA_BOOTSTRAP_SERVERS`` and ``DATABASE_URL`` both set: those servers are used, nothing is
+   started (``ADMIN_DATABASE_URL`` may name a superuser DSN; default: ``DATABASE_URL``).
+2. ``LEDGER_TEST_BACKEND=testcontainers`` and a reachable Docker engine: a Kafka container
+   (``LEDGER_TEST_KAFKA_IMAGE``, default ``confluentinc/cp-kafka:7.6.0`` in KRaft mode) and a
+   PostgreSQL container (``LEDGER_TEST_POSTGRES_IMAGE``, default ``postgres:15``).
+3. Otherwise (the default): the project's own local stack (``learnerledger.ctl.stack``) in a
+   fresh temporary state directory on free ports, so tests never collide with a developer's
+   running ``ledgerctl stack up``. It is stopped at the end of the session; with failures the
+   last lines of the Kafka and PostgreSQL logs are printed in the summary.
+   ``LEDGER_KEEP_TEST_STATE=1`` keeps the state directory for a post-mortem.
+
+Fixtures: ``stack`` (session, :class:`StackInfo`), ``kafka_bootstrap`` (session, str),
+``database_url`` / ``admin_database_url`` (module: a fresh database per test module, migrated
+when ``learnerledger.postgres.migrations`` exists, dropped afterwards), ``topics`` (function:
+unique ``completions`` / ``ledger_entries`` / ``completions_dlq`` topics with 3 partitions).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import importlib
+import importlib.util
+import os
+import secrets
+import shutil
+import socket
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import pytest
+
+from learnerledger.ctl.stack import (
+    StackConfig,
+    StackError,
+    StackInfo,
+    external_servers,
+    log_tails,
+    stack_down,
+    stack_up,
+    with_database,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import AsyncIterator, Iterator
+
+TEST_TOPIC_PARTITIONS = 3
+
+# Session-wide bookkeeping for the hooks below (the local stack's config, its state dir).
+_SESSION: dict[str, Any] = {}
+
+
+# --------------------------------------------------------------------------------------------
+# The stack
+
+
+def _free_ports(count: int) -> list[int]:
+    """``count`` distinct ports that were free a moment ago (all bound at once, then released)."""
+    socks = []
+    try:
+        for _ in range(count):
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.bind(("127.0.0.1", 0))
+            socks.append(sock)
+        return [int(s.getsockname()[1]) for s in socks]
+    finally:
+        for sock in socks:
+            sock.close()
+
+
+def _local_stack() -> Iterator[StackInfo]:
+    base = StackConfig.from_env()
+    # Short path under /tmp: the PostgreSQL unix socket path must stay under 108 bytes, and the
+    # postgres OS user (when tests run as root) must be able to reach it.
+    state = Path(tempfile.mkdtemp(prefix="ll-test-"))
+    state.chmod(0o755)
+    kafka_port, controller_port, postgres_port = _free_ports(3)
+    cfg = StackConfig(
+        state_dir=state,
+        kafka_port=kafka_port,
+        kafka_controller_port=controller_port,
+        postgres_port=postgres_port,
+        start_timeout=base.start_timeout,
+        stop_timeout=base.stop_timeout,
+        kafka_libs_dir=base.libs_dir,  # share the developer's jar cache: no Maven run per session
+    )
+    _SESSION["cfg"] = cfg
+    try:
+        info = stack_up(cfg)
+    except BaseException:
+        stack_down(cfg)
+        raise
+    try:
+        yield info
+    finally:
+        stack_down(cfg)
+
+
+def _testcontainers_stack() -> Iterator[StackInfo]:
+    """Kafka and PostgreSQL in containers (needs Docker; not available on every machine)."""
+    try:
+        import docker  # type: ignore[import-untyped]
+
+        docker.from_env().ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means "no usable engine"
+        pytest.fail(
+            "LEDGER_TEST_BACKEND=testcontainers needs a reachable Docker engine "
+            f"({type(exc).__name__}: {exc}); unset it to use the local stack",
+            pytrace=False,
+        )
+    from testcontainers.community.kafka import KafkaContainer
+    from testcontainers.community.postgres import PostgresContainer
+
+    kafka = (
+        KafkaContainer(os.environ.get("LEDGER_TEST_KAFKA_IMAGE", "confluentinc/cp-kafka:7.6.0"))
+        .with_kraft()
+        .with_env("KAFKA_AUTO_CREATE_TOPICS_ENABLE", "false")
+    )
+    postgres = PostgresContainer(
+        os.environ.get("LEDGER_TEST_POSTGRES_IMAGE", "postgres:15"),
+        username="postgres",
+        password="postgres",
+        dbname="learnerledger",
+        driver=None,
+    )
+    with kafka, postgres:
+        admin = postgres.get_connection_url(driver=None)
+        asyncio.run(_create_app_role(admin))
+        parts = urlsplit(admin)
+        app = urlunsplit(
+            parts._replace(netloc=f"learnerledger:learnerledger@{parts.netloc.rsplit('@', 1)[-1]}")
+        )
+        yield StackInfo(
+            kafka_bootstrap=kafka.get_bootstrap_server(),
+            database_url=app,
+            admin_database_url=admin,
+            kafka_pid=None,
+            postgres_pid=None,
+            external=True,
+        )
+
+
+async def _create_app_role(admin_dsn: str) -> None:
+    import asyncpg
+
+    conn = await asyncpg.connect(admin_dsn)
+    try:
+        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'learnerledger'"):
+            await conn.execute(
+                "CREATE ROLE learnerledger LOGIN CREATEDB CREATEROLE PASSWORD 'learnerledger'"
+            )
+        await conn.execute("ALTER DATABASE learnerledger OWNER TO learnerledger")
+    finally:
+        await conn.close()
+
+
+@pytest.fixture(scope="session")
+def stack() -> Iterator[StackInfo]:
+    """Running Kafka + PostgreSQL for this test session (see the module docstring)."""
+    if external_servers() is not None:
+        # Starts nothing; checks both servers answer and says so on stderr.
+        yield stack_up(StackConfig.from_env())
+    elif os.environ.get("LEDGER_TEST_BACKEND", "").strip().lower() == "testcontainers":
+        yield from _testcontainers_stack()
+    else:
+        yield from _local_stack()
+
+
+@pytest.fixture(scope="session")
+def kafka_bootstrap(stack: StackInfo) -> str:
+    return stack.kafka_bootstrap
+
+
+# --------------------------------------------------------------------------------------------
+# A fresh database per test module
+
+
+async def _apply_migrations(dsn: str) -> None:
+    """``learnerledger.postgres.migrations.migrate(dsn)`` if that module exists."""
+    try:
+        spec = importlib.util.find_spec("learnerledger.postgres.migrations")
+    except ModuleNotFoundError:
+        spec = None
+    if spec is None:
+        return
+    module = importlib.import_module("learnerledger.postgres.migrations")
+    await module.migrate(dsn)
+
+
+@dataclass(frozen=True)
+class FreshDatabase:
+    name: str
+    url: str
+    """App role (the database owner)."""
+    admin_url: str
+    """Superuser (local stack / containers) or whatever ADMIN_DATABASE_URL says."""
+
+
+@pytest.fixture(scope="module")
+async def fresh_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
+    import asyncpg
+
+    name = f"test_{secrets.token_hex(6)}"
+    owner = urlsplit(stack.database_url).username or "learnerledger"
+    maintenance = with_database(stack.admin_database_url, "postgres")
+    conn = await asyncpg.connect(maintenance)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+    finally:
+        await conn.close()
+    db = FreshDatabase(
+        name=name,
+        url=with_database(stack.database_url, name),
+        admin_url=with_database(stack.admin_database_url, name),
+    )
+    try:
+        await _apply_migrations(db.url)
+        yield db
+    finally:
+        conn = await asyncpg.connect(maintenance)
+        try:
+            await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await conn.close()
+
+
+@pytest.fixture(scope="module")
+def database_url(fresh_database: FreshDatabase) -> str:
+    """DSN (app role, owner) of a fresh, migrated database for this test module."""
+    return fresh_database.url
+
+
+@pytest.fixture(scope="module")
+def admin_database_url(fresh_database: FreshDatabase) -> str:
+    """Superuser DSN of the same database as ``database_url`` (for tamper tests)."""
+    return fresh_database.admin_url
+
+
+# --------------------------------------------------------------------------------------------
+# Unique topics per test
+
+
+@dataclass(frozen=True)
+class TopicNames:
+    completions: str
+    ledger_entries: str
+    completions_dlq: str
+    partitions: int = TEST_TOPIC_PARTITIONS
+
+    def all(self) -> tuple[str, str, str]:
+        return (self.completions, self.ledger_entries, self.completions_dlq)
+
+    def env(self) -> dict[str, str]:
+        """Settings overrides for a service process that should use these topics."""
+        return {
+            "TOPIC_COMPLETIONS": self.completions,
+            "TOPIC_LEDGER_ENTRIES": self.ledger_entries,
+            "TOPIC_COMPLETIONS_DLQ": self.completions_dlq,
+            "TOPIC_PARTITIONS": str(self.partitions),
+        }
+
+
+@pytest.fixture
+async def topics(kafka_bootstrap: str) -> AsyncIterator[TopicNames]:
+    """Fresh ``completions.v1.t<hex>``-style topics (3 partitions each), deleted afterwards."""
+    from aiokafka.admin import AIOKafkaAdminClient, NewTopic
+
+    suffix = secrets.token_hex(4)
+    names = TopicNames(
+        completions=f"completions.v1.t{suffix}",
+        ledger_entries=f"ledger.entries.v1.t{suffix}",
+        completions_dlq=f"completions.dlq.v1.t{suffix}",
+    )
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="pytest-topics")
+    await admin.start()
+    try:
+        await admin.create_topics(
+            [
+                NewTopic(name, num_partitions=names.partitions, replication_factor=1)
+                for name in names.all()
+            ]
+        )
+        await _wait_for_leaders(admin, names.all(), names.partitions)
+        yield names
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.delete_topics(list(names.all()))
+        await admin.close()
+
+
+async def _wait_for_leaders(admin: Any, names: tuple[str, ...], partitions: int) -> None:
+    deadline = time.monotonic() + 30
+    while True:
+        described = await admin.describe_topics(list(names))
+        ready = sum(
+            1
+            for topic in described
+            if topic["error_code"] == 0
+            for partition in topic["partitions"]
+            if partition["leader"] >= 0
+        )
+        if ready == len(names) * partitions:
+            return
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"topics {names} have no leaders after 30s: {described}")
+        await asyncio.sleep(0.1)
+
+
+# --------------------------------------------------------------------------------------------
+# Hooks: log tails on failure, state dir cleanup
+
+
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    cfg = _SESSION.get("cfg")
+    if cfg is None:
+        return
+    if not (terminalreporter.stats.get("failed") or terminalreporter.stats.get("error")):
+        return
+    try:
+        tails = log_tails(cfg, 30)
+    except (OSError, StackError):
+        return
+    for component, text in tails.items():
+        terminalreporter.write_sep("-", f"local stack: last lines of the {component} log")
+        terminalreporter.write_line(text.rstrip() or "(empty)")
+    terminalreporter.write_line(f"(state dir: {cfg.state_dir})")
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    cfg = _SESSION.pop("cfg", None)
+    if cfg is None:
+        return
+    if os.environ.get("LEDGER_KEEP_TEST_STATE"):
+        print(f"LEDGER_KEEP_TEST_STATE: kept {cfg.state_dir}")
+        return
+    shutil.rmtree(cfg.state_dir, ignore_errors=True)

@@ -1,0 +1,115 @@
+"""Building blocks for ledger tests on the real stack: seed the catalog, produce requests."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+import asyncpg
+from aiokafka import AIOKafkaProducer
+
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.events import (
+    CompletionSubmitted,
+    ConsentGrantRequested,
+    Envelope,
+    LedgerRequest,
+    Result,
+    RevocationRequested,
+    completion_event_id,
+    revocation_event_id,
+)
+from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.postgres import catalog
+
+COMPLETED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
+
+
+async def seed_catalog(database_url: str) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        if await connection.fetchval("SELECT count(*) FROM issuers"):
+            return
+        await catalog.add_issuer(connection, "swayam", "SWAYAM")
+        await catalog.add_issuer(connection, "nptel", "NPTEL")
+        await catalog.add_university(connection, "du", "University of Delhi")
+        for course in (
+            Course("ml-101", "swayam", "Machine learning", Decimal("5.5"), 90,
+                   CreditRecommendation.APPROVED),
+            Course("db-201", "swayam", "Databases", Decimal(6), 60, CreditRecommendation.PENDING),
+            Course("os-301", "nptel", "Operating systems", Decimal(7), 120,
+                   CreditRecommendation.APPROVED),
+        ):  # fmt: skip
+            await catalog.add_course(connection, course)
+    finally:
+        await connection.close()
+
+
+def completion(
+    learner_id: str,
+    completion_id: str,
+    *,
+    issuer_id: str = "swayam",
+    course_id: str = "ml-101",
+    result: Result = Result.PASS,
+    score: float = 75.0,
+    completed_at: datetime = COMPLETED,
+) -> CompletionSubmitted:
+    envelope = Envelope(
+        completion_event_id(issuer_id, completion_id),
+        1,
+        datetime.now(UTC),
+        issuer_id,
+        learner_id,
+    )
+    return CompletionSubmitted(envelope, completion_id, course_id, completed_at, result, score)
+
+
+def revocation(
+    learner_id: str, completion_id: str, *, issuer_id: str = "swayam"
+) -> RevocationRequested:
+    envelope = Envelope(
+        revocation_event_id(issuer_id, completion_id), 1, datetime.now(UTC), issuer_id, learner_id
+    )
+    return RevocationRequested(envelope, completion_id, "issued in error")
+
+
+def consent(learner_id: str, university_id: str = "du") -> ConsentGrantRequested:
+    import uuid
+
+    envelope = Envelope(uuid.uuid4(), 1, datetime.now(UTC), "", learner_id)
+    return ConsentGrantRequested(envelope, university_id)
+
+
+async def produce(
+    bootstrap: str, topic: str, items: list[LedgerRequest | tuple[bytes, bytes]]
+) -> None:
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    await producer.start()
+    try:
+        for item in items:
+            if isinstance(item, tuple):
+                key, value = item
+            else:
+                key, value = item.envelope.learner_id.encode(), encode_completion_event(item)
+            await producer.send_and_wait(topic, key=key, value=value)
+    finally:
+        await producer.stop()
+
+
+async def eventually(
+    check: Callable[[], Awaitable[bool]], *, timeout: float = 60.0, what: str = "condition"
+) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if await check():
+            return
+        await asyncio.sleep(0.2)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+def days(n: int) -> timedelta:
+    return timedelta(days=n)

@@ -1,0 +1,493 @@
+"""The local stack: Apache Kafka (single KRaft node) + PostgreSQL, run by the project's own code.
+
+No Docker: Kafka's jars come from Maven Central (``deploy/local/kafka/pom.xml``) and run on the
+machine's Java 17+; PostgreSQL is the distribution's server binaries running *our own* cluster
+under the state directory. Used by ``ledgerctl stack up|down|status`` and by pytest fixtures.
+
+Settings (environment)::
+
+    LEDGER_STATE_DIR              state directory (default <repo>/.state)
+    LOCAL_KAFKA_PORT              Kafka client listener (PLAINTEXT, 127.0.0.1), default 9092
+    LOCAL_KAFKA_CONTROLLER_PORT   KRaft controller listener, default 9093
+    LOCAL_POSTGRES_PORT           PostgreSQL on 127.0.0.1, default 5432
+    LOCAL_STACK_START_TIMEOUT     seconds each component may take to become ready (default 90)
+    LOCAL_STACK_STOP_TIMEOUT      seconds to wait after SIGTERM before SIGKILL (default 30)
+    LOCAL_KAFKA_LIBS_DIR          where the Kafka jars are cached (default <state>/kafka-libs)
+    LOCAL_KAFKA_POM               the pom to resolve (default deploy/local/kafka/pom.xml)
+    LOCAL_POSTGRES_BIN_DIR        directory with initdb/pg_ctl (default: PATH, Debian/RPM dirs)
+    KAFKA_BOOTSTRAP_SERVERS + DATABASE_URL   both set: use those servers, start nothing
+    ADMIN_DATABASE_URL            superuser DSN for external servers (default: DATABASE_URL)
+
+Typical use::
+
+    cfg = StackConfig.from_env()
+    info = stack_up(cfg)          # idempotent; reuses a healthy running stack
+    print(format_status(stack_status(cfg)))
+    stack_down(cfg)
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from learnerledger.ctl import kafka_broker, processes
+from learnerledger.ctl.kafka_broker import (
+    API_VERSIONS_MAIN,
+    CONSUMER_PERF_MAIN,
+    KAFKA_VERSION,
+    PRODUCER_PERF_MAIN,
+    KafkaBroker,
+    check_kafka,
+)
+from learnerledger.ctl.postgres_server import (
+    PostgresServer,
+    check_postgres,
+    find_bin_dir,
+    mask_password,
+    with_database,
+)
+from learnerledger.ctl.stack_errors import (
+    ComponentFailedToStart,
+    ComponentUnreachable,
+    JavaMissing,
+    KafkaJarsUnavailable,
+    MavenMissing,
+    PortInUse,
+    PostgresAuthFailed,
+    PostgresNotInstalled,
+    StackError,
+    StateDirUnusable,
+)
+
+if TYPE_CHECKING:
+    import subprocess
+    from collections.abc import Callable
+
+__all__ = [
+    "API_VERSIONS_MAIN",
+    "CONSUMER_PERF_MAIN",
+    "KAFKA_VERSION",
+    "PRODUCER_PERF_MAIN",
+    "ComponentFailedToStart",
+    "ComponentStatus",
+    "ComponentUnreachable",
+    "JavaMissing",
+    "KafkaJarsUnavailable",
+    "MavenMissing",
+    "PortInUse",
+    "PostgresAuthFailed",
+    "PostgresNotInstalled",
+    "StackConfig",
+    "StackError",
+    "StackInfo",
+    "StateDirUnusable",
+    "check_kafka",
+    "check_postgres",
+    "external_servers",
+    "format_status",
+    "kafka_class_path",
+    "log_tails",
+    "mask_password",
+    "resolve_kafka_jars",
+    "run_kafka_tool",
+    "stack_down",
+    "stack_status",
+    "stack_up",
+    "with_database",
+]
+
+REPO_ROOT = Path(__file__).resolve().parents[4]
+
+
+def _env_int(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise StackError(f"{name} must be an integer, got {raw!r}") from exc
+    if not 0 < value < 65536 and name.endswith("_PORT"):
+        raise StackError(f"{name} must be a port number (1-65535), got {value}")
+    return value
+
+
+def _env_float(name: str, default: float) -> float:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        return float(raw)
+    except ValueError as exc:
+        raise StackError(f"{name} must be a number of seconds, got {raw!r}") from exc
+
+
+@dataclass
+class StackConfig:
+    """Where the stack keeps its state and which ports it listens on (all on 127.0.0.1)."""
+
+    state_dir: Path
+    kafka_port: int = 9092
+    kafka_controller_port: int = 9093
+    postgres_port: int = 5432
+    start_timeout: float = 90.0
+    stop_timeout: float = 30.0
+    kafka_libs_dir: Path | None = None
+    """Jar cache; default ``<state_dir>/kafka-libs``. Share one across state dirs to skip Maven."""
+
+    def __post_init__(self) -> None:
+        self.state_dir = Path(self.state_dir).expanduser().absolute()
+        if self.kafka_libs_dir is not None:
+            self.kafka_libs_dir = Path(self.kafka_libs_dir).expanduser().absolute()
+        ports = {
+            "LOCAL_KAFKA_PORT": self.kafka_port,
+            "LOCAL_KAFKA_CONTROLLER_PORT": self.kafka_controller_port,
+            "LOCAL_POSTGRES_PORT": self.postgres_port,
+        }
+        if len(set(ports.values())) != len(ports):
+            raise StackError(
+                "LOCAL_KAFKA_PORT, LOCAL_KAFKA_CONTROLLER_PORT and LOCAL_POSTGRES_PORT must "
+                f"differ, got {ports}"
+            )
+
+    @classmethod
+    def from_env(cls) -> StackConfig:
+        state = os.environ.get("LEDGER_STATE_DIR", "").strip()
+        libs = os.environ.get("LOCAL_KAFKA_LIBS_DIR", "").strip()
+        return cls(
+            state_dir=Path(state) if state else REPO_ROOT / ".state",
+            kafka_port=_env_int("LOCAL_KAFKA_PORT", 9092),
+            kafka_controller_port=_env_int("LOCAL_KAFKA_CONTROLLER_PORT", 9093),
+            postgres_port=_env_int("LOCAL_POSTGRES_PORT", 5432),
+            start_timeout=_env_float("LOCAL_STACK_START_TIMEOUT", 90.0),
+            stop_timeout=_env_float("LOCAL_STACK_STOP_TIMEOUT", 30.0),
+            kafka_libs_dir=Path(libs) if libs else None,
+        )
+
+    @property
+    def libs_dir(self) -> Path:
+        return self.kafka_libs_dir or self.state_dir / "kafka-libs"
+
+    def kafka(self) -> KafkaBroker:
+        return KafkaBroker(
+            state_dir=self.state_dir,
+            libs_dir=self.libs_dir,
+            port=self.kafka_port,
+            controller_port=self.kafka_controller_port,
+        )
+
+    def postgres(self) -> PostgresServer:
+        return PostgresServer(state_dir=self.state_dir, port=self.postgres_port)
+
+
+@dataclass(frozen=True)
+class StackInfo:
+    """How to reach a running stack."""
+
+    kafka_bootstrap: str
+    database_url: str
+    """App role (``learnerledger``) over TCP."""
+    admin_database_url: str
+    """Superuser (``postgres``) over the private unix socket; same database."""
+    kafka_pid: int | None
+    postgres_pid: int | None
+    external: bool = False
+    """True when KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL pointed at servers we did not start."""
+    state_dir: Path | None = None
+    kafka_log: Path | None = None
+    postgres_log: Path | None = None
+
+    def env(self) -> dict[str, str]:
+        """Environment for a service process that should use this stack."""
+        return {
+            "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
+            "DATABASE_URL": self.database_url,
+            "ADMIN_DATABASE_URL": self.admin_database_url,
+        }
+
+
+@dataclass(frozen=True)
+class ComponentStatus:
+    name: str
+    address: str
+    pid: int | None
+    healthy: bool
+    detail: str = ""
+    log: Path | None = field(default=None, compare=False)
+
+
+# --------------------------------------------------------------------------------------------
+# Jars and tools
+
+
+def resolve_kafka_jars(cfg: StackConfig) -> Path:
+    """Resolve the Kafka jars with Maven once (cached under ``cfg.libs_dir``); return the dir.
+
+    Re-runs Maven when ``deploy/local/kafka/pom.xml`` changes. Raises :class:`JavaMissing` or
+    :class:`MavenMissing` with install instructions when the tools are absent.
+    """
+    kafka_broker.find_java()
+    return kafka_broker.resolve_jars(cfg.libs_dir, kafka_broker.default_pom())
+
+
+def kafka_class_path(cfg: StackConfig) -> str:
+    """``-cp`` value for the Kafka jars (resolving them first if needed)."""
+    return kafka_broker.class_path(resolve_kafka_jars(cfg))
+
+
+def run_kafka_tool(
+    cfg: StackConfig,
+    main_class: str,
+    args: list[str],
+    *,
+    timeout: float | None = None,
+    check: bool = True,
+    capture: bool = True,
+    heap: str = "-Xmx512m",
+) -> subprocess.CompletedProcess[str]:
+    """Run a Kafka tool main class, e.g.::
+
+    run_kafka_tool(cfg, PRODUCER_PERF_MAIN, ["--topic", "t", "--num-records", "100000",
+                   "--record-size", "200", "--throughput", "-1",
+                   "--producer-props", f"bootstrap.servers={info.kafka_bootstrap}", "acks=all"])
+    """
+    libs = resolve_kafka_jars(cfg)
+    broker = cfg.kafka()
+    log4j = broker.home / "tools-log4j2.properties"
+    if not log4j.exists():
+        broker.home.mkdir(parents=True, exist_ok=True)
+        log4j.write_text(broker.log4j2_properties(file=None))
+    return kafka_broker.run_tool(
+        libs,
+        main_class,
+        args,
+        log4j=log4j,
+        heap=heap,
+        timeout=timeout,
+        check=check,
+        capture=capture,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# External servers
+
+
+def external_servers() -> tuple[str, str] | None:
+    """``(KAFKA_BOOTSTRAP_SERVERS, DATABASE_URL)`` when both are set, else None."""
+    bootstrap = os.environ.get("KAFKA_BOOTSTRAP_SERVERS", "").strip()
+    dsn = os.environ.get("DATABASE_URL", "").strip()
+    if bootstrap and dsn:
+        return bootstrap, dsn
+    return None
+
+
+def _external_up(bootstrap: str, dsn: str, timeout: float) -> StackInfo:
+    print(
+        f"stack: KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL are set; using external servers "
+        f"{bootstrap} and {mask_password(dsn)} (nothing started)",
+        file=sys.stderr,
+    )
+    check_kafka(bootstrap, timeout=timeout)
+    check_postgres(dsn, timeout=timeout)
+    admin = os.environ.get("ADMIN_DATABASE_URL", "").strip() or dsn
+    return StackInfo(
+        kafka_bootstrap=bootstrap,
+        database_url=dsn,
+        admin_database_url=admin,
+        kafka_pid=None,
+        postgres_pid=None,
+        external=True,
+    )
+
+
+# --------------------------------------------------------------------------------------------
+# up / down / status
+
+
+def stack_up(cfg: StackConfig) -> StackInfo:
+    """Start Kafka and PostgreSQL (or reuse them if already running and healthy).
+
+    Returns only once Kafka answers a metadata request and PostgreSQL answers ``SELECT 1`` as
+    the app role. Raises :class:`PortInUse`, :class:`JavaMissing`, :class:`MavenMissing`,
+    :class:`PostgresNotInstalled`, :class:`ComponentFailedToStart` (with the log tail)...
+    """
+    external = external_servers()
+    if external is not None:
+        return _external_up(*external, timeout=min(cfg.start_timeout, 15.0))
+
+    cfg.state_dir.mkdir(parents=True, exist_ok=True)
+    if os.geteuid() == 0:
+        # The postgres OS user must reach <state>/postgres.
+        cfg.state_dir.chmod(cfg.state_dir.stat().st_mode | 0o055)
+    kafka = cfg.kafka()
+    pg = cfg.postgres()
+
+    # Ports first, so nothing is started when one of them is taken by someone else.
+    kafka_pid = kafka.running_pid()
+    pg_pid = pg.running_pid()
+    if kafka_pid is None:
+        _require_free(cfg.kafka_port, "LOCAL_KAFKA_PORT", "Kafka")
+        _require_free(cfg.kafka_controller_port, "LOCAL_KAFKA_CONTROLLER_PORT", "Kafka controller")
+    if pg_pid is None:
+        _require_free(cfg.postgres_port, "LOCAL_POSTGRES_PORT", "PostgreSQL")
+    stale = [
+        name
+        for name, pid, same in (
+            ("Kafka", kafka_pid, kafka.config_matches()),
+            ("PostgreSQL", pg_pid, pg.config_matches()),
+        )
+        if pid is not None and not same
+    ]
+    if stale:
+        raise StackError(
+            f"{' and '.join(stale)} in {cfg.state_dir} already run(s) with other settings "
+            "(ports changed?); run `ledgerctl stack down` first, then `stack up` again"
+        )
+
+    # Fail fast on missing tools before starting anything.
+    bin_dir = find_bin_dir()
+    java = kafka_broker.find_java()
+
+    # Kafka: reuse or spawn (do not wait yet; PostgreSQL starts while the JVM boots).
+    if kafka_pid is None:
+        resolve_kafka_jars(cfg)
+        kafka.write_config()
+        kafka.format_storage(java)
+        kafka_pid = kafka.spawn(java)
+
+    # PostgreSQL: reuse or initdb/start. If it fails, the Kafka JVM keeps running (a later
+    # `up` reuses it; `down` stops it).
+    if pg_pid is None:
+        pg.prepare(bin_dir)
+        pg_pid = pg.start(bin_dir, cfg.start_timeout)
+        pg.ensure_app_role_and_database(timeout=cfg.start_timeout)
+    else:
+        try:
+            check_postgres(pg.database_url, timeout=5.0, setting="LOCAL_POSTGRES_PORT")
+        except StackError:
+            pg.ensure_app_role_and_database(timeout=cfg.start_timeout)
+    pg.wait_ready(pg_pid, cfg.start_timeout)
+
+    kafka.wait_ready(kafka_pid, cfg.start_timeout)
+    return StackInfo(
+        kafka_bootstrap=kafka.bootstrap,
+        database_url=pg.database_url,
+        admin_database_url=pg.admin_database_url,
+        kafka_pid=kafka_pid,
+        postgres_pid=pg_pid,
+        state_dir=cfg.state_dir,
+        kafka_log=kafka.server_log,
+        postgres_log=pg.log_file,
+    )
+
+
+def _require_free(port: int, setting: str, component: str) -> None:
+    if processes.port_in_use(port):
+        raise PortInUse(setting, port, component)
+
+
+def stack_down(cfg: StackConfig) -> None:
+    """Stop this state dir's Kafka and PostgreSQL (SIGTERM, wait, SIGKILL). Idempotent.
+
+    Only processes started from ``cfg.state_dir`` are signalled. With external servers
+    (KAFKA_BOOTSTRAP_SERVERS and DATABASE_URL set) there is nothing of ours to stop, but a
+    stack in the state dir is still stopped if one is running.
+    """
+    kafka = cfg.kafka()
+    pg = cfg.postgres()
+    try:
+        bin_dir: Path | None = find_bin_dir()
+    except PostgresNotInstalled:
+        bin_dir = None
+    kafka.stop(cfg.stop_timeout)
+    pg.stop(bin_dir, cfg.stop_timeout)
+
+
+def stack_status(cfg: StackConfig) -> list[ComponentStatus]:
+    """Each component with address, pid and health (a real round-trip, 5 s timeout)."""
+    external = external_servers()
+    if external is not None:
+        bootstrap, dsn = external
+        return [
+            _probe("kafka", bootstrap, None, lambda: _kafka_detail(bootstrap), "external"),
+            _probe(
+                "postgres",
+                mask_password(dsn),
+                None,
+                lambda: f"PostgreSQL {check_postgres(dsn, timeout=5.0)}",
+                "external",
+            ),
+        ]
+    kafka = cfg.kafka()
+    pg = cfg.postgres()
+    statuses = []
+    pid = kafka.running_pid()
+    if pid is None:
+        statuses.append(
+            ComponentStatus("kafka", kafka.bootstrap, None, False, "not running", kafka.server_log)
+        )
+    else:
+        statuses.append(
+            _probe("kafka", kafka.bootstrap, pid, lambda: _kafka_detail(kafka.bootstrap), "")
+        )
+    pid = pg.running_pid()
+    if pid is None:
+        statuses.append(
+            ComponentStatus("postgres", pg.address, None, False, "not running", pg.log_file)
+        )
+    else:
+        statuses.append(
+            _probe(
+                "postgres",
+                pg.address,
+                pid,
+                lambda: (
+                    f"PostgreSQL {check_postgres(pg.database_url, timeout=5.0)}, data {pg.data_dir}"
+                ),
+                "",
+            )
+        )
+    return statuses
+
+
+def _kafka_detail(bootstrap: str) -> str:
+    info = check_kafka(bootstrap, timeout=5.0)
+    brokers = len(info.get("brokers", []))
+    return f"Kafka {KAFKA_VERSION} KRaft, cluster {info.get('cluster_id')}, {brokers} broker(s)"
+
+
+def _probe(
+    name: str, address: str, pid: int | None, check: Callable[[], str], prefix: str
+) -> ComponentStatus:
+    try:
+        detail = str(check())
+        healthy = True
+    except StackError as exc:
+        detail = f"running but unhealthy: {exc}" if pid else str(exc)
+        healthy = False
+    if prefix:
+        detail = f"{prefix}: {detail}"
+    return ComponentStatus(name, address, pid, healthy, detail)
+
+
+def format_status(statuses: list[ComponentStatus]) -> str:
+    """A small aligned table for ``ledgerctl stack status``."""
+    rows = [("COMPONENT", "ADDRESS", "PID", "HEALTH", "DETAIL")]
+    for s in statuses:
+        health = "healthy" if s.healthy else ("unhealthy" if s.pid else "down")
+        rows.append((s.name, s.address, str(s.pid or "-"), health, s.detail))
+    widths = [max(len(row[i]) for row in rows) for i in range(4)]
+    return "\n".join(
+        "  ".join(cell.ljust(widths[i]) for i, cell in enumerate(row[:4])) + "  " + row[4]
+        for row in rows
+    )
+
+
+def log_tails(cfg: StackConfig, lines: int = 30) -> dict[str, str]:
+    """The last lines of each component's log (for test failure reports)."""
+    return {"kafka": cfg.kafka().log_tail(lines), "postgres": cfg.postgres().log_tail(lines)}
