@@ -369,7 +369,7 @@ class SignedCheckpoint(_message.Message):
 
     The signed statement is the RFC 8785 JSON object
     {"learner_count", "position", "root_hash" (lowercase hex), "signed_at" (RFC 3339 UTC with
-    microseconds)}.
+    microseconds), "tx_horizon"}.
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -381,11 +381,12 @@ class SignedCheckpoint(_message.Message):
     SIGNATURE_FIELD_NUMBER: _builtins.int
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
+    TX_HORIZON_FIELD_NUMBER: _builtins.int
     position: _builtins.int
-    """The global log position the checkpoint covers: every entry at or below it."""
+    """The highest global log position among the entries the checkpoint covers."""
     root_hash: _builtins.bytes
     """SHA-256 over the lines "learner_id SP sequence SP hex(entry_hash) LF" of every learner's
-    chain head at `position`, sorted by learner id.
+    chain head among the covered entries, sorted by learner id.
     """
     learner_count: _builtins.int
     """How many learner chains the root covers."""
@@ -397,6 +398,11 @@ class SignedCheckpoint(_message.Message):
     """
     key_id: _builtins.str
     """A short, stable name of the key: the first 16 hex digits of the public key."""
+    tx_horizon: _builtins.int
+    """Which entries the checkpoint covers: every entry written by a PostgreSQL transaction whose
+    id is below this horizon (all of them had finished when it was signed, so the set is fixed
+    even though positions may commit out of order).
+    """
     @_builtins.property
     def signed_at(self) -> _timestamp_pb2.Timestamp:
         """When the checkpoint was signed."""
@@ -411,10 +417,11 @@ class SignedCheckpoint(_message.Message):
         signature: _builtins.bytes = ...,
         public_key: _builtins.bytes = ...,
         key_id: _builtins.str = ...,
+        tx_horizon: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["signed_at", b"signed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "learner_count", b"learner_count", "position", b"position", "public_key", b"public_key", "root_hash", b"root_hash", "signature", b"signature", "signed_at", b"signed_at"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "learner_count", b"learner_count", "position", b"position", "public_key", b"public_key", "root_hash", b"root_hash", "signature", b"signature", "signed_at", b"signed_at", "tx_horizon", b"tx_horizon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

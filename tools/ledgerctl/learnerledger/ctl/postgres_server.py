@@ -193,16 +193,14 @@ class PostgresServer:
             raise PostgresNotInstalled("no `postgres` OS user exists") from exc
         return entry.pw_uid, entry.pw_gid
 
-    def _chown_tree(self, root: Path) -> None:
+    def _chown_to_owner(self, *paths: Path) -> None:
+        """As root: hand our directories to the postgres OS user (initdb makes the rest)."""
         ids = self._owner_ids()
         if ids is None:
             return
-        uid, gid = ids
-        os.chown(root, uid, gid)
-        for dirpath, dirnames, filenames in os.walk(root):
-            for name in dirnames + filenames:
-                with contextlib.suppress(FileNotFoundError):
-                    os.chown(os.path.join(dirpath, name), uid, gid, follow_symlinks=False)
+        for path in paths:
+            with contextlib.suppress(FileNotFoundError):
+                os.chown(path, *ids, follow_symlinks=False)
 
     def _run(self, cmd: list[str], timeout: float) -> subprocess.CompletedProcess[str]:
         return subprocess.run(
@@ -225,12 +223,10 @@ class PostgresServer:
                 f"the PostgreSQL socket path {sock} is longer than {_SOCKET_PATH_MAX} "
                 "characters; set LEDGER_STATE_DIR to a shorter directory"
             )
-        fresh_home = not self.home.exists()
         self.home.mkdir(parents=True, exist_ok=True)
         self.socket_dir.mkdir(exist_ok=True)
         self.socket_dir.chmod(0o700)
-        if fresh_home or self._as_root():
-            self._chown_tree(self.home)
+        self._chown_to_owner(self.home, self.socket_dir, self.log_file)
         if self._as_root():
             probe = self._run(["test", "-w", str(self.home)], timeout=30)
             if probe.returncode != 0:
