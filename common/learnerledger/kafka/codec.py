@@ -28,7 +28,7 @@ from learnerledger.domain.events import (
 from learnerledger.domain.instants import parse_instant
 from learnerledger.v1 import common_pb2, events_pb2
 
-LEVEL_TO_PROTO: dict[str, int] = {
+LEVEL_TO_PROTO: dict[str, common_pb2.NcrfLevel.ValueType] = {
     "4.5": common_pb2.NCRF_LEVEL_4_5,
     "5": common_pb2.NCRF_LEVEL_5,
     "5.5": common_pb2.NCRF_LEVEL_5_5,
@@ -37,7 +37,7 @@ LEVEL_TO_PROTO: dict[str, int] = {
     "7": common_pb2.NCRF_LEVEL_7,
     "8": common_pb2.NCRF_LEVEL_8,
 }
-PROTO_TO_LEVEL: dict[int, str] = {v: k for k, v in LEVEL_TO_PROTO.items()}
+PROTO_TO_LEVEL: dict[common_pb2.NcrfLevel.ValueType, str] = {v: k for k, v in LEVEL_TO_PROTO.items()}
 RESULT_TO_PROTO = {
     Result.PASS: common_pb2.COMPLETION_RESULT_PASS,
     Result.FAIL: common_pb2.COMPLETION_RESULT_FAIL,

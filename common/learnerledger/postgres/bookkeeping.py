@@ -10,10 +10,10 @@ import uuid
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
-import asyncpg
+from learnerledger.postgres import Connection
 
 
-async def load_offsets(connection: asyncpg.Connection, group_id: str, topic: str) -> dict[int, int]:
+async def load_offsets(connection: Connection, group_id: str, topic: str) -> dict[int, int]:
     rows = await connection.fetch(
         "SELECT partition, next_offset FROM consumer_offsets WHERE group_id = $1 AND topic = $2",
         group_id,
@@ -23,7 +23,7 @@ async def load_offsets(connection: asyncpg.Connection, group_id: str, topic: str
 
 
 async def store_offsets(
-    connection: asyncpg.Connection, group_id: str, topic: str, next_offsets: Mapping[int, int]
+    connection: Connection, group_id: str, topic: str, next_offsets: Mapping[int, int]
 ) -> None:
     await connection.executemany(
         """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
@@ -49,9 +49,7 @@ class Rejection:
     completion_id: str | None = None
 
 
-async def record_rejections(
-    connection: asyncpg.Connection, rejections: Sequence[Rejection]
-) -> None:
+async def record_rejections(connection: Connection, rejections: Sequence[Rejection]) -> None:
     if not rejections:
         return
     await connection.executemany(

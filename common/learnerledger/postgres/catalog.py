@@ -10,6 +10,7 @@ from dataclasses import dataclass
 import asyncpg
 
 from learnerledger.domain.catalog import Course, CreditRecommendation, parse_level
+from learnerledger.postgres import Connection
 
 
 class PrincipalKind(enum.StrEnum):
@@ -44,7 +45,7 @@ def hash_token(token: str) -> bytes:
     return hashlib.sha256(token.encode()).digest()
 
 
-async def add_issuer(connection: asyncpg.Connection, issuer_id: str, display_name: str) -> None:
+async def add_issuer(connection: Connection, issuer_id: str, display_name: str) -> None:
     try:
         await connection.execute(
             "INSERT INTO issuers (issuer_id, display_name) VALUES ($1, $2)", issuer_id, display_name
@@ -53,9 +54,7 @@ async def add_issuer(connection: asyncpg.Connection, issuer_id: str, display_nam
         raise AlreadyExists("issuer", issuer_id) from exc
 
 
-async def add_university(
-    connection: asyncpg.Connection, university_id: str, display_name: str
-) -> None:
+async def add_university(connection: Connection, university_id: str, display_name: str) -> None:
     try:
         await connection.execute(
             "INSERT INTO universities (university_id, display_name) VALUES ($1, $2)",
@@ -66,7 +65,7 @@ async def add_university(
         raise AlreadyExists("university", university_id) from exc
 
 
-async def university_exists(connection: asyncpg.Connection, university_id: str) -> bool:
+async def university_exists(connection: Connection, university_id: str) -> bool:
     return bool(
         await connection.fetchval(
             "SELECT EXISTS (SELECT 1 FROM universities WHERE university_id = $1)", university_id
@@ -75,7 +74,7 @@ async def university_exists(connection: asyncpg.Connection, university_id: str) 
 
 
 async def issue_token(
-    connection: asyncpg.Connection, kind: PrincipalKind, principal_id: str
+    connection: Connection, kind: PrincipalKind, principal_id: str
 ) -> tuple[str, str]:
     """Create an API token for a principal. Returns (token_id, token); only the hash is kept."""
     table, column = {
@@ -100,7 +99,7 @@ async def issue_token(
     return token_id, token
 
 
-async def revoke_token(connection: asyncpg.Connection, token_id: str) -> None:
+async def revoke_token(connection: Connection, token_id: str) -> None:
     status = await connection.execute(
         "UPDATE api_tokens SET revoked_at = now() WHERE token_id = $1 AND revoked_at IS NULL",
         token_id,
@@ -109,7 +108,7 @@ async def revoke_token(connection: asyncpg.Connection, token_id: str) -> None:
         raise NotFound("active token", token_id)
 
 
-async def authenticate(connection: asyncpg.Connection, token: str) -> Principal | None:
+async def authenticate(connection: Connection, token: str) -> Principal | None:
     row = await connection.fetchrow(
         "SELECT principal_kind, principal_id FROM api_tokens "
         "WHERE token_hash = $1 AND revoked_at IS NULL",
@@ -130,7 +129,7 @@ def course_from_row(row: asyncpg.Record) -> Course:
     )
 
 
-async def add_course(connection: asyncpg.Connection, course: Course) -> None:
+async def add_course(connection: Connection, course: Course) -> None:
     try:
         await connection.execute(
             """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
@@ -151,7 +150,7 @@ async def add_course(connection: asyncpg.Connection, course: Course) -> None:
 
 
 async def set_recommendation(
-    connection: asyncpg.Connection, course_id: str, state: CreditRecommendation
+    connection: Connection, course_id: str, state: CreditRecommendation
 ) -> Course:
     row = await connection.fetchrow(
         "UPDATE courses SET credit_recommendation = $2, updated_at = now() "
@@ -164,7 +163,7 @@ async def set_recommendation(
     return course_from_row(row)
 
 
-async def courses_by_id(connection: asyncpg.Connection, course_ids: list[str]) -> dict[str, Course]:
+async def courses_by_id(connection: Connection, course_ids: list[str]) -> dict[str, Course]:
     rows = await connection.fetch(
         "SELECT * FROM courses WHERE course_id = ANY($1::text[])", list(set(course_ids))
     )
@@ -172,7 +171,7 @@ async def courses_by_id(connection: asyncpg.Connection, course_ids: list[str]) -
 
 
 async def list_courses(
-    connection: asyncpg.Connection,
+    connection: Connection,
     *,
     issuer_id: str | None = None,
     after_course_id: str = "",

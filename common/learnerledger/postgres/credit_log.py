@@ -18,6 +18,7 @@ import asyncpg
 from learnerledger.domain.credit_rules import PriorEntry
 from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.hash_chain import ChainHead
+from learnerledger.postgres import Connection
 
 _ENTRY_COLUMNS = (
     "position, learner_id, sequence, kind, payload, canonical_json, rules_version, "
@@ -51,9 +52,7 @@ def entry_from_row(row: asyncpg.Record) -> Entry:
     )
 
 
-async def load_heads(
-    connection: asyncpg.Connection, learner_ids: Iterable[str]
-) -> dict[str, ChainHead]:
+async def load_heads(connection: Connection, learner_ids: Iterable[str]) -> dict[str, ChainHead]:
     rows = await connection.fetch(
         """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash
              FROM credit_log WHERE learner_id = ANY($1::text[])
@@ -67,7 +66,7 @@ async def load_heads(
 
 
 async def find_by_source_events(
-    connection: asyncpg.Connection, event_ids: Iterable[uuid.UUID]
+    connection: Connection, event_ids: Iterable[uuid.UUID]
 ) -> dict[uuid.UUID, PriorEntry]:
     rows = await connection.fetch(
         "SELECT source_event_id, sequence, kind, payload FROM credit_log "
@@ -91,7 +90,7 @@ class CompletionRecord:
 
 
 async def find_completions(
-    connection: asyncpg.Connection, keys: Iterable[tuple[str, str, str]]
+    connection: Connection, keys: Iterable[tuple[str, str, str]]
 ) -> dict[tuple[str, str, str], CompletionRecord]:
     """Completion entries by (learner_id, issuer_id, completion_id), with revocation state."""
     keys = list(set(keys))
@@ -126,7 +125,7 @@ async def find_completions(
 
 
 async def append_entries(
-    connection: asyncpg.Connection,
+    connection: Connection,
     entries: Sequence[Entry],
 ) -> None:
     """Insert ``entries`` (already chained) in one COPY. Call inside a transaction."""
@@ -173,7 +172,7 @@ async def append_entries(
 
 
 async def learner_entries(
-    connection: asyncpg.Connection,
+    connection: Connection,
     learner_id: str,
     *,
     after_sequence: int = 0,
@@ -190,7 +189,7 @@ async def learner_entries(
 
 
 async def read_committed_after(
-    connection: asyncpg.Connection, cursor: LogCursor, limit: int
+    connection: Connection, cursor: LogCursor, limit: int
 ) -> tuple[list[Entry], LogCursor]:
     """The next rows of the log in commit-safe order, and the cursor after them.
 
@@ -215,7 +214,7 @@ async def read_committed_after(
     return [entry_from_row(r) for r in rows], LogCursor(last["tx"], last["position"])
 
 
-async def entry_at(connection: asyncpg.Connection, learner_id: str, sequence: int) -> Entry | None:
+async def entry_at(connection: Connection, learner_id: str, sequence: int) -> Entry | None:
     row = await connection.fetchrow(
         f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE learner_id = $1 AND sequence = $2",
         learner_id,
@@ -225,7 +224,7 @@ async def entry_at(connection: asyncpg.Connection, learner_id: str, sequence: in
 
 
 async def active_consents(
-    connection: asyncpg.Connection, pairs: Iterable[tuple[str, str]]
+    connection: Connection, pairs: Iterable[tuple[str, str]]
 ) -> set[tuple[str, str]]:
     """Which (learner_id, university_id) pairs have a consent that stands now."""
     pairs = list(set(pairs))

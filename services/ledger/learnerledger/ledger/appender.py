@@ -9,6 +9,7 @@ re-drive) meets its own earlier entry and becomes a no-op.
 from __future__ import annotations
 
 import dataclasses
+import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -38,7 +39,7 @@ from learnerledger.domain.events import (
 )
 from learnerledger.domain.hash_chain import ChainHead, append_to_chain, head_of
 from learnerledger.kafka.codec import UndecodableEvent, decode_completion_event
-from learnerledger.postgres import bookkeeping, catalog, credit_log
+from learnerledger.postgres import Connection, bookkeeping, catalog, credit_log
 from learnerledger.postgres.credit_log import CompletionRecord
 
 log = structlog.get_logger(__name__)
@@ -106,7 +107,7 @@ class CreditLogAppender:
         return outcome
 
     async def _decide_batch(
-        self, connection: asyncpg.Connection, records: Sequence[SourceRecord]
+        self, connection: Connection, records: Sequence[SourceRecord]
     ) -> BatchOutcome:
         outcome = BatchOutcome()
         decoded: list[tuple[SourceRecord, LedgerRequest]] = []
@@ -147,16 +148,14 @@ class _BatchFacts:
     entries of the same batch are decided (a revocation may follow its completion in one batch)."""
 
     heads: dict[str, ChainHead]
-    same_event: dict[object, PriorEntry]
+    same_event: dict[uuid.UUID, PriorEntry]
     courses: dict[str, Course]
     completions: dict[tuple[str, str, str], CompletionRecord]
     universities: set[str]
     consents: set[tuple[str, str]]
 
     @classmethod
-    async def load(
-        cls, connection: asyncpg.Connection, requests: Sequence[LedgerRequest]
-    ) -> _BatchFacts:
+    async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
         learners = {r.envelope.learner_id for r in requests}
         course_ids = [r.course_id for r in requests if isinstance(r, CompletionSubmitted)]
         revocations = [r for r in requests if isinstance(r, RevocationRequested)]

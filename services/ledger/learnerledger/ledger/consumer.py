@@ -60,6 +60,7 @@ async def consume_completions(
     producer: AIOKafkaProducer,
     max_records: int,
     wait_ms: int,
+    session_timeout_ms: int = 10_000,
     stop: asyncio.Event,
 ) -> None:
     """Run until ``stop`` is set: poll, decide, append, repeat."""
@@ -97,6 +98,8 @@ async def consume_completions(
         auto_offset_reset="earliest",
         max_poll_records=max_records,
         client_id=f"ledger-{group_id}",
+        session_timeout_ms=session_timeout_ms,
+        heartbeat_interval_ms=max(session_timeout_ms // 3, 1000),
     )
     consumer.subscribe([topic], listener=_SeekToStoredOffsets(consumer, pool, group_id))
     await consumer.start()

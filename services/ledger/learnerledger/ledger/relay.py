@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 
 from learnerledger.kafka.codec import encode_ledger_entry
+from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 
 log = structlog.get_logger(__name__)
@@ -26,7 +27,7 @@ PUBLISHED = Counter("ledger_entries_published_total", "Entries published to ledg
 RELAY_POSITION = Gauge("ledger_relay_position", "Highest log position published")
 
 
-async def load_cursor(connection: asyncpg.Connection, topic: str) -> LogCursor:
+async def load_cursor(connection: Connection, topic: str) -> LogCursor:
     row = await connection.fetchrow(
         "SELECT last_tx_id::text::bigint AS tx, last_position FROM relay_progress WHERE topic = $1",
         topic,
@@ -34,7 +35,7 @@ async def load_cursor(connection: asyncpg.Connection, topic: str) -> LogCursor:
     return LogCursor() if row is None else LogCursor(row["tx"], row["last_position"])
 
 
-async def store_cursor(connection: asyncpg.Connection, topic: str, cursor: LogCursor) -> None:
+async def store_cursor(connection: Connection, topic: str, cursor: LogCursor) -> None:
     await connection.execute(
         """INSERT INTO relay_progress (topic, last_tx_id, last_position)
            VALUES ($1, $2::text::xid8, $3)

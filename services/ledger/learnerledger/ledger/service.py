@@ -38,6 +38,7 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
                 producer=producer,
                 max_records=settings.batch_max_records,
                 wait_ms=settings.batch_wait_ms,
+                session_timeout_ms=settings.session_timeout_ms,
                 stop=stop,
             ),
             name="consumer",

@@ -16,6 +16,7 @@ class LedgerSettings(CommonSettings):
     consumer_group: str = LEDGER_CONSUMER_GROUP
     batch_max_records: int = Field(2000, ge=1)
     batch_wait_ms: int = Field(50, ge=0)
+    session_timeout_ms: int = Field(10_000, ge=6_000)
     relay_batch: int = Field(5000, ge=1)
     relay_idle_ms: int = Field(50, ge=1)
     grpc_port: int = Field(50053, ge=0, le=65535)

@@ -6,7 +6,6 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 
-import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.serialization import (
     Encoding,
@@ -23,6 +22,7 @@ from learnerledger.domain.checkpoints import (
 )
 from learnerledger.domain.entries import Entry
 from learnerledger.domain.hash_chain import ChainBreak, ChainHead, heads_root, verify_chain
+from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import entry_from_row
 
 _ENTRY_QUERY = (
@@ -65,7 +65,7 @@ def public_key_of(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-async def _heads_below(connection: asyncpg.Connection, horizon: int) -> tuple[list[ChainHead], int]:
+async def _heads_below(connection: Connection, horizon: int) -> tuple[list[ChainHead], int]:
     rows = await connection.fetch(
         """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash, position
              FROM credit_log WHERE tx_id < $1::text::xid8
@@ -80,9 +80,7 @@ async def _heads_below(connection: asyncpg.Connection, horizon: int) -> tuple[li
     return heads, int(position)
 
 
-async def take_checkpoint(
-    connection: asyncpg.Connection, key: Ed25519PrivateKey
-) -> SignedCheckpoint:
+async def take_checkpoint(connection: Connection, key: Ed25519PrivateKey) -> SignedCheckpoint:
     """Sign the head of every transaction that has finished, and store the statement."""
     async with connection.transaction(isolation="repeatable_read"):
         horizon = int(
@@ -110,7 +108,7 @@ async def take_checkpoint(
     return signed
 
 
-async def latest_checkpoint(connection: asyncpg.Connection) -> SignedCheckpoint | None:
+async def latest_checkpoint(connection: Connection) -> SignedCheckpoint | None:
     row = await connection.fetchrow(
         """SELECT position, tx_horizon::text::bigint AS horizon, root_hash, learner_count,
                   signed_at, signature, public_key
@@ -132,7 +130,7 @@ async def latest_checkpoint(connection: asyncpg.Connection) -> SignedCheckpoint 
 
 
 async def verify_ledger(
-    connection: asyncpg.Connection,
+    connection: Connection,
     *,
     learner_id: str | None = None,
     trusted_public_key: bytes | None = None,
@@ -165,7 +163,7 @@ async def verify_ledger(
 
 
 async def _verify_latest_checkpoint(
-    connection: asyncpg.Connection, trusted_public_key: bytes | None
+    connection: Connection, trusted_public_key: bytes | None
 ) -> tuple[int, str | None]:
     signed = await latest_checkpoint(connection)
     if signed is None:

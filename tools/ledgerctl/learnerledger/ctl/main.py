@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import importlib
 import sys
 from collections.abc import Callable, Coroutine
 from pathlib import Path
@@ -96,16 +97,16 @@ async def cmd_topics_create(args: argparse.Namespace) -> int:
 
 
 # serve ---------------------------------------------------------------------------------------
+SERVICE_ENTRYPOINTS = {
+    "gateway": "learnerledger.gateway.service",
+    "ledger": "learnerledger.ledger.service",
+    "query": "learnerledger.query.service",
+    "projector": "learnerledger.query.projector",
+}
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
-    if args.service == "ledger":
-        from learnerledger.ledger.service import main as serve
-    elif args.service == "gateway":
-        from learnerledger.gateway.service import main as serve
-    elif args.service == "query":
-        from learnerledger.query.service import main as serve
-    else:
-        from learnerledger.query.projector import main as serve
-    serve()
+    importlib.import_module(SERVICE_ENTRYPOINTS[args.service]).main()
     return 0
 
 
@@ -309,7 +310,7 @@ def build_parser() -> argparse.ArgumentParser:
     create.add_argument("--min-insync-replicas", type=int, default=1)
 
     serve = command(commands, "serve", cmd_serve, "run one service in the foreground")
-    serve.add_argument("service", choices=["gateway", "ledger", "query", "projector"])
+    serve.add_argument("service", choices=sorted(SERVICE_ENTRYPOINTS))
 
     issuer = group("issuer", "partners that certify learning")
     add = command(issuer, "add", cmd_issuer_add, "register an issuer")

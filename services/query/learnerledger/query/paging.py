@@ -1,0 +1,180 @@
+"""Pure parts of ListCredentials: the AIP-160 filter subset and AIP-158 page tokens.
+
+Filter grammar (a deliberately small subset of AIP-160)::
+
+    filter      := comparison ( "AND" comparison )*
+    comparison  := field "=" value
+    field       := "issuer_id" | "course_id" | "level" | "status"
+    value       := a double-quoted string (backslash escapes \\" and \\\\), or a bare word
+
+A page token is opaque to clients: URL-safe base64 of ``{"v":1,"s":<last sequence>,"h":<hash>}``
+where the hash covers the learner and the normalized filter, so a token replayed with another
+filter or learner is refused (INVALID_ARGUMENT) instead of silently paging something else.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hashlib
+import json
+import re
+from dataclasses import dataclass
+
+from learnerledger.domain.catalog import InvalidCourse, parse_level
+from learnerledger.domain.transcript import CredentialStatus
+
+DEFAULT_PAGE_SIZE = 50
+MAX_PAGE_SIZE = 1000
+FILTER_FIELDS = ("issuer_id", "course_id", "level", "status")
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<and>AND)(?![\w.-])
+      | (?P<field>[A-Za-z_][A-Za-z0-9_]*)
+      | (?P<eq>=)
+      | "(?P<quoted>(?:[^"\\]|\\.)*)"
+      | (?P<bare>[A-Za-z0-9_.\-]+)
+    )""",
+    re.VERBOSE,
+)
+
+
+class InvalidFilter(ValueError):
+    """The filter does not parse or names an unknown field or value."""
+
+    def __init__(self, description: str) -> None:
+        super().__init__(description)
+        self.description = description
+
+
+class InvalidPageToken(ValueError):
+    """The page token is not one this server issued for the same request."""
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialFilter:
+    issuer_id: str | None = None
+    course_id: str | None = None
+    level: str | None = None
+    status: CredentialStatus | None = None
+
+    def normalized(self) -> str:
+        parts = [
+            f"{name}={value}"
+            for name in FILTER_FIELDS
+            if (value := getattr(self, name)) is not None
+        ]
+        return "&".join(parts)
+
+
+def _tokens(text: str) -> list[tuple[str, str]]:
+    found: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        match = _TOKEN.match(text, pos)
+        if match is None or match.end() == pos:
+            raise InvalidFilter(f"unexpected character at offset {pos}: {text[pos:pos + 10]!r}")
+        kind = match.lastgroup or ""
+        value = match.group(kind)
+        if kind == "quoted":
+            value = re.sub(r"\\(.)", r"\1", value)
+        elif kind == "field" and value == "AND":
+            kind = "and"
+        found.append((kind, value))
+        pos = match.end()
+    return found
+
+
+def parse_filter(text: str) -> CredentialFilter:
+    """Parse ``issuer_id = "nptel" AND level = "6.5" AND status = "ACTIVE"``."""
+    if not text.strip():
+        return CredentialFilter()
+    tokens = _tokens(text)
+    values: dict[str, str] = {}
+    index = 0
+    while True:
+        if index + 3 > len(tokens):
+            raise InvalidFilter('expected a comparison of the form field = "value"')
+        (k1, name), (k2, _), (k3, value) = tokens[index : index + 3]
+        if k1 not in ("field", "bare") or k2 != "eq" or k3 not in ("quoted", "bare", "field"):
+            raise InvalidFilter('expected a comparison of the form field = "value"')
+        if name not in FILTER_FIELDS:
+            raise InvalidFilter(
+                f"unknown field {name!r}; filterable fields: {', '.join(FILTER_FIELDS)}"
+            )
+        if name in values:
+            raise InvalidFilter(f"field {name!r} appears more than once")
+        values[name] = value
+        index += 3
+        if index == len(tokens):
+            break
+        if tokens[index][0] != "and":
+            raise InvalidFilter("comparisons must be joined with AND (OR is not supported)")
+        index += 1
+    level = values.get("level")
+    if level is not None:
+        try:
+            level = str(parse_level(level))
+        except (InvalidCourse, ValueError, ArithmeticError) as exc:
+            raise InvalidFilter(f"level {level!r} is not an NCrF level (4.5 to 8)") from exc
+    status = values.get("status")
+    parsed_status = None
+    if status is not None:
+        try:
+            parsed_status = CredentialStatus(status.lower())
+        except ValueError as exc:
+            raise InvalidFilter(
+                f"status {status!r} is not one of ACTIVE, REVOKED, EXPIRED"
+            ) from exc
+    return CredentialFilter(
+        issuer_id=values.get("issuer_id"),
+        course_id=values.get("course_id"),
+        level=level,
+        status=parsed_status,
+    )
+
+
+def coerce_page_size(page_size: int) -> int:
+    """AIP-158: 0 means the default; above the maximum is coerced; negative is an error."""
+    if page_size < 0:
+        raise ValueError("page_size must not be negative")
+    if page_size == 0:
+        return DEFAULT_PAGE_SIZE
+    return min(page_size, MAX_PAGE_SIZE)
+
+
+def request_hash(learner_id: str, credential_filter: CredentialFilter) -> str:
+    digest = hashlib.sha256(f"{learner_id}\n{credential_filter.normalized()}".encode())
+    return digest.hexdigest()[:16]
+
+
+def encode_page_token(last_sequence: int, learner_id: str, f: CredentialFilter) -> str:
+    document = {"v": 1, "s": last_sequence, "h": request_hash(learner_id, f)}
+    raw = json.dumps(document, separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_page_token(token: str, learner_id: str, f: CredentialFilter) -> int:
+    """The last sequence of the previous page; 0 for an empty token."""
+    if not token:
+        return 0
+    try:
+        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+        document = json.loads(raw)
+    except (binascii.Error, ValueError) as exc:
+        raise InvalidPageToken("page_token is not a token this server issued") from exc
+    if (
+        not isinstance(document, dict)
+        or document.get("v") != 1
+        or not isinstance(document.get("s"), int)
+        or document["s"] < 0
+    ):
+        raise InvalidPageToken("page_token is not a token this server issued")
+    if document.get("h") != request_hash(learner_id, f):
+        raise InvalidPageToken(
+            "page_token was issued for another learner or filter; "
+            "send the same learner_id and filter as in the call that returned it"
+        )
+    return int(document["s"])

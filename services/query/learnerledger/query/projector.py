@@ -1,0 +1,229 @@
+"""``ledgerctl serve projector``: fold ``ledger.entries.v1`` into the read model.
+
+Per batch: decode the entries, group them by learner, load those learners' stored folds, apply
+the entries in sequence order with ``TranscriptProjection.apply`` and store the result, all in
+one PostgreSQL transaction; then commit the Kafka offsets. Delivery is at least once and the
+fold is idempotent by (learner, sequence): an entry at or below the applied sequence is skipped.
+A gap (an entry whose predecessor has not been applied) is filled from the credit log, which
+holds every entry before the relay publishes it; if the log cannot fill it yet, the batch is
+rolled back and retried, so nothing is ever applied out of order.
+
+Stream processor: this worker uses aiokafka directly (see the module's README note in the
+report of issue 5); faust-streaming was not adopted here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+import time
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import asyncpg
+import grpc
+import structlog
+from aiokafka import AIOKafkaConsumer, TopicPartition
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from prometheus_client import Counter, Histogram
+
+from learnerledger.domain.entries import Entry
+from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
+from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
+from learnerledger.observability import configure_logging, serve_metrics
+from learnerledger.postgres.credit_log import learner_entries
+from learnerledger.postgres.pool import create_pool
+from learnerledger.query import read_model
+from learnerledger.query.settings import ProjectorSettings
+
+log = structlog.get_logger(__name__)
+
+APPLIED = Counter("projector_entries_total", "Ledger entries seen by the projector", ["outcome"])
+BATCH_SECONDS = Histogram("projector_batch_seconds", "Time to apply and store one batch")
+
+
+class GapNotFilled(Exception):
+    """The credit log does not (yet) hold the entries before one that arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    applied: int
+    skipped: int
+    filled: int
+    learners: int
+
+
+async def apply_entries(connection: asyncpg.Connection, entries: Sequence[Entry]) -> BatchResult:
+    """Apply ``entries`` (any order, any learners) to the read model. Call in a transaction."""
+    by_learner: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_learner[entry.learner_id].append(entry)
+    before = await read_model.load_states(connection, by_learner, for_update=True)
+    after: list[TranscriptState] = []
+    applied = skipped = filled = 0
+    for learner_id, items in sorted(by_learner.items()):
+        state = before.get(learner_id) or TranscriptProjection.initial(learner_id)
+        for entry in sorted(items, key=lambda e: e.sequence):
+            if entry.sequence <= state.last_sequence:
+                skipped += 1
+                continue
+            if entry.sequence > state.last_sequence + 1:
+                missing = await learner_entries(
+                    connection,
+                    learner_id,
+                    after_sequence=state.last_sequence,
+                    up_to_sequence=entry.sequence - 1,
+                )
+                if len(missing) != entry.sequence - 1 - state.last_sequence:
+                    raise GapNotFilled(
+                        f"learner {learner_id}: entries {state.last_sequence + 1}.."
+                        f"{entry.sequence - 1} are not in the credit log yet"
+                    )
+                for earlier in missing:
+                    state = TranscriptProjection.apply(state, earlier)
+                filled += len(missing)
+            state = TranscriptProjection.apply(state, entry)
+            applied += 1
+        after.append(state)
+    await read_model.save_states(connection, after, before)
+    return BatchResult(applied, skipped, filled, len(by_learner))
+
+
+async def project(
+    *,
+    bootstrap_servers: str,
+    topic: str,
+    group_id: str,
+    pool: asyncpg.Pool,
+    stop: asyncio.Event,
+    max_records: int = 2000,
+    wait_ms: int = 50,
+    session_timeout_ms: int = 10_000,
+    gap_retry_ms: int = 500,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Consume ``topic`` until ``stop`` is set."""
+    consumer = AIOKafkaConsumer(
+        topic,
+        bootstrap_servers=bootstrap_servers,
+        group_id=group_id,
+        client_id=f"projector-{group_id}",
+        enable_auto_commit=False,
+        auto_offset_reset="earliest",
+        session_timeout_ms=session_timeout_ms,
+        max_poll_records=max_records,
+    )
+    await consumer.start()
+    if started is not None:
+        started.set()
+    log.info("projector_consuming", topic=topic, group_id=group_id)
+    try:
+        while not stop.is_set():
+            batch = await consumer.getmany(timeout_ms=max(wait_ms, 200), max_records=max_records)
+            if not batch:
+                continue
+            entries: list[Entry] = []
+            for records in batch.values():
+                for record in records:
+                    try:
+                        entries.append(decode_ledger_entry(record.value or b""))
+                    except (UndecodableEvent, ValueError, KeyError) as exc:
+                        APPLIED.labels("undecodable").inc()
+                        log.error(
+                            "ledger_entry_undecodable",
+                            partition=record.partition,
+                            offset=record.offset,
+                            error=str(exc),
+                        )
+            started_at = time.perf_counter()
+            try:
+                async with pool.acquire() as connection, connection.transaction():
+                    result = await apply_entries(connection, entries)
+            except GapNotFilled as exc:
+                log.warning("projector_gap_waiting", reason=str(exc))
+                for tp, records in batch.items():
+                    consumer.seek(tp, records[0].offset)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=gap_retry_ms / 1000)
+                continue
+            BATCH_SECONDS.observe(time.perf_counter() - started_at)
+            APPLIED.labels("applied").inc(result.applied)
+            APPLIED.labels("skipped").inc(result.skipped)
+            APPLIED.labels("filled_from_log").inc(result.filled)
+            await consumer.commit(
+                {
+                    TopicPartition(tp.topic, tp.partition): records[-1].offset + 1
+                    for tp, records in batch.items()
+                }
+            )
+            log.debug(
+                "projector_batch",
+                entries=len(entries),
+                applied=result.applied,
+                skipped=result.skipped,
+                filled=result.filled,
+            )
+    finally:
+        await consumer.stop()
+
+
+async def run_projector(
+    settings: ProjectorSettings,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    stop = stop or _stop_on_signals()
+    pool = await create_pool(settings.database_url, role=settings.database_role, max_size=2)
+    health_server: grpc.aio.Server | None = None
+    servicer = health.aio.HealthServicer()
+    if settings.grpc_port:
+        health_server = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(servicer, health_server)
+        health_server.add_insecure_port(f"{settings.grpc_bind}:{settings.grpc_port}")
+        await health_server.start()
+    consuming = asyncio.Event()
+
+    async def mark_serving() -> None:
+        await consuming.wait()
+        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
+        if started is not None:
+            started.set()
+
+    marker = asyncio.create_task(mark_serving())
+    try:
+        await project(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.topic_ledger_entries,
+            group_id=settings.consumer_group,
+            pool=pool,
+            stop=stop,
+            max_records=settings.batch_max_records,
+            wait_ms=settings.batch_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            gap_retry_ms=settings.gap_retry_ms,
+            started=consuming,
+        )
+    finally:
+        marker.cancel()
+        if health_server is not None:
+            await health_server.stop(grace=1)
+        await pool.close()
+        log.info("projector_stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    settings = ProjectorSettings()
+    configure_logging("projector", settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+    asyncio.run(run_projector(settings))

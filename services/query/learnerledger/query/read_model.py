@@ -1,0 +1,221 @@
+"""The read model in PostgreSQL: one transcript row per learner, one row per credential.
+
+The rows hold exactly a :class:`TranscriptState` (the domain fold), so loading a learner's rows
+and applying the next entries with ``TranscriptProjection.apply`` is the same fold as the one
+over the whole log. Statuses are not stored: ``view_at`` evaluates expiry and revocation when a
+transcript is read.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from decimal import Decimal
+
+import asyncpg
+
+from learnerledger.domain.transcript import Credential, CredentialStatus, TranscriptState
+from learnerledger.query.paging import CredentialFilter
+
+_CREDENTIAL_COLUMNS = (
+    "learner_id, sequence, issuer_id, completion_id, course_id, level, credits, completed_at, "
+    "valid_until, recorded_at, revoked_by_sequence, revoked_at"
+)
+
+
+def _credential(row: asyncpg.Record) -> Credential:
+    return Credential(
+        learner_id=row["learner_id"],
+        sequence=row["sequence"],
+        issuer_id=row["issuer_id"],
+        completion_id=row["completion_id"],
+        course_id=row["course_id"],
+        level=row["level"],
+        credits=Decimal(row["credits"]),
+        completed_at=row["completed_at"],
+        valid_until=row["valid_until"],
+        recorded_at=row["recorded_at"],
+        revoked_by_sequence=row["revoked_by_sequence"],
+        revoked_at=row["revoked_at"],
+    )
+
+
+async def load_states(
+    connection: asyncpg.Connection, learner_ids: Iterable[str], *, for_update: bool = False
+) -> dict[str, TranscriptState]:
+    """The stored fold of each learner that has one (learners without rows are left out)."""
+    ids = sorted(set(learner_ids))
+    if not ids:
+        return {}
+    lock = " ORDER BY learner_id FOR UPDATE" if for_update else ""
+    heads = await connection.fetch(
+        "SELECT learner_id, last_sequence, ledger_position, completions_without_credit, consents "
+        f"FROM read_transcripts WHERE learner_id = ANY($1::text[]){lock}",
+        ids,
+    )
+    rows = await connection.fetch(
+        f"SELECT {_CREDENTIAL_COLUMNS} FROM read_credentials "
+        "WHERE learner_id = ANY($1::text[]) ORDER BY learner_id, sequence",
+        ids,
+    )
+    credentials: dict[str, dict[int, Credential]] = {}
+    for row in rows:
+        credentials.setdefault(row["learner_id"], {})[row["sequence"]] = _credential(row)
+    return {
+        h["learner_id"]: TranscriptState(
+            learner_id=h["learner_id"],
+            last_sequence=h["last_sequence"],
+            ledger_position=h["ledger_position"],
+            credentials=credentials.get(h["learner_id"], {}),
+            completions_without_credit=h["completions_without_credit"],
+            consents=frozenset(h["consents"]),
+        )
+        for h in heads
+    }
+
+
+async def load_state(connection: asyncpg.Connection, learner_id: str) -> TranscriptState | None:
+    return (await load_states(connection, [learner_id])).get(learner_id)
+
+
+async def save_states(
+    connection: asyncpg.Connection,
+    states: Sequence[TranscriptState],
+    before: dict[str, TranscriptState],
+) -> int:
+    """Upsert changed transcripts and the credentials that differ from ``before``.
+
+    Call inside a transaction. Returns the number of credential rows written.
+    """
+    changed = [s for s in states if before.get(s.learner_id) != s]
+    if not changed:
+        return 0
+    await connection.executemany(
+        """INSERT INTO read_transcripts (learner_id, last_sequence, ledger_position,
+                   completions_without_credit, total_credits, consents, updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, now())
+           ON CONFLICT (learner_id) DO UPDATE SET
+               last_sequence = EXCLUDED.last_sequence,
+               ledger_position = EXCLUDED.ledger_position,
+               completions_without_credit = EXCLUDED.completions_without_credit,
+               total_credits = EXCLUDED.total_credits,
+               consents = EXCLUDED.consents,
+               updated_at = now()
+           WHERE read_transcripts.last_sequence < EXCLUDED.last_sequence""",
+        [
+            (
+                s.learner_id,
+                s.last_sequence,
+                s.ledger_position,
+                s.completions_without_credit,
+                sum((c.credits for c in s.credentials.values()), Decimal(0)),
+                sorted(s.consents),
+            )
+            for s in changed
+        ],
+    )
+    rows = []
+    for state in changed:
+        old = before.get(state.learner_id)
+        old_credentials = old.credentials if old is not None else {}
+        for sequence, credential in state.credentials.items():
+            if old_credentials.get(sequence) != credential:
+                rows.append(
+                    (
+                        credential.learner_id,
+                        credential.sequence,
+                        credential.issuer_id,
+                        credential.completion_id,
+                        credential.course_id,
+                        credential.level,
+                        credential.credits,
+                        credential.completed_at,
+                        credential.valid_until,
+                        credential.recorded_at,
+                        credential.revoked_by_sequence,
+                        credential.revoked_at,
+                    )
+                )
+    if rows:
+        await connection.executemany(
+            f"""INSERT INTO read_credentials ({_CREDENTIAL_COLUMNS})
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                ON CONFLICT (learner_id, sequence) DO UPDATE SET
+                    revoked_by_sequence = EXCLUDED.revoked_by_sequence,
+                    revoked_at = EXCLUDED.revoked_at""",
+            rows,
+        )
+    return len(rows)
+
+
+async def applied_sequence(connection: asyncpg.Connection, learner_id: str) -> tuple[int, int]:
+    """(last_sequence, ledger_position) the read model holds for a learner; (0, 0) if none."""
+    row = await connection.fetchrow(
+        "SELECT last_sequence, ledger_position FROM read_transcripts WHERE learner_id = $1",
+        learner_id,
+    )
+    return (0, 0) if row is None else (row["last_sequence"], row["ledger_position"])
+
+
+async def has_applied_position(
+    connection: asyncpg.Connection, learner_id: str, min_position: int
+) -> bool:
+    """True when every entry of the learner at a log position <= ``min_position`` is applied.
+
+    Positions are global and the read model is kept per learner, so "has applied position P"
+    means: no entry of this learner at or below P is beyond the learner's applied sequence.
+    """
+    return bool(
+        await connection.fetchval(
+            """SELECT NOT EXISTS (
+                   SELECT 1 FROM credit_log
+                    WHERE learner_id = $1 AND position <= $2
+                      AND sequence > coalesce(
+                          (SELECT last_sequence FROM read_transcripts WHERE learner_id = $1), 0))""",
+            learner_id,
+            min_position,
+        )
+    )
+
+
+_STATUS_SQL = {
+    CredentialStatus.REVOKED: "revoked_at IS NOT NULL AND revoked_at <= $3",
+    CredentialStatus.EXPIRED: "(revoked_at IS NULL OR revoked_at > $3) AND valid_until <= $3",
+    CredentialStatus.ACTIVE: "(revoked_at IS NULL OR revoked_at > $3) AND valid_until > $3",
+}
+
+
+async def list_credentials(
+    connection: asyncpg.Connection,
+    learner_id: str,
+    credential_filter: CredentialFilter,
+    *,
+    instant: datetime,
+    after_sequence: int,
+    limit: int,
+) -> tuple[list[Credential], int]:
+    """One page of a learner's credentials in sequence order, and how many match in total."""
+    clauses = ["learner_id = $1"]
+    args: list[object] = [learner_id, after_sequence, instant]
+    for name in ("issuer_id", "course_id", "level"):
+        value = getattr(credential_filter, name)
+        if value is not None:
+            args.append(value)
+            clauses.append(f"{name} = ${len(args)}")
+    if credential_filter.status is not None:
+        clauses.append(_STATUS_SQL[credential_filter.status])
+    where = " AND ".join(clauses)
+    args.append(limit)
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        rows = await connection.fetch(
+            f"SELECT {_CREDENTIAL_COLUMNS} FROM read_credentials "
+            f"WHERE {where} AND sequence > $2 AND $3::timestamptz IS NOT NULL "
+            f"ORDER BY sequence LIMIT ${len(args)}",
+            *args,
+        )
+        total = await connection.fetchval(
+            f"SELECT count(*) FROM read_credentials WHERE {where} "
+            "AND $2::bigint IS NOT NULL AND $3::timestamptz IS NOT NULL",
+            *args[:-1],
+        )
+    return [_credential(r) for r in rows], int(total)

@@ -1,0 +1,44 @@
+"""Settings of the query API (prefix ``QUERY_``) and of the projection worker (``PROJECTOR_``)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from learnerledger.config import PROJECTOR_CONSUMER_GROUP, CommonSettings
+
+
+class QuerySettings(CommonSettings):
+    """``ledgerctl serve query``: TranscriptQueryService over gRPC."""
+
+    model_config = SettingsConfigDict(env_prefix="QUERY_", extra="ignore", populate_by_name=True)
+
+    grpc_port: int = Field(50052, ge=0, le=65535)
+    grpc_bind: str = "127.0.0.1"
+    metrics_port: int = Field(9103, ge=0, le=65535)
+    database_role: str | None = "ll_query"
+    pool_max_size: int = Field(10, ge=1)
+    watch_poll_ms: int = Field(200, ge=10)
+    min_position_poll_ms: int = Field(50, ge=5)
+    tls_cert_file: Path | None = None
+    tls_key_file: Path | None = None
+
+
+class ProjectorSettings(CommonSettings):
+    """``ledgerctl serve projector``: folds ledger.entries.v1 into the read model."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="PROJECTOR_", extra="ignore", populate_by_name=True
+    )
+
+    consumer_group: str = PROJECTOR_CONSUMER_GROUP
+    batch_max_records: int = Field(2000, ge=1)
+    batch_wait_ms: int = Field(50, ge=0)
+    session_timeout_ms: int = Field(10_000, ge=6_000)
+    gap_retry_ms: int = Field(500, ge=10)
+    metrics_port: int = Field(9104, ge=0, le=65535)
+    grpc_port: int = Field(50054, ge=0, le=65535)
+    grpc_bind: str = "127.0.0.1"
+    database_role: str | None = "ll_projector"

@@ -1,0 +1,62 @@
+"""The pitfall of DESIGN.md: a reader following the log must not skip a late-committing row."""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+
+import asyncpg
+import pytest
+
+from learnerledger.domain.entries import Entry, EntryDraft, EntryKind
+from learnerledger.domain.hash_chain import append_to_chain
+from learnerledger.postgres.credit_log import LogCursor, append_entries, read_committed_after
+
+pytestmark = pytest.mark.integration
+
+
+def first_entry(learner_id: str) -> Entry:
+    draft = EntryDraft(
+        learner_id,
+        EntryKind.CONSENT_GRANTED,
+        {"university_id": "du"},
+        1,
+        uuid.uuid4(),
+        datetime.now(UTC),
+    )
+    return append_to_chain(None, draft)
+
+
+async def test_a_row_that_commits_late_is_read_not_skipped(database_url: str) -> None:
+    early, late, reader = [await asyncpg.connect(database_url) for _ in range(3)]
+    try:
+        cursor = LogCursor(
+            *(await reader.fetchrow(
+                "SELECT coalesce(max(tx_id::text::bigint), 0), coalesce(max(position), 0) "
+                "FROM credit_log"
+            ))
+        )  # fmt: skip
+        slow = early.transaction()
+        await slow.start()
+        await append_entries(early, [first_entry("500000000001")])  # takes the lower position
+        async with late.transaction():
+            await append_entries(late, [first_entry("500000000002")])  # commits first
+
+        naive = await reader.fetch(
+            "SELECT learner_id FROM credit_log WHERE position > $1 ORDER BY position",
+            cursor.position,
+        )
+        assert [r["learner_id"] for r in naive] == ["500000000002"]  # position 1 is not visible
+
+        entries, after = await read_committed_after(reader, cursor, 100)
+        assert entries == []  # holds back until the older transaction has finished
+        assert after == cursor
+
+        await slow.commit()
+        entries, after = await read_committed_after(reader, cursor, 100)
+        assert [e.learner_id for e in entries] == ["500000000001", "500000000002"]
+        entries, _ = await read_committed_after(reader, after, 100)
+        assert entries == []
+    finally:
+        for connection in (early, late, reader):
+            await connection.close()
