@@ -37,7 +37,9 @@ LEVEL_TO_PROTO: dict[str, common_pb2.NcrfLevel.ValueType] = {
     "7": common_pb2.NCRF_LEVEL_7,
     "8": common_pb2.NCRF_LEVEL_8,
 }
-PROTO_TO_LEVEL: dict[common_pb2.NcrfLevel.ValueType, str] = {v: k for k, v in LEVEL_TO_PROTO.items()}
+PROTO_TO_LEVEL: dict[common_pb2.NcrfLevel.ValueType, str] = {
+    v: k for k, v in LEVEL_TO_PROTO.items()
+}
 RESULT_TO_PROTO = {
     Result.PASS: common_pb2.COMPLETION_RESULT_PASS,
     Result.FAIL: common_pb2.COMPLETION_RESULT_FAIL,

@@ -2,7 +2,7 @@
 
 Why not a migration library: the well-kept ones (alembic, yoyo) speak psycopg/SQLAlchemy while
 every service here speaks asyncpg, and the schema is plain SQL anyway. The runner is forty lines:
-files ``NNNN_name.sql`` in ``migrations/``, each applied in its own transaction, recorded with a
+files ``NNNN_name.sql`` in ``sql/``, each applied in its own transaction, recorded with a
 checksum in ``schema_migrations``; an advisory lock lets concurrent migrators (several pods)
 wait for each other; a changed, already-applied file is an error, never silently re-run.
 """
@@ -34,7 +34,7 @@ class Migration:
 
 
 def available_migrations() -> list[Migration]:
-    folder = resources.files("learnerledger.postgres") / "migrations"
+    folder = resources.files("learnerledger.postgres") / "sql"
     found = []
     for item in folder.iterdir():
         if item.name.endswith(".sql"):

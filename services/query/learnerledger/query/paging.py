@@ -31,7 +31,6 @@ FILTER_FIELDS = ("issuer_id", "course_id", "level", "status")
 _TOKEN = re.compile(
     r"""\s*(?:
         (?P<and>AND)(?![\w.-])
-      | (?P<field>[A-Za-z_][A-Za-z0-9_]*)
       | (?P<eq>=)
       | "(?P<quoted>(?:[^"\\]|\\.)*)"
       | (?P<bare>[A-Za-z0-9_.\-]+)
@@ -75,13 +74,11 @@ def _tokens(text: str) -> list[tuple[str, str]]:
     while pos < len(text):
         match = _TOKEN.match(text, pos)
         if match is None or match.end() == pos:
-            raise InvalidFilter(f"unexpected character at offset {pos}: {text[pos:pos + 10]!r}")
+            raise InvalidFilter(f"unexpected character at offset {pos}: {text[pos : pos + 10]!r}")
         kind = match.lastgroup or ""
         value = match.group(kind)
         if kind == "quoted":
             value = re.sub(r"\\(.)", r"\1", value)
-        elif kind == "field" and value == "AND":
-            kind = "and"
         found.append((kind, value))
         pos = match.end()
     return found
@@ -98,7 +95,7 @@ def parse_filter(text: str) -> CredentialFilter:
         if index + 3 > len(tokens):
             raise InvalidFilter('expected a comparison of the form field = "value"')
         (k1, name), (k2, _), (k3, value) = tokens[index : index + 3]
-        if k1 not in ("field", "bare") or k2 != "eq" or k3 not in ("quoted", "bare", "field"):
+        if k1 != "bare" or k2 != "eq" or k3 not in ("quoted", "bare"):
             raise InvalidFilter('expected a comparison of the form field = "value"')
         if name not in FILTER_FIELDS:
             raise InvalidFilter(

@@ -33,6 +33,7 @@ from learnerledger.domain.entries import Entry
 from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
 from learnerledger.observability import configure_logging, serve_metrics
+from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query import read_model
@@ -56,7 +57,7 @@ class BatchResult:
     learners: int
 
 
-async def apply_entries(connection: asyncpg.Connection, entries: Sequence[Entry]) -> BatchResult:
+async def apply_entries(connection: Connection, entries: Sequence[Entry]) -> BatchResult:
     """Apply ``entries`` (any order, any learners) to the read model. Call in a transaction."""
     by_learner: dict[str, list[Entry]] = defaultdict(list)
     for entry in entries:

@@ -15,6 +15,7 @@ from decimal import Decimal
 import asyncpg
 
 from learnerledger.domain.transcript import Credential, CredentialStatus, TranscriptState
+from learnerledger.postgres import Connection
 from learnerledger.query.paging import CredentialFilter
 
 _CREDENTIAL_COLUMNS = (
@@ -41,7 +42,7 @@ def _credential(row: asyncpg.Record) -> Credential:
 
 
 async def load_states(
-    connection: asyncpg.Connection, learner_ids: Iterable[str], *, for_update: bool = False
+    connection: Connection, learner_ids: Iterable[str], *, for_update: bool = False
 ) -> dict[str, TranscriptState]:
     """The stored fold of each learner that has one (learners without rows are left out)."""
     ids = sorted(set(learner_ids))
@@ -74,12 +75,12 @@ async def load_states(
     }
 
 
-async def load_state(connection: asyncpg.Connection, learner_id: str) -> TranscriptState | None:
+async def load_state(connection: Connection, learner_id: str) -> TranscriptState | None:
     return (await load_states(connection, [learner_id])).get(learner_id)
 
 
 async def save_states(
-    connection: asyncpg.Connection,
+    connection: Connection,
     states: Sequence[TranscriptState],
     before: dict[str, TranscriptState],
 ) -> int:
@@ -148,7 +149,7 @@ async def save_states(
     return len(rows)
 
 
-async def applied_sequence(connection: asyncpg.Connection, learner_id: str) -> tuple[int, int]:
+async def applied_sequence(connection: Connection, learner_id: str) -> tuple[int, int]:
     """(last_sequence, ledger_position) the read model holds for a learner; (0, 0) if none."""
     row = await connection.fetchrow(
         "SELECT last_sequence, ledger_position FROM read_transcripts WHERE learner_id = $1",
@@ -157,9 +158,7 @@ async def applied_sequence(connection: asyncpg.Connection, learner_id: str) -> t
     return (0, 0) if row is None else (row["last_sequence"], row["ledger_position"])
 
 
-async def has_applied_position(
-    connection: asyncpg.Connection, learner_id: str, min_position: int
-) -> bool:
+async def has_applied_position(connection: Connection, learner_id: str, min_position: int) -> bool:
     """True when every entry of the learner at a log position <= ``min_position`` is applied.
 
     Positions are global and the read model is kept per learner, so "has applied position P"
@@ -170,8 +169,8 @@ async def has_applied_position(
             """SELECT NOT EXISTS (
                    SELECT 1 FROM credit_log
                     WHERE learner_id = $1 AND position <= $2
-                      AND sequence > coalesce(
-                          (SELECT last_sequence FROM read_transcripts WHERE learner_id = $1), 0))""",
+                      AND sequence > coalesce((SELECT last_sequence FROM read_transcripts
+                                                WHERE learner_id = $1), 0))""",
             learner_id,
             min_position,
         )
@@ -186,7 +185,7 @@ _STATUS_SQL = {
 
 
 async def list_credentials(
-    connection: asyncpg.Connection,
+    connection: Connection,
     learner_id: str,
     credential_filter: CredentialFilter,
     *,

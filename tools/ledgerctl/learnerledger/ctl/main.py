@@ -58,9 +58,13 @@ async def _prepare(bootstrap: str, database_url: str) -> None:
 
 
 def cmd_stack_down(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.services import stop_services
     from learnerledger.ctl.stack import StackConfig, stack_down
 
-    stack_down(StackConfig.from_env())
+    cfg = StackConfig.from_env()
+    for name in stop_services(cfg.state_dir):
+        print(f"stopped service {name}")
+    stack_down(cfg)
     print("local stack stopped")
     return 0
 
@@ -71,6 +75,34 @@ def cmd_stack_status(args: argparse.Namespace) -> int:
     statuses = stack_status(StackConfig.from_env())
     print(format_status(statuses))
     return 0 if all(s.healthy for s in statuses) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.demo import run_demo
+    from learnerledger.ctl.stack import StackConfig, stack_up
+    from learnerledger.ledger.verification import generate_signing_key
+
+    cfg = StackConfig.from_env()
+    info = stack_up(cfg)
+    asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
+    key = cfg.state_dir / "checkpoint-signing.key"
+    if not key.exists():
+        generate_signing_key(key)
+    env = {
+        **info.env(),
+        "LEDGER_CHECKPOINT_SIGNING_KEY_FILE": str(key),
+        "LEDGER_CHECKPOINT_INTERVAL_S": "30",
+    }
+    asyncio.run(
+        run_demo(
+            state_dir=cfg.state_dir,
+            bootstrap=info.kafka_bootstrap,
+            database_url=info.database_url,
+            env=env,
+            total=args.completions,
+        )
+    )
+    return 0
 
 
 # db / topics ---------------------------------------------------------------------------------
@@ -301,6 +333,9 @@ def build_parser() -> argparse.ArgumentParser:
     command(stack, "down", cmd_stack_down, "stop what `stack up` started")
     command(stack, "status", cmd_stack_status, "each component, its address, pid and health")
 
+    demo = command(commands, "demo", cmd_demo, "the whole pipeline locally, with demo data")
+    demo.add_argument("--completions", type=int, default=10_000)
+
     db = group("db", "the PostgreSQL schema")
     command(db, "migrate", cmd_db_migrate, "apply pending schema migrations")
 
@@ -387,6 +422,8 @@ def run(args: argparse.Namespace) -> int:
         InvalidCourse,
         UsageProblem,
         OSError,
+        TimeoutError,
+        RuntimeError,
     ) as exc:
         print(f"ledgerctl: {exc}", file=sys.stderr)
         return 2

@@ -1,0 +1,452 @@
+"""TranscriptQueryService: transcripts, credentials and proofs for universities (grpc.aio)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime
+from decimal import Decimal
+from functools import wraps
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+import grpc
+import structlog
+from prometheus_client import Histogram
+
+from learnerledger.domain.checkpoints import key_id, signature_is_valid
+from learnerledger.domain.entries import EntryKind
+from learnerledger.domain.hash_chain import ChainHead, heads_root, verify_chain
+from learnerledger.domain.learners import is_apaar_id
+from learnerledger.domain.transcript import (
+    Credential,
+    CredentialStatus,
+    TranscriptProjection,
+    TranscriptState,
+    TranscriptView,
+    view_at,
+)
+from learnerledger.kafka.codec import LEVEL_TO_PROTO, encode_ledger_entry, to_timestamp
+from learnerledger.ledger.verification import latest_checkpoint
+from learnerledger.postgres import catalog, credit_log
+from learnerledger.query import paging, read_model
+from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
+from learnerledger.v1 import common_pb2, events_pb2
+from learnerledger.v1 import transcript_query_pb2 as pb
+from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
+
+log = structlog.get_logger(__name__)
+
+RPC_SECONDS = Histogram("query_rpc_seconds", "TranscriptQueryService call latency", ["method"])
+ANNUAL_LIMIT = Decimal(40)
+CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
+LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
+POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
+DEFAULT_MIN_POSITION_WAIT_S = 10.0
+
+_STATUS_TO_PROTO = {
+    CredentialStatus.ACTIVE: pb.CREDENTIAL_STATUS_ACTIVE,
+    CredentialStatus.REVOKED: pb.CREDENTIAL_STATUS_REVOKED,
+    CredentialStatus.EXPIRED: pb.CREDENTIAL_STATUS_EXPIRED,
+}
+
+R = TypeVar("R")
+Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def _unary(
+    method: Callable[[Any, Any, Ctx], Awaitable[R]],
+) -> Callable[[Any, Any, Ctx], Awaitable[R]]:
+    @wraps(method)
+    async def wrapper(self: Any, request: Any, context: Ctx) -> R:
+        started = time.perf_counter()
+        try:
+            return await method(self, request, context)
+        except RpcFailure as failure:
+            await abort(context, failure)
+        finally:
+            RPC_SECONDS.labels(method.__name__).observe(time.perf_counter() - started)
+
+    return wrapper
+
+
+def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.Credential:
+    message = pb.Credential(
+        learner_id=credential.learner_id,
+        sequence=credential.sequence,
+        issuer_id=credential.issuer_id,
+        completion_id=credential.completion_id,
+        course_id=credential.course_id,
+        level=LEVEL_TO_PROTO.get(credential.level, common_pb2.NCRF_LEVEL_UNSPECIFIED),
+        credits=float(credential.credits),
+        completed_at=to_timestamp(credential.completed_at),
+        valid_until=to_timestamp(credential.valid_until),
+        status=_STATUS_TO_PROTO[status],
+        revoked_by_sequence=credential.revoked_by_sequence or 0,
+        recorded_at=to_timestamp(credential.recorded_at),
+    )
+    if credential.revoked_at is not None:
+        message.revoked_at.CopyFrom(to_timestamp(credential.revoked_at))
+    return message
+
+
+def _level_key(level: str) -> Decimal:
+    return Decimal(level)
+
+
+def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -> pb.Transcript:
+    return pb.Transcript(
+        learner_id=view.learner_id,
+        total_credits=float(view.total_credits),
+        active_credits=float(view.active_credits),
+        revoked_credits=float(view.revoked_credits),
+        expired_credits=float(view.expired_credits),
+        by_level=[
+            pb.LevelCredits(
+                level=LEVEL_TO_PROTO.get(level, common_pb2.NCRF_LEVEL_UNSPECIFIED),
+                credits=float(credits),
+            )
+            for level, credits in sorted(
+                view.active_by_level.items(), key=lambda i: _level_key(i[0])
+            )
+        ],
+        by_issuer=[
+            pb.IssuerCredits(issuer_id=issuer, credits=float(credits))
+            for issuer, credits in sorted(view.active_by_issuer.items())
+        ],
+        credentials=[credential_to_proto(c, s) for c, s in view.credentials],
+        last_sequence=view.last_sequence,
+        ledger_position=view.ledger_position,
+        as_of=to_timestamp(view.as_of),
+        completions_without_credit=completions_without_credit,
+    )
+
+
+def state_to_transcript(state: TranscriptState, instant: datetime) -> pb.Transcript:
+    return transcript_to_proto(view_at(state, instant, annual_limit=ANNUAL_LIMIT),
+                               state.completions_without_credit)  # fmt: skip
+
+
+def _bearer(context: Ctx) -> str | None:
+    for key, value in context.invocation_metadata() or ():
+        if key.lower() == "authorization":
+            text = value if isinstance(value, str) else value.decode()
+            scheme, _, token = text.strip().partition(" ")
+            if scheme.lower() == "bearer" and token.strip():
+                return token.strip()
+    return None
+
+
+def _check_learner_id(learner_id: str) -> None:
+    if not is_apaar_id(learner_id):
+        raise invalid_argument([Violation("learner_id", "must be an APAAR id: exactly 12 digits")])
+
+
+def _not_found(learner_id: str) -> RpcFailure:
+    return RpcFailure(
+        grpc.StatusCode.NOT_FOUND,
+        f"learner {learner_id} has no entries in the ledger",
+        reason=LEARNER_NOT_FOUND,
+        metadata={"learner_id": learner_id},
+    )
+
+
+class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
+    def __init__(
+        self,
+        pool: asyncpg.Pool,
+        *,
+        watch_poll_s: float = 0.2,
+        min_position_poll_s: float = 0.05,
+        trusted_public_key: bytes | None = None,
+    ) -> None:
+        self._pool = pool
+        self._watch_poll_s = watch_poll_s
+        self._min_position_poll_s = min_position_poll_s
+        self._trusted_public_key = trusted_public_key
+
+    # -- access ---------------------------------------------------------------------------
+    async def _authorize(self, context: Ctx, learner_id: str) -> catalog.Principal:
+        token = _bearer(context)
+        if token is None:
+            raise RpcFailure(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "missing bearer token: send metadata 'authorization: Bearer <token>'",
+                reason=Reason.UNAUTHENTICATED,
+            )
+        async with self._pool.acquire() as connection:
+            principal = await catalog.authenticate(connection, token)
+            if principal is None:
+                raise RpcFailure(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "the bearer token is unknown or revoked",
+                    reason=Reason.UNAUTHENTICATED,
+                )
+            _check_learner_id(learner_id)
+            if principal.kind is catalog.PrincipalKind.ADMIN:
+                return principal
+            if principal.kind is not catalog.PrincipalKind.UNIVERSITY:
+                raise RpcFailure(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "only university and admin tokens may read transcripts",
+                    reason=Reason.WRONG_PRINCIPAL_KIND,
+                    metadata={"principal_kind": principal.kind.value},
+                )
+            pair = (learner_id, principal.principal_id)
+            if pair not in await credit_log.active_consents(connection, [pair]):
+                raise self._consent_denied(learner_id, principal.principal_id)
+        return principal
+
+    @staticmethod
+    def _consent_denied(learner_id: str, university_id: str) -> RpcFailure:
+        return RpcFailure(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"learner {learner_id} has not granted university {university_id} consent "
+            "to read their record (or has revoked it)",
+            reason=CONSENT_NOT_GRANTED,
+            metadata={"learner_id": learner_id, "university_id": university_id},
+        )
+
+    async def _load(self, learner_id: str) -> TranscriptState:
+        async with self._pool.acquire() as connection:
+            state = await read_model.load_state(connection, learner_id)
+        if state is None:
+            raise _not_found(learner_id)
+        return state
+
+    async def _wait_for_position(self, context: Ctx, learner_id: str, min_position: int) -> None:
+        remaining = context.time_remaining()
+        budget = DEFAULT_MIN_POSITION_WAIT_S if remaining is None else remaining
+        deadline = time.monotonic() + max(0.0, budget - 0.05)  # leave time to answer
+        while True:
+            async with self._pool.acquire() as connection:
+                if await read_model.has_applied_position(connection, learner_id, min_position):
+                    return
+            if time.monotonic() + self._min_position_poll_s > deadline:
+                raise RpcFailure(
+                    grpc.StatusCode.UNAVAILABLE,
+                    f"the read model has not yet applied learner {learner_id}'s entries up to "
+                    f"log position {min_position}; retry, or call with a longer deadline",
+                    reason=POSITION_NOT_APPLIED,
+                    retry_after_s=0.5,
+                    metadata={"min_position": str(min_position)},
+                )
+            await asyncio.sleep(self._min_position_poll_s)
+
+    # -- RPCs -----------------------------------------------------------------------------
+    @_unary
+    async def GetTranscript(
+        self, request: pb.GetTranscriptRequest, context: Ctx
+    ) -> pb.GetTranscriptResponse:
+        await self._authorize(context, request.learner_id)
+        if request.min_position < 0:
+            raise invalid_argument([Violation("min_position", "must not be negative")])
+        if request.HasField("as_of"):
+            instant = request.as_of.ToDatetime(tzinfo=UTC)
+            async with self._pool.acquire() as connection:
+                entries = await credit_log.learner_entries(connection, request.learner_id)
+            if not entries:
+                raise _not_found(request.learner_id)
+            state = TranscriptProjection.fold(request.learner_id, entries, until=instant)
+            return pb.GetTranscriptResponse(transcript=state_to_transcript(state, instant))
+        if request.min_position > 0:
+            await self._wait_for_position(context, request.learner_id, request.min_position)
+        state = await self._load(request.learner_id)
+        return pb.GetTranscriptResponse(transcript=state_to_transcript(state, datetime.now(UTC)))
+
+    @_unary
+    async def ListCredentials(
+        self, request: pb.ListCredentialsRequest, context: Ctx
+    ) -> pb.ListCredentialsResponse:
+        await self._authorize(context, request.learner_id)
+        violations = []
+        try:
+            credential_filter = paging.parse_filter(request.filter)
+        except paging.InvalidFilter as exc:
+            violations.append(Violation("filter", exc.description))
+            credential_filter = paging.CredentialFilter()
+        try:
+            page_size = paging.coerce_page_size(request.page_size)
+        except ValueError as exc:
+            violations.append(Violation("page_size", str(exc)))
+            page_size = paging.DEFAULT_PAGE_SIZE
+        after = 0
+        if not violations:
+            try:
+                after = paging.decode_page_token(
+                    request.page_token, request.learner_id, credential_filter
+                )
+            except paging.InvalidPageToken as exc:
+                violations.append(Violation("page_token", str(exc)))
+        if violations:
+            raise invalid_argument(violations)
+        async with self._pool.acquire() as connection:
+            sequence, _ = await read_model.applied_sequence(connection, request.learner_id)
+            if sequence == 0:
+                raise _not_found(request.learner_id)
+            now = datetime.now(UTC)
+            rows, total = await read_model.list_credentials(
+                connection,
+                request.learner_id,
+                credential_filter,
+                instant=now,
+                after_sequence=after,
+                limit=page_size + 1,
+            )
+        page = rows[:page_size]
+        token = ""
+        if len(rows) > page_size:
+            token = paging.encode_page_token(
+                page[-1].sequence, request.learner_id, credential_filter
+            )
+        return pb.ListCredentialsResponse(
+            credentials=[credential_to_proto(c, c.status_at(now)) for c in page],
+            next_page_token=token,
+            total_size=total,
+        )
+
+    @_unary
+    async def GetCreditSummary(
+        self, request: pb.GetCreditSummaryRequest, context: Ctx
+    ) -> pb.GetCreditSummaryResponse:
+        await self._authorize(context, request.learner_id)
+        state = await self._load(request.learner_id)
+        now = datetime.now(UTC)
+        view = view_at(state, now, annual_limit=ANNUAL_LIMIT)
+        transcript = transcript_to_proto(view, state.completions_without_credit)
+        return pb.GetCreditSummaryResponse(
+            summary=pb.CreditSummary(
+                learner_id=state.learner_id,
+                total_active_credits=float(view.active_credits),
+                by_level=transcript.by_level,
+                by_issuer=transcript.by_issuer,
+                credits_last_365_days=float(view.credits_last_365_days),
+                exceeds_annual_limit=view.exceeds_annual_limit,
+                ledger_position=view.ledger_position,
+                annual_limit_credits=float(ANNUAL_LIMIT),
+                as_of=to_timestamp(now),
+            )
+        )
+
+    async def WatchTranscript(
+        self, request: pb.WatchTranscriptRequest, context: Ctx
+    ) -> AsyncIterator[pb.WatchTranscriptResponse]:
+        try:
+            principal = await self._authorize(context, request.learner_id)
+            state = await self._load(request.learner_id)
+        except RpcFailure as failure:
+            await abort(context, failure)
+        university = (
+            principal.principal_id if principal.kind is catalog.PrincipalKind.UNIVERSITY else None
+        )
+        yield pb.WatchTranscriptResponse(
+            transcript=state_to_transcript(state, datetime.now(UTC)),
+            applied_sequence=state.last_sequence,
+        )
+        while True:
+            await asyncio.sleep(self._watch_poll_s)
+            async with self._pool.acquire() as connection:
+                applied, _ = await read_model.applied_sequence(connection, request.learner_id)
+                if applied <= state.last_sequence:
+                    continue
+                # Replay the entries the projector applied since the last update, one by one,
+                # with the same fold: one message per entry, never out of order.
+                entries = await credit_log.learner_entries(
+                    connection,
+                    request.learner_id,
+                    after_sequence=state.last_sequence,
+                    up_to_sequence=applied,
+                )
+            for entry in entries:
+                state = TranscriptProjection.apply(state, entry)
+                if (
+                    university is not None
+                    and entry.kind is EntryKind.CONSENT_REVOKED
+                    and entry.payload.get("university_id") == university
+                ):
+                    await abort(context, self._consent_denied(request.learner_id, university))
+                yield pb.WatchTranscriptResponse(
+                    transcript=state_to_transcript(state, datetime.now(UTC)),
+                    applied_sequence=entry.sequence,
+                )
+
+    @_unary
+    async def VerifyEntry(
+        self, request: pb.VerifyEntryRequest, context: Ctx
+    ) -> pb.VerifyEntryResponse:
+        await self._authorize(context, request.learner_id)
+        if request.sequence < 1:
+            raise invalid_argument([Violation("sequence", "must be 1 or more")])
+        async with (
+            self._pool.acquire() as connection,
+            connection.transaction(isolation="repeatable_read", readonly=True),
+        ):
+            chain = await credit_log.learner_entries(
+                connection, request.learner_id, up_to_sequence=request.sequence
+            )
+            signed = await latest_checkpoint(connection)
+            heads: list[ChainHead] = []
+            if signed is not None:
+                rows = await connection.fetch(
+                    """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash
+                         FROM credit_log WHERE tx_id < $1::text::xid8
+                        ORDER BY learner_id, sequence DESC""",
+                    str(signed.checkpoint.tx_horizon),
+                )
+                heads = [
+                    ChainHead(r["learner_id"], r["sequence"], bytes(r["entry_hash"])) for r in rows
+                ]
+        if not chain or chain[-1].sequence != request.sequence:
+            raise RpcFailure(
+                grpc.StatusCode.NOT_FOUND,
+                f"learner {request.learner_id} has no entry with sequence {request.sequence}",
+                reason="ENTRY_NOT_FOUND",
+            )
+        entry = chain[-1]
+        response = pb.VerifyEntryResponse(
+            entry=events_pb2.LedgerEntry.FromString(encode_ledger_entry(entry))
+        )
+        broken = verify_chain(chain)
+        response.chain_valid = broken is None
+        if broken is not None:
+            response.chain_break.CopyFrom(
+                common_pb2.ChainBreak(
+                    learner_id=broken.learner_id,
+                    sequence=broken.sequence,
+                    expected_hash=broken.expected_hash,
+                    stored_hash=broken.stored_hash,
+                    reason=broken.reason,
+                )
+            )
+        if signed is not None:
+            cp = signed.checkpoint
+            response.latest_checkpoint.CopyFrom(
+                common_pb2.SignedCheckpoint(
+                    position=cp.position,
+                    root_hash=cp.root_hash,
+                    learner_count=cp.learner_count,
+                    signed_at=to_timestamp(cp.signed_at),
+                    signature=signed.signature,
+                    public_key=signed.public_key,
+                    key_id=key_id(signed.public_key),
+                    tx_horizon=cp.tx_horizon,
+                )
+            )
+            response.checkpoint_covers_entry = (entry.position or 0) <= cp.position
+            head = next((h for h in heads if h.learner_id == request.learner_id), None)
+            if head is not None:
+                response.checkpoint_head.CopyFrom(
+                    common_pb2.ChainHead(
+                        learner_id=head.learner_id,
+                        sequence=head.sequence,
+                        entry_hash=head.entry_hash,
+                    )
+                )
+            key = self._trusted_public_key or signed.public_key
+            response.checkpoint_valid = (
+                signature_is_valid(signed, key)
+                and heads_root(heads) == cp.root_hash
+                and len(heads) == cp.learner_count
+            )
+        return response

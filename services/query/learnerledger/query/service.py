@@ -1,0 +1,81 @@
+"""``ledgerctl serve query``: TranscriptQueryService with health checking and reflection."""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from learnerledger.observability import configure_logging, serve_metrics
+from learnerledger.postgres.pool import create_pool
+from learnerledger.query.server import TranscriptQueryServicer
+from learnerledger.query.settings import QuerySettings
+from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+SERVICE_NAME = transcript_query_pb2.DESCRIPTOR.services_by_name["TranscriptQueryService"].full_name
+
+
+async def run_query(
+    settings: QuerySettings,
+    stop: asyncio.Event | None = None,
+    bound: asyncio.Future[int] | None = None,
+) -> None:
+    """Serve until ``stop`` is set; ``bound`` receives the port actually bound."""
+    stop = stop or _stop_on_signals()
+    pool = await create_pool(
+        settings.database_url, role=settings.database_role, max_size=settings.pool_max_size
+    )
+    server = grpc.aio.server()
+    servicer = TranscriptQueryServicer(
+        pool,
+        watch_poll_s=settings.watch_poll_ms / 1000,
+        min_position_poll_s=settings.min_position_poll_ms / 1000,
+    )
+    transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(servicer, server)
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    address = f"{settings.grpc_bind}:{settings.grpc_port}"
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        credentials = grpc.ssl_server_credentials(
+            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
+        )
+        port = server.add_secure_port(address, credentials)
+    else:
+        port = server.add_insecure_port(address)
+    await server.start()
+    for name in ("", SERVICE_NAME):
+        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    if bound is not None:
+        bound.set_result(port)
+    log.info("query_started", address=f"{settings.grpc_bind}:{port}")
+    try:
+        await stop.wait()
+    finally:
+        await health_servicer.enter_graceful_shutdown()
+        await server.stop(grace=2)
+        await pool.close()
+        log.info("query_stopped")
+
+
+def _stop_on_signals() -> asyncio.Event:
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    return stop
+
+
+def main() -> None:
+    settings = QuerySettings()
+    configure_logging("query", settings.log_level, settings.log_format)
+    serve_metrics(settings.metrics_port)
+    asyncio.run(run_query(settings))

@@ -1,0 +1,272 @@
+"""``ledgerctl demo``: the whole pipeline on the local stack, with generated partners and learners.
+
+Brings up Kafka and PostgreSQL, starts the four services, registers three demo issuers with their
+courses and a university, streams completions from three partner clients through the gateway,
+waits until every accepted completion is in the transcripts, prints one learner's transcript as
+fetched over gRPC, and leaves the services running.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+import grpc
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from learnerledger.ctl.services import check_services, start_services
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.events import ConsentGrantRequested, Envelope
+from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.producer import durable_producer
+from learnerledger.postgres import catalog
+from learnerledger.v1 import (
+    common_pb2,
+    issuer_gateway_pb2,
+    issuer_gateway_pb2_grpc,
+    transcript_query_pb2,
+    transcript_query_pb2_grpc,
+)
+
+GATEWAY = "127.0.0.1:50051"
+QUERY = "127.0.0.1:50052"
+UNIVERSITY = "demo-university"
+PARTNERS = {
+    "demo-swayam": [
+        ("swayam-ml", "Machine learning", "5.5", 90),
+        ("swayam-stats", "Statistics", "5", 60),
+    ],
+    "demo-nsdc": [
+        ("nsdc-welding", "Advanced welding", "4.5", 120),
+        ("nsdc-solar", "Solar PV installation", "5", 45),
+    ],
+    "demo-iitm": [
+        ("iitm-dsa", "Data structures", "6", 120),
+        ("iitm-thesis", "Research methods", "7", 30),
+    ],
+}
+PENDING_COURSE = "iitm-thesis"  # registered without approval: recorded without credit
+
+
+@dataclass(frozen=True, slots=True)
+class DemoPartner:
+    issuer_id: str
+    token: str
+    course_ids: tuple[str, ...]
+
+
+async def register(database_url: str) -> tuple[list[DemoPartner], str]:
+    """Demo issuers, courses and a university, each with a fresh token (idempotent)."""
+    connection = await asyncpg.connect(database_url)
+    partners = []
+    try:
+        for issuer_id, courses in PARTNERS.items():
+            if not await connection.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM issuers WHERE issuer_id = $1)", issuer_id
+            ):
+                await catalog.add_issuer(connection, issuer_id, issuer_id.replace("-", " ").title())
+                for course_id, title, level, hours in courses:
+                    state = (
+                        CreditRecommendation.PENDING
+                        if course_id == PENDING_COURSE
+                        else CreditRecommendation.APPROVED
+                    )
+                    await catalog.add_course(
+                        connection,
+                        Course(course_id, issuer_id, title, Decimal(level), hours, state),
+                    )
+            _, token = await catalog.issue_token(
+                connection, catalog.PrincipalKind.ISSUER, issuer_id
+            )
+            partners.append(DemoPartner(issuer_id, token, tuple(c[0] for c in courses)))
+        if not await catalog.university_exists(connection, UNIVERSITY):
+            await catalog.add_university(connection, UNIVERSITY, "Demo University")
+        _, reader = await catalog.issue_token(
+            connection, catalog.PrincipalKind.UNIVERSITY, UNIVERSITY
+        )
+    finally:
+        await connection.close()
+    return partners, reader
+
+
+async def grant_consent(bootstrap: str, topic: str, learner_ids: list[str]) -> None:
+    """Learners consent to the demo university (a ConsentGrantRequested event each)."""
+    producer = durable_producer(bootstrap, client_id="demo-consent")
+    await producer.start()
+    try:
+        for learner_id in learner_ids:
+            request = ConsentGrantRequested(
+                Envelope(uuid.uuid4(), 1, datetime.now(UTC), "", learner_id), UNIVERSITY
+            )
+            await producer.send_and_wait(
+                topic, key=learner_id.encode(), value=encode_completion_event(request)
+            )
+    finally:
+        await producer.stop()
+
+
+def completions_for(
+    partner: DemoPartner, count: int, learners: list[str], run: str, seed: int
+) -> list[common_pb2.Completion]:
+    chooser = random.Random(seed)
+    now = datetime.now(UTC)
+    items = []
+    for n in range(count):
+        passed = chooser.random() > 0.1
+        completion = common_pb2.Completion(
+            completion_id=f"demo-{run}-{partner.issuer_id}-{n}",
+            learner_id=chooser.choice(learners),
+            course_id=chooser.choice(partner.course_ids),
+            completed_at=to_timestamp(now - timedelta(days=chooser.randint(1, 900))),
+            result=common_pb2.COMPLETION_RESULT_PASS
+            if passed
+            else common_pb2.COMPLETION_RESULT_FAIL,
+            evidence_url=f"https://{partner.issuer_id}.example/certificates/{run}-{n}",
+        )
+        completion.score = chooser.uniform(40, 100) if passed else chooser.uniform(0, 39)
+        items.append(completion)
+    return items
+
+
+async def stream_partner(
+    partner: DemoPartner, completions: list[common_pb2.Completion], on_ack: object
+) -> tuple[int, int]:
+    """One partner client: a StreamCompletions call carrying every completion."""
+    accepted = rejected = 0
+    async with grpc.aio.insecure_channel(GATEWAY) as channel:
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+
+        async def requests() -> AsyncIterator[issuer_gateway_pb2.StreamCompletionsRequest]:
+            for completion in completions:
+                yield issuer_gateway_pb2.StreamCompletionsRequest(completion=completion)
+
+        call = stub.StreamCompletions(
+            requests(), metadata=(("authorization", f"Bearer {partner.token}"),)
+        )
+        async for ack in call:
+            if ack.status == issuer_gateway_pb2.ACCEPTANCE_STATUS_REJECTED:
+                rejected += 1
+            else:
+                accepted += 1
+            on_ack()  # type: ignore[operator]
+    return accepted, rejected
+
+
+async def wait_for_ledger(database_url: str, run: str, expected: int, deadline: float) -> int:
+    """Wait until the ledger holds ``expected`` completion entries; return the log head."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        while time.monotonic() < deadline:
+            done = await connection.fetchval(
+                "SELECT count(*) FROM credit_log WHERE completion_id LIKE $1 "
+                "AND kind IN ('credit_awarded', 'recorded_without_credit')",
+                f"demo-{run}-%",
+            )
+            if done >= expected:
+                return int(await connection.fetchval("SELECT max(position) FROM credit_log"))
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+    raise TimeoutError(f"the ledger did not record {expected} completions in time")
+
+
+async def wait_until_ready(address: str, deadline: float) -> None:
+    from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+    while True:
+        try:
+            async with grpc.aio.insecure_channel(address) as channel:
+                reply = await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=2
+                )
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+        except grpc.aio.AioRpcError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no healthy gRPC server at {address}")
+        await asyncio.sleep(0.5)
+
+
+async def run_demo(
+    *, state_dir: Path, bootstrap: str, database_url: str, env: dict[str, str], total: int
+) -> None:
+    console = Console()
+    started = time.monotonic()
+    services = start_services(state_dir, env)
+    console.print("services: " + ", ".join(f"{s.name} (pid {s.pid})" for s in services))
+    deadline = time.monotonic() + 120
+    for address in (GATEWAY, QUERY):
+        await wait_until_ready(address, deadline)
+    check_services(services)
+    partners, reader_token = await register(database_url)
+    run = uuid.uuid4().hex[:6]
+    learners = [f"{random.randrange(10**11, 10**12)}" for _ in range(max(total // 20, 1))]
+    await grant_consent(bootstrap, env.get("TOPIC_COMPLETIONS", "completions.v1"), learners[:5])
+    share = total // len(partners)
+    batches = [
+        completions_for(p, share + (total % len(partners) if i == 0 else 0), learners, run, i)
+        for i, p in enumerate(partners)
+    ]
+    with Progress(
+        TextColumn("[bold]streaming completions"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=console,
+    ) as progress:
+        task = progress.add_task("stream", total=total)
+        results = await asyncio.gather(
+            *(
+                stream_partner(p, batch, lambda: progress.advance(task))
+                for p, batch in zip(partners, batches, strict=True)
+            )
+        )
+    accepted = sum(a for a, _ in results)
+    rejected = sum(r for _, r in results)
+    console.print(f"gateway: {accepted} accepted, {rejected} rejected")
+    head = await wait_for_ledger(database_url, run, accepted, time.monotonic() + 300)
+    learner = learners[0]
+    async with grpc.aio.insecure_channel(QUERY) as channel:
+        stub = transcript_query_pb2_grpc.TranscriptQueryServiceStub(channel)
+        reply = await stub.GetTranscript(
+            transcript_query_pb2.GetTranscriptRequest(learner_id=learner, min_position=head),
+            metadata=(("authorization", f"Bearer {reader_token}"),),
+            timeout=300,
+        )
+    transcript = reply.transcript
+    console.print(
+        f"\n[bold]Transcript of learner {learner}[/bold] "
+        f"(as fetched over gRPC, ledger position {transcript.ledger_position})"
+    )
+    for credential in transcript.credentials:
+        status = transcript_query_pb2.CredentialStatus.Name(credential.status).removeprefix(
+            "CREDENTIAL_STATUS_"
+        )
+        console.print(
+            f"  {credential.issuer_id:<12} {credential.course_id:<14} level {credential.level:<4}"
+            f" {credential.credits:>5} credits  {status.lower()}"
+        )
+    console.print(
+        f"  total {transcript.total_credits} · active {transcript.active_credits} · "
+        f"expired {transcript.expired_credits} · revoked {transcript.revoked_credits}"
+    )
+    console.print(
+        f"\n{accepted} completions from {len(partners)} partners are in the ledger and the "
+        f"transcripts; {time.monotonic() - started:.1f} s in all."
+    )
+    console.print(
+        f"The services keep running (logs in {state_dir / 'services'}). Query them with "
+        f"grpcurl -plaintext {QUERY} list, with the header "
+        f"'authorization: Bearer {reader_token}' (university {UNIVERSITY}); "
+        "stop everything with: .venv/bin/ledgerctl stack down"
+    )

@@ -1,0 +1,98 @@
+"""Run the four services as background processes for the local demo, and stop them.
+
+Each service is ``ledgerctl serve NAME`` with its log in ``<state>/services/NAME.log`` and its pid
+in ``NAME.pid``; ``stop_services`` ends exactly the processes these files name.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+SERVICES = ("ledger", "projector", "gateway", "query")
+
+
+@dataclass(frozen=True, slots=True)
+class RunningService:
+    name: str
+    pid: int
+    log: Path
+
+
+def _folder(state_dir: Path) -> Path:
+    folder = state_dir / "services"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:  # an exited child that was not reaped yet is a zombie, not alive
+        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
+    except (OSError, IndexError):
+        return True
+
+
+def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]:
+    """Start each service not already running; return all of them."""
+    folder = _folder(state_dir)
+    running = []
+    for name in SERVICES:
+        pid_file = folder / f"{name}.pid"
+        log = folder / f"{name}.log"
+        if pid_file.exists() and _alive(int(pid_file.read_text())):
+            running.append(RunningService(name, int(pid_file.read_text()), log))
+            continue
+        with log.open("ab") as sink:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "learnerledger.ctl.main", "serve", name],
+                env={**os.environ, **env},
+                stdout=sink,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                start_new_session=True,
+            )
+        pid_file.write_text(str(process.pid))
+        running.append(RunningService(name, process.pid, log))
+    return running
+
+
+def check_services(services: list[RunningService]) -> None:
+    """Raise with the tail of its log when a service has exited."""
+    for service in services:
+        if not _alive(service.pid):
+            tail = service.log.read_text(errors="replace").splitlines()[-20:]
+            raise RuntimeError(
+                f"service {service.name} exited; last lines of {service.log}:\n" + "\n".join(tail)
+            )
+
+
+def stop_services(state_dir: Path, timeout: float = 20.0) -> list[str]:
+    """SIGTERM every service started by ``start_services`` (SIGKILL after ``timeout``)."""
+    folder = _folder(state_dir)
+    stopped = []
+    for name in SERVICES:
+        pid_file = folder / f"{name}.pid"
+        if not pid_file.exists():
+            continue
+        pid = int(pid_file.read_text())
+        if _alive(pid):
+            os.kill(pid, signal.SIGTERM)
+            deadline = time.monotonic() + timeout
+            while _alive(pid) and time.monotonic() < deadline:
+                time.sleep(0.1)
+            if _alive(pid):
+                os.kill(pid, signal.SIGKILL)
+            stopped.append(name)
+        pid_file.unlink()
+    return stopped
