@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
+from typing import Any
 
 import asyncpg
 from aiokafka import AIOKafkaProducer
@@ -23,6 +25,8 @@ from learnerledger.domain.events import (
     revocation_event_id,
 )
 from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.ledger.service import run_ledger
+from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres import catalog
 
 COMPLETED = datetime(2026, 3, 1, 12, 0, tzinfo=UTC)
@@ -113,3 +117,29 @@ async def eventually(
 
 def days(n: int) -> timedelta:
     return timedelta(days=n)
+
+
+@contextlib.asynccontextmanager
+async def running_ledger(
+    kafka_bootstrap: str, database_url: str, topics: Any, *, grpc_port: int = 0
+) -> AsyncIterator[LedgerSettings]:
+    """The ledger service in this process, on the test's topics and database."""
+    settings = LedgerSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_completions=topics.completions,
+        topic_ledger_entries=topics.ledger_entries,
+        topic_completions_dlq=topics.completions_dlq,
+        topic_partitions=topics.partitions,
+        consumer_group=f"ledger-{topics.completions}",
+        metrics_port=0,
+        grpc_port=grpc_port,
+        batch_wait_ms=20,
+    )
+    stop = asyncio.Event()
+    task = asyncio.create_task(run_ledger(settings, stop))
+    try:
+        yield settings
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=30)

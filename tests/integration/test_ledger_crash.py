@@ -65,6 +65,7 @@ async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
         "DATABASE_URL": database_url,
         "LEDGER_CONSUMER_GROUP": f"ledger-{topics.completions}",
         "LEDGER_METRICS_PORT": "0",
+        "LEDGER_GRPC_PORT": "0",
         "LEDGER_SESSION_TIMEOUT_MS": "6000",
         "LEDGER_BATCH_MAX_RECORDS": "200",
         "LOG_LEVEL": "WARNING",

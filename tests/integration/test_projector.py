@@ -15,8 +15,6 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from learnerledger.domain.transcript import TranscriptProjection
 from learnerledger.kafka.codec import encode_ledger_entry
-from learnerledger.ledger.service import run_ledger
-from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.query import read_model
 from learnerledger.query.projector import GapNotFilled, apply_entries, run_projector
@@ -27,36 +25,13 @@ from tests.integration.ledger_fixtures import (
     eventually,
     produce,
     revocation,
+    running_ledger,
     seed_catalog,
 )
 
 pytestmark = pytest.mark.integration
 
 ALICE, BOB, CAROL = "411111111111", "422222222222", "433333333333"
-
-
-@contextlib.asynccontextmanager
-async def running_ledger(
-    kafka_bootstrap: str, database_url: str, topics: Any
-) -> AsyncIterator[None]:
-    settings = LedgerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        topic_completions=topics.completions,
-        topic_ledger_entries=topics.ledger_entries,
-        topic_completions_dlq=topics.completions_dlq,
-        topic_partitions=topics.partitions,
-        consumer_group=f"ledger-{topics.completions}",
-        metrics_port=0,
-        batch_wait_ms=20,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_ledger(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
 
 
 @contextlib.asynccontextmanager

@@ -17,9 +17,16 @@ from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
-from tests.integration.ledger_fixtures import completion, consent, eventually, produce, revocation
+from tests.integration.ledger_fixtures import (
+    completion,
+    consent,
+    eventually,
+    produce,
+    revocation,
+    running_ledger,
+)
 from tests.integration.ledger_fixtures import seed_catalog as seed
-from tests.integration.test_projector import log_heads, projected, running_ledger, running_projector
+from tests.integration.test_projector import log_heads, projected, running_projector
 
 pytestmark = pytest.mark.integration
 

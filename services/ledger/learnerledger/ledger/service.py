@@ -8,15 +8,20 @@ import signal
 
 import asyncpg
 import structlog
+from aiokafka import AIOKafkaProducer
 
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
+from learnerledger.ledger.admin_api import LedgerAdmin
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
-from learnerledger.ledger.verification import load_signing_key, take_checkpoint
+from learnerledger.ledger.verification import load_signing_key, public_key_of, take_checkpoint
 from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres.pool import create_pool
+from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
+from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
+from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
@@ -25,8 +30,12 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
     stop = stop or _stop_on_signals()
     await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
     pool = await create_pool(settings.database_url, role=settings.database_role, max_size=4)
+    admin_pool = await create_pool(
+        settings.database_url, role=settings.admin_database_role, max_size=2
+    )
     producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
     await producer.start()
+    admin_server = await _start_admin_api(settings, admin_pool, producer)
     tasks = [
         asyncio.create_task(
             consume_completions(
@@ -69,8 +78,10 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
+        await admin_server.stop(grace_s=5)
         await producer.stop()
         await pool.close()
+        await admin_pool.close()
         log.info("ledger_stopped")
 
 
@@ -87,6 +98,34 @@ async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: async
             position=signed.checkpoint.position,
             learners=signed.checkpoint.learner_count,
         )
+
+
+async def _start_admin_api(
+    settings: LedgerSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer
+) -> RunningServer:
+    trusted = (
+        public_key_of(load_signing_key(settings.checkpoint_signing_key_file))
+        if settings.checkpoint_signing_key_file is not None
+        else None
+    )
+    admin = LedgerAdmin(
+        pool=pool,
+        producer=producer,
+        completions_topic=settings.topic_completions,
+        authenticator=BearerAuthenticator(pool_lookup(pool)),
+        trusted_public_key=trusted,
+    )
+    server = await start_server(
+        register=lambda s: ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, s),
+        service_names=[
+            ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name
+        ],
+        bind=settings.grpc_bind,
+        port=settings.grpc_port,
+        tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
+    )
+    log.info("admin_api_listening", port=server.port)
+    return server
 
 
 def _stop_on_signals() -> asyncio.Event:

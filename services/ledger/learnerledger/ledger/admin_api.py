@@ -1,0 +1,343 @@
+"""``LedgerAdminService``: the catalog, partners, tokens, consent and verification over gRPC.
+
+Every call needs an admin token. Catalog and partner changes are plain writes (they are not
+credit); consent is a request on ``completions.v1`` that the ledger appends like any other, so a
+learner's consent history is part of their chain.
+"""
+
+from __future__ import annotations
+
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import asyncpg
+import grpc
+from aiokafka import AIOKafkaProducer
+
+from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
+from learnerledger.domain.events import (
+    COMPLETION_EVENT_NAMESPACE,
+    CURRENT_SCHEMA_VERSION,
+    ConsentGrantRequested,
+    ConsentRevokeRequested,
+    Envelope,
+)
+from learnerledger.domain.learners import is_apaar_id
+from learnerledger.kafka.codec import (
+    LEVEL_TO_PROTO,
+    PROTO_TO_LEVEL,
+    encode_completion_event,
+    to_timestamp,
+)
+from learnerledger.ledger.verification import latest_checkpoint, verify_ledger
+from learnerledger.postgres import catalog
+from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
+from learnerledger.rpc.auth import BearerAuthenticator
+from learnerledger.rpc.errors import (
+    Reason,
+    RpcFailure,
+    Violation,
+    abort,
+    invalid_argument,
+    unavailable,
+)
+from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+
+RECOMMENDATION_TO_PROTO = {
+    CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
+    CreditRecommendation.APPROVED: common_pb2.CREDIT_RECOMMENDATION_APPROVED,
+    CreditRecommendation.WITHDRAWN: common_pb2.CREDIT_RECOMMENDATION_WITHDRAWN,
+}
+MAX_PAGE_SIZE = 1000
+DEFAULT_PAGE_SIZE = 50
+
+
+def course_to_proto(course: Course) -> common_pb2.Course:
+    return common_pb2.Course(
+        course_id=course.course_id,
+        issuer_id=course.issuer_id,
+        title=course.title,
+        level=LEVEL_TO_PROTO[str(course.level)],
+        notional_hours=course.notional_hours,
+        skills=list(course.skills),
+        credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
+    )
+
+
+class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        completions_topic: str,
+        authenticator: BearerAuthenticator,
+        trusted_public_key: bytes | None,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._topic = completions_topic
+        self._auth = authenticator
+        self._trusted_key = trusted_public_key
+
+    async def _admin(self, context: grpc.aio.ServicerContext[Any, Any]) -> None:
+        try:
+            await self._auth.require(context.invocation_metadata(), PrincipalKind.ADMIN)
+        except RpcFailure as failure:
+            await abort(context, failure)
+
+    # courses -------------------------------------------------------------------------------
+    async def CreateCourse(
+        self, request: ledger_admin_pb2.CreateCourseRequest, context: Any
+    ) -> ledger_admin_pb2.CreateCourseResponse:
+        await self._admin(context)
+        c = request.course
+        violations = []
+        if c.level not in PROTO_TO_LEVEL:
+            violations.append(Violation("course.level", "must be an NCrF level (4.5 to 8)"))
+        if violations:
+            await abort(context, invalid_argument(violations))
+        try:
+            course = Course(
+                course_id=c.course_id,
+                issuer_id=c.issuer_id,
+                title=c.title,
+                level=parse_level(PROTO_TO_LEVEL[c.level]),
+                notional_hours=c.notional_hours,
+                skills=tuple(c.skills),
+            )
+            async with self._pool.acquire() as connection:
+                await catalog.add_course(connection, course)
+        except InvalidCourse as exc:
+            await abort(context, invalid_argument([Violation(f"course.{exc.field}", exc.message)]))
+        except (AlreadyExists, NotFound) as exc:
+            await abort(context, _catalog_failure(exc))
+        return ledger_admin_pb2.CreateCourseResponse(course=course_to_proto(course))
+
+    async def ApproveCourse(
+        self, request: ledger_admin_pb2.ApproveCourseRequest, context: Any
+    ) -> ledger_admin_pb2.ApproveCourseResponse:
+        course = await self._set_state(request.course_id, CreditRecommendation.APPROVED, context)
+        return ledger_admin_pb2.ApproveCourseResponse(course=course_to_proto(course))
+
+    async def WithdrawCourse(
+        self, request: ledger_admin_pb2.WithdrawCourseRequest, context: Any
+    ) -> ledger_admin_pb2.WithdrawCourseResponse:
+        course = await self._set_state(request.course_id, CreditRecommendation.WITHDRAWN, context)
+        return ledger_admin_pb2.WithdrawCourseResponse(course=course_to_proto(course))
+
+    async def _set_state(self, course_id: str, state: CreditRecommendation, context: Any) -> Course:
+        await self._admin(context)
+        try:
+            async with self._pool.acquire() as connection:
+                return await catalog.set_recommendation(connection, course_id, state)
+        except NotFound as exc:
+            await abort(context, _catalog_failure(exc))
+
+    async def ListCourses(
+        self, request: ledger_admin_pb2.ListCoursesRequest, context: Any
+    ) -> ledger_admin_pb2.ListCoursesResponse:
+        await self._admin(context)
+        issuer_id = None
+        if request.filter:
+            field, _, value = request.filter.partition("=")
+            if field.strip() != "issuer_id" or not value.strip().strip('"'):
+                await abort(
+                    context,
+                    invalid_argument([Violation("filter", 'only issuer_id = "<id>" is supported')]),
+                )
+            issuer_id = value.strip().strip('"')
+        if request.page_size < 0:
+            await abort(context, invalid_argument([Violation("page_size", "must not be negative")]))
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        after = request.page_token  # the last course id of the previous page
+        async with self._pool.acquire() as connection:
+            courses = await catalog.list_courses(
+                connection, issuer_id=issuer_id, after_course_id=after, limit=size + 1
+            )
+        page, more = courses[:size], len(courses) > size
+        return ledger_admin_pb2.ListCoursesResponse(
+            courses=[course_to_proto(c) for c in page],
+            next_page_token=page[-1].course_id if more else "",
+        )
+
+    # partners and tokens --------------------------------------------------------------------
+    async def CreateIssuer(
+        self, request: ledger_admin_pb2.CreateIssuerRequest, context: Any
+    ) -> ledger_admin_pb2.CreateIssuerResponse:
+        await self._admin(context)
+        issuer = request.issuer
+        issuer.display_name = issuer.display_name or issuer.issuer_id
+        await self._write(context, catalog.add_issuer, issuer.issuer_id, issuer.display_name)
+        return ledger_admin_pb2.CreateIssuerResponse(issuer=issuer)
+
+    async def CreateUniversity(
+        self, request: ledger_admin_pb2.CreateUniversityRequest, context: Any
+    ) -> ledger_admin_pb2.CreateUniversityResponse:
+        await self._admin(context)
+        university = request.university
+        university.display_name = university.display_name or university.university_id
+        await self._write(
+            context, catalog.add_university, university.university_id, university.display_name
+        )
+        return ledger_admin_pb2.CreateUniversityResponse(university=university)
+
+    async def CreateIssuerToken(
+        self, request: ledger_admin_pb2.CreateIssuerTokenRequest, context: Any
+    ) -> ledger_admin_pb2.CreateIssuerTokenResponse:
+        await self._admin(context)
+        token_id, token = await self._write(
+            context, catalog.issue_token, PrincipalKind.ISSUER, request.issuer_id
+        )
+        return ledger_admin_pb2.CreateIssuerTokenResponse(token_id=token_id, token=token)
+
+    async def CreateUniversityToken(
+        self, request: ledger_admin_pb2.CreateUniversityTokenRequest, context: Any
+    ) -> ledger_admin_pb2.CreateUniversityTokenResponse:
+        await self._admin(context)
+        token_id, token = await self._write(
+            context, catalog.issue_token, PrincipalKind.UNIVERSITY, request.university_id
+        )
+        return ledger_admin_pb2.CreateUniversityTokenResponse(token_id=token_id, token=token)
+
+    async def _write(self, context: Any, action: Any, *args: Any) -> Any:
+        try:
+            async with self._pool.acquire() as connection:
+                return await action(connection, *args)
+        except (AlreadyExists, NotFound) as exc:
+            await abort(context, _catalog_failure(exc))
+        except asyncpg.CheckViolationError as exc:
+            # Constraint names are <table>_<column>_check: name the column that was refused.
+            table = exc.table_name or ""
+            column = (exc.constraint_name or "").removeprefix(f"{table}_").removesuffix("_check")
+            await abort(
+                context,
+                invalid_argument(
+                    [Violation(column or "request", "has an invalid value (ids: a-z, 0-9, . _ -)")]
+                ),
+            )
+
+    # consent --------------------------------------------------------------------------------
+    async def GrantConsent(
+        self, request: ledger_admin_pb2.GrantConsentRequest, context: Any
+    ) -> ledger_admin_pb2.GrantConsentResponse:
+        event_id = await self._consent(request, ConsentGrantRequested, context)
+        return ledger_admin_pb2.GrantConsentResponse(event_id=event_id)
+
+    async def RevokeConsent(
+        self, request: ledger_admin_pb2.RevokeConsentRequest, context: Any
+    ) -> ledger_admin_pb2.RevokeConsentResponse:
+        event_id = await self._consent(request, ConsentRevokeRequested, context)
+        return ledger_admin_pb2.RevokeConsentResponse(event_id=event_id)
+
+    async def _consent(self, request: Any, kind: Any, context: Any) -> str:
+        await self._admin(context)
+        violations = []
+        if not is_apaar_id(request.learner_id):
+            violations.append(Violation("learner_id", "must be a 12-digit APAAR id"))
+        if not request.university_id:
+            violations.append(Violation("university_id", "is required"))
+        if violations:
+            await abort(context, invalid_argument(violations))
+        async with self._pool.acquire() as connection:
+            if not await catalog.university_exists(connection, request.university_id):
+                await abort(
+                    context, _catalog_failure(NotFound("university", request.university_id))
+                )
+        event_id = (
+            uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"consent\x1f{request.request_id}")
+            if request.request_id
+            else uuid.uuid4()
+        )
+        envelope = Envelope(
+            event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id
+        )
+        try:
+            await self._producer.send_and_wait(
+                self._topic,
+                key=request.learner_id.encode(),
+                value=encode_completion_event(kind(envelope, request.university_id)),
+            )
+        except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
+            await abort(
+                context,
+                unavailable(f"consent not recorded: {exc}", reason=Reason.KAFKA_UNAVAILABLE),
+            )
+        return str(event_id)
+
+    # verification and replay -------------------------------------------------------------------
+    async def VerifyLedger(
+        self, request: ledger_admin_pb2.VerifyLedgerRequest, context: Any
+    ) -> ledger_admin_pb2.VerifyLedgerResponse:
+        await self._admin(context)
+        async with self._pool.acquire() as connection:
+            report = await verify_ledger(
+                connection,
+                learner_id=request.learner_id or None,
+                trusted_public_key=self._trusted_key,
+            )
+            signed = await latest_checkpoint(connection)
+        response = ledger_admin_pb2.VerifyLedgerResponse(
+            ok=report.ok,
+            entries_checked=report.entries_checked,
+            learners_checked=report.learners_checked,
+            checkpoint_ok=report.checkpoint_problem is None,
+        )
+        if report.first_break is not None:
+            b = report.first_break
+            response.first_break.CopyFrom(
+                common_pb2.ChainBreak(
+                    learner_id=b.learner_id,
+                    sequence=b.sequence,
+                    expected_hash=b.expected_hash,
+                    stored_hash=b.stored_hash,
+                    reason=b.reason,
+                )
+            )
+        if signed is not None:
+            cp = signed.checkpoint
+            response.latest_checkpoint.CopyFrom(
+                common_pb2.SignedCheckpoint(
+                    position=cp.position,
+                    tx_horizon=cp.tx_horizon,
+                    root_hash=cp.root_hash,
+                    learner_count=cp.learner_count,
+                    signed_at=to_timestamp(cp.signed_at),
+                    signature=signed.signature,
+                    public_key=signed.public_key,
+                    key_id=signed.key_id,
+                )
+            )
+            response.verified_through_position = cp.position
+        return response
+
+    async def StartReplay(self, request: Any, context: Any) -> Any:
+        await self._admin(context)
+        await abort(
+            context,
+            RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "replay is not built yet (issue 6)"),
+        )
+
+    async def GetReplayStatus(self, request: Any, context: Any) -> Any:
+        await self._admin(context)
+        await abort(
+            context,
+            RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "replay is not built yet (issue 6)"),
+        )
+
+
+def _catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:
+    if isinstance(exc, AlreadyExists):
+        return RpcFailure(
+            grpc.StatusCode.ALREADY_EXISTS,
+            str(exc),
+            reason=f"{exc.what.upper()}_ALREADY_EXISTS",
+            metadata={exc.what: exc.identifier},
+        )
+    return RpcFailure(
+        grpc.StatusCode.NOT_FOUND,
+        str(exc),
+        reason=f"{exc.what.upper().replace(' ', '_')}_NOT_FOUND",
+        metadata={exc.what.replace(" ", "_"): exc.identifier},
+    )
