@@ -10,11 +10,11 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 
-import rfc8785
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 
+from learnerledger.domain.canonical_json import canonical_json
 from learnerledger.domain.instants import format_instant
 
 
@@ -36,7 +36,7 @@ class Checkpoint:
 
     def statement(self) -> bytes:
         """The bytes that are signed (RFC 8785 JSON)."""
-        return rfc8785.dumps(
+        return canonical_json(
             {
                 "position": self.position,
                 "tx_horizon": self.tx_horizon,

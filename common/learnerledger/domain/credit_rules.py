@@ -12,8 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
-import rfc8785
-
+from learnerledger.domain.canonical_json import canonical_json
 from learnerledger.domain.catalog import Course
 from learnerledger.domain.entries import EntryDraft, EntryKind, JsonValue, Payload
 from learnerledger.domain.events import (
@@ -151,7 +150,7 @@ def completion_digest(request: CompletionSubmitted) -> str:
         "grade": request.grade,
         "evidence_url": request.evidence_url,
     }
-    return hashlib.sha256(rfc8785.dumps(statement)).hexdigest()
+    return hashlib.sha256(canonical_json(statement)).hexdigest()
 
 
 def decide(request: LedgerRequest, facts: Facts, *, rules: CreditRules, now: datetime) -> Decision:

@@ -18,8 +18,7 @@ import hashlib
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
-import rfc8785
-
+from learnerledger.domain.canonical_json import canonical_json
 from learnerledger.domain.entries import Entry, EntryDraft, Payload
 from learnerledger.domain.instants import format_instant
 
@@ -57,7 +56,7 @@ def canonical_bytes(
     payload: Payload,
 ) -> bytes:
     """The RFC 8785 bytes that are hashed for one entry."""
-    return rfc8785.dumps(
+    return canonical_json(
         {
             "learner_id": learner_id,
             "sequence": sequence,

@@ -59,7 +59,9 @@ def bad_request(violations: Iterable[Violation]) -> error_details_pb2.BadRequest
     )
 
 
-def error_info(reason: str, metadata: Mapping[str, str] | None = None) -> error_details_pb2.ErrorInfo:
+def error_info(
+    reason: str, metadata: Mapping[str, str] | None = None
+) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(
         reason=str(reason), domain=DOMAIN, metadata=dict(metadata or {})
     )
@@ -73,7 +75,9 @@ def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
     )
 
 
-def rich_status(code: grpc.StatusCode, message: str, details: Iterable[Message] = ()) -> grpc.Status:
+def rich_status(
+    code: grpc.StatusCode, message: str, details: Iterable[Message] = ()
+) -> grpc.Status:
     """A ``grpc.Status`` whose trailer carries ``google.rpc.Status`` with ``details``."""
     packed = []
     for detail in details:
@@ -122,9 +126,9 @@ class RpcFailure(Exception):
 def invalid_argument(violations: list[Violation], message: str | None = None) -> RpcFailure:
     return RpcFailure(
         grpc.StatusCode.INVALID_ARGUMENT,
-        message or f"{len(violations)} invalid field(s): " + "; ".join(
-            f"{v.field}: {v.description}" for v in violations[:5]
-        ),
+        message
+        or f"{len(violations)} invalid field(s): "
+        + "; ".join(f"{v.field}: {v.description}" for v in violations[:5]),
         reason=Reason.INVALID_ARGUMENT,
         violations=violations,
     )

@@ -1,0 +1,182 @@
+"""Ledger append rate beside its limit: a raw COPY of the same rows into a bare table.
+
+    .venv/bin/python -m bench.ledger_append [--entries 200000] [--learners 20000] [--batch 2000]
+
+Runs on the local stack (``ledgerctl stack up``; or KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL /
+ADMIN_DATABASE_URL for other servers) in a fresh database. "Ours" is the ledger's whole append
+path for decoded Kafka records: decode, look up facts, decide with the credit rules, chain
+(SHA-256 over RFC 8785 bytes), COPY into ``credit_log`` with its unique keys, store the offsets,
+one transaction per batch. "Limit" is a COPY of the resulting rows into a table with the same
+columns and no constraints or indexes. Prints a table and writes JSON under bench/results/.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import platform
+import secrets
+import subprocess
+import time
+from datetime import UTC, datetime
+from decimal import Decimal
+from pathlib import Path
+
+import asyncpg
+
+from learnerledger.ctl.stack import StackConfig, stack_up, with_database
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.events import (
+    CompletionSubmitted,
+    Envelope,
+    Result,
+    completion_event_id,
+)
+from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
+from learnerledger.postgres import catalog
+from learnerledger.postgres.migrations import migrate
+from learnerledger.postgres.pool import create_pool
+
+RESULTS = Path(__file__).parent / "results"
+
+
+def records(entries: int, learners: int) -> list[SourceRecord]:
+    completed = datetime(2026, 1, 15, tzinfo=UTC)
+    out = []
+    for n in range(entries):
+        learner = f"{600000000000 + n % learners}"
+        request = CompletionSubmitted(
+            Envelope(completion_event_id("bench", f"b-{n}"), 1, completed, "bench", learner),
+            f"b-{n}",
+            "bench-course",
+            completed,
+            Result.PASS,
+            80.0,
+        )
+        out.append(
+            SourceRecord(
+                "completions.v1",
+                n % 12,
+                n // 12,
+                learner.encode(),
+                encode_completion_event(request),
+            )
+        )
+    return out
+
+
+async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
+    info = stack_up(StackConfig.from_env())
+    name = f"bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
+    await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
+    await admin.close()
+    dsn = with_database(info.database_url, name)
+    try:
+        await migrate(dsn)
+        connection = await asyncpg.connect(dsn)
+        await catalog.add_issuer(connection, "bench", "Bench")
+        await catalog.add_course(
+            connection,
+            Course("bench-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
+        )
+        source = records(entries, learners)
+        pool = await create_pool(dsn, role="ll_ledger", max_size=2)
+        appender = CreditLogAppender(pool, group_id="bench")
+        started = time.perf_counter()
+        for start in range(0, len(source), batch):
+            await appender.process(source[start : start + batch])
+        ours = time.perf_counter() - started
+        await pool.close()
+
+        rows = await connection.fetch(
+            "SELECT learner_id, sequence, kind, issuer_id, completion_id, payload::text, "
+            "canonical_json, rules_version, source_event_id, source_partition, source_offset, "
+            "prev_hash, entry_hash, recorded_at FROM credit_log ORDER BY position"
+        )
+        columns = [
+            "learner_id", "sequence", "kind", "issuer_id", "completion_id", "payload",
+            "canonical_json", "rules_version", "source_event_id", "source_partition",
+            "source_offset", "prev_hash", "entry_hash", "recorded_at",
+        ]  # fmt: skip
+        await connection.execute(  # same columns and types, no constraints, no indexes
+            f"CREATE TABLE bare AS SELECT {', '.join(columns)} FROM credit_log WITH NO DATA"
+        )
+        tuples = [tuple(r) for r in rows]
+        started = time.perf_counter()
+        for start in range(0, len(tuples), batch):
+            async with connection.transaction():
+                await connection.copy_records_to_table(
+                    "bare", columns=columns, records=tuples[start : start + batch]
+                )
+        limit = time.perf_counter() - started
+        stored = await connection.fetchval("SELECT count(*) FROM credit_log")
+        await connection.close()
+    finally:
+        admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
+        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        await admin.close()
+    return {
+        "scenario": "ledger_append",
+        "entries": entries,
+        "learners": learners,
+        "batch": batch,
+        "stored": stored,
+        "ours_entries_per_s": round(entries / ours),
+        "limit_copy_rows_per_s": round(entries / limit),
+        "ratio": round((entries / ours) / (entries / limit), 3),
+        "ours_seconds": round(ours, 3),
+        "limit_seconds": round(limit, 3),
+    }
+
+
+def machine() -> dict[str, object]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "asyncpg": asyncpg.__version__,
+        "git_commit": commit,
+        "note": "one process: the appender and PostgreSQL share the machine's cores",
+    }
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument(
+        "--entries", type=int, default=int(os.environ.get("BENCH_ENTRIES", 200_000))
+    )
+    parser.add_argument("--learners", type=int, default=20_000)
+    parser.add_argument("--batch", type=int, default=2000)
+    args = parser.parse_args()
+    figures = asyncio.run(run(args.entries, args.learners, args.batch))
+    report = {**figures, "machine": machine(), "at": datetime.now(UTC).isoformat()}
+    print(
+        f"{'scenario':<16} {'ours (entries/s)':>18} {'limit: raw COPY (rows/s)':>26} {'ratio':>7}"
+    )
+    print(
+        f"{'ledger append':<16} {figures['ours_entries_per_s']:>18} "
+        f"{figures['limit_copy_rows_per_s']:>26} {figures['ratio']:>7}"
+    )
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"ledger_append-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    print(f"written {out}")
+
+
+if __name__ == "__main__":
+    main()
