@@ -28,9 +28,9 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
-import jsonschema
-import kubernetes_validate
-import yaml
+import jsonschema  # type: ignore[import-untyped]
+import kubernetes_validate  # type: ignore[import-untyped]
+import yaml  # type: ignore[import-untyped]
 
 from learnerledger.config import (
     LEDGER_CONSUMER_GROUP,
@@ -90,7 +90,12 @@ def schemas_dir() -> Path:
 def kustomize_binary() -> str:
     """``$KUSTOMIZE``, else ``$K8S_TOOLS_BIN/kustomize``, ``.state/bin/kustomize``, PATH."""
     if os.environ.get("KUSTOMIZE"):
-        return os.environ["KUSTOMIZE"]
+        chosen = shutil.which(os.environ["KUSTOMIZE"])
+        if chosen is None:
+            raise ToolMissing(
+                f"KUSTOMIZE={os.environ['KUSTOMIZE']} is not executable; {TOOLS_HINT}"
+            )
+        return chosen
     candidates = []
     if os.environ.get("K8S_TOOLS_BIN"):
         candidates.append(Path(os.environ["K8S_TOOLS_BIN"]) / "kustomize")
@@ -455,10 +460,10 @@ def reference_problems(objects: list[Obj]) -> list[str]:
             "TOPIC_COMPLETIONS_DLQ": SETTINGS.topic_completions_dlq,
             "TOPIC_PARTITIONS": str(SETTINGS.topic_partitions),
         }
-        for key, value in expected.items():
-            if key in data and data[key] != value:
+        for setting, value in expected.items():
+            if setting in data and data[setting] != value:
                 problems.append(
-                    f"{name_of(config_map)}: {key}={data[key]!r}, the code says {value!r}"
+                    f"{name_of(config_map)}: {setting}={data[setting]!r}, the code says {value!r}"
                 )
         if "KAFKA_BOOTSTRAP_SERVERS" in data:
             host, _, port = data["KAFKA_BOOTSTRAP_SERVERS"].rpartition(":")

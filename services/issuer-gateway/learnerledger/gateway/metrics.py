@@ -5,7 +5,8 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 ACCEPTED = Counter(
-    "ll_gateway_accepted_total", "Completions and revocations acknowledged (durable in Kafka)",
+    "ll_gateway_accepted_total",
+    "Completions and revocations acknowledged (durable in Kafka)",
     ["kind"],
 )
 REJECTED = Counter(

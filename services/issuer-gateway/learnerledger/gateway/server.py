@@ -1,0 +1,498 @@
+"""The ``IssuerGatewayService`` servicer (grpc.aio).
+
+Acks mean durable: a completion is answered ACCEPTED only after the idempotent producer's
+``acks=all`` send resolved, bounded by ``send_timeout_s`` (past it: UNAVAILABLE + RetryInfo).
+
+Choices worth knowing (also in the module docstrings of validation and rate_limit):
+
+- Submissions are always written and answered ACCEPTED (never DUPLICATE): the ledger
+  deduplicates by event id, and a resubmission with different content must reach it so the
+  conflict is recorded and shown by GetCompletionStatus.
+- Unknown course: INVALID_ARGUMENT (a field violation next to the others); another issuer's
+  course: PERMISSION_DENIED (stream: REJECTED with reason PERMISSION_DENIED).
+- Rate limit: unary RESOURCE_EXHAUSTED + RetryInfo; a stream item over the limit is answered
+  REJECTED with reason RESOURCE_EXHAUSTED and the retry delay in its message, and the stream
+  goes on.
+- StreamCompletions answers in request order (the proto's contract) while up to
+  ``max_in_flight`` items are being sent at once; when that many are pending the gateway stops
+  reading the stream, so HTTP/2 flow control slows the writer. Kafka unavailable ends the stream
+  with UNAVAILABLE; items not answered were not acknowledged.
+- GetCompletionStatus reads the credit log, then the rejections table; a completion this
+  process acked recently but the ledger has not decided yet is ACCEPTED. That memory is per
+  process and lost on restart (not durable): another replica, or this one after a restart,
+  answers NOT_FOUND (ErrorInfo COMPLETION_NOT_FOUND) until the ledger has decided it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections import OrderedDict
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import UTC, datetime, timedelta
+from typing import Any, TypeAlias, TypeVar
+
+import asyncpg
+import grpc
+import structlog
+from aiokafka import AIOKafkaProducer
+from aiokafka.errors import KafkaError
+from google.protobuf.timestamp_pb2 import Timestamp
+
+from learnerledger.domain.catalog import Course
+from learnerledger.domain.events import (
+    CURRENT_SCHEMA_VERSION,
+    Envelope,
+    LedgerRequest,
+    RevocationRequested,
+    completion_event_id,
+    revocation_event_id,
+)
+from learnerledger.gateway import metrics
+from learnerledger.gateway.rate_limit import TokenBuckets
+from learnerledger.gateway.settings import GatewaySettings
+from learnerledger.gateway.validation import to_domain, validate_completion, validate_revocation
+from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.observability import TRACEPARENT, child_traceparent
+from learnerledger.postgres import catalog
+from learnerledger.postgres.catalog import PrincipalKind
+from learnerledger.rpc.auth import BearerAuthenticator
+from learnerledger.rpc.errors import (
+    Reason,
+    RpcFailure,
+    Violation,
+    abort,
+    invalid_argument,
+    unavailable,
+)
+from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
+
+log = structlog.get_logger("learnerledger.gateway")
+
+pb = issuer_gateway_pb2
+T = TypeVar("T")
+Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
+_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
+
+
+class KafkaUnavailable(Exception):
+    pass
+
+
+class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
+    def __init__(
+        self,
+        settings: GatewaySettings,
+        *,
+        pool: asyncpg.Pool,
+        producer: AIOKafkaProducer,
+        authenticator: BearerAuthenticator,
+    ) -> None:
+        self._settings = settings
+        self._pool = pool
+        self._producer = producer
+        self._auth = authenticator
+        self._buckets = TokenBuckets(settings.rate_limit_per_s, settings.rate_limit_burst)
+        self._courses: dict[str, tuple[float, Course | None]] = {}
+        self._recent: OrderedDict[tuple[str, str], tuple[str, str, datetime]] = OrderedDict()
+        self._skew = timedelta(seconds=settings.clock_skew_s)
+        self._in_flight = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
+
+    # --------------------------------------------------------------------- plumbing
+    async def wait_idle(self) -> None:
+        """Until no send is in flight (used by graceful shutdown before flushing)."""
+        await self._idle.wait()
+
+    async def _issuer(self, context: Context) -> str:
+        principal = await self._auth.require(context.invocation_metadata(), PrincipalKind.ISSUER)
+        return principal.principal_id
+
+    def _rate_limit(self, issuer_id: str) -> float | None:
+        return self._buckets.try_acquire(issuer_id)
+
+    async def _lookup_courses(self, course_ids: list[str]) -> dict[str, Course]:
+        now = time.monotonic()
+        found: dict[str, Course] = {}
+        missing = []
+        for course_id in set(course_ids):
+            hit = self._courses.get(course_id)
+            if hit is not None and hit[0] > now:
+                if hit[1] is not None:
+                    found[course_id] = hit[1]
+            else:
+                missing.append(course_id)
+        if missing:
+            try:
+                async with self._pool.acquire() as connection:
+                    fresh = await catalog.courses_by_id(connection, missing)
+            except _DB_ERRORS as exc:
+                raise unavailable(
+                    f"cannot read the course catalog ({type(exc).__name__})",
+                    reason=Reason.DATABASE_UNAVAILABLE,
+                ) from exc
+            expires = now + self._settings.catalog_cache_s
+            if len(self._courses) > 50_000:
+                self._courses.clear()
+            for course_id in missing:
+                self._courses[course_id] = (expires, fresh.get(course_id))
+            found.update(fresh)
+        return found
+
+    async def _publish(self, request: LedgerRequest, traceparent: str | None) -> None:
+        """Send and wait for acks=all, at most send_timeout_s; KafkaUnavailable otherwise."""
+        self._in_flight += 1
+        self._idle.clear()
+        metrics.IN_FLIGHT.inc()
+        try:
+
+            async def send() -> None:
+                future = await self._producer.send(
+                    self._settings.topic_completions,
+                    value=encode_completion_event(request),
+                    key=request.envelope.learner_id.encode(),
+                    headers=[(TRACEPARENT, child_traceparent(traceparent).encode())],
+                )
+                await future
+
+            await asyncio.wait_for(send(), timeout=self._settings.send_timeout_s)
+        except (TimeoutError, KafkaError) as exc:
+            log.warning(
+                "kafka_send_failed",
+                error=type(exc).__name__,
+                event_id=str(request.envelope.event_id),
+            )
+            raise KafkaUnavailable(type(exc).__name__) from exc
+        finally:
+            self._in_flight -= 1
+            metrics.IN_FLIGHT.dec()
+            if self._in_flight == 0:
+                self._idle.set()
+
+    def _remember(self, issuer_id: str, completion_id: str, learner_id: str, event_id: str) -> None:
+        if self._settings.recent_acks <= 0:
+            return
+        key = (issuer_id, completion_id)
+        self._recent[key] = (learner_id, event_id, datetime.now(UTC))
+        self._recent.move_to_end(key)
+        while len(self._recent) > self._settings.recent_acks:
+            self._recent.popitem(last=False)
+
+    @staticmethod
+    def _traceparent(context: Context) -> str | None:
+        for key, value in context.invocation_metadata() or ():
+            if key == TRACEPARENT:
+                return value if isinstance(value, str) else value.decode()
+        return None
+
+    async def _unary(self, context: Context, method: str, body: Callable[[], Awaitable[T]]) -> T:
+        started = time.perf_counter()
+        try:
+            return await body()
+        except RpcFailure as failure:
+            metrics.REJECTED.labels(failure.reason or failure.code.name).inc()
+            await abort(context, failure)
+        finally:
+            metrics.LATENCY.labels(method).observe(time.perf_counter() - started)
+
+    # --------------------------------------------------------------------- one completion
+    async def _accept(
+        self,
+        issuer_id: str,
+        completion: common_pb2.Completion,
+        traceparent: str | None,
+        prefix: str,
+    ) -> str:
+        """Validate, authorize and publish one completion; its event id, or RpcFailure."""
+        courses = await self._lookup_courses([completion.course_id]) if completion.course_id else {}
+        now = datetime.now(UTC)
+        violations = validate_completion(
+            completion, courses=courses, now=now, clock_skew=self._skew, prefix=prefix
+        )
+        if violations:
+            raise invalid_argument(violations)
+        course = courses[completion.course_id]
+        if course.issuer_id != issuer_id:
+            raise RpcFailure(
+                grpc.StatusCode.PERMISSION_DENIED,
+                f"course {completion.course_id!r} is not in your catalog",
+                reason=Reason.FOREIGN_COURSE,
+                metadata={"course_id": completion.course_id},
+            )
+        retry_after = self._rate_limit(issuer_id)
+        if retry_after is not None:
+            raise RpcFailure(
+                grpc.StatusCode.RESOURCE_EXHAUSTED,
+                f"rate limit of {self._settings.rate_limit_per_s:g}/s exceeded; "
+                f"retry in {retry_after:.3f}s",
+                reason=Reason.RATE_LIMITED,
+                retry_after_s=retry_after,
+            )
+        event = to_domain(completion, issuer_id=issuer_id, now=now)
+        try:
+            await self._publish(event, traceparent)
+        except KafkaUnavailable as exc:
+            raise unavailable(
+                f"Kafka did not confirm the write within {self._settings.send_timeout_s:g}s; "
+                "nothing was acknowledged, retry (the event id is stable)",
+                reason=Reason.KAFKA_UNAVAILABLE,
+            ) from exc
+        event_id = str(event.envelope.event_id)
+        self._remember(issuer_id, completion.completion_id, completion.learner_id, event_id)
+        metrics.ACCEPTED.labels("completion").inc()
+        return event_id
+
+    # --------------------------------------------------------------------- RPCs
+    async def SubmitCompletion(
+        self, request: pb.SubmitCompletionRequest, context: Context
+    ) -> pb.SubmitCompletionResponse:
+        async def body() -> pb.SubmitCompletionResponse:
+            issuer_id = await self._issuer(context)
+            if not request.HasField("completion"):
+                raise invalid_argument([Violation("completion", "required")])
+            event_id = await self._accept(
+                issuer_id, request.completion, self._traceparent(context), "completion"
+            )
+            return pb.SubmitCompletionResponse(
+                event_id=event_id, status=pb.ACCEPTANCE_STATUS_ACCEPTED
+            )
+
+        return await self._unary(context, "SubmitCompletion", body)
+
+    async def StreamCompletions(
+        self, request_iterator: AsyncIterator[pb.StreamCompletionsRequest], context: Context
+    ) -> AsyncIterator[pb.StreamCompletionsResponse]:
+        try:
+            issuer_id = await self._issuer(context)
+        except RpcFailure as failure:
+            metrics.REJECTED.labels(failure.reason or failure.code.name).inc()
+            await abort(context, failure)
+        traceparent = self._traceparent(context)
+        slots = asyncio.Semaphore(self._settings.max_in_flight)
+        pending: asyncio.Queue[asyncio.Task[pb.StreamCompletionsResponse] | None] = asyncio.Queue()
+
+        async def item(request: pb.StreamCompletionsRequest) -> pb.StreamCompletionsResponse:
+            started = time.perf_counter()
+            completion_id = request.completion.completion_id
+            try:
+                if not request.HasField("completion"):
+                    raise invalid_argument([Violation("completion", "required")])
+                event_id = await self._accept(
+                    issuer_id, request.completion, traceparent, "completion"
+                )
+                return pb.StreamCompletionsResponse(
+                    completion_id=completion_id,
+                    event_id=event_id,
+                    status=pb.ACCEPTANCE_STATUS_ACCEPTED,
+                )
+            except RpcFailure as failure:
+                if failure.code in (grpc.StatusCode.UNAVAILABLE,):
+                    raise  # affects every item: ends the stream
+                reason = failure.code.name
+                metrics.REJECTED.labels(failure.reason or reason).inc()
+                return pb.StreamCompletionsResponse(
+                    completion_id=completion_id,
+                    status=pb.ACCEPTANCE_STATUS_REJECTED,
+                    reason=reason,
+                    message=failure.message,
+                    field_violations=[
+                        pb.FieldViolation(field=v.field, description=v.description)
+                        for v in failure.violations
+                    ],
+                )
+            finally:
+                metrics.LATENCY.labels("StreamCompletions").observe(time.perf_counter() - started)
+
+        async def reader() -> None:
+            try:
+                async for request in request_iterator:
+                    await slots.acquire()  # bounded in flight: stop reading, the writer waits
+                    await pending.put(asyncio.create_task(item(request)))
+            finally:
+                await pending.put(None)
+
+        metrics.STREAMS.inc()
+        reading = asyncio.create_task(reader())
+        try:
+            while True:
+                task = await pending.get()
+                if task is None:
+                    break
+                try:
+                    response = await task
+                except RpcFailure as failure:
+                    metrics.REJECTED.labels(failure.reason or failure.code.name).inc()
+                    await abort(context, failure)
+                slots.release()
+                yield response
+            reading.result()
+        finally:
+            metrics.STREAMS.dec()
+            reading.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await reading
+            while not pending.empty():
+                leftover = pending.get_nowait()
+                if leftover is not None:
+                    leftover.cancel()
+
+    async def RevokeCompletion(
+        self, request: pb.RevokeCompletionRequest, context: Context
+    ) -> pb.RevokeCompletionResponse:
+        async def body() -> pb.RevokeCompletionResponse:
+            issuer_id = await self._issuer(context)
+            violations = validate_revocation(
+                request.completion_id, request.reason, request.learner_id
+            )
+            if violations:
+                raise invalid_argument(violations)
+            learner_id = await self._learner_of(issuer_id, request.completion_id)
+            if learner_id is None:
+                learner_id = request.learner_id or None
+            elif request.learner_id and request.learner_id != learner_id:
+                raise invalid_argument(
+                    [Violation("learner_id", "the completion belongs to a different learner")]
+                )
+            if learner_id is None:
+                raise RpcFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"no completion {request.completion_id!r} of yours is in the ledger; "
+                    "name its learner_id to revoke it anyway",
+                    reason=Reason.COMPLETION_NOT_FOUND,
+                )
+            retry_after = self._rate_limit(issuer_id)
+            if retry_after is not None:
+                raise RpcFailure(
+                    grpc.StatusCode.RESOURCE_EXHAUSTED,
+                    "rate limit exceeded",
+                    reason=Reason.RATE_LIMITED,
+                    retry_after_s=retry_after,
+                )
+            event = RevocationRequested(
+                Envelope(
+                    revocation_event_id(issuer_id, request.completion_id),
+                    CURRENT_SCHEMA_VERSION,
+                    datetime.now(UTC),
+                    issuer_id,
+                    learner_id,
+                ),
+                request.completion_id,
+                request.reason,
+            )
+            try:
+                await self._publish(event, self._traceparent(context))
+            except KafkaUnavailable as exc:
+                raise unavailable(
+                    "Kafka did not confirm the revocation; retry", reason=Reason.KAFKA_UNAVAILABLE
+                ) from exc
+            metrics.ACCEPTED.labels("revocation").inc()
+            return pb.RevokeCompletionResponse(
+                event_id=str(event.envelope.event_id), status=pb.ACCEPTANCE_STATUS_ACCEPTED
+            )
+
+        return await self._unary(context, "RevokeCompletion", body)
+
+    async def _learner_of(self, issuer_id: str, completion_id: str) -> str | None:
+        recent = self._recent.get((issuer_id, completion_id))
+        try:
+            async with self._pool.acquire() as connection:
+                learner = await connection.fetchval(
+                    "SELECT learner_id FROM credit_log WHERE issuer_id = $1 "
+                    "AND completion_id = $2 ORDER BY position LIMIT 1",
+                    issuer_id,
+                    completion_id,
+                )
+        except _DB_ERRORS as exc:
+            raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
+        if learner is None and recent is not None:
+            return recent[0]
+        return learner if learner is None else str(learner)
+
+    async def GetCompletionStatus(
+        self, request: pb.GetCompletionStatusRequest, context: Context
+    ) -> pb.GetCompletionStatusResponse:
+        async def body() -> pb.GetCompletionStatusResponse:
+            issuer_id = await self._issuer(context)
+            if request.completion_id == "" or len(request.completion_id) > 128:
+                raise invalid_argument([Violation("completion_id", "required, 1..128 characters")])
+            return await self._status(issuer_id, request.completion_id)
+
+        return await self._unary(context, "GetCompletionStatus", body)
+
+    async def _status(self, issuer_id: str, completion_id: str) -> pb.GetCompletionStatusResponse:
+        event_id = completion_event_id(issuer_id, completion_id)
+        try:
+            async with self._pool.acquire() as connection:
+                entries = await connection.fetch(
+                    "SELECT position, sequence, kind, learner_id, recorded_at, "
+                    "payload->>'credits' AS credits, payload->>'no_credit_reason' AS why "
+                    "FROM credit_log WHERE issuer_id = $1 AND completion_id = $2 "
+                    "ORDER BY position",
+                    issuer_id,
+                    completion_id,
+                )
+                rejections = await connection.fetch(
+                    "SELECT reason, detail, learner_id, rejected_at FROM rejections "
+                    "WHERE issuer_id = $1 AND completion_id = $2 AND source_event_id = $3 "
+                    "ORDER BY rejection_id",
+                    issuer_id,
+                    completion_id,
+                    event_id,
+                )
+        except _DB_ERRORS as exc:
+            raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
+        response = pb.GetCompletionStatusResponse(
+            completion_id=completion_id, event_id=str(event_id)
+        )
+        if entries:
+            decided = entries[-1]
+            response.learner_id = decided["learner_id"]
+            response.ledger_position = decided["position"]
+            response.ledger_sequence = decided["sequence"]
+            response.update_time.CopyFrom(_stamp(decided["recorded_at"]))
+            credits = float(decided["credits"] or 0)
+            match decided["kind"]:
+                case "credit_revoked":
+                    response.state = pb.COMPLETION_STATE_REVOKED
+                    response.credits = credits
+                case "credit_awarded":
+                    response.state = pb.COMPLETION_STATE_CREDITED
+                    response.credits = credits
+                case _:
+                    response.state = pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
+                    response.reason = decided["why"] or ""
+            conflicts = [r for r in rejections if r["reason"] == "completion_conflict"]
+            if conflicts:
+                response.detail = (
+                    "a later submission of this completion_id with different content was "
+                    f"rejected (completion_conflict): {conflicts[-1]['detail']}"
+                )
+            return response
+        if rejections:
+            last = rejections[-1]
+            response.state = pb.COMPLETION_STATE_REJECTED
+            response.reason = last["reason"]
+            response.detail = last["detail"]
+            response.learner_id = last["learner_id"] or ""
+            response.update_time.CopyFrom(_stamp(last["rejected_at"]))
+            return response
+        recent = self._recent.get((issuer_id, completion_id))
+        if recent is not None:
+            response.state = pb.COMPLETION_STATE_ACCEPTED
+            response.learner_id = recent[0]
+            response.update_time.CopyFrom(_stamp(recent[2]))
+            return response
+        raise RpcFailure(
+            grpc.StatusCode.NOT_FOUND,
+            f"no completion {completion_id!r} of yours is known (the ledger may not have "
+            "decided it yet)",
+            reason=Reason.COMPLETION_NOT_FOUND,
+        )
+
+
+def _stamp(value: datetime) -> Timestamp:
+    stamp = Timestamp()
+    stamp.FromDatetime(value.astimezone(UTC))
+    return stamp

@@ -1,0 +1,155 @@
+"""Pure validation rules of the issuer gateway (no servers)."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from decimal import Decimal
+
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.events import Result, completion_event_id
+from learnerledger.gateway.rate_limit import TokenBuckets
+from learnerledger.gateway.validation import to_domain, validate_completion
+from learnerledger.v1 import common_pb2
+
+NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
+SKEW = timedelta(minutes=5)
+COURSES = {
+    "ml-101": Course(
+        "ml-101", "swayam", "ML", Decimal("5.5"), 90, CreditRecommendation.APPROVED
+    )
+}
+
+
+def good(**overrides: object) -> common_pb2.Completion:
+    c = common_pb2.Completion(
+        completion_id="c-1",
+        learner_id="123456789012",
+        course_id="ml-101",
+        result=common_pb2.COMPLETION_RESULT_PASS,
+        score=80.0,
+        evidence_url="https://certs.example.org/c-1",
+    )
+    c.completed_at.FromDatetime(NOW - timedelta(days=1))
+    for key, value in overrides.items():
+        setattr(c, key, value)
+    return c
+
+
+def fields(c: common_pb2.Completion, courses: dict[str, Course] | None = COURSES) -> list[str]:
+    return [
+        v.field
+        for v in validate_completion(c, courses=courses, now=NOW, clock_skew=SKEW)
+    ]
+
+
+def test_a_good_completion_has_no_violations_and_maps_to_the_domain() -> None:
+    c = good()
+    assert fields(c) == []
+    event = to_domain(c, issuer_id="swayam", now=NOW)
+    assert event.envelope.event_id == completion_event_id("swayam", "c-1")
+    assert event.envelope.learner_id == "123456789012"
+    assert event.result is Result.PASS
+    assert event.score == 80.0
+    assert event.grade is None
+
+
+def test_every_violation_is_reported_at_once() -> None:
+    c = common_pb2.Completion(
+        completion_id="",
+        learner_id="12345",
+        course_id="nope",
+        score=150.0,
+        evidence_url="ftp://x",
+    )
+    assert sorted(fields(c)) == sorted(
+        [
+            "completion.completion_id",
+            "completion.learner_id",
+            "completion.course_id",
+            "completion.completed_at",
+            "completion.result",
+            "completion.score",
+            "completion.evidence_url",
+        ]
+    )
+
+
+def test_time_bounds_with_clock_skew() -> None:
+    c = good()
+    c.completed_at.FromDatetime(NOW + SKEW - timedelta(seconds=1))
+    assert fields(c) == []
+    c.completed_at.FromDatetime(NOW + SKEW + timedelta(seconds=1))
+    assert fields(c) == ["completion.completed_at"]
+    c.completed_at.FromDatetime(datetime(1999, 12, 31, tzinfo=UTC))
+    assert fields(c) == ["completion.completed_at"]
+
+
+def test_score_and_grade_consistency() -> None:
+    assert fields(good(score=0.0)) == ["completion.score"]  # a PASS with 0
+    assert fields(good(score=float("nan"))) == ["completion.score"]
+    fail = good(result=common_pb2.COMPLETION_RESULT_FAIL, score=100.0)
+    assert fields(fail) == ["completion.score"]
+    assert fields(good(grade="F")) == ["completion.grade"]  # a PASS graded F
+    assert fields(good(result=common_pb2.COMPLETION_RESULT_FAIL, grade="F")) == []
+    assert fields(good(grade="A+")) == []
+    assert fields(good(grade="")) == ["completion.grade"]
+
+
+def test_ids_and_urls() -> None:
+    assert fields(good(completion_id="x" * 129)) == ["completion.completion_id"]
+    assert fields(good(completion_id="bad\nid")) == ["completion.completion_id"]
+    assert fields(good(learner_id="12345678901a")) == ["completion.learner_id"]
+    assert fields(good(evidence_url="https://" + "a" * 2050)) == ["completion.evidence_url"]
+    assert fields(good(evidence_url="https:///nohost")) == ["completion.evidence_url"]
+    assert fields(good(evidence_url="https://ex.org/a b")) == ["completion.evidence_url"]
+    assert fields(good(evidence_url="")) == []
+    assert fields(good(course_id="unknown")) == ["completion.course_id"]
+    assert fields(good(course_id="unknown"), courses=None) == []  # catalog check skipped
+
+
+def test_token_bucket_refills_and_reports_the_wait() -> None:
+    now = [0.0]
+    buckets = TokenBuckets(2.0, 2, clock=lambda: now[0])
+    assert buckets.try_acquire("a") is None
+    assert buckets.try_acquire("a") is None
+    wait = buckets.try_acquire("a")
+    assert wait is not None
+    assert 0.49 < wait <= 0.5
+    assert buckets.try_acquire("b") is None  # per key
+    now[0] += 0.5
+    assert buckets.try_acquire("a") is None
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    completion_id=st.text(max_size=140),
+    learner_id=st.text(alphabet="0123456789ab", max_size=14),
+    score=st.floats(allow_nan=True, allow_infinity=True),
+    passed=st.booleans(),
+    url=st.text(max_size=40),
+)
+def test_validation_never_crashes_and_valid_means_mappable(
+    completion_id: str, learner_id: str, score: float, passed: bool, url: str
+) -> None:
+    c = good(
+        completion_id=completion_id,
+        learner_id=learner_id,
+        score=score,
+        result=common_pb2.COMPLETION_RESULT_PASS if passed else common_pb2.COMPLETION_RESULT_FAIL,
+        evidence_url=url,
+    )
+    violations = validate_completion(c, courses=COURSES, now=NOW, clock_skew=SKEW)
+    names = {v.field for v in violations}
+    assert ("completion.learner_id" in names) != (
+        len(learner_id) == 12 and learner_id.isdigit() and learner_id.isascii()
+    )
+    assert ("completion.completion_id" in names) != (
+        1 <= len(completion_id) <= 128 and completion_id.isprintable()
+    )
+    if not violations:
+        event = to_domain(c, issuer_id="swayam", now=NOW)
+        assert event.completion_id == completion_id
+        assert 0 <= (event.score or 0) <= 100
