@@ -17,9 +17,7 @@ from learnerledger.v1 import common_pb2
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
 COURSES = {
-    "ml-101": Course(
-        "ml-101", "swayam", "ML", Decimal("5.5"), 90, CreditRecommendation.APPROVED
-    )
+    "ml-101": Course("ml-101", "swayam", "ML", Decimal("5.5"), 90, CreditRecommendation.APPROVED)
 }
 
 
@@ -39,10 +37,7 @@ def good(**overrides: object) -> common_pb2.Completion:
 
 
 def fields(c: common_pb2.Completion, courses: dict[str, Course] | None = COURSES) -> list[str]:
-    return [
-        v.field
-        for v in validate_completion(c, courses=courses, now=NOW, clock_skew=SKEW)
-    ]
+    return [v.field for v in validate_completion(c, courses=courses, now=NOW, clock_skew=SKEW)]
 
 
 def test_a_good_completion_has_no_violations_and_maps_to_the_domain() -> None:
@@ -153,3 +148,65 @@ def test_validation_never_crashes_and_valid_means_mappable(
         event = to_domain(c, issuer_id="swayam", now=NOW)
         assert event.completion_id == completion_id
         assert 0 <= (event.score or 0) <= 100
+
+
+async def test_bearer_authenticator_caches_by_token_and_refuses_bad_credentials() -> None:
+    import grpc
+    import pytest
+
+    from learnerledger.postgres.catalog import Principal, PrincipalKind
+    from learnerledger.rpc.auth import BearerAuthenticator, bearer_token
+    from learnerledger.rpc.errors import RpcFailure
+
+    assert bearer_token([("authorization", "Bearer abc")]) == "abc"
+    assert bearer_token([("authorization", "Basic abc")]) is None
+    assert bearer_token([]) is None
+    calls: list[str] = []
+
+    async def lookup(token: str) -> Principal | None:
+        calls.append(token)
+        return Principal(PrincipalKind.ISSUER, "swayam") if token == "good" else None
+
+    now = [0.0]
+    authenticator = BearerAuthenticator(lookup, ttl_s=10, clock=lambda: now[0])
+    for _ in range(3):
+        principal = await authenticator.require(
+            [("authorization", "Bearer good")], PrincipalKind.ISSUER
+        )
+        assert principal.principal_id == "swayam"
+    assert calls == ["good"]
+    now[0] = 11.0
+    await authenticator.principal([("authorization", "Bearer good")])
+    assert calls == ["good", "good"]
+    with pytest.raises(RpcFailure) as failed:
+        await authenticator.principal([("authorization", "Bearer bad")])
+    assert failed.value.code is grpc.StatusCode.UNAUTHENTICATED
+    assert "bad" not in failed.value.message.split()
+    with pytest.raises(RpcFailure) as failed:
+        await authenticator.require([("authorization", "Bearer good")], PrincipalKind.UNIVERSITY)
+    assert failed.value.code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def test_rich_status_carries_every_detail() -> None:
+    import grpc
+    from google.rpc import error_details_pb2
+
+    from learnerledger.rpc.errors import DOMAIN, RpcFailure, Violation, decode_details
+
+    failure = RpcFailure(
+        grpc.StatusCode.RESOURCE_EXHAUSTED,
+        "slow down",
+        reason="RATE_LIMITED",
+        violations=[Violation("a", "b")],
+        retry_after_s=1.25,
+    )
+    status = failure.status()
+    assert status.code is grpc.StatusCode.RESOURCE_EXHAUSTED
+    details = decode_details(status.trailing_metadata)
+    info, bad, retry = details
+    assert isinstance(info, error_details_pb2.ErrorInfo)
+    assert (info.reason, info.domain) == ("RATE_LIMITED", DOMAIN)
+    assert isinstance(bad, error_details_pb2.BadRequest)
+    assert bad.field_violations[0].field == "a"
+    assert isinstance(retry, error_details_pb2.RetryInfo)
+    assert retry.retry_delay.ToMilliseconds() == 1250

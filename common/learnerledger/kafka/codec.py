@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from learnerledger.domain.checkpoints import SignedCheckpoint
 from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
@@ -25,6 +26,7 @@ from learnerledger.domain.events import (
     Result,
     RevocationRequested,
 )
+from learnerledger.domain.hash_chain import ChainBreak
 from learnerledger.domain.instants import parse_instant
 from learnerledger.v1 import common_pb2, events_pb2
 
@@ -306,3 +308,27 @@ def _instant(stamp: Timestamp, field: str) -> datetime:
         return from_timestamp(stamp)
     except (ValueError, OverflowError) as exc:
         raise UndecodableEvent("invalid_field", f"{field} is out of range") from exc
+
+
+def chain_break_to_proto(found: ChainBreak) -> common_pb2.ChainBreak:
+    return common_pb2.ChainBreak(
+        learner_id=found.learner_id,
+        sequence=found.sequence,
+        expected_hash=found.expected_hash,
+        stored_hash=found.stored_hash,
+        reason=found.reason,
+    )
+
+
+def signed_checkpoint_to_proto(signed: SignedCheckpoint) -> common_pb2.SignedCheckpoint:
+    checkpoint = signed.checkpoint
+    return common_pb2.SignedCheckpoint(
+        position=checkpoint.position,
+        tx_horizon=checkpoint.tx_horizon,
+        root_hash=checkpoint.root_hash,
+        learner_count=checkpoint.learner_count,
+        signed_at=to_timestamp(checkpoint.signed_at),
+        signature=signed.signature,
+        public_key=signed.public_key,
+        key_id=signed.key_id,
+    )

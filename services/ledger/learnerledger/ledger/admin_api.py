@@ -27,12 +27,14 @@ from learnerledger.domain.learners import is_apaar_id
 from learnerledger.kafka.codec import (
     LEVEL_TO_PROTO,
     PROTO_TO_LEVEL,
+    chain_break_to_proto,
     encode_completion_event,
-    to_timestamp,
+    signed_checkpoint_to_proto,
 )
-from learnerledger.ledger.verification import latest_checkpoint, verify_ledger
+from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
+from learnerledger.postgres.checkpoints import latest_checkpoint
 from learnerledger.rpc.auth import BearerAuthenticator
 from learnerledger.rpc.errors import (
     Reason,
@@ -285,31 +287,10 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
             checkpoint_ok=report.checkpoint_problem is None,
         )
         if report.first_break is not None:
-            b = report.first_break
-            response.first_break.CopyFrom(
-                common_pb2.ChainBreak(
-                    learner_id=b.learner_id,
-                    sequence=b.sequence,
-                    expected_hash=b.expected_hash,
-                    stored_hash=b.stored_hash,
-                    reason=b.reason,
-                )
-            )
+            response.first_break.CopyFrom(chain_break_to_proto(report.first_break))
         if signed is not None:
-            cp = signed.checkpoint
-            response.latest_checkpoint.CopyFrom(
-                common_pb2.SignedCheckpoint(
-                    position=cp.position,
-                    tx_horizon=cp.tx_horizon,
-                    root_hash=cp.root_hash,
-                    learner_count=cp.learner_count,
-                    signed_at=to_timestamp(cp.signed_at),
-                    signature=signed.signature,
-                    public_key=signed.public_key,
-                    key_id=signed.key_id,
-                )
-            )
-            response.verified_through_position = cp.position
+            response.latest_checkpoint.CopyFrom(signed_checkpoint_to_proto(signed))
+            response.verified_through_position = signed.checkpoint.position
         return response
 
     async def StartReplay(self, request: Any, context: Any) -> Any:

@@ -21,8 +21,14 @@ from learnerledger.domain.checkpoints import (
     signature_is_valid,
 )
 from learnerledger.domain.entries import Entry
-from learnerledger.domain.hash_chain import ChainBreak, ChainHead, heads_root, verify_chain
+from learnerledger.domain.hash_chain import ChainBreak, heads_root, verify_chain
 from learnerledger.postgres import Connection
+from learnerledger.postgres.checkpoints import (
+    finished_horizon,
+    heads_below,
+    latest_checkpoint,
+    store_checkpoint,
+)
 from learnerledger.postgres.credit_log import entry_from_row
 
 _ENTRY_QUERY = (
@@ -65,68 +71,16 @@ def public_key_of(key: Ed25519PrivateKey) -> bytes:
     return key.public_key().public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
-async def _heads_below(connection: Connection, horizon: int) -> tuple[list[ChainHead], int]:
-    rows = await connection.fetch(
-        """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash, position
-             FROM credit_log WHERE tx_id < $1::text::xid8
-            ORDER BY learner_id, sequence DESC""",
-        str(horizon),
-    )
-    heads = [ChainHead(r["learner_id"], r["sequence"], bytes(r["entry_hash"])) for r in rows]
-    position = await connection.fetchval(
-        "SELECT coalesce(max(position), 0) FROM credit_log WHERE tx_id < $1::text::xid8",
-        str(horizon),
-    )
-    return heads, int(position)
-
-
 async def take_checkpoint(connection: Connection, key: Ed25519PrivateKey) -> SignedCheckpoint:
     """Sign the head of every transaction that has finished, and store the statement."""
     async with connection.transaction(isolation="repeatable_read"):
-        horizon = int(
-            await connection.fetchval(
-                "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::bigint"
-            )
-        )
-        heads, position = await _heads_below(connection, horizon)
+        horizon = await finished_horizon(connection)
+        heads, position = await heads_below(connection, horizon)
     signed = sign_checkpoint(
         Checkpoint(position, horizon, heads_root(heads), len(heads), datetime.now(UTC)), key
     )
-    await connection.execute(
-        """INSERT INTO checkpoints (position, tx_horizon, root_hash, learner_count, signed_at,
-                                    signature, public_key, statement)
-           VALUES ($1, $2::text::xid8, $3, $4, $5, $6, $7, $8)""",
-        signed.checkpoint.position,
-        str(horizon),
-        signed.checkpoint.root_hash,
-        signed.checkpoint.learner_count,
-        signed.checkpoint.signed_at,
-        signed.signature,
-        signed.public_key,
-        signed.checkpoint.statement(),
-    )
+    await store_checkpoint(connection, signed)
     return signed
-
-
-async def latest_checkpoint(connection: Connection) -> SignedCheckpoint | None:
-    row = await connection.fetchrow(
-        """SELECT position, tx_horizon::text::bigint AS horizon, root_hash, learner_count,
-                  signed_at, signature, public_key
-             FROM checkpoints ORDER BY checkpoint_id DESC LIMIT 1"""
-    )
-    if row is None:
-        return None
-    return SignedCheckpoint(
-        Checkpoint(
-            row["position"],
-            row["horizon"],
-            bytes(row["root_hash"]),
-            row["learner_count"],
-            row["signed_at"],
-        ),
-        bytes(row["signature"]),
-        bytes(row["public_key"]),
-    )
 
 
 async def verify_ledger(
@@ -171,7 +125,7 @@ async def _verify_latest_checkpoint(
     key = trusted_public_key if trusted_public_key is not None else signed.public_key
     if not signature_is_valid(signed, key):
         return 1, "the latest checkpoint's signature does not verify with the trusted key"
-    heads, position = await _heads_below(connection, signed.checkpoint.tx_horizon)
+    heads, position = await heads_below(connection, signed.checkpoint.tx_horizon)
     if heads_root(heads) != signed.checkpoint.root_hash or position != signed.checkpoint.position:
         return 1, (
             f"the log up to position {signed.checkpoint.position} no longer matches the "

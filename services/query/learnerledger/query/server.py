@@ -15,7 +15,7 @@ import grpc
 import structlog
 from prometheus_client import Histogram
 
-from learnerledger.domain.checkpoints import key_id, signature_is_valid
+from learnerledger.domain.checkpoints import signature_is_valid
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import ChainHead, heads_root, verify_chain
 from learnerledger.domain.learners import is_apaar_id
@@ -27,10 +27,17 @@ from learnerledger.domain.transcript import (
     TranscriptView,
     view_at,
 )
-from learnerledger.kafka.codec import LEVEL_TO_PROTO, encode_ledger_entry, to_timestamp
-from learnerledger.ledger.verification import latest_checkpoint
+from learnerledger.kafka.codec import (
+    LEVEL_TO_PROTO,
+    chain_break_to_proto,
+    encode_ledger_entry,
+    signed_checkpoint_to_proto,
+    to_timestamp,
+)
 from learnerledger.postgres import catalog, credit_log
+from learnerledger.postgres.checkpoints import heads_below, latest_checkpoint
 from learnerledger.query import paging, read_model
+from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
 from learnerledger.v1 import common_pb2, events_pb2
 from learnerledger.v1 import transcript_query_pb2 as pb
@@ -128,16 +135,6 @@ def state_to_transcript(state: TranscriptState, instant: datetime) -> pb.Transcr
                                state.completions_without_credit)  # fmt: skip
 
 
-def _bearer(context: Ctx) -> str | None:
-    for key, value in context.invocation_metadata() or ():
-        if key.lower() == "authorization":
-            text = value if isinstance(value, str) else value.decode()
-            scheme, _, token = text.strip().partition(" ")
-            if scheme.lower() == "bearer" and token.strip():
-                return token.strip()
-    return None
-
-
 def _check_learner_id(learner_id: str) -> None:
     if not is_apaar_id(learner_id):
         raise invalid_argument([Violation("learner_id", "must be an APAAR id: exactly 12 digits")])
@@ -162,38 +159,27 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         trusted_public_key: bytes | None = None,
     ) -> None:
         self._pool = pool
+        self._auth = BearerAuthenticator(pool_lookup(pool))
         self._watch_poll_s = watch_poll_s
         self._min_position_poll_s = min_position_poll_s
         self._trusted_public_key = trusted_public_key
 
     # -- access ---------------------------------------------------------------------------
     async def _authorize(self, context: Ctx, learner_id: str) -> catalog.Principal:
-        token = _bearer(context)
-        if token is None:
+        principal = await self._auth.principal(context.invocation_metadata())
+        _check_learner_id(learner_id)
+        if principal.kind is catalog.PrincipalKind.ADMIN:
+            return principal
+        if principal.kind is not catalog.PrincipalKind.UNIVERSITY:
             raise RpcFailure(
-                grpc.StatusCode.UNAUTHENTICATED,
-                "missing bearer token: send metadata 'authorization: Bearer <token>'",
-                reason=Reason.UNAUTHENTICATED,
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only university and admin tokens may read transcripts",
+                reason=Reason.WRONG_PRINCIPAL_KIND,
+                metadata={"principal_kind": principal.kind.value},
             )
+        # Consent is checked on every call (never cached): a revocation takes effect at once.
+        pair = (learner_id, principal.principal_id)
         async with self._pool.acquire() as connection:
-            principal = await catalog.authenticate(connection, token)
-            if principal is None:
-                raise RpcFailure(
-                    grpc.StatusCode.UNAUTHENTICATED,
-                    "the bearer token is unknown or revoked",
-                    reason=Reason.UNAUTHENTICATED,
-                )
-            _check_learner_id(learner_id)
-            if principal.kind is catalog.PrincipalKind.ADMIN:
-                return principal
-            if principal.kind is not catalog.PrincipalKind.UNIVERSITY:
-                raise RpcFailure(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "only university and admin tokens may read transcripts",
-                    reason=Reason.WRONG_PRINCIPAL_KIND,
-                    metadata={"principal_kind": principal.kind.value},
-                )
-            pair = (learner_id, principal.principal_id)
             if pair not in await credit_log.active_consents(connection, [pair]):
                 raise self._consent_denied(learner_id, principal.principal_id)
         return principal
@@ -388,15 +374,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             signed = await latest_checkpoint(connection)
             heads: list[ChainHead] = []
             if signed is not None:
-                rows = await connection.fetch(
-                    """SELECT DISTINCT ON (learner_id) learner_id, sequence, entry_hash
-                         FROM credit_log WHERE tx_id < $1::text::xid8
-                        ORDER BY learner_id, sequence DESC""",
-                    str(signed.checkpoint.tx_horizon),
-                )
-                heads = [
-                    ChainHead(r["learner_id"], r["sequence"], bytes(r["entry_hash"])) for r in rows
-                ]
+                heads, _ = await heads_below(connection, signed.checkpoint.tx_horizon)
         if not chain or chain[-1].sequence != request.sequence:
             raise RpcFailure(
                 grpc.StatusCode.NOT_FOUND,
@@ -410,29 +388,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         broken = verify_chain(chain)
         response.chain_valid = broken is None
         if broken is not None:
-            response.chain_break.CopyFrom(
-                common_pb2.ChainBreak(
-                    learner_id=broken.learner_id,
-                    sequence=broken.sequence,
-                    expected_hash=broken.expected_hash,
-                    stored_hash=broken.stored_hash,
-                    reason=broken.reason,
-                )
-            )
+            response.chain_break.CopyFrom(chain_break_to_proto(broken))
         if signed is not None:
             cp = signed.checkpoint
-            response.latest_checkpoint.CopyFrom(
-                common_pb2.SignedCheckpoint(
-                    position=cp.position,
-                    root_hash=cp.root_hash,
-                    learner_count=cp.learner_count,
-                    signed_at=to_timestamp(cp.signed_at),
-                    signature=signed.signature,
-                    public_key=signed.public_key,
-                    key_id=key_id(signed.public_key),
-                    tx_horizon=cp.tx_horizon,
-                )
-            )
+            response.latest_checkpoint.CopyFrom(signed_checkpoint_to_proto(signed))
             response.checkpoint_covers_entry = (entry.position or 0) <= cp.position
             head = next((h for h in heads if h.learner_id == request.learner_id), None)
             if head is not None:

@@ -1,0 +1,518 @@
+"""The issuer gateway on real Kafka and PostgreSQL, served in-process on a free port."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from aiokafka import AIOKafkaConsumer
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
+
+from learnerledger.domain.events import CompletionSubmitted, completion_event_id
+from learnerledger.gateway.service import SERVICE_NAME, RunningGateway, gateway
+from learnerledger.gateway.settings import GatewaySettings
+from learnerledger.kafka.codec import decode_completion_event
+from learnerledger.kafka.producer import header
+from learnerledger.ledger.service import run_ledger
+from learnerledger.ledger.settings import LedgerSettings
+from learnerledger.postgres import catalog
+from learnerledger.postgres.catalog import PrincipalKind
+from learnerledger.rpc.errors import decode_details
+from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from tests.integration.ledger_fixtures import eventually, seed_catalog
+
+pytestmark = pytest.mark.integration
+
+pb = issuer_gateway_pb2
+ALICE, BOB = "111111111111", "222222222222"
+STREAM_SIZE = int(os.environ.get("GATEWAY_TEST_STREAM_SIZE", "2000"))
+
+
+@pytest.fixture(scope="module")
+async def tokens(database_url: str) -> dict[str, str]:
+    await seed_catalog(database_url)
+    connection = await asyncpg.connect(database_url)
+    try:
+        _, swayam = await catalog.issue_token(connection, PrincipalKind.ISSUER, "swayam")
+        _, du = await catalog.issue_token(connection, PrincipalKind.UNIVERSITY, "du")
+    finally:
+        await connection.close()
+    return {"swayam": swayam, "du": du}
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    kafka_bootstrap: str, database_url: str, topics: Any, **overrides: Any
+) -> AsyncIterator[tuple[RunningGateway, grpc.aio.Channel]]:
+    settings = GatewaySettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_completions=topics.completions,
+        topic_ledger_entries=topics.ledger_entries,
+        topic_completions_dlq=topics.completions_dlq,
+        topic_partitions=topics.partitions,
+        grpc_port=0,
+        metrics_port=0,
+        shutdown_grace_s=5,
+        **overrides,
+    )
+    async with (
+        gateway(settings) as running,
+        grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
+    ):
+        yield running, channel
+
+
+def auth(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+def completion(
+    completion_id: str, learner_id: str = ALICE, course_id: str = "ml-101", **extra: Any
+) -> common_pb2.Completion:
+    c = common_pb2.Completion(
+        completion_id=completion_id,
+        learner_id=learner_id,
+        course_id=course_id,
+        result=common_pb2.COMPLETION_RESULT_PASS,
+        score=82.5,
+        evidence_url=f"https://certs.example.org/{completion_id}",
+        **extra,
+    )
+    c.completed_at.FromDatetime(datetime(2026, 3, 1, 12, tzinfo=UTC))
+    return c
+
+
+async def collect(call: Any, sink: list[Any]) -> None:
+    async for item in call:
+        sink.append(item)
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Any]:
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records
+
+
+async def test_unary_submission_is_on_the_topic_keyed_by_learner_and_retries_keep_the_id(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        sent = completion("u-1")
+        first = await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(completion=sent), metadata=auth(tokens["swayam"])
+        )
+        retry = await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(completion=sent), metadata=auth(tokens["swayam"])
+        )
+        assert first.status == pb.ACCEPTANCE_STATUS_ACCEPTED
+        assert first.event_id == retry.event_id == str(completion_event_id("swayam", "u-1"))
+        # The ledger has not decided it (it is not running): this process remembers the ack.
+        status = await stub.GetCompletionStatus(
+            pb.GetCompletionStatusRequest(completion_id="u-1"), metadata=auth(tokens["swayam"])
+        )
+        assert status.state == pb.COMPLETION_STATE_ACCEPTED
+        assert status.learner_id == ALICE
+
+    records = await read_topic(kafka_bootstrap, topics.completions, 2)
+    assert len(records) == 2
+    for record in records:
+        assert record.key == ALICE.encode()
+        assert (header(record.headers, "traceparent") or "").startswith("00-")
+        event = decode_completion_event(record.value)
+        assert isinstance(event, CompletionSubmitted)
+        assert str(event.envelope.event_id) == first.event_id
+        assert event.envelope.issuer_id == "swayam"
+        assert (event.completion_id, event.course_id, event.score) == ("u-1", "ml-101", 82.5)
+        assert event.evidence_url == sent.evidence_url
+        assert event.completed_at == datetime(2026, 3, 1, 12, tzinfo=UTC)
+
+
+async def test_a_stream_acks_every_item_in_order_and_rejects_only_the_bad_ones(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async def requests() -> AsyncIterator[pb.StreamCompletionsRequest]:
+        for i in range(STREAM_SIZE):
+            learner = f"{100000000000 + i % 97}"
+            c = completion(f"s-{i}", learner_id=learner if i % 100 != 99 else "not-an-apaar")
+            yield pb.StreamCompletionsRequest(completion=c)
+
+    async with running_gateway(kafka_bootstrap, database_url, topics, max_in_flight=64) as (
+        _,
+        channel,
+    ):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        started = time.monotonic()
+        responses = [
+            r async for r in stub.StreamCompletions(requests(), metadata=auth(tokens["swayam"]))
+        ]
+        elapsed = time.monotonic() - started
+
+    bad = STREAM_SIZE // 100
+    assert [r.completion_id for r in responses] == [f"s-{i}" for i in range(STREAM_SIZE)]
+    accepted = [r for r in responses if r.status == pb.ACCEPTANCE_STATUS_ACCEPTED]
+    rejected = [r for r in responses if r.status == pb.ACCEPTANCE_STATUS_REJECTED]
+    assert (len(accepted), len(rejected)) == (STREAM_SIZE - bad, bad)
+    for r in rejected:
+        assert r.reason == "INVALID_ARGUMENT"
+        assert [v.field for v in r.field_violations] == ["completion.learner_id"]
+        assert r.event_id == ""
+    records = await read_topic(kafka_bootstrap, topics.completions, len(accepted))
+    assert len(records) == len(accepted)
+    assert {decode_completion_event(r.value).envelope.event_id for r in records} == {
+        completion_event_id("swayam", r.completion_id) for r in accepted
+    }
+    for record in records:
+        assert decode_completion_event(record.value).envelope.learner_id == record.key.decode()
+    print(f"streamed {STREAM_SIZE} in {elapsed:.2f}s ({STREAM_SIZE / elapsed:.0f}/s)")
+
+
+async def test_auth_and_authorization_codes(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        request = pb.SubmitCompletionRequest(completion=completion("a-1"))
+        for metadata in ((), auth("llI_wrong_token"), (("authorization", "Basic abc"),)):
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.SubmitCompletion(request, metadata=metadata)
+            assert failed.value.code() == grpc.StatusCode.UNAUTHENTICATED
+            assert "llI_wrong_token" not in (failed.value.details() or "")
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.SubmitCompletion(request, metadata=auth(tokens["du"]))
+        assert failed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        foreign = pb.SubmitCompletionRequest(completion=completion("a-2", course_id="os-301"))
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.SubmitCompletion(foreign, metadata=auth(tokens["swayam"]))
+        assert failed.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        infos = [
+            d
+            for d in decode_details(failed.value.trailing_metadata())
+            if isinstance(d, error_details_pb2.ErrorInfo)
+        ]
+        assert [(i.reason, i.domain) for i in infos] == [("FOREIGN_COURSE", "learnerledger.dev")]
+
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.GetCompletionStatus(
+                pb.GetCompletionStatusRequest(completion_id="never-sent"),
+                metadata=auth(tokens["swayam"]),
+            )
+        assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+
+
+async def test_bad_request_lists_every_violation(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        c = common_pb2.Completion(
+            completion_id="b-1", learner_id="123", course_id="no-such-course", score=101.0
+        )
+        c.completed_at.FromDatetime(datetime.now(UTC) + timedelta(days=2))
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(completion=c), metadata=auth(tokens["swayam"])
+            )
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [bad] = [
+            d
+            for d in decode_details(failed.value.trailing_metadata())
+            if isinstance(d, error_details_pb2.BadRequest)
+        ]
+        assert sorted(v.field for v in bad.field_violations) == [
+            "completion.completed_at",
+            "completion.course_id",
+            "completion.learner_id",
+            "completion.result",
+            "completion.score",
+        ]
+    # nothing invalid reached Kafka
+    records = await read_topic(kafka_bootstrap, topics.completions, 0, timeout=5)
+    assert records == []
+
+
+async def test_rate_limit_gives_resource_exhausted_with_retry_info(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(
+        kafka_bootstrap, database_url, topics, rate_limit_per_s=0.5, rate_limit_burst=2
+    ) as (_, channel):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        for i in range(2):
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(completion=completion(f"r-{i}")),
+                metadata=auth(tokens["swayam"]),
+            )
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(completion=completion("r-2")),
+                metadata=auth(tokens["swayam"]),
+            )
+        assert failed.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
+        [retry] = [
+            d
+            for d in decode_details(failed.value.trailing_metadata())
+            if isinstance(d, error_details_pb2.RetryInfo)
+        ]
+        assert retry.retry_delay.ToTimedelta() > timedelta(0)
+
+        async def one() -> AsyncIterator[pb.StreamCompletionsRequest]:
+            yield pb.StreamCompletionsRequest(completion=completion("r-3"))
+
+        [answer] = [r async for r in stub.StreamCompletions(one(), metadata=auth(tokens["swayam"]))]
+        assert answer.status == pb.ACCEPTANCE_STATUS_REJECTED
+        assert answer.reason == "RESOURCE_EXHAUSTED"
+
+
+async def test_kafka_that_does_not_confirm_gives_unavailable_within_the_bound(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    class Stuck:
+        async def send(self, *args: Any, **kwargs: Any) -> Any:
+            await asyncio.sleep(3600)
+
+    async with running_gateway(kafka_bootstrap, database_url, topics, send_timeout_s=0.5) as (
+        running,
+        channel,
+    ):
+        real = running.servicer._producer
+        running.servicer._producer = Stuck()
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        started = time.monotonic()
+        try:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.SubmitCompletion(
+                    pb.SubmitCompletionRequest(completion=completion("k-1")),
+                    metadata=auth(tokens["swayam"]),
+                )
+        finally:
+            running.servicer._producer = real
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert time.monotonic() - started < 3
+        assert any(
+            isinstance(d, error_details_pb2.RetryInfo)
+            for d in decode_details(failed.value.trailing_metadata())
+        )
+        # and it works again once Kafka confirms
+        ok = await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(completion=completion("k-1")),
+            metadata=auth(tokens["swayam"]),
+        )
+        assert ok.status == pb.ACCEPTANCE_STATUS_ACCEPTED
+
+        # a stream ends with UNAVAILABLE: nothing unconfirmed is acknowledged
+        running.servicer._producer = Stuck()
+
+        async def two() -> AsyncIterator[pb.StreamCompletionsRequest]:
+            for i in range(2):
+                yield pb.StreamCompletionsRequest(completion=completion(f"k-s{i}"))
+
+        answers: list[pb.StreamCompletionsResponse] = []
+        try:
+            call = stub.StreamCompletions(two(), metadata=auth(tokens["swayam"]))
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await collect(call, answers)
+        finally:
+            running.servicer._producer = real
+        assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+        assert answers == []
+
+
+async def test_health_and_reflection(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        health = health_pb2_grpc.HealthStub(channel)
+        for service in ("", SERVICE_NAME):
+            answer = await health.Check(health_pb2.HealthCheckRequest(service=service))
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+        async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(list_services="")
+
+        [listing] = [r async for r in reflection.ServerReflectionInfo(ask())]
+        names = {s.name for s in listing.list_services_response.service}
+        assert SERVICE_NAME in names
+        assert "grpc.health.v1.Health" in names
+
+
+async def test_status_follows_the_ledger_through_credit_and_revocation(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    ledger = LedgerSettings(
+        kafka_bootstrap_servers=kafka_bootstrap,
+        database_url=database_url,
+        topic_completions=topics.completions,
+        topic_ledger_entries=topics.ledger_entries,
+        topic_completions_dlq=topics.completions_dlq,
+        topic_partitions=topics.partitions,
+        consumer_group=f"ledger-{topics.completions}",
+        metrics_port=0,
+        batch_wait_ms=20,
+    )
+    stop = asyncio.Event()
+    ledger_task = asyncio.create_task(run_ledger(ledger, stop))
+    try:
+        async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+            stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+            md = auth(tokens["swayam"])
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(completion=completion("l-1", learner_id=BOB)),
+                metadata=md,
+            )
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(
+                    completion=completion("l-2", learner_id=BOB, course_id="db-201")
+                ),
+                metadata=md,
+            )
+            await stub.SubmitCompletion(
+                pb.SubmitCompletionRequest(
+                    completion=completion("l-3", learner_id=BOB, course_id="ml-101", grade="B")
+                ),
+                metadata=md,
+            )
+
+            async def state(cid: str) -> pb.GetCompletionStatusResponse:
+                answer: pb.GetCompletionStatusResponse = await stub.GetCompletionStatus(
+                    pb.GetCompletionStatusRequest(completion_id=cid), metadata=md
+                )
+                return answer
+
+            async def decided() -> bool:
+                return (await state("l-2")).state != pb.COMPLETION_STATE_ACCEPTED
+
+            await eventually(decided, what="the ledger to decide l-2")
+            credited = await state("l-1")
+            assert credited.state == pb.COMPLETION_STATE_CREDITED
+            assert (credited.credits, credited.learner_id) == (3.0, BOB)
+            assert credited.ledger_sequence >= 1
+            assert credited.ledger_position >= 1
+            without = await state("l-2")
+            assert without.state == pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
+            assert without.reason == "course_not_approved"
+
+            # revocation: the learner is looked up in the ledger (no learner_id needed)
+            revoked = await stub.RevokeCompletion(
+                pb.RevokeCompletionRequest(completion_id="l-1", reason="issued in error"),
+                metadata=md,
+            )
+            assert revoked.status == pb.ACCEPTANCE_STATUS_ACCEPTED
+
+            async def is_revoked() -> bool:
+                return (await state("l-1")).state == pb.COMPLETION_STATE_REVOKED
+
+            await eventually(is_revoked, what="the revocation of l-1")
+            assert (await state("l-1")).credits == 3.0
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.RevokeCompletion(
+                    pb.RevokeCompletionRequest(completion_id="nothing", reason="x"), metadata=md
+                )
+            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
+    finally:
+        stop.set()
+        await asyncio.wait_for(ledger_task, timeout=30)
+
+
+def _cert(name: str, *, issuer: tuple[Any, Any] | None = None, ca: bool = False) -> tuple[Any, Any]:
+    import ipaddress
+
+    from cryptography import x509
+    from cryptography.hazmat.primitives import hashes
+    from cryptography.hazmat.primitives.asymmetric import ec
+    from cryptography.x509.oid import NameOID
+
+    key = ec.generate_private_key(ec.SECP256R1())
+    subject = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, name)])
+    signer_cert, signer_key = issuer if issuer else (None, key)
+    now = datetime.now(UTC)
+    builder = (
+        x509.CertificateBuilder()
+        .subject_name(subject)
+        .issuer_name(signer_cert.subject if signer_cert else subject)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - timedelta(minutes=5))
+        .not_valid_after(now + timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=ca, path_length=None), critical=True)
+    )
+    if not ca:
+        builder = builder.add_extension(
+            x509.SubjectAlternativeName(
+                [x509.DNSName("localhost"), x509.IPAddress(ipaddress.ip_address("127.0.0.1"))]
+            ),
+            critical=False,
+        )
+    return builder.sign(signer_key, hashes.SHA256()), key
+
+
+async def test_mutual_tls_from_files(tmp_path: Any) -> None:
+    """The shared server bootstrap: TLS with a required, verified client certificate."""
+    from cryptography.hazmat.primitives import serialization
+
+    from learnerledger.rpc.server import TlsFiles, start_server
+
+    def pem(cert: Any, key: Any, stem: str) -> tuple[bytes, bytes]:
+        cert_pem = cert.public_bytes(serialization.Encoding.PEM)
+        key_pem = key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.NoEncryption(),
+        )
+        (tmp_path / f"{stem}.crt").write_bytes(cert_pem)
+        (tmp_path / f"{stem}.key").write_bytes(key_pem)
+        return cert_pem, key_pem
+
+    ca = _cert("test-ca", ca=True)
+    ca_pem, _ = pem(*ca, "ca")
+    pem(*_cert("localhost", issuer=ca), "server")
+    client_pem, client_key_pem = pem(*_cert("partner", issuer=ca), "client")
+
+    running = await start_server(
+        register=lambda _server: None,
+        service_names=[],
+        bind="127.0.0.1",
+        port=0,
+        tls=TlsFiles(tmp_path / "server.crt", tmp_path / "server.key", tmp_path / "ca.crt"),
+    )
+    try:
+        target = f"127.0.0.1:{running.port}"
+        good = grpc.ssl_channel_credentials(ca_pem, client_key_pem, client_pem)
+        async with grpc.aio.secure_channel(target, good) as channel:
+            answer = await health_pb2_grpc.HealthStub(channel).Check(
+                health_pb2.HealthCheckRequest(), timeout=10
+            )
+            assert answer.status == health_pb2.HealthCheckResponse.SERVING
+        anonymous = grpc.ssl_channel_credentials(ca_pem)
+        async with grpc.aio.secure_channel(target, anonymous) as channel:
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await health_pb2_grpc.HealthStub(channel).Check(
+                    health_pb2.HealthCheckRequest(), timeout=5
+                )
+            assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(1)
