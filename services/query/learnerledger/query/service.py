@@ -5,15 +5,13 @@ from __future__ import annotations
 import asyncio
 import signal
 
-import grpc
 import structlog
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
+from learnerledger.rpc.server import TlsFiles, start_server
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -31,37 +29,28 @@ async def run_query(
     pool = await create_pool(
         settings.database_url, role=settings.database_role, max_size=settings.pool_max_size
     )
-    server = grpc.aio.server()
     servicer = TranscriptQueryServicer(
         pool,
         watch_poll_s=settings.watch_poll_ms / 1000,
         min_position_poll_s=settings.min_position_poll_ms / 1000,
     )
-    transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(servicer, server)
-    health_servicer = health.aio.HealthServicer()
-    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SERVICE_NAME, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    server = await start_server(
+        register=lambda s: transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(
+            servicer, s
+        ),
+        service_names=[SERVICE_NAME],
+        bind=settings.grpc_bind,
+        port=settings.grpc_port,
+        tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
     )
-    address = f"{settings.grpc_bind}:{settings.grpc_port}"
-    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
-        credentials = grpc.ssl_server_credentials(
-            [(settings.tls_key_file.read_bytes(), settings.tls_cert_file.read_bytes())]
-        )
-        port = server.add_secure_port(address, credentials)
-    else:
-        port = server.add_insecure_port(address)
-    await server.start()
-    for name in ("", SERVICE_NAME):
-        await health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    port = server.port
     if bound is not None:
         bound.set_result(port)
     log.info("query_started", address=f"{settings.grpc_bind}:{port}")
     try:
         await stop.wait()
     finally:
-        await health_servicer.enter_graceful_shutdown()
-        await server.stop(grace=2)
+        await server.stop(grace_s=2)
         await pool.close()
         log.info("query_stopped")
 
