@@ -51,6 +51,8 @@ class RunningServer:
     port: int
     health: health.aio.HealthServicer
     service_names: tuple[str, ...]
+    health_server: grpc.aio.Server | None = None
+    """Plaintext, health-only server for kubelet probes (they cannot speak TLS)."""
 
     async def set_serving(self, serving: bool) -> None:
         status = (
@@ -65,6 +67,8 @@ class RunningServer:
         """Report NOT_SERVING, refuse new calls, let running calls finish within ``grace_s``."""
         await self.health.enter_graceful_shutdown()
         await self.server.stop(grace_s)
+        if self.health_server is not None:
+            await self.health_server.stop(0)
 
 
 def server_options(max_message_bytes: int) -> list[tuple[str, int]]:
@@ -86,8 +90,12 @@ async def start_server(
     tls: TlsFiles | None = None,
     max_message_bytes: int = 4 * 1024 * 1024,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    health_port: int | None = None,
 ) -> RunningServer:
     """Build, bind and start a server; ``port`` 0 picks a free port (see ``.port``).
+
+    With ``health_port``, the same health status is also served in plaintext on that port and
+    nothing else: Kubernetes' gRPC probes cannot use TLS, and the API port may require it.
 
     ``register`` adds the service's servicers; ``service_names`` are their full names
     (``DESCRIPTOR.services_by_name[...].full_name``) for health and reflection.
@@ -110,6 +118,13 @@ async def start_server(
     if bound == 0:
         raise OSError(f"cannot bind gRPC server to {address}")
     await server.start()
-    running = RunningServer(server, bound, health_servicer, tuple(service_names))
+    health_only = None
+    if health_port is not None:
+        health_only = grpc.aio.server()
+        health_pb2_grpc.add_HealthServicer_to_server(health_servicer, health_only)
+        if health_only.add_insecure_port(f"{bind}:{health_port}") == 0:
+            raise OSError(f"cannot bind the health port {bind}:{health_port}")
+        await health_only.start()
+    running = RunningServer(server, bound, health_servicer, tuple(service_names), health_only)
     await running.set_serving(True)
     return running

@@ -73,6 +73,7 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             ),
             max_message_bytes=settings.max_message_bytes,
+            health_port=settings.health_port,
         )
     except BaseException:
         await producer.stop()

@@ -15,6 +15,7 @@ class GatewaySettings(CommonSettings):
 
     grpc_port: int = Field(50051, ge=0, le=65535)
     grpc_bind: str = "127.0.0.1"
+    health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9101, ge=0, le=65535)
     #: Upper bound on waiting for Kafka's acks=all; past it the call fails with UNAVAILABLE.
     send_timeout_s: float = Field(5.0, gt=0)

@@ -123,6 +123,7 @@ async def _start_admin_api(
         bind=settings.grpc_bind,
         port=settings.grpc_port,
         tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
+        health_port=settings.health_port,
     )
     log.info("admin_api_listening", port=server.port)
     return server

@@ -21,6 +21,7 @@ class LedgerSettings(CommonSettings):
     relay_idle_ms: int = Field(50, ge=1)
     grpc_port: int = Field(50053, ge=0, le=65535)
     grpc_bind: str = "127.0.0.1"
+    health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9102, ge=0, le=65535)
     checkpoint_interval_s: float = Field(60.0, gt=0)
     checkpoint_signing_key_file: Path | None = None

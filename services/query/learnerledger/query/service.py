@@ -42,6 +42,7 @@ async def run_query(
         bind=settings.grpc_bind,
         port=settings.grpc_port,
         tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
+        health_port=settings.health_port,
     )
     port = server.port
     if bound is not None:

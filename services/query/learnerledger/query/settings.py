@@ -17,6 +17,7 @@ class QuerySettings(CommonSettings):
 
     grpc_port: int = Field(50052, ge=0, le=65535)
     grpc_bind: str = "127.0.0.1"
+    health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9103, ge=0, le=65535)
     database_role: str | None = "ll_query"
     pool_max_size: int = Field(10, ge=1)
