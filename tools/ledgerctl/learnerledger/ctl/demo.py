@@ -26,7 +26,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from learnerledger.ctl.services import check_services, start_services
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
-from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.codec import PROTO_TO_LEVEL, encode_completion_event, to_timestamp
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.postgres import catalog
 from learnerledger.v1 import (
@@ -200,7 +200,7 @@ async def wait_until_ready(address: str, deadline: float) -> None:
 async def run_demo(
     *, state_dir: Path, bootstrap: str, database_url: str, env: dict[str, str], total: int
 ) -> None:
-    console = Console()
+    console = Console(soft_wrap=True)
     started = time.monotonic()
     services = start_services(state_dir, env)
     console.print("services: " + ", ".join(f"{s.name} (pid {s.pid})" for s in services))
@@ -253,13 +253,20 @@ async def run_demo(
             "CREDENTIAL_STATUS_"
         )
         console.print(
-            f"  {credential.issuer_id:<12} {credential.course_id:<14} level {credential.level:<4}"
+            f"  {credential.issuer_id:<12} {credential.course_id:<14} "
+            f"level {PROTO_TO_LEVEL.get(credential.level, '?'):<4}"
             f" {credential.credits:>5} credits  {status.lower()}"
         )
     console.print(
         f"  total {transcript.total_credits} · active {transcript.active_credits} · "
-        f"expired {transcript.expired_credits} · revoked {transcript.revoked_credits}"
+        f"expired {transcript.expired_credits} · revoked {transcript.revoked_credits} · "
+        f"completions without credit {transcript.completions_without_credit}"
     )
+    by_level = ", ".join(
+        f"level {PROTO_TO_LEVEL.get(row.level, '?')}: {row.credits}" for row in transcript.by_level
+    )
+    by_issuer = ", ".join(f"{row.issuer_id}: {row.credits}" for row in transcript.by_issuer)
+    console.print(f"  active by level: {by_level}\n  active by issuer: {by_issuer}")
     console.print(
         f"\n{accepted} completions from {len(partners)} partners are in the ledger and the "
         f"transcripts; {time.monotonic() - started:.1f} s in all."
