@@ -516,3 +516,55 @@ async def test_mutual_tls_from_files(tmp_path: Any) -> None:
             assert failed.value.code() == grpc.StatusCode.UNAVAILABLE
     finally:
         await running.stop(1)
+
+
+async def test_a_reflection_only_client_can_call_the_gateway_with_a_token(
+    kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
+) -> None:
+    """What grpcurl does: learn the contract from the server, then call it (no generated code)."""
+    from google.protobuf import descriptor_pb2, descriptor_pool, json_format, message_factory
+
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        reflection = reflection_pb2_grpc.ServerReflectionStub(channel)
+
+        async def ask() -> AsyncIterator[reflection_pb2.ServerReflectionRequest]:
+            yield reflection_pb2.ServerReflectionRequest(file_containing_symbol=SERVICE_NAME)
+
+        [answer] = [r async for r in reflection.ServerReflectionInfo(ask())]
+        pool = descriptor_pool.DescriptorPool()
+        files = [
+            descriptor_pb2.FileDescriptorProto.FromString(raw)
+            for raw in answer.file_descriptor_response.file_descriptor_proto
+        ]
+        pending = {f.name: f for f in files}
+        while pending:  # add each file after its dependencies
+            for name, proto in list(pending.items()):
+                if all(dep not in pending for dep in proto.dependency):
+                    pool.Add(proto)
+                    del pending[name]
+        method = pool.FindServiceByName(SERVICE_NAME).FindMethodByName("SubmitCompletion")
+        request_class = message_factory.GetMessageClass(method.input_type)
+        response_class = message_factory.GetMessageClass(method.output_type)
+        request = json_format.ParseDict(
+            {
+                "completion": {
+                    "completionId": "reflected-1",
+                    "learnerId": ALICE,
+                    "courseId": "ml-101",
+                    "completedAt": "2026-03-01T10:00:00Z",
+                    "result": "COMPLETION_RESULT_PASS",
+                    "score": 88,
+                    "evidenceUrl": "https://swayam.example/c/reflected-1",
+                }
+            },
+            request_class(),
+        )
+        call = channel.unary_unary(
+            f"/{SERVICE_NAME}/SubmitCompletion",
+            request_serializer=lambda m: m.SerializeToString(),
+            response_deserializer=response_class.FromString,
+        )
+        response = await call(request, metadata=(("authorization", f"Bearer {tokens['swayam']}"),))
+        reply = json_format.MessageToDict(response)
+        assert reply["status"] == "ACCEPTANCE_STATUS_ACCEPTED"
+        assert reply["eventId"] == str(completion_event_id("swayam", "reflected-1"))
