@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import re
 import secrets
@@ -31,24 +30,19 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from bench.ledger_append import machine
-from bench.query_latency import free_port, wait_ready
+from bench.harness import free_port, fresh_database, save_report, wait_ready
 from learnerledger.ctl.stack import (
     PRODUCER_PERF_MAIN,
     StackConfig,
     run_kafka_tool,
     stack_up,
-    with_database,
 )
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import CompletionSubmitted, Envelope, Result, completion_event_id
 from learnerledger.kafka.codec import encode_completion_event, to_timestamp
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
-from learnerledger.postgres.migrations import migrate
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def completions(client: int, count: int) -> list[common_pb2.Completion]:
@@ -109,52 +103,52 @@ def rss_mib(pid: int) -> float:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
-    name = f"bench_{secrets.token_hex(4)}"
-    ours_topic, limit_topic = f"bench.ingest.{name}", f"bench.perf.{name}"
+    suffix = secrets.token_hex(4)
+    ours_topic, limit_topic = f"bench.ingest.{suffix}", f"bench.perf.{suffix}"
     await ensure_topics(
         info.kafka_bootstrap, [TopicSpec(ours_topic, 12, -1), TopicSpec(limit_topic, 12, -1)]
     )
-    admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
-    await admin.close()
-    dsn = with_database(info.database_url, name)
     gateway: subprocess.Popen[bytes] | None = None
-    try:
-        await migrate(dsn)
-        connection = await asyncpg.connect(dsn)
-        await catalog.add_issuer(connection, "bench", "Bench")
-        await catalog.add_course(
-            connection,
-            Course(
-                "ingest-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED
-            ),
-        )
-        _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
-        await connection.close()
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": dsn, "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
-               "TOPIC_COMPLETIONS": ours_topic, "GATEWAY_GRPC_PORT": str(port),
-               "GATEWAY_METRICS_PORT": "0", "GATEWAY_RATE_LIMIT_PER_S": "1000000000",
-               "GATEWAY_RATE_LIMIT_BURST": "1000000000", "LOG_LEVEL": "WARNING"}  # fmt: skip
-        gateway = subprocess.Popen(
-            [sys.executable, "-m", "learnerledger.ctl.main", "serve", "gateway"], env=env
-        )
-        await wait_ready(f"127.0.0.1:{port}")
-        share = args.completions // args.clients
-        batches = [completions(c, share) for c in range(args.clients)]
-        started = time.perf_counter()
-        accepted = sum(
-            await asyncio.gather(*(stream(f"127.0.0.1:{port}", token, b) for b in batches))
-        )
-        ours_s = time.perf_counter() - started
-        gateway_rss = rss_mib(gateway.pid)
-    finally:
-        if gateway is not None:
-            gateway.terminate()
-            gateway.wait(timeout=30)
-        admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+    async with fresh_database(info) as dsn:
+        try:
+            connection = await asyncpg.connect(dsn)
+            await catalog.add_issuer(connection, "bench", "Bench")
+            await catalog.add_course(
+                connection,
+                Course(
+                    "ingest-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED
+                ),
+            )
+            _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
+            await connection.close()
+            port = free_port()
+            env = {
+                **os.environ,
+                "DATABASE_URL": dsn,
+                "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
+                "TOPIC_COMPLETIONS": ours_topic,
+                "GATEWAY_GRPC_PORT": str(port),
+                "GATEWAY_METRICS_PORT": "0",
+                "GATEWAY_RATE_LIMIT_PER_S": "1000000000",
+                "GATEWAY_RATE_LIMIT_BURST": "1000000000",
+                "LOG_LEVEL": "WARNING",
+            }
+            gateway = subprocess.Popen(
+                [sys.executable, "-m", "learnerledger.ctl.main", "serve", "gateway"], env=env
+            )
+            await wait_ready(f"127.0.0.1:{port}")
+            share = args.completions // args.clients
+            batches = [completions(c, share) for c in range(args.clients)]
+            started = time.perf_counter()
+            accepted = sum(
+                await asyncio.gather(*(stream(f"127.0.0.1:{port}", token, b) for b in batches))
+            )
+            ours_s = time.perf_counter() - started
+            gateway_rss = rss_mib(gateway.pid)
+        finally:
+            if gateway is not None:
+                gateway.terminate()
+                gateway.wait(timeout=30)
     size = record_size()
     perf = run_kafka_tool(
         cfg,
@@ -187,7 +181,6 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=4)
     args = parser.parse_args()
     figures = asyncio.run(run(args))
-    report = {**figures, "machine": machine(), "at": datetime.now(UTC).isoformat()}
     print(f"{'scenario':<8} {'ours (completions/s)':>21} {'limit: perf-test (rec/s)':>25} "
           f"{'ratio':>6} {'gateway RSS MiB':>16}")  # fmt: skip
     print(
@@ -195,10 +188,7 @@ def main() -> None:
         f"{figures['limit_producer_perf_records_per_s']:>25} {figures['ratio']:>6} "
         f"{figures['gateway_rss_mib_at_end']:>16}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ingest-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {out}")
+    print(f"written {save_report('ingest', figures)}")
 
 
 if __name__ == "__main__":

@@ -14,19 +14,15 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
-import platform
-import secrets
-import subprocess
 import time
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 
 import asyncpg
 
-from learnerledger.ctl.stack import StackConfig, stack_up, with_database
+from bench.harness import fresh_database, save_report
+from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -37,10 +33,7 @@ from learnerledger.domain.events import (
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import catalog
-from learnerledger.postgres.migrations import migrate
 from learnerledger.postgres.pool import create_pool
-
-RESULTS = Path(__file__).parent / "results"
 
 
 def records(entries: int, learners: int) -> list[SourceRecord]:
@@ -70,13 +63,7 @@ def records(entries: int, learners: int) -> list[SourceRecord]:
 
 async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
-    name = f"bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
-    await admin.close()
-    dsn = with_database(info.database_url, name)
-    try:
-        await migrate(dsn)
+    async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
         await catalog.add_issuer(connection, "bench", "Bench")
         await catalog.add_course(
@@ -115,10 +102,6 @@ async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
         limit = time.perf_counter() - started
         stored = await connection.fetchval("SELECT count(*) FROM credit_log")
         await connection.close()
-    finally:
-        admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
     return {
         "scenario": "ledger_append",
         "entries": entries,
@@ -133,28 +116,6 @@ async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
     }
 
 
-def machine() -> dict[str, object]:
-    cpu = next(
-        (
-            line.split(":", 1)[1].strip()
-            for line in Path("/proc/cpuinfo").read_text().splitlines()
-            if line.startswith("model name")
-        ),
-        platform.processor(),
-    )
-    commit = subprocess.run(
-        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
-    ).stdout.strip()
-    return {
-        "cpu": cpu,
-        "cores": os.cpu_count(),
-        "python": platform.python_version(),
-        "asyncpg": asyncpg.__version__,
-        "git_commit": commit,
-        "note": "one process: the appender and PostgreSQL share the machine's cores",
-    }
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -164,7 +125,6 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=2000)
     args = parser.parse_args()
     figures = asyncio.run(run(args.entries, args.learners, args.batch))
-    report = {**figures, "machine": machine(), "at": datetime.now(UTC).isoformat()}
     print(
         f"{'scenario':<16} {'ours (entries/s)':>18} {'limit: raw COPY (rows/s)':>26} {'ratio':>7}"
     )
@@ -172,10 +132,7 @@ def main() -> None:
         f"{'ledger append':<16} {figures['ours_entries_per_s']:>18} "
         f"{figures['limit_copy_rows_per_s']:>26} {figures['ratio']:>7}"
     )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"ledger_append-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {out}")
+    print(f"written {save_report('ledger_append', figures)}")
 
 
 if __name__ == "__main__":

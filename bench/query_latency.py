@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import random
-import secrets
-import socket
 import statistics
 import subprocess
 import sys
@@ -34,8 +31,8 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from bench.ledger_append import machine
-from learnerledger.ctl.stack import StackConfig, stack_up, with_database
+from bench.harness import free_port, fresh_database, save_report, wait_ready
+from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -49,12 +46,9 @@ from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import catalog
 from learnerledger.postgres.credit_log import entry_from_row
-from learnerledger.postgres.migrations import migrate
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query.projector import apply_entries
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
-
-RESULTS = Path(__file__).parent / "results"
 
 CONSTANT_SERVER = """
 import asyncio, sys
@@ -77,12 +71,6 @@ async def main():
 
 asyncio.run(main())
 """
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def requests_for(learners: list[str], credits: int) -> list[SourceRecord]:
@@ -177,71 +165,57 @@ async def drive(
     }
 
 
-async def wait_ready(address: str) -> None:
-    channel = grpc.aio.insecure_channel(address)
-    await asyncio.wait_for(channel.channel_ready(), timeout=60)
-    await channel.close()
-
-
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
-    name = f"bench_{secrets.token_hex(4)}"
-    admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-    await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
-    await admin.close()
-    dsn = with_database(info.database_url, name)
     learners = [f"{300000000000 + n}" for n in range(args.learners)]
     processes: list[subprocess.Popen[bytes]] = []
-    try:
-        await migrate(dsn)
-        token = await prepare(dsn, learners, args.credits)
-        port = free_port()
-        env = {**os.environ, "DATABASE_URL": dsn, "QUERY_GRPC_PORT": str(port),
-               "QUERY_METRICS_PORT": "0", "LOG_LEVEL": "WARNING"}  # fmt: skip
-        processes.append(
-            subprocess.Popen(
-                [sys.executable, "-m", "learnerledger.ctl.main", "serve", "query"], env=env
+    async with fresh_database(info) as dsn:
+        try:
+            token = await prepare(dsn, learners, args.credits)
+            port = free_port()
+            env = {**os.environ, "DATABASE_URL": dsn, "QUERY_GRPC_PORT": str(port),
+                   "QUERY_METRICS_PORT": "0", "LOG_LEVEL": "WARNING"}  # fmt: skip
+            processes.append(
+                subprocess.Popen(
+                    [sys.executable, "-m", "learnerledger.ctl.main", "serve", "query"], env=env
+                )
             )
-        )
-        await wait_ready(f"127.0.0.1:{port}")
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            sample = await transcript_query_pb2_grpc.TranscriptQueryServiceStub(
-                channel
-            ).GetTranscript(
-                transcript_query_pb2.GetTranscriptRequest(learner_id=learners[0]),
-                metadata=(("authorization", f"Bearer {token}"),),
+            await wait_ready(f"127.0.0.1:{port}")
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                sample = await transcript_query_pb2_grpc.TranscriptQueryServiceStub(
+                    channel
+                ).GetTranscript(
+                    transcript_query_pb2.GetTranscriptRequest(learner_id=learners[0]),
+                    metadata=(("authorization", f"Bearer {token}"),),
+                )
+            payload = Path(tempfile.mkdtemp()) / "response.bin"
+            payload.write_bytes(sample.SerializeToString())
+            script = payload.parent / "constant_server.py"
+            script.write_text(CONSTANT_SERVER)
+            bare_port = free_port()
+            processes.append(
+                subprocess.Popen([sys.executable, str(script), str(bare_port), str(payload)])
             )
-        payload = Path(tempfile.mkdtemp()) / "response.bin"
-        payload.write_bytes(sample.SerializeToString())
-        script = payload.parent / "constant_server.py"
-        script.write_text(CONSTANT_SERVER)
-        bare_port = free_port()
-        processes.append(
-            subprocess.Popen([sys.executable, str(script), str(bare_port), str(payload)])
-        )
-        await wait_ready(f"127.0.0.1:{bare_port}")
-        rows = []
-        for concurrency in (16, 64):
-            ours = await drive(f"127.0.0.1:{port}", token, learners, concurrency, args.seconds)
-            limit = await drive(
-                f"127.0.0.1:{bare_port}", token, learners, concurrency, args.seconds
-            )
-            rows.append(
-                {
-                    "concurrency": concurrency,
-                    "ours": ours,
-                    "limit_bare_grpc": limit,
-                    "ratio_rps": round(ours["requests_per_s"] / limit["requests_per_s"], 3),
-                }
-            )
-        response_bytes = len(sample.SerializeToString())
-    finally:
-        for process in processes:
-            process.terminate()
-            process.wait(timeout=20)
-        admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-        await admin.close()
+            await wait_ready(f"127.0.0.1:{bare_port}")
+            rows = []
+            for concurrency in (16, 64):
+                ours = await drive(f"127.0.0.1:{port}", token, learners, concurrency, args.seconds)
+                limit = await drive(
+                    f"127.0.0.1:{bare_port}", token, learners, concurrency, args.seconds
+                )
+                rows.append(
+                    {
+                        "concurrency": concurrency,
+                        "ours": ours,
+                        "limit_bare_grpc": limit,
+                        "ratio_rps": round(ours["requests_per_s"] / limit["requests_per_s"], 3),
+                    }
+                )
+            response_bytes = len(sample.SerializeToString())
+        finally:
+            for process in processes:
+                process.terminate()
+                process.wait(timeout=20)
     return {
         "scenario": "query_get_transcript",
         "learners": args.learners,
@@ -260,7 +234,6 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     args = parser.parse_args()
     figures = asyncio.run(run(args))
-    report = {**figures, "machine": machine(), "at": datetime.now(UTC).isoformat()}
     print(f"{'concurrency':>11} {'ours rps':>9} {'p50 ms':>7} {'p99 ms':>7} "
           f"{'bare rps':>9} {'p50 ms':>7} {'p99 ms':>7} {'ratio':>6}")  # fmt: skip
     for row in figures["runs"]:  # type: ignore[attr-defined]
@@ -270,10 +243,7 @@ def main() -> None:
             f"{ours['p99_ms']:>7} {limit['requests_per_s']:>9} {limit['p50_ms']:>7} "
             f"{limit['p99_ms']:>7} {row['ratio_rps']:>6}"
         )
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"query_latency-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {out}")
+    print(f"written {save_report('query_latency', figures)}")
 
 
 if __name__ == "__main__":

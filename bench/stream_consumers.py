@@ -13,19 +13,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 import os
 import subprocess
 import sys
 import tempfile
 import time
-from datetime import UTC, datetime
 from pathlib import Path
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
-RESULTS = Path(__file__).parent / "results"
+from bench.harness import save_report
 
 FAUST_WORKER = """
 import os, sys, time
@@ -118,15 +116,11 @@ def main() -> None:
         "aiokafka_records_per_s": round(plain),
         "ratio_faust_to_aiokafka": round(faust / plain, 4),
         "cores": os.cpu_count(),
-        "at": datetime.now(UTC).isoformat(),
     }
     print(f"{'consumer':<12} {'records/s':>12}")
     print(f"{'faust':<12} {report['faust_records_per_s']:>12}")
     print(f"{'aiokafka':<12} {report['aiokafka_records_per_s']:>12}")
-    RESULTS.mkdir(exist_ok=True)
-    out = RESULTS / f"stream_consumers-{datetime.now(UTC):%Y%m%dT%H%M%SZ}.json"
-    out.write_text(json.dumps(report, indent=2) + "\n")
-    print(f"written {out}")
+    print(f"written {save_report('stream_consumers', report)}")
 
 
 if __name__ == "__main__":

@@ -23,13 +23,11 @@ from learnerledger.gateway.service import SERVICE_NAME, RunningGateway, gateway
 from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.codec import decode_completion_event
 from learnerledger.kafka.producer import header
-from learnerledger.ledger.service import run_ledger
-from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, seed_catalog
+from tests.integration.ledger_fixtures import eventually, running_ledger, seed_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -309,79 +307,65 @@ async def test_health_and_reflection(
 async def test_status_follows_the_ledger_through_credit_and_revocation(
     kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
 ) -> None:
-    ledger = LedgerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        topic_completions=topics.completions,
-        topic_ledger_entries=topics.ledger_entries,
-        topic_completions_dlq=topics.completions_dlq,
-        topic_partitions=topics.partitions,
-        consumer_group=f"ledger-{topics.completions}",
-        metrics_port=0,
-        batch_wait_ms=20,
-    )
-    stop = asyncio.Event()
-    ledger_task = asyncio.create_task(run_ledger(ledger, stop))
-    try:
-        async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
-            stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
-            md = auth(tokens["swayam"])
-            await stub.SubmitCompletion(
-                pb.SubmitCompletionRequest(completion=completion("l-1", learner_id=BOB)),
-                metadata=md,
+    async with (
+        running_ledger(kafka_bootstrap, database_url, topics),
+        running_gateway(kafka_bootstrap, database_url, topics) as (_, channel),
+    ):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        md = auth(tokens["swayam"])
+        await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(completion=completion("l-1", learner_id=BOB)),
+            metadata=md,
+        )
+        await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(
+                completion=completion("l-2", learner_id=BOB, course_id="db-201")
+            ),
+            metadata=md,
+        )
+        await stub.SubmitCompletion(
+            pb.SubmitCompletionRequest(
+                completion=completion("l-3", learner_id=BOB, course_id="ml-101", grade="B")
+            ),
+            metadata=md,
+        )
+
+        async def state(cid: str) -> pb.GetCompletionStatusResponse:
+            answer: pb.GetCompletionStatusResponse = await stub.GetCompletionStatus(
+                pb.GetCompletionStatusRequest(completion_id=cid), metadata=md
             )
-            await stub.SubmitCompletion(
-                pb.SubmitCompletionRequest(
-                    completion=completion("l-2", learner_id=BOB, course_id="db-201")
-                ),
-                metadata=md,
+            return answer
+
+        async def decided() -> bool:
+            return (await state("l-2")).state != pb.COMPLETION_STATE_ACCEPTED
+
+        await eventually(decided, what="the ledger to decide l-2")
+        credited = await state("l-1")
+        assert credited.state == pb.COMPLETION_STATE_CREDITED
+        assert (credited.credits, credited.learner_id) == (3.0, BOB)
+        assert credited.ledger_sequence >= 1
+        assert credited.ledger_position >= 1
+        without = await state("l-2")
+        assert without.state == pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
+        assert without.reason == "course_not_approved"
+
+        # revocation: the learner is looked up in the ledger (no learner_id needed)
+        revoked = await stub.RevokeCompletion(
+            pb.RevokeCompletionRequest(completion_id="l-1", reason="issued in error"),
+            metadata=md,
+        )
+        assert revoked.status == pb.ACCEPTANCE_STATUS_ACCEPTED
+
+        async def is_revoked() -> bool:
+            return (await state("l-1")).state == pb.COMPLETION_STATE_REVOKED
+
+        await eventually(is_revoked, what="the revocation of l-1")
+        assert (await state("l-1")).credits == 3.0
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.RevokeCompletion(
+                pb.RevokeCompletionRequest(completion_id="nothing", reason="x"), metadata=md
             )
-            await stub.SubmitCompletion(
-                pb.SubmitCompletionRequest(
-                    completion=completion("l-3", learner_id=BOB, course_id="ml-101", grade="B")
-                ),
-                metadata=md,
-            )
-
-            async def state(cid: str) -> pb.GetCompletionStatusResponse:
-                answer: pb.GetCompletionStatusResponse = await stub.GetCompletionStatus(
-                    pb.GetCompletionStatusRequest(completion_id=cid), metadata=md
-                )
-                return answer
-
-            async def decided() -> bool:
-                return (await state("l-2")).state != pb.COMPLETION_STATE_ACCEPTED
-
-            await eventually(decided, what="the ledger to decide l-2")
-            credited = await state("l-1")
-            assert credited.state == pb.COMPLETION_STATE_CREDITED
-            assert (credited.credits, credited.learner_id) == (3.0, BOB)
-            assert credited.ledger_sequence >= 1
-            assert credited.ledger_position >= 1
-            without = await state("l-2")
-            assert without.state == pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
-            assert without.reason == "course_not_approved"
-
-            # revocation: the learner is looked up in the ledger (no learner_id needed)
-            revoked = await stub.RevokeCompletion(
-                pb.RevokeCompletionRequest(completion_id="l-1", reason="issued in error"),
-                metadata=md,
-            )
-            assert revoked.status == pb.ACCEPTANCE_STATUS_ACCEPTED
-
-            async def is_revoked() -> bool:
-                return (await state("l-1")).state == pb.COMPLETION_STATE_REVOKED
-
-            await eventually(is_revoked, what="the revocation of l-1")
-            assert (await state("l-1")).credits == 3.0
-            with pytest.raises(grpc.aio.AioRpcError) as failed:
-                await stub.RevokeCompletion(
-                    pb.RevokeCompletionRequest(completion_id="nothing", reason="x"), metadata=md
-                )
-            assert failed.value.code() == grpc.StatusCode.NOT_FOUND
-    finally:
-        stop.set()
-        await asyncio.wait_for(ledger_task, timeout=30)
+        assert failed.value.code() == grpc.StatusCode.NOT_FOUND
 
 
 def _cert(name: str, *, issuer: tuple[Any, Any] | None = None, ca: bool = False) -> tuple[Any, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 
@@ -21,10 +20,10 @@ from learnerledger.gateway.server import IssuerGateway
 from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
-from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
+from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
 
 log = structlog.get_logger("learnerledger.gateway")
@@ -94,17 +93,10 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
 
 
 async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
-    if stop is None:
-        stop = asyncio.Event()
-        loop = asyncio.get_running_loop()
-        for sig in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(sig, stop.set)
+    stop = stop or stop_on_signals()
     async with gateway(settings):
         await stop.wait()
 
 
 def main() -> None:
-    settings = GatewaySettings()
-    configure_logging("issuer-gateway", settings.log_level, settings.log_format)
-    serve_metrics(settings.metrics_port)
-    asyncio.run(run_gateway(settings))
+    run_service("issuer-gateway", GatewaySettings(), run_gateway)

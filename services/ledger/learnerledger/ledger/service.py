@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 
 import asyncpg
 import structlog
@@ -17,17 +16,17 @@ from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.ledger.verification import load_signing_key, public_key_of, take_checkpoint
-from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
+from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
 
 async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
     pool = await create_pool(settings.database_url, role=settings.database_role, max_size=4)
     admin_pool = await create_pool(
@@ -129,16 +128,5 @@ async def _start_admin_api(
     return server
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def main() -> None:
-    settings = LedgerSettings()
-    configure_logging("ledger", settings.log_level, settings.log_format)
-    serve_metrics(settings.metrics_port)
-    asyncio.run(run_ledger(settings))
+    run_service("ledger", LedgerSettings(), run_ledger)

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import signal
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -32,12 +31,12 @@ from prometheus_client import Counter, Histogram
 from learnerledger.domain.entries import Entry
 from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
-from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query import read_model
 from learnerledger.query.settings import ProjectorSettings
+from learnerledger.runtime import run_service, stop_on_signals
 
 log = structlog.get_logger(__name__)
 
@@ -176,7 +175,7 @@ async def run_projector(
     stop: asyncio.Event | None = None,
     started: asyncio.Event | None = None,
 ) -> None:
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     pool = await create_pool(settings.database_url, role=settings.database_role, max_size=2)
     health_server: grpc.aio.Server | None = None
     servicer = health.aio.HealthServicer()
@@ -215,16 +214,5 @@ async def run_projector(
         log.info("projector_stopped")
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def main() -> None:
-    settings = ProjectorSettings()
-    configure_logging("projector", settings.log_level, settings.log_format)
-    serve_metrics(settings.metrics_port)
-    asyncio.run(run_projector(settings))
+    run_service("projector", ProjectorSettings(), run_projector)

@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import signal
 
 import structlog
 
-from learnerledger.observability import configure_logging, serve_metrics
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
 from learnerledger.rpc.server import TlsFiles, start_server
+from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -25,7 +24,7 @@ async def run_query(
     bound: asyncio.Future[int] | None = None,
 ) -> None:
     """Serve until ``stop`` is set; ``bound`` receives the port actually bound."""
-    stop = stop or _stop_on_signals()
+    stop = stop or stop_on_signals()
     pool = await create_pool(
         settings.database_url, role=settings.database_role, max_size=settings.pool_max_size
     )
@@ -56,16 +55,5 @@ async def run_query(
         log.info("query_stopped")
 
 
-def _stop_on_signals() -> asyncio.Event:
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def main() -> None:
-    settings = QuerySettings()
-    configure_logging("query", settings.log_level, settings.log_format)
-    serve_metrics(settings.metrics_port)
-    asyncio.run(run_query(settings))
+    run_service("query", QuerySettings(), run_query)

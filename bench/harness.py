@@ -1,0 +1,91 @@
+"""What every benchmark needs: a throwaway database, free ports, the machine, the JSON report."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import platform
+import secrets
+import socket
+import subprocess
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime
+from pathlib import Path
+
+import asyncpg
+import grpc
+
+from learnerledger.ctl.stack import StackInfo, with_database
+from learnerledger.postgres.migrations import migrate
+
+RESULTS = Path(__file__).parent / "results"
+
+
+@asynccontextmanager
+async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
+    """A new, migrated database on the stack's PostgreSQL (dropped afterwards); yields its DSN."""
+    name = f"bench_{secrets.token_hex(4)}"
+    admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
+    try:
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
+    finally:
+        await admin.close()
+    dsn = with_database(info.database_url, name)
+    try:
+        await migrate(dsn)
+        yield dsn
+    finally:
+        admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
+        try:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        finally:
+            await admin.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def wait_ready(address: str) -> None:
+    """Wait (at most a minute) until a gRPC server accepts connections at ``address``."""
+    channel = grpc.aio.insecure_channel(address)
+    try:
+        await asyncio.wait_for(channel.channel_ready(), timeout=60)
+    finally:
+        await channel.close()
+
+
+def machine() -> dict[str, object]:
+    cpu = next(
+        (
+            line.split(":", 1)[1].strip()
+            for line in Path("/proc/cpuinfo").read_text().splitlines()
+            if line.startswith("model name")
+        ),
+        platform.processor(),
+    )
+    commit = subprocess.run(
+        ["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=False
+    ).stdout.strip()
+    return {
+        "cpu": cpu,
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "asyncpg": asyncpg.__version__,
+        "grpcio": grpc.__version__,
+        "git_commit": commit,
+    }
+
+
+def save_report(scenario: str, figures: dict[str, object]) -> Path:
+    """Write ``figures`` with the machine and the time to bench/results/<scenario>-<time>.json."""
+    now = datetime.now(UTC)
+    report = {**figures, "machine": machine(), "at": now.isoformat()}
+    RESULTS.mkdir(exist_ok=True)
+    out = RESULTS / f"{scenario}-{now:%Y%m%dT%H%M%SZ}.json"
+    out.write_text(json.dumps(report, indent=2) + "\n")
+    return out
