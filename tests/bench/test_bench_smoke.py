@@ -11,17 +11,13 @@ from pathlib import Path
 
 import pytest
 
+from bench.__main__ import SIZES
 from learnerledger.ctl.stack import StackInfo
 
 pytestmark = pytest.mark.integration
 
 ROOT = Path(__file__).resolve().parents[2]
-SMOKE = {
-    "ledger_append": ["--entries", "2000", "--learners", "200"],
-    "query_latency": ["--learners", "50", "--credits", "3", "--seconds", "1"],
-    "ingest": ["--completions", "2000"],
-    "stream_consumers": ["--records", "5000"],
-}
+SMOKE = SIZES["smoke"]
 
 
 @pytest.mark.parametrize("scenario", sorted(SMOKE))

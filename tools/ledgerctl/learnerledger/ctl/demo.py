@@ -179,6 +179,24 @@ async def wait_for_ledger(database_url: str, run: str, expected: int, deadline: 
     raise TimeoutError(f"the ledger did not record {expected} completions in time")
 
 
+async def wait_for_transcripts(database_url: str, deadline: float) -> None:
+    """Wait until the read model has applied every entry of the log."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        while time.monotonic() < deadline:
+            behind = await connection.fetchval(
+                """SELECT count(*) FROM credit_log c
+                    WHERE c.sequence > coalesce((SELECT last_sequence FROM read_transcripts r
+                                                  WHERE r.learner_id = c.learner_id), 0)"""
+            )
+            if behind == 0:
+                return
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+    raise TimeoutError("the transcripts did not catch up with the ledger in time")
+
+
 async def wait_until_ready(address: str, deadline: float) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -235,6 +253,7 @@ async def run_demo(
     rejected = sum(r for _, r in results)
     console.print(f"gateway: {accepted} accepted, {rejected} rejected")
     head = await wait_for_ledger(database_url, run, accepted, time.monotonic() + 300)
+    await wait_for_transcripts(database_url, time.monotonic() + 300)
     learner = learners[0]
     async with grpc.aio.insecure_channel(QUERY) as channel:
         stub = transcript_query_pb2_grpc.TranscriptQueryServiceStub(channel)
