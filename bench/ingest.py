@@ -133,8 +133,10 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
                 "GATEWAY_RATE_LIMIT_BURST": "1000000000",
                 "LOG_LEVEL": "WARNING",
             }
+            profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
             gateway = subprocess.Popen(
-                [sys.executable, "-m", "learnerledger.ctl.main", "serve", "gateway"], env=env
+                [sys.executable, *profile, "-m", "learnerledger.ctl.main", "serve", "gateway"],
+                env=env,
             )
             await wait_ready(f"127.0.0.1:{port}")
             share = args.completions // args.clients
@@ -179,6 +181,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--completions", type=int, default=200_000)
     parser.add_argument("--clients", type=int, default=4)
+    parser.add_argument("--profile", help="write a cProfile of the gateway process to this file")
     args = parser.parse_args()
     figures = asyncio.run(run(args))
     print(f"{'scenario':<8} {'ours (completions/s)':>21} {'limit: perf-test (rec/s)':>25} "
