@@ -5,6 +5,8 @@ succeed again once the broker is back."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import os
 import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
@@ -34,6 +36,19 @@ SEND_TIMEOUT_S = 2.0
 TOPIC = "completions.v1.outage"
 
 
+@contextlib.contextmanager
+def own_servers_only() -> Iterator[None]:
+    """stack_up uses external servers when these are set; this test must start its own."""
+    saved = {k: os.environ.pop(k) for k in EXTERNAL if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+EXTERNAL = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
+
+
 @pytest.fixture(scope="module")
 def private_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
     state = Path(tempfile.mkdtemp(prefix="ll-outage-"))
@@ -47,7 +62,10 @@ def private_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
         kafka_libs_dir=StackConfig.from_env().libs_dir,
     )
     try:
-        yield cfg, stack_up(cfg)
+        with own_servers_only():
+            info = stack_up(cfg)
+        assert not info.external
+        yield cfg, info
     finally:
         stack_down(cfg)
 
@@ -116,7 +134,8 @@ async def test_broker_down_gives_unavailable_in_time_and_recovers(
         assert stream_down.value.code() == grpc.StatusCode.UNAVAILABLE
         assert [a for a in answers if a.status == pb.ACCEPTANCE_STATUS_ACCEPTED] == []
 
-        stack_up(cfg)  # the broker comes back (PostgreSQL kept running)
+        with own_servers_only():
+            stack_up(cfg)  # the broker comes back (PostgreSQL kept running)
         retried = None
         async with asyncio.timeout(90):
             while retried is None:
