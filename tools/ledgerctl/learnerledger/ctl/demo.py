@@ -126,7 +126,9 @@ def completions_for(
             completion_id=f"demo-{run}-{partner.issuer_id}-{n}",
             learner_id=chooser.choice(learners),
             course_id=chooser.choice(partner.course_ids),
-            completed_at=to_timestamp(now - timedelta(days=chooser.randint(1, 900))),
+            completed_at=to_timestamp(
+                now - timedelta(days=chooser.randint(1, 3000))
+            ),  # some expired
             result=common_pb2.COMPLETION_RESULT_PASS
             if passed
             else common_pb2.COMPLETION_RESULT_FAIL,
