@@ -23,6 +23,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "query_latency": ["--learners", "50", "--credits", "3", "--seconds", "1"],
         "peer_eventsourcing": ["--entries", "2000", "--learners", "200"],
         "stream_consumers": ["--records", "5000"],
+        "end_to_end": ["--completions", "2000", "--rate", "50", "--seconds", "2"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -30,6 +31,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "query_latency": ["--learners", "2000", "--credits", "10", "--seconds", "10"],
         "peer_eventsourcing": ["--entries", "1000000", "--learners", "100000"],
         "stream_consumers": ["--records", "100000"],
+        "end_to_end": ["--completions", "20000", "--rate", "200", "--seconds", "30"],
     },
 }
 
