@@ -12,6 +12,7 @@ import asyncio
 import importlib
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -308,6 +309,60 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+# replay, re-drive, lag -----------------------------------------------------------------------
+def _instant_arg(value: str) -> datetime:
+    """An ISO 8601 instant for ``--since`` / ``--until``; without an offset it is UTC."""
+    try:
+        parsed = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an ISO 8601 instant (e.g. 2026-03-01T00:00:00Z)"
+        ) from exc
+    return parsed if parsed.tzinfo is not None else parsed.replace(tzinfo=UTC)
+
+
+async def cmd_replay_rejected(args: argparse.Namespace) -> int:
+    from aiokafka import AIOKafkaProducer
+
+    from learnerledger.ledger.redrive import RejectionFilter, plan, redrive, select_rejections
+
+    settings = _settings()
+    selection = RejectionFilter(args.reason, args.issuer, args.since, args.until)
+
+    async def run(connection: Any) -> int:
+        rejections = await select_rejections(connection, selection, limit=args.limit)
+        if args.dry_run:
+            print(f"{'rejection':>9}  {'learner':<12} {'issuer':<12} {'completion':<20} "
+                  f"{'was':<28} would be now")  # fmt: skip
+            for item in await plan(connection, rejections):
+                r = item.rejection
+                print(
+                    f"{r.rejection_id:>9}  {r.learner_id or '-':<12} {r.issuer_id or '-':<12} "
+                    f"{r.completion_id or '-':<20} {r.reason:<28} {item.outcome} ({item.detail})"
+                )
+            print(f"{len(rejections)} rejected request(s) would be re-driven to "
+                  f"{settings.topic_completions} (dry run: nothing sent)")  # fmt: skip
+            return 0
+        if not rejections:
+            print("no rejected requests match")
+            return 0
+        producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            acks="all",
+            enable_idempotence=True,
+            client_id="ledgerctl-redrive",
+        )
+        await producer.start()
+        try:
+            sent = await redrive(producer, settings.topic_completions, rejections)
+        finally:
+            await producer.stop()
+        print(f"re-drove {sent} rejected request(s) to {settings.topic_completions}")
+        return 0
+
+    return await _with_connection(run)
+
+
 def _redact(dsn: str) -> str:
     from learnerledger.postgres.errors import redact
 
@@ -390,6 +445,19 @@ def build_parser() -> argparse.ArgumentParser:
     keys = group("keys", "checkpoint signing keys")
     generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
     generate.add_argument("path")
+
+    replay = group("replay", "replay and re-drive")
+    rejected = command(
+        replay, "rejected", cmd_replay_rejected, "re-drive rejected requests to completions.v1"
+    )
+    rejected.add_argument("--reason", help="only this rejection reason, e.g. unknown_course")
+    rejected.add_argument("--issuer", help="only this issuer's requests")
+    rejected.add_argument("--since", type=_instant_arg, help="rejected at or after (ISO 8601)")
+    rejected.add_argument("--until", type=_instant_arg, help="rejected before (ISO 8601)")
+    rejected.add_argument("--limit", type=int, help="at most this many requests")
+    rejected.add_argument(
+        "--dry-run", action="store_true", help="show what would be re-driven and decided now"
+    )
     return parser
 
 
