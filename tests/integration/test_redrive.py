@@ -126,9 +126,37 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
         assert await _count(database_url, awarded_sql) == len(LEARNERS)
         assert await _count(database_url, rejected_sql) == len(LEARNERS)  # nothing new rejected
 
-        # The re-driven records carry where they came from.
         assert await _ledgerctl("replay", "rejected", "--reason", "unknown_course", "--dry-run") == 0
-        assert capsys.readouterr().out.count("already_recorded") == len(LEARNERS)
+        assert capsys.readouterr().out.count(" already_recorded (sequence") == len(LEARNERS)
+
+    # The re-driven records carry where they came from: the rejected record's topic/partition/offset.
+    origins = await _redriven_from(kafka_bootstrap, topics.completions)
+    connection = await asyncpg.connect(database_url)
+    try:
+        rejected_at = {
+            f"{r['source_topic']}/{r['source_partition']}/{r['source_offset']}"
+            for r in await connection.fetch("SELECT * FROM rejections")
+        }
+    finally:
+        await connection.close()
+    assert len(origins) == 2 * len(LEARNERS)
+    assert set(origins) == rejected_at
+
+
+async def _redriven_from(bootstrap: str, topic: str) -> list[str]:
+    from aiokafka import AIOKafkaConsumer
+
+    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    await consumer.start()
+    found: list[str] = []
+    try:
+        batches = await consumer.getmany(timeout_ms=3000, max_records=1000)
+        for records in batches.values():
+            for record in records:
+                found += [v.decode() for k, v in record.headers if k == "redriven_from"]
+    finally:
+        await consumer.stop()
+    return found
 
 
 async def _all_consumed(database_url: str, bootstrap: str, topic: str) -> bool:

@@ -291,6 +291,12 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  expected {b.expected_hash.hex()}\n  stored   {b.stored_hash.hex()}")
         if report.checkpoint_problem is not None:
             print(f"BROKEN: {report.checkpoint_problem}")
+        if trusted is None and report.checkpoints_checked:
+            print(
+                "note: the checkpoint was checked against the key stored beside it, which a "
+                "database insider could replace; pass --public-key or set "
+                "LEDGER_CHECKPOINT_SIGNING_KEY_FILE"
+            )
         if report.ok:
             print("ledger verified: every chain and the latest checkpoint match")
         return 0 if report.ok else 1
