@@ -241,7 +241,15 @@ async def test_a_consistently_rechained_rewrite_is_caught_by_the_signed_checkpoi
     trusted = public_key_of(key)
     superuser = await asyncpg.connect(admin_database_url)
     try:
-        await take_checkpoint(superuser, key)
+        newest = await superuser.fetchval(
+            "SELECT max(position) FROM credit_log WHERE learner_id = $1", dave
+        )
+        async with asyncio.timeout(30):  # the horizon is cluster-wide: wait until it covers dave
+            while True:
+                signed = await take_checkpoint(superuser, key)
+                if signed.checkpoint.position >= newest:
+                    break
+                await asyncio.sleep(0.2)
         before = await verify_ledger(superuser, trusted_public_key=trusted)
         assert before.checkpoint_problem is None  # (other tests of this module tamper too)
 

@@ -23,6 +23,7 @@ from tests.integration.ledger_fixtures import (
 pytestmark = pytest.mark.integration
 
 LEARNERS = ["511111111111", "522222222222", "533333333333"]
+DRY_RUN = ("replay", "rejected", "--reason", "unknown_course", "--dry-run")
 
 
 async def _count(database_url: str, sql: str, *args: Any) -> int:
@@ -69,7 +70,7 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
         assert await _count(database_url, credits_sql) == 0
 
         # Dry run while the course is still unknown: listed, still rejected, nothing sent.
-        assert await _ledgerctl("replay", "rejected", "--reason", "unknown_course", "--dry-run") == 0
+        assert await _ledgerctl(*DRY_RUN) == 0
         out = capsys.readouterr().out
         assert out.count("rejected:unknown_course") == len(LEARNERS)
         assert f"{len(LEARNERS)} rejected request(s) would be re-driven" in out
@@ -81,16 +82,14 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
                 Course("late-101", "swayam", "Approved late", Decimal(6), 90,
                        CreditRecommendation.PENDING),
             )  # fmt: skip
-            await catalog.set_recommendation(
-                connection, "late-101", CreditRecommendation.APPROVED
-            )
+            await catalog.set_recommendation(connection, "late-101", CreditRecommendation.APPROVED)
         finally:
             await connection.close()
 
         # Dry run after the fix: the rules would award the credits now; the issuer filter works.
         assert await _ledgerctl("replay", "rejected", "--issuer", "nptel", "--dry-run") == 0
         assert "0 rejected request(s)" in capsys.readouterr().out
-        assert await _ledgerctl("replay", "rejected", "--reason", "unknown_course", "--dry-run") == 0
+        assert await _ledgerctl(*DRY_RUN) == 0
         out = capsys.readouterr().out
         assert out.count("credit_awarded (credits 3.0)") == len(LEARNERS)
         assert await _count(database_url, credits_sql) == 0
@@ -110,9 +109,12 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
         await produce(kafka_bootstrap, topics.completions, [marker])
 
         async def marker_recorded() -> bool:
-            return await _count(
-                database_url, "SELECT count(*) FROM credit_log WHERE completion_id = 'ok-2'"
-            ) == 1
+            return (
+                await _count(
+                    database_url, "SELECT count(*) FROM credit_log WHERE completion_id = 'ok-2'"
+                )
+                == 1
+            )
 
         # The marker was produced after the second re-drive; per partition, order holds, and
         # the ledger has consumed every partition past the re-driven records once every
@@ -126,10 +128,10 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
         assert await _count(database_url, awarded_sql) == len(LEARNERS)
         assert await _count(database_url, rejected_sql) == len(LEARNERS)  # nothing new rejected
 
-        assert await _ledgerctl("replay", "rejected", "--reason", "unknown_course", "--dry-run") == 0
+        assert await _ledgerctl(*DRY_RUN) == 0
         assert capsys.readouterr().out.count(" already_recorded (sequence") == len(LEARNERS)
 
-    # The re-driven records carry where they came from: the rejected record's topic/partition/offset.
+    # Re-driven records carry where they came from: the rejected record's topic/partition/offset.
     origins = await _redriven_from(kafka_bootstrap, topics.completions)
     connection = await asyncpg.connect(database_url)
     try:
@@ -150,10 +152,16 @@ async def _redriven_from(bootstrap: str, topic: str) -> list[str]:
     await consumer.start()
     found: list[str] = []
     try:
-        batches = await consumer.getmany(timeout_ms=3000, max_records=1000)
-        for records in batches.values():
-            for record in records:
-                found += [v.decode() for k, v in record.headers if k == "redriven_from"]
+        ends = await consumer.end_offsets(list(consumer.assignment()) or [])
+        deadline = asyncio.get_running_loop().time() + 20
+        while asyncio.get_running_loop().time() < deadline:
+            batches = await consumer.getmany(timeout_ms=500, max_records=1000)
+            for records in batches.values():
+                for record in records:
+                    found += [v.decode() for k, v in record.headers if k == "redriven_from"]
+            positions = {tp: await consumer.position(tp) for tp in consumer.assignment()}
+            if ends and all(positions.get(tp, 0) >= end for tp, end in ends.items()):
+                break
     finally:
         await consumer.stop()
     return found

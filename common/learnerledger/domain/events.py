@@ -15,7 +15,8 @@ from datetime import datetime
 COMPLETION_EVENT_NAMESPACE = uuid.UUID("6f1d3c1e-5b7a-4c1e-9f5e-0c6a8e2b7d41")
 
 #: The schema version this code writes; readers upcast older versions (see the kafka adapter).
-CURRENT_SCHEMA_VERSION = 1
+#: 2: a completion's evidence moved to ``CompletionSubmitted.evidence_urls`` (a list).
+CURRENT_SCHEMA_VERSION = 2
 
 
 def completion_event_id(issuer_id: str, completion_id: str) -> uuid.UUID:

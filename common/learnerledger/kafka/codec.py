@@ -79,7 +79,19 @@ class UndecodableEvent(Exception):
 # version CURRENT_SCHEMA_VERSION applies them in order to anything older it meets (a replay of
 # old topics, a re-drive of old rejections). Version 1 is the first; add one entry per bump.
 Upcaster = Callable[[events_pb2.CompletionEvent], None]
-UPCASTERS: dict[int, Upcaster] = {}
+
+
+def _evidence_into_list(event: events_pb2.CompletionEvent) -> None:
+    """Version 1 → 2: a completion's single ``evidence_url`` becomes ``evidence_urls[0]``."""
+    if event.WhichOneof("event") != "completion_submitted":
+        return
+    submitted = event.completion_submitted
+    if submitted.completion.evidence_url and not submitted.evidence_urls:
+        submitted.evidence_urls.append(submitted.completion.evidence_url)
+    submitted.completion.evidence_url = ""
+
+
+UPCASTERS: dict[int, Upcaster] = {1: _evidence_into_list}
 
 
 def upcast(event: events_pb2.CompletionEvent, *, target: int = CURRENT_SCHEMA_VERSION) -> None:
@@ -149,7 +161,7 @@ def decode_completion_event(value: bytes | None) -> LedgerRequest:
                 result=PROTO_TO_RESULT[c.result],
                 score=c.score if which == "score" else None,
                 grade=c.grade if which == "grade" else None,
-                evidence_url=c.evidence_url,
+                evidence_url=next(iter(event.completion_submitted.evidence_urls), ""),
             )
         case "revocation_requested":
             r = event.revocation_requested
@@ -163,11 +175,12 @@ def decode_completion_event(value: bytes | None) -> LedgerRequest:
 
 
 def encode_completion_event(request: LedgerRequest) -> bytes:
+    """A ``completions.v1`` value, always in the current schema version."""
     env = request.envelope
     event = events_pb2.CompletionEvent(
         envelope=events_pb2.EventEnvelope(
             event_id=str(env.event_id),
-            schema_version=env.schema_version,
+            schema_version=CURRENT_SCHEMA_VERSION,
             occurred_at=to_timestamp(env.occurred_at),
             issuer_id=env.issuer_id,
             learner_id=env.learner_id,
@@ -181,13 +194,14 @@ def encode_completion_event(request: LedgerRequest) -> bytes:
                 course_id=request.course_id,
                 completed_at=to_timestamp(request.completed_at),
                 result=RESULT_TO_PROTO[request.result],
-                evidence_url=request.evidence_url,
             )
             if request.score is not None:
                 completion.score = request.score
             elif request.grade is not None:
                 completion.grade = request.grade
             event.completion_submitted.completion.CopyFrom(completion)
+            if request.evidence_url:
+                event.completion_submitted.evidence_urls.append(request.evidence_url)
         case RevocationRequested():
             event.revocation_requested.completion_id = request.completion_id
             event.revocation_requested.reason = request.reason

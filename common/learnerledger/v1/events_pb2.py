@@ -26,41 +26,41 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from learnerledger.v1 import common_pb2 as learnerledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnerledger/v1/events.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"\x91\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tissuer_id\x18\x04 \x01(\t\x12\x12\n\nlearner_id\x18\x05 \x01(\t\"G\n\x13\x43ompletionSubmitted\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\"<\n\x13RevocationRequested\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x15\x43onsentGrantRequested\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"/\n\x16\x43onsentRevokeRequested\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\xf5\x02\n\x0f\x43ompletionEvent\x12\x31\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1f.learnerledger.v1.EventEnvelope\x12\x45\n\x14\x63ompletion_submitted\x18\x02 \x01(\x0b\x32%.learnerledger.v1.CompletionSubmittedH\x00\x12\x45\n\x14revocation_requested\x18\x03 \x01(\x0b\x32%.learnerledger.v1.RevocationRequestedH\x00\x12J\n\x17\x63onsent_grant_requested\x18\x04 \x01(\x0b\x32\'.learnerledger.v1.ConsentGrantRequestedH\x00\x12L\n\x18\x63onsent_revoke_requested\x18\x05 \x01(\x0b\x32(.learnerledger.v1.ConsentRevokeRequestedH\x00\x42\x07\n\x05\x65vent\"\xb1\x03\n\rCreditAwarded\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12*\n\x05level\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x16\n\x0enotional_hours\x18\x05 \x01(\r\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x01\x12\x31\n\x0bhours_basis\x18\x07 \x01(\x0e\x32\x1c.learnerledger.v1.HoursBasis\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65vidence_url\x18\n \x01(\t\x12\x32\n\x06result\x18\x0b \x01(\x0e\x32\".learnerledger.v1.CompletionResult\x12\x0f\n\x05score\x18\x0c \x01(\x01H\x00\x12\x0f\n\x05grade\x18\r \x01(\tH\x00\x42\x0c\n\nassessment\"\xec\x01\n\x15RecordedWithoutCredit\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12\x30\n\x06reason\x18\x04 \x01(\x0e\x32 .learnerledger.v1.NoCreditReason\x12\x30\n\x0c\x63ompleted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06result\x18\x06 \x01(\x0e\x32\".learnerledger.v1.CompletionResult\"t\n\rCreditRevoked\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x18\n\x10revoked_sequence\x18\x03 \x01(\x03\x12\x0f\n\x07\x63redits\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\'\n\x0e\x43onsentGranted\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\'\n\x0e\x43onsentRevoked\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\x87\x05\n\x0bLedgerEntry\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12)\n\x04kind\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.EntryKind\x12\x15\n\rrules_version\x18\x05 \x01(\r\x12\x17\n\x0fsource_event_id\x18\x06 \x01(\t\x12\x18\n\x10source_partition\x18\x07 \x01(\x05\x12\x15\n\rsource_offset\x18\x08 \x01(\x03\x12\x11\n\tprev_hash\x18\t \x01(\x0c\x12\x12\n\nentry_hash\x18\n \x01(\x0c\x12/\n\x0brecorded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61nonical_json\x18\x0c \x01(\x0c\x12\x39\n\x0e\x63redit_awarded\x18\r \x01(\x0b\x32\x1f.learnerledger.v1.CreditAwardedH\x00\x12J\n\x17recorded_without_credit\x18\x0e \x01(\x0b\x32\'.learnerledger.v1.RecordedWithoutCreditH\x00\x12\x39\n\x0e\x63redit_revoked\x18\x0f \x01(\x0b\x32\x1f.learnerledger.v1.CreditRevokedH\x00\x12;\n\x0f\x63onsent_granted\x18\x10 \x01(\x0b\x32 .learnerledger.v1.ConsentGrantedH\x00\x12;\n\x0f\x63onsent_revoked\x18\x11 \x01(\x0b\x32 .learnerledger.v1.ConsentRevokedH\x00\x42\x08\n\x06\x64\x65tail\"\xd7\x01\n\nDeadLetter\x12\x14\n\x0coriginal_key\x18\x01 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0csource_topic\x18\x05 \x01(\t\x12\x18\n\x10source_partition\x18\x06 \x01(\x05\x12\x15\n\rsource_offset\x18\x07 \x01(\x03\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xcd\x01\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45NTRY_KIND_CREDIT_AWARDED\x10\x01\x12&\n\"ENTRY_KIND_RECORDED_WITHOUT_CREDIT\x10\x02\x12\x1d\n\x19\x45NTRY_KIND_CREDIT_REVOKED\x10\x03\x12\x1e\n\x1a\x45NTRY_KIND_CONSENT_GRANTED\x10\x04\x12\x1e\n\x1a\x45NTRY_KIND_CONSENT_REVOKED\x10\x05*\xa1\x01\n\x0eNoCreditReason\x12 \n\x1cNO_CREDIT_REASON_UNSPECIFIED\x10\x00\x12(\n$NO_CREDIT_REASON_COURSE_NOT_APPROVED\x10\x01\x12 \n\x1cNO_CREDIT_REASON_RESULT_FAIL\x10\x02\x12!\n\x1dNO_CREDIT_REASON_ZERO_CREDITS\x10\x03\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnerledger/v1/events.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"\x91\x01\n\rEventEnvelope\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x16\n\x0eschema_version\x18\x02 \x01(\r\x12/\n\x0boccurred_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tissuer_id\x18\x04 \x01(\t\x12\x12\n\nlearner_id\x18\x05 \x01(\t\"^\n\x13\x43ompletionSubmitted\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\x12\x15\n\revidence_urls\x18\x02 \x03(\t\"<\n\x13RevocationRequested\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\".\n\x15\x43onsentGrantRequested\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"/\n\x16\x43onsentRevokeRequested\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\xf5\x02\n\x0f\x43ompletionEvent\x12\x31\n\x08\x65nvelope\x18\x01 \x01(\x0b\x32\x1f.learnerledger.v1.EventEnvelope\x12\x45\n\x14\x63ompletion_submitted\x18\x02 \x01(\x0b\x32%.learnerledger.v1.CompletionSubmittedH\x00\x12\x45\n\x14revocation_requested\x18\x03 \x01(\x0b\x32%.learnerledger.v1.RevocationRequestedH\x00\x12J\n\x17\x63onsent_grant_requested\x18\x04 \x01(\x0b\x32\'.learnerledger.v1.ConsentGrantRequestedH\x00\x12L\n\x18\x63onsent_revoke_requested\x18\x05 \x01(\x0b\x32(.learnerledger.v1.ConsentRevokeRequestedH\x00\x42\x07\n\x05\x65vent\"\xb1\x03\n\rCreditAwarded\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12*\n\x05level\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x16\n\x0enotional_hours\x18\x05 \x01(\r\x12\x0f\n\x07\x63redits\x18\x06 \x01(\x01\x12\x31\n\x0bhours_basis\x18\x07 \x01(\x0e\x32\x1c.learnerledger.v1.HoursBasis\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0c\x65vidence_url\x18\n \x01(\t\x12\x32\n\x06result\x18\x0b \x01(\x0e\x32\".learnerledger.v1.CompletionResult\x12\x0f\n\x05score\x18\x0c \x01(\x01H\x00\x12\x0f\n\x05grade\x18\r \x01(\tH\x00\x42\x0c\n\nassessment\"\xec\x01\n\x15RecordedWithoutCredit\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12\x30\n\x06reason\x18\x04 \x01(\x0e\x32 .learnerledger.v1.NoCreditReason\x12\x30\n\x0c\x63ompleted_at\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06result\x18\x06 \x01(\x0e\x32\".learnerledger.v1.CompletionResult\"t\n\rCreditRevoked\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x15\n\rcompletion_id\x18\x02 \x01(\t\x12\x18\n\x10revoked_sequence\x18\x03 \x01(\x03\x12\x0f\n\x07\x63redits\x18\x04 \x01(\x01\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\'\n\x0e\x43onsentGranted\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\'\n\x0e\x43onsentRevoked\x12\x15\n\runiversity_id\x18\x01 \x01(\t\"\x87\x05\n\x0bLedgerEntry\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x10\n\x08sequence\x18\x03 \x01(\x03\x12)\n\x04kind\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.EntryKind\x12\x15\n\rrules_version\x18\x05 \x01(\r\x12\x17\n\x0fsource_event_id\x18\x06 \x01(\t\x12\x18\n\x10source_partition\x18\x07 \x01(\x05\x12\x15\n\rsource_offset\x18\x08 \x01(\x03\x12\x11\n\tprev_hash\x18\t \x01(\x0c\x12\x12\n\nentry_hash\x18\n \x01(\x0c\x12/\n\x0brecorded_at\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x16\n\x0e\x63\x61nonical_json\x18\x0c \x01(\x0c\x12\x39\n\x0e\x63redit_awarded\x18\r \x01(\x0b\x32\x1f.learnerledger.v1.CreditAwardedH\x00\x12J\n\x17recorded_without_credit\x18\x0e \x01(\x0b\x32\'.learnerledger.v1.RecordedWithoutCreditH\x00\x12\x39\n\x0e\x63redit_revoked\x18\x0f \x01(\x0b\x32\x1f.learnerledger.v1.CreditRevokedH\x00\x12;\n\x0f\x63onsent_granted\x18\x10 \x01(\x0b\x32 .learnerledger.v1.ConsentGrantedH\x00\x12;\n\x0f\x63onsent_revoked\x18\x11 \x01(\x0b\x32 .learnerledger.v1.ConsentRevokedH\x00\x42\x08\n\x06\x64\x65tail\"\xd7\x01\n\nDeadLetter\x12\x14\n\x0coriginal_key\x18\x01 \x01(\x0c\x12\x16\n\x0eoriginal_value\x18\x02 \x01(\x0c\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\x04 \x01(\t\x12\x14\n\x0csource_topic\x18\x05 \x01(\t\x12\x18\n\x10source_partition\x18\x06 \x01(\x05\x12\x15\n\rsource_offset\x18\x07 \x01(\x03\x12\x34\n\x10\x64\x65\x61\x64_lettered_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\xcd\x01\n\tEntryKind\x12\x1a\n\x16\x45NTRY_KIND_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x45NTRY_KIND_CREDIT_AWARDED\x10\x01\x12&\n\"ENTRY_KIND_RECORDED_WITHOUT_CREDIT\x10\x02\x12\x1d\n\x19\x45NTRY_KIND_CREDIT_REVOKED\x10\x03\x12\x1e\n\x1a\x45NTRY_KIND_CONSENT_GRANTED\x10\x04\x12\x1e\n\x1a\x45NTRY_KIND_CONSENT_REVOKED\x10\x05*\xa1\x01\n\x0eNoCreditReason\x12 \n\x1cNO_CREDIT_REASON_UNSPECIFIED\x10\x00\x12(\n$NO_CREDIT_REASON_COURSE_NOT_APPROVED\x10\x01\x12 \n\x1cNO_CREDIT_REASON_RESULT_FAIL\x10\x02\x12!\n\x1dNO_CREDIT_REASON_ZERO_CREDITS\x10\x03\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerledger.v1.events_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ENTRYKIND']._serialized_start=2615
-  _globals['_ENTRYKIND']._serialized_end=2820
-  _globals['_NOCREDITREASON']._serialized_start=2823
-  _globals['_NOCREDITREASON']._serialized_end=2984
+  _globals['_ENTRYKIND']._serialized_start=2638
+  _globals['_ENTRYKIND']._serialized_end=2843
+  _globals['_NOCREDITREASON']._serialized_start=2846
+  _globals['_NOCREDITREASON']._serialized_end=3007
   _globals['_EVENTENVELOPE']._serialized_start=116
   _globals['_EVENTENVELOPE']._serialized_end=261
   _globals['_COMPLETIONSUBMITTED']._serialized_start=263
-  _globals['_COMPLETIONSUBMITTED']._serialized_end=334
-  _globals['_REVOCATIONREQUESTED']._serialized_start=336
-  _globals['_REVOCATIONREQUESTED']._serialized_end=396
-  _globals['_CONSENTGRANTREQUESTED']._serialized_start=398
-  _globals['_CONSENTGRANTREQUESTED']._serialized_end=444
-  _globals['_CONSENTREVOKEREQUESTED']._serialized_start=446
-  _globals['_CONSENTREVOKEREQUESTED']._serialized_end=493
-  _globals['_COMPLETIONEVENT']._serialized_start=496
-  _globals['_COMPLETIONEVENT']._serialized_end=869
-  _globals['_CREDITAWARDED']._serialized_start=872
-  _globals['_CREDITAWARDED']._serialized_end=1305
-  _globals['_RECORDEDWITHOUTCREDIT']._serialized_start=1308
-  _globals['_RECORDEDWITHOUTCREDIT']._serialized_end=1544
-  _globals['_CREDITREVOKED']._serialized_start=1546
-  _globals['_CREDITREVOKED']._serialized_end=1662
-  _globals['_CONSENTGRANTED']._serialized_start=1664
-  _globals['_CONSENTGRANTED']._serialized_end=1703
-  _globals['_CONSENTREVOKED']._serialized_start=1705
-  _globals['_CONSENTREVOKED']._serialized_end=1744
-  _globals['_LEDGERENTRY']._serialized_start=1747
-  _globals['_LEDGERENTRY']._serialized_end=2394
-  _globals['_DEADLETTER']._serialized_start=2397
-  _globals['_DEADLETTER']._serialized_end=2612
+  _globals['_COMPLETIONSUBMITTED']._serialized_end=357
+  _globals['_REVOCATIONREQUESTED']._serialized_start=359
+  _globals['_REVOCATIONREQUESTED']._serialized_end=419
+  _globals['_CONSENTGRANTREQUESTED']._serialized_start=421
+  _globals['_CONSENTGRANTREQUESTED']._serialized_end=467
+  _globals['_CONSENTREVOKEREQUESTED']._serialized_start=469
+  _globals['_CONSENTREVOKEREQUESTED']._serialized_end=516
+  _globals['_COMPLETIONEVENT']._serialized_start=519
+  _globals['_COMPLETIONEVENT']._serialized_end=892
+  _globals['_CREDITAWARDED']._serialized_start=895
+  _globals['_CREDITAWARDED']._serialized_end=1328
+  _globals['_RECORDEDWITHOUTCREDIT']._serialized_start=1331
+  _globals['_RECORDEDWITHOUTCREDIT']._serialized_end=1567
+  _globals['_CREDITREVOKED']._serialized_start=1569
+  _globals['_CREDITREVOKED']._serialized_end=1685
+  _globals['_CONSENTGRANTED']._serialized_start=1687
+  _globals['_CONSENTGRANTED']._serialized_end=1726
+  _globals['_CONSENTREVOKED']._serialized_start=1728
+  _globals['_CONSENTREVOKED']._serialized_end=1767
+  _globals['_LEDGERENTRY']._serialized_start=1770
+  _globals['_LEDGERENTRY']._serialized_end=2417
+  _globals['_DEADLETTER']._serialized_start=2420
+  _globals['_DEADLETTER']._serialized_end=2635
 # @@protoc_insertion_point(module_scope)

@@ -13,9 +13,11 @@ Keys are the UTF-8 learner id, so one learner's events stay in order on one part
 W3C trace context (traceparent, tracestate) travels in Kafka headers, not in the values.
 """
 
+from collections import abc as _abc
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
+from google.protobuf.internal import containers as _containers
 from google.protobuf.internal import enum_type_wrapper as _enum_type_wrapper
 from learnerledger.v1 import common_pb2 as _common_pb2
 import builtins as _builtins
@@ -113,7 +115,7 @@ class EventEnvelope(_message.Message):
     """
     schema_version: _builtins.int
     """The version of the payload schema the producer wrote; readers upcast older versions.
-    Currently 1.
+    Currently 2. Version 2 moved a completion's evidence into CompletionSubmitted.evidence_urls.
     """
     issuer_id: _builtins.str
     """The issuer that made the request, taken from its bearer token. Empty for consent events,
@@ -149,18 +151,30 @@ class CompletionSubmitted(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COMPLETION_FIELD_NUMBER: _builtins.int
+    EVIDENCE_URLS_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def completion(self) -> _common_pb2.Completion:
-        """The completion as the issuer submitted it."""
+        """The completion as the issuer submitted it. From schema version 2 on, its evidence_url is
+        left empty: the evidence is in evidence_urls.
+        """
+
+    @_builtins.property
+    def evidence_urls(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """Schema version 2: every URL where the completion can be checked (certificate, badge,
+        assessment record), most authoritative first; https only. The ledger records the first as
+        the entry's evidence URL. A version-1 event's completion.evidence_url is upcast to the
+        single element of this list.
+        """
 
     def __init__(
         self,
         *,
         completion: _common_pb2.Completion | None = ...,
+        evidence_urls: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion", b"completion", "evidence_urls", b"evidence_urls"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -7,12 +7,15 @@ learner's consent history is part of their chain.
 
 from __future__ import annotations
 
+import asyncio
 import uuid
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import grpc
+import structlog
 from aiokafka import AIOKafkaProducer
 
 from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
@@ -30,11 +33,14 @@ from learnerledger.kafka.codec import (
     chain_break_to_proto,
     encode_completion_event,
     signed_checkpoint_to_proto,
+    to_timestamp,
 )
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
 from learnerledger.postgres.checkpoints import latest_checkpoint
+from learnerledger.query import rebuild
+from learnerledger.query.rebuild import ReplayConflict
 from learnerledger.rpc.auth import BearerAuthenticator
 from learnerledger.rpc.errors import (
     Reason,
@@ -45,6 +51,8 @@ from learnerledger.rpc.errors import (
     unavailable,
 )
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+
+log = structlog.get_logger(__name__)
 
 RECOMMENDATION_TO_PROTO = {
     CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
@@ -76,7 +84,9 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         completions_topic: str,
         authenticator: BearerAuthenticator,
         trusted_public_key: bytes | None,
+        replay: ReplayRunner | None = None,
     ) -> None:
+        self._replay = replay
         self._pool = pool
         self._producer = producer
         self._topic = completions_topic
@@ -293,19 +303,137 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
             response.verified_through_position = signed.checkpoint.position
         return response
 
-    async def StartReplay(self, request: Any, context: Any) -> Any:
+    async def StartReplay(
+        self, request: ledger_admin_pb2.StartReplayRequest, context: Any
+    ) -> ledger_admin_pb2.StartReplayResponse:
+        """Start (or resume) a read-model rebuild in this process, in the background."""
         await self._admin(context)
-        await abort(
-            context,
-            RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "replay is not built yet (issue 6)"),
-        )
+        source = _REPLAY_SOURCES.get(request.source)
+        violations = []
+        if source is None:
+            violations.append(Violation("source", "must be REPLAY_SOURCE_LOG or _KAFKA"))
+        violations += [
+            Violation(f"learner_ids[{i}]", "must be a 12-digit APAAR id")
+            for i, learner in enumerate(request.learner_ids)
+            if not is_apaar_id(learner)
+        ]
+        if violations or source is None:
+            await abort(context, invalid_argument(violations))
+        if self._replay is None:
+            await abort(
+                context,
+                RpcFailure(
+                    grpc.StatusCode.FAILED_PRECONDITION,
+                    "replays are not enabled in this ledger process (no replay settings)",
+                ),
+            )
+        try:
+            status = await self._replay.start(source, list(request.learner_ids))
+        except ReplayConflict as exc:
+            await abort(
+                context,
+                RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, str(exc), reason="REPLAY_CONFLICT"),
+            )
+        return ledger_admin_pb2.StartReplayResponse(replay=replay_to_proto(status))
 
-    async def GetReplayStatus(self, request: Any, context: Any) -> Any:
+    async def GetReplayStatus(
+        self, request: ledger_admin_pb2.GetReplayStatusRequest, context: Any
+    ) -> ledger_admin_pb2.GetReplayStatusResponse:
         await self._admin(context)
-        await abort(
-            context,
-            RpcFailure(grpc.StatusCode.UNIMPLEMENTED, "replay is not built yet (issue 6)"),
-        )
+        try:
+            replay_id = uuid.UUID(request.replay_id)
+        except ValueError:
+            await abort(context, invalid_argument([Violation("replay_id", "must be a UUID")]))
+        async with self._pool.acquire() as connection:
+            status = await rebuild.get_status(connection, replay_id)
+        if status is None:
+            await abort(
+                context,
+                RpcFailure(
+                    grpc.StatusCode.NOT_FOUND,
+                    f"replay {replay_id} does not exist",
+                    reason="REPLAY_NOT_FOUND",
+                    metadata={"replay_id": str(replay_id)},
+                ),
+            )
+        return ledger_admin_pb2.GetReplayStatusResponse(replay=replay_to_proto(status))
+
+
+_REPLAY_SOURCES = {
+    ledger_admin_pb2.REPLAY_SOURCE_LOG: "log",
+    ledger_admin_pb2.REPLAY_SOURCE_KAFKA: "kafka",
+}
+_REPLAY_STATES = {
+    "pending": ledger_admin_pb2.REPLAY_STATE_PENDING,
+    "running": ledger_admin_pb2.REPLAY_STATE_RUNNING,
+    "succeeded": ledger_admin_pb2.REPLAY_STATE_SUCCEEDED,
+    "failed": ledger_admin_pb2.REPLAY_STATE_FAILED,
+}
+
+
+def replay_to_proto(status: rebuild.ReplayStatus) -> ledger_admin_pb2.ReplayStatus:
+    message = ledger_admin_pb2.ReplayStatus(
+        replay_id=str(status.replay_id),
+        source={v: k for k, v in _REPLAY_SOURCES.items()}[status.source],
+        learner_ids=status.learner_ids,
+        state=_REPLAY_STATES[status.state],
+        entries_applied=status.entries_applied,
+        entries_total=status.entries_total,
+        learners_done=status.learners_done,
+        through_position=status.through_position,
+        error_message=status.error_message,
+    )
+    if status.started_at is not None:
+        message.started_at.CopyFrom(to_timestamp(status.started_at))
+    if status.finished_at is not None:
+        message.finished_at.CopyFrom(to_timestamp(status.finished_at))
+    return message
+
+
+@dataclass(frozen=True, slots=True)
+class ReplayRunner:
+    """Runs replays for StartReplay: as the read model's owner (``database_url``'s login user,
+    no ``SET ROLE``), one at a time, each on a connection of its own."""
+
+    database_url: str
+    bootstrap_servers: str
+    entries_topic: str
+    tasks: dict[uuid.UUID, asyncio.Task[rebuild.ReplayStatus]] = field(default_factory=dict)
+
+    async def start(self, source: str, learner_ids: list[str]) -> rebuild.ReplayStatus:
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            status = await rebuild.start_or_resume(
+                connection, source=source, learner_ids=learner_ids
+            )
+        finally:
+            await connection.close()
+        task = self.tasks.get(status.replay_id)
+        if task is None or task.done():
+            self.tasks[status.replay_id] = asyncio.create_task(
+                self._run(status), name=f"replay-{status.replay_id}"
+            )
+        return status
+
+    async def _run(self, status: rebuild.ReplayStatus) -> rebuild.ReplayStatus:
+        connection = await asyncpg.connect(self.database_url)
+        try:
+            return await rebuild.run_replay(
+                connection,
+                status,
+                bootstrap_servers=self.bootstrap_servers,
+                entries_topic=self.entries_topic,
+            )
+        except Exception as exc:
+            log.error("replay_failed", replay_id=str(status.replay_id), error=str(exc))
+            raise
+        finally:
+            await connection.close()
+
+    async def stop(self) -> None:
+        for task in self.tasks.values():
+            task.cancel()
+        await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
 
 def _catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:

@@ -11,7 +11,7 @@ from aiokafka import AIOKafkaProducer
 
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
-from learnerledger.ledger.admin_api import LedgerAdmin
+from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
@@ -34,7 +34,10 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
     )
     producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
     await producer.start()
-    admin_server = await _start_admin_api(settings, admin_pool, producer)
+    replays = ReplayRunner(  # StartReplay: rebuilds run here, as the schema owner (issue 6)
+        settings.database_url, settings.kafka_bootstrap_servers, settings.topic_ledger_entries
+    )
+    admin_server = await _start_admin_api(settings, admin_pool, producer, replays)
     tasks = [
         asyncio.create_task(
             consume_completions(
@@ -78,6 +81,7 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
         await admin_server.stop(grace_s=5)
+        await replays.stop()  # an interrupted replay resumes on the next StartReplay
         await producer.stop()
         await pool.close()
         await admin_pool.close()
@@ -100,7 +104,10 @@ async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: async
 
 
 async def _start_admin_api(
-    settings: LedgerSettings, pool: asyncpg.Pool, producer: AIOKafkaProducer
+    settings: LedgerSettings,
+    pool: asyncpg.Pool,
+    producer: AIOKafkaProducer,
+    replays: ReplayRunner | None = None,
 ) -> RunningServer:
     trusted = (
         public_key_of(load_signing_key(settings.checkpoint_signing_key_file))
@@ -113,6 +120,7 @@ async def _start_admin_api(
         completions_topic=settings.topic_completions,
         authenticator=BearerAuthenticator(pool_lookup(pool)),
         trusted_public_key=trusted,
+        replay=replays,
     )
     server = await start_server(
         register=lambda s: ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, s),

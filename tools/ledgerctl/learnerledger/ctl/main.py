@@ -369,6 +369,43 @@ async def cmd_replay_rejected(args: argparse.Namespace) -> int:
     return await _with_connection(run)
 
 
+async def cmd_replay_projections(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.replay import replay_projections
+
+    settings = _settings()
+    final = await replay_projections(
+        settings.database_url,
+        source=args.source,
+        learner_ids=args.learner or (),
+        bootstrap_servers=settings.kafka_bootstrap_servers,
+        entries_topic=settings.topic_ledger_entries,
+        batch=args.batch,
+    )
+    return 0 if final.state == "succeeded" else 1
+
+
+async def cmd_lag(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.lag import collect, format_report
+    from learnerledger.ledger.settings import LedgerSettings
+    from learnerledger.query.settings import ProjectorSettings
+
+    settings = _settings()
+
+    async def show(connection: Any) -> int:
+        report = await collect(
+            connection,
+            bootstrap=settings.kafka_bootstrap_servers,
+            ledger_group=args.ledger_group or LedgerSettings().consumer_group,
+            completions_topic=settings.topic_completions,
+            projector_group=args.projector_group or ProjectorSettings().consumer_group,
+            entries_topic=settings.topic_ledger_entries,
+        )
+        print(format_report(report))
+        return 0
+
+    return await _with_connection(show)
+
+
 def _redact(dsn: str) -> str:
     from learnerledger.postgres.errors import redact
 
@@ -464,6 +501,22 @@ def build_parser() -> argparse.ArgumentParser:
     rejected.add_argument(
         "--dry-run", action="store_true", help="show what would be re-driven and decided now"
     )
+
+    projections = command(
+        replay,
+        "projections",
+        cmd_replay_projections,
+        "rebuild the read model beside the live one, then switch to it (resumable)",
+    )
+    projections.add_argument("--source", choices=("log", "kafka"), default="log")
+    projections.add_argument(
+        "--learner", action="append", help="only this learner (repeat); default: everyone"
+    )
+    projections.add_argument("--batch", type=int, default=2000, help="entries per transaction")
+
+    lag = command(commands, "lag", cmd_lag, "consumer lag per group and partition; read model lag")
+    lag.add_argument("--ledger-group", help="default: LEDGER_CONSUMER_GROUP or ledger")
+    lag.add_argument("--projector-group", help="default: PROJECTOR_CONSUMER_GROUP or projector")
     return parser
 
 

@@ -1,0 +1,326 @@
+"""Every RPC of the three services, called as every kind of caller, on the real stack.
+
+For each method of IssuerGatewayService, LedgerAdminService and TranscriptQueryService (taken
+from the service descriptors, so a new method is covered without editing this file):
+
+- no token, a malformed header and an unknown token: UNAUTHENTICATED;
+- a token of the wrong kind (issuer / university / admin): PERMISSION_DENIED;
+- the right kind with the wrong scope: issuer A on issuer B's course and completions, a
+  university without consent, and a consent revoked while a WatchTranscript is open (the stream
+  ends with PERMISSION_DENIED).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from google.protobuf import descriptor as pd
+from google.protobuf import message_factory
+
+from learnerledger.postgres import catalog
+from learnerledger.postgres.catalog import PrincipalKind
+from learnerledger.v1 import (
+    issuer_gateway_pb2,
+    issuer_gateway_pb2_grpc,
+    ledger_admin_pb2,
+    ledger_admin_pb2_grpc,
+    transcript_query_pb2,
+    transcript_query_pb2_grpc,
+)
+from tests.integration.ledger_fixtures import (
+    completion,
+    consent,
+    eventually,
+    produce,
+    running_ledger,
+    seed_catalog,
+)
+from tests.integration.test_admin_api import free_port
+from tests.integration.test_gateway import completion as wire_completion
+from tests.integration.test_gateway import running_gateway
+from tests.integration.test_projector import projected, running_projector
+from tests.integration.test_query_api import running_query
+
+pytestmark = pytest.mark.integration
+
+DIANA, EVE = "611111111111", "622222222222"  # DIANA consents to du; EVE to nobody
+GATEWAY = issuer_gateway_pb2.DESCRIPTOR.services_by_name["IssuerGatewayService"]
+ADMIN = ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"]
+QUERY = transcript_query_pb2.DESCRIPTOR.services_by_name["TranscriptQueryService"]
+OK = grpc.StatusCode.OK
+
+
+@dataclass
+class Stack:
+    gateway: grpc.aio.Channel
+    admin: grpc.aio.Channel
+    query: grpc.aio.Channel
+    tokens: dict[str, str]
+
+
+def bearer(token: str) -> tuple[tuple[str, str], ...]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@pytest.fixture
+async def stack(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> AsyncIterator[Stack]:
+    await seed_catalog(database_url)
+    connection = await asyncpg.connect(database_url)
+    try:
+        tokens = {
+            "swayam": (await catalog.issue_token(connection, PrincipalKind.ISSUER, "swayam"))[1],
+            "nptel": (await catalog.issue_token(connection, PrincipalKind.ISSUER, "nptel"))[1],
+            "du": (await catalog.issue_token(connection, PrincipalKind.UNIVERSITY, "du"))[1],
+            "admin": (await catalog.issue_token(connection, PrincipalKind.ADMIN, "ops"))[1],
+        }
+    finally:
+        await connection.close()
+    await produce(
+        kafka_bootstrap,
+        topics.completions,
+        [consent(DIANA), completion(DIANA, "az-1"), completion(EVE, "az-2")],
+    )
+    admin_port = free_port()
+    async with (
+        running_ledger(kafka_bootstrap, database_url, topics, grpc_port=admin_port),
+        running_projector(
+            kafka_bootstrap, database_url, topics.ledger_entries, f"p-{topics.ledger_entries}"
+        ),
+        running_query(database_url) as query_stub,
+        running_gateway(kafka_bootstrap, database_url, topics) as (_, gateway_channel),
+        grpc.aio.insecure_channel(f"127.0.0.1:{admin_port}") as admin_channel,
+    ):
+        await eventually(
+            lambda: _projected(database_url, {DIANA: 2, EVE: 1}), what="the seed to be projected"
+        )
+        yield Stack(gateway_channel, admin_channel, query_stub._channel, tokens)  # type: ignore[attr-defined]
+
+
+async def _projected(database_url: str, expected: dict[str, int]) -> bool:
+    return await projected(database_url, list(expected)) == expected
+
+
+def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
+    cls = message_factory.GetMessageClass(method.input_type)
+    request = cls()
+    for name, value in fields.items():
+        if name in cls.DESCRIPTOR.fields_by_name:
+            setattr(request, name, value)
+    return request
+
+
+async def call(
+    channel: grpc.aio.Channel,
+    service: pd.ServiceDescriptor,
+    method: pd.MethodDescriptor,
+    metadata: tuple[tuple[str, str], ...],
+    **fields: Any,
+) -> grpc.StatusCode:
+    """Call any method generically; the status code it ends with (OK when it succeeded)."""
+    path = f"/{service.full_name}/{method.name}"
+    response_class = message_factory.GetMessageClass(method.output_type)
+    kwargs: dict[str, Any] = {
+        "request_serializer": lambda m: m.SerializeToString(),
+        "response_deserializer": response_class.FromString,
+    }
+    request = _request(method, **fields)
+    try:
+        if method.client_streaming:
+            multi = channel.stream_stream(path, **kwargs)
+
+            async def one() -> AsyncIterator[Any]:
+                yield request
+
+            stream = multi(one(), metadata=metadata, timeout=10)
+            async for _ in stream:
+                break
+            stream.cancel()
+        elif method.server_streaming:
+            stream = channel.unary_stream(path, **kwargs)(request, metadata=metadata, timeout=10)
+            async for _ in stream:
+                break
+            stream.cancel()
+        else:
+            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=10)
+    except grpc.aio.AioRpcError as exc:
+        return exc.code()
+    return OK
+
+
+BAD_CREDENTIALS = [
+    (),
+    (("authorization", "Bearer"),),
+    (("authorization", "Basic c3dheWFtOnB3"),),
+    bearer("lli_000000000000_not-a-real-token"),
+]
+
+
+async def test_no_or_unknown_token_is_unauthenticated_on_every_method(stack: Stack) -> None:
+    calls = 0
+    for channel, service in (
+        (stack.gateway, GATEWAY),
+        (stack.admin, ADMIN),
+        (stack.query, QUERY),
+    ):
+        for method in service.methods:
+            for metadata in BAD_CREDENTIALS:
+                code = await call(channel, service, method, metadata, learner_id=DIANA)
+                assert code is grpc.StatusCode.UNAUTHENTICATED, (method.full_name, metadata, code)
+                calls += 1
+    print(f"{calls} unauthenticated calls refused")
+    assert calls == 4 * (len(GATEWAY.methods) + len(ADMIN.methods) + len(QUERY.methods))
+
+
+async def test_a_token_of_the_wrong_kind_is_permission_denied_on_every_method(
+    stack: Stack,
+) -> None:
+    wrong = {
+        GATEWAY.full_name: ("du", "admin"),
+        ADMIN.full_name: ("swayam", "du"),
+        QUERY.full_name: ("swayam",),  # admins may read transcripts (ops), issuers may not
+    }
+    calls = 0
+    for channel, service in (
+        (stack.gateway, GATEWAY),
+        (stack.admin, ADMIN),
+        (stack.query, QUERY),
+    ):
+        for method in service.methods:
+            for who in wrong[service.full_name]:
+                code = await call(
+                    channel, service, method, bearer(stack.tokens[who]), learner_id=DIANA
+                )
+                assert code is grpc.StatusCode.PERMISSION_DENIED, (method.full_name, who, code)
+                calls += 1
+    print(f"{calls} wrong-kind calls refused")
+    assert calls == 2 * len(GATEWAY.methods) + 2 * len(ADMIN.methods) + len(QUERY.methods)
+
+
+async def test_the_right_kind_of_token_is_let_through(stack: Stack) -> None:
+    """Control: the same calls with the right token are not refused for want of rights."""
+    refused = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
+    for channel, service, who in (
+        (stack.gateway, GATEWAY, "swayam"),
+        (stack.admin, ADMIN, "admin"),
+        (stack.query, QUERY, "du"),
+        (stack.query, QUERY, "admin"),
+    ):
+        for method in service.methods:
+            code = await call(
+                channel,
+                service,
+                method,
+                bearer(stack.tokens[who]),
+                learner_id=DIANA,
+                sequence=1,
+                completion_id="az-1",
+            )
+            assert code not in refused, (method.full_name, who, code)
+
+
+async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completions(
+    stack: Stack, database_url: str
+) -> None:
+    gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(stack.gateway)
+    pb = issuer_gateway_pb2
+    nptel, swayam = bearer(stack.tokens["nptel"]), bearer(stack.tokens["swayam"])
+    # nptel submits on swayam's course ml-101: unary PERMISSION_DENIED, stream item REJECTED
+    foreign = wire_completion("nptel-on-swayam", learner_id=EVE, course_id="ml-101")
+    with pytest.raises(grpc.aio.AioRpcError) as denied:
+        await gateway.SubmitCompletion(pb.SubmitCompletionRequest(completion=foreign), metadata=nptel)
+    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+
+    async def items() -> AsyncIterator[Any]:
+        yield pb.StreamCompletionsRequest(completion=foreign)
+
+    [answer] = [r async for r in gateway.StreamCompletions(items(), metadata=nptel)]
+    assert answer.status == pb.ACCEPTANCE_STATUS_REJECTED
+    assert answer.reason == "PERMISSION_DENIED"
+
+    # swayam's completion az-1 is invisible to nptel, and nptel cannot revoke it
+    status = await gateway.GetCompletionStatus(
+        pb.GetCompletionStatusRequest(completion_id="az-1"), metadata=swayam
+    )
+    assert status.state == pb.COMPLETION_STATE_CREDITED
+    with pytest.raises(grpc.aio.AioRpcError) as hidden:
+        await gateway.GetCompletionStatus(
+            pb.GetCompletionStatusRequest(completion_id="az-1"), metadata=nptel
+        )
+    assert hidden.value.code() is grpc.StatusCode.NOT_FOUND
+    with pytest.raises(grpc.aio.AioRpcError) as not_theirs:
+        await gateway.RevokeCompletion(
+            pb.RevokeCompletionRequest(completion_id="az-1", reason="hostile"), metadata=nptel
+        )
+    assert not_theirs.value.code() is grpc.StatusCode.NOT_FOUND
+    # Naming the learner gets a revocation through the gateway, but it is nptel's revocation
+    # of nptel's completion az-1, which does not exist: swayam's credit stands.
+    await gateway.RevokeCompletion(
+        pb.RevokeCompletionRequest(completion_id="az-1", reason="hostile", learner_id=DIANA),
+        metadata=nptel,
+    )
+
+    async def decided() -> bool:
+        connection = await asyncpg.connect(database_url)
+        try:
+            return bool(
+                await connection.fetchval(
+                    "SELECT count(*) FROM rejections WHERE issuer_id = 'nptel' "
+                    "AND completion_id = 'az-1'"
+                )
+            )
+        finally:
+            await connection.close()
+
+    await eventually(decided, what="the ledger to reject nptel's revocation")
+    after = await gateway.GetCompletionStatus(
+        pb.GetCompletionStatusRequest(completion_id="az-1"), metadata=swayam
+    )
+    assert after.state == pb.COMPLETION_STATE_CREDITED
+
+
+async def test_a_university_reads_only_with_consent(stack: Stack) -> None:
+    du = bearer(stack.tokens["du"])
+    for method in QUERY.methods:
+        with_consent = await call(stack.query, QUERY, method, du, learner_id=DIANA, sequence=1)
+        without = await call(stack.query, QUERY, method, du, learner_id=EVE, sequence=1)
+        assert with_consent is OK, method.name
+        assert without is grpc.StatusCode.PERMISSION_DENIED, method.name
+
+
+async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
+    stack: Stack, database_url: str
+) -> None:
+    query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(stack.query)
+    admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(stack.admin)
+    watch = query.WatchTranscript(
+        transcript_query_pb2.WatchTranscriptRequest(learner_id=DIANA),
+        metadata=bearer(stack.tokens["du"]),
+        timeout=60,
+    )
+    first = await watch.read()
+    assert first.transcript.learner_id == DIANA
+    await admin.RevokeConsent(
+        ledger_admin_pb2.RevokeConsentRequest(learner_id=DIANA, university_id="du"),
+        metadata=bearer(stack.tokens["admin"]),
+    )
+    with pytest.raises(grpc.aio.AioRpcError) as ended:
+        async with asyncio.timeout(45):
+            while True:
+                message = await watch.read()
+                assert message is not grpc.aio.EOF, "the watch ended without an error"
+    assert ended.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    # and a new call is refused too
+    with contextlib.suppress(Exception):
+        watch.cancel()
+    code = await call(stack.query, QUERY, QUERY.methods_by_name["GetTranscript"],
+                      bearer(stack.tokens["du"]), learner_id=DIANA)  # fmt: skip
+    assert code is grpc.StatusCode.PERMISSION_DENIED
