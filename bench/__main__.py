@@ -24,6 +24,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "peer_eventsourcing": ["--entries", "2000", "--learners", "200"],
         "stream_consumers": ["--records", "5000"],
         "end_to_end": ["--completions", "2000", "--rate", "50", "--seconds", "2"],
+        "replay": ["--entries", "2000", "--learners", "200"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -32,6 +33,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "peer_eventsourcing": ["--entries", "1000000", "--learners", "100000"],
         "stream_consumers": ["--records", "100000"],
         "end_to_end": ["--completions", "20000", "--rate", "200", "--seconds", "30"],
+        "replay": ["--entries", "1000000", "--learners", "100000"],
     },
 }
 

@@ -26,6 +26,8 @@ from google.protobuf import message_factory
 
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
+from learnerledger.query.service import run_query
+from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import (
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
@@ -46,7 +48,6 @@ from tests.integration.test_admin_api import free_port
 from tests.integration.test_gateway import completion as wire_completion
 from tests.integration.test_gateway import running_gateway
 from tests.integration.test_projector import projected, running_projector
-from tests.integration.test_query_api import running_query
 
 pytestmark = pytest.mark.integration
 
@@ -70,7 +71,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 @pytest.fixture
-async def stack(
+async def services(
     kafka_bootstrap: str, database_url: str, topics: Any
 ) -> AsyncIterator[Stack]:
     await seed_catalog(database_url)
@@ -95,14 +96,31 @@ async def stack(
         running_projector(
             kafka_bootstrap, database_url, topics.ledger_entries, f"p-{topics.ledger_entries}"
         ),
-        running_query(database_url) as query_stub,
+        running_query_channel(database_url) as query_channel,
         running_gateway(kafka_bootstrap, database_url, topics) as (_, gateway_channel),
         grpc.aio.insecure_channel(f"127.0.0.1:{admin_port}") as admin_channel,
     ):
         await eventually(
             lambda: _projected(database_url, {DIANA: 2, EVE: 1}), what="the seed to be projected"
         )
-        yield Stack(gateway_channel, admin_channel, query_stub._channel, tokens)  # type: ignore[attr-defined]
+        yield Stack(gateway_channel, admin_channel, query_channel, tokens)
+
+
+@contextlib.asynccontextmanager
+async def running_query_channel(database_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    settings = QuerySettings(
+        database_url=database_url, grpc_port=0, metrics_port=0, watch_poll_ms=50
+    )
+    stop = asyncio.Event()
+    bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+    task = asyncio.create_task(run_query(settings, stop, bound))
+    port = await asyncio.wait_for(bound, 15)
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            yield channel
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, timeout=15)
 
 
 async def _projected(database_url: str, expected: dict[str, int]) -> bool:
@@ -164,12 +182,12 @@ BAD_CREDENTIALS = [
 ]
 
 
-async def test_no_or_unknown_token_is_unauthenticated_on_every_method(stack: Stack) -> None:
+async def test_no_or_unknown_token_is_unauthenticated_on_every_method(services: Stack) -> None:
     calls = 0
     for channel, service in (
-        (stack.gateway, GATEWAY),
-        (stack.admin, ADMIN),
-        (stack.query, QUERY),
+        (services.gateway, GATEWAY),
+        (services.admin, ADMIN),
+        (services.query, QUERY),
     ):
         for method in service.methods:
             for metadata in BAD_CREDENTIALS:
@@ -181,7 +199,7 @@ async def test_no_or_unknown_token_is_unauthenticated_on_every_method(stack: Sta
 
 
 async def test_a_token_of_the_wrong_kind_is_permission_denied_on_every_method(
-    stack: Stack,
+    services: Stack,
 ) -> None:
     wrong = {
         GATEWAY.full_name: ("du", "admin"),
@@ -190,14 +208,14 @@ async def test_a_token_of_the_wrong_kind_is_permission_denied_on_every_method(
     }
     calls = 0
     for channel, service in (
-        (stack.gateway, GATEWAY),
-        (stack.admin, ADMIN),
-        (stack.query, QUERY),
+        (services.gateway, GATEWAY),
+        (services.admin, ADMIN),
+        (services.query, QUERY),
     ):
         for method in service.methods:
             for who in wrong[service.full_name]:
                 code = await call(
-                    channel, service, method, bearer(stack.tokens[who]), learner_id=DIANA
+                    channel, service, method, bearer(services.tokens[who]), learner_id=DIANA
                 )
                 assert code is grpc.StatusCode.PERMISSION_DENIED, (method.full_name, who, code)
                 calls += 1
@@ -205,21 +223,21 @@ async def test_a_token_of_the_wrong_kind_is_permission_denied_on_every_method(
     assert calls == 2 * len(GATEWAY.methods) + 2 * len(ADMIN.methods) + len(QUERY.methods)
 
 
-async def test_the_right_kind_of_token_is_let_through(stack: Stack) -> None:
+async def test_the_right_kind_of_token_is_let_through(services: Stack) -> None:
     """Control: the same calls with the right token are not refused for want of rights."""
     refused = {grpc.StatusCode.UNAUTHENTICATED, grpc.StatusCode.PERMISSION_DENIED}
     for channel, service, who in (
-        (stack.gateway, GATEWAY, "swayam"),
-        (stack.admin, ADMIN, "admin"),
-        (stack.query, QUERY, "du"),
-        (stack.query, QUERY, "admin"),
+        (services.gateway, GATEWAY, "swayam"),
+        (services.admin, ADMIN, "admin"),
+        (services.query, QUERY, "du"),
+        (services.query, QUERY, "admin"),
     ):
         for method in service.methods:
             code = await call(
                 channel,
                 service,
                 method,
-                bearer(stack.tokens[who]),
+                bearer(services.tokens[who]),
                 learner_id=DIANA,
                 sequence=1,
                 completion_id="az-1",
@@ -228,11 +246,11 @@ async def test_the_right_kind_of_token_is_let_through(stack: Stack) -> None:
 
 
 async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completions(
-    stack: Stack, database_url: str
+    services: Stack, database_url: str
 ) -> None:
-    gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(stack.gateway)
+    gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(services.gateway)
     pb = issuer_gateway_pb2
-    nptel, swayam = bearer(stack.tokens["nptel"]), bearer(stack.tokens["swayam"])
+    nptel, swayam = bearer(services.tokens["nptel"]), bearer(services.tokens["swayam"])
     # nptel submits on swayam's course ml-101: unary PERMISSION_DENIED, stream item REJECTED
     foreign = wire_completion("nptel-on-swayam", learner_id=EVE, course_id="ml-101")
     with pytest.raises(grpc.aio.AioRpcError) as denied:
@@ -287,30 +305,30 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
     assert after.state == pb.COMPLETION_STATE_CREDITED
 
 
-async def test_a_university_reads_only_with_consent(stack: Stack) -> None:
-    du = bearer(stack.tokens["du"])
+async def test_a_university_reads_only_with_consent(services: Stack) -> None:
+    du = bearer(services.tokens["du"])
     for method in QUERY.methods:
-        with_consent = await call(stack.query, QUERY, method, du, learner_id=DIANA, sequence=1)
-        without = await call(stack.query, QUERY, method, du, learner_id=EVE, sequence=1)
+        with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=1)
+        without = await call(services.query, QUERY, method, du, learner_id=EVE, sequence=1)
         assert with_consent is OK, method.name
         assert without is grpc.StatusCode.PERMISSION_DENIED, method.name
 
 
 async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
-    stack: Stack, database_url: str
+    services: Stack, database_url: str
 ) -> None:
-    query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(stack.query)
-    admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(stack.admin)
+    query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(services.query)
+    admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(services.admin)
     watch = query.WatchTranscript(
         transcript_query_pb2.WatchTranscriptRequest(learner_id=DIANA),
-        metadata=bearer(stack.tokens["du"]),
+        metadata=bearer(services.tokens["du"]),
         timeout=60,
     )
     first = await watch.read()
     assert first.transcript.learner_id == DIANA
     await admin.RevokeConsent(
         ledger_admin_pb2.RevokeConsentRequest(learner_id=DIANA, university_id="du"),
-        metadata=bearer(stack.tokens["admin"]),
+        metadata=bearer(services.tokens["admin"]),
     )
     with pytest.raises(grpc.aio.AioRpcError) as ended:
         async with asyncio.timeout(45):
@@ -321,6 +339,6 @@ async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
     # and a new call is refused too
     with contextlib.suppress(Exception):
         watch.cancel()
-    code = await call(stack.query, QUERY, QUERY.methods_by_name["GetTranscript"],
-                      bearer(stack.tokens["du"]), learner_id=DIANA)  # fmt: skip
+    code = await call(services.query, QUERY, QUERY.methods_by_name["GetTranscript"],
+                      bearer(services.tokens["du"]), learner_id=DIANA)  # fmt: skip
     assert code is grpc.StatusCode.PERMISSION_DENIED
