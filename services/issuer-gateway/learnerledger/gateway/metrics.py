@@ -5,18 +5,18 @@ from __future__ import annotations
 from prometheus_client import Counter, Gauge, Histogram
 
 ACCEPTED = Counter(
-    "ll_gateway_accepted_total",
+    "gateway_accepted_total",
     "Completions and revocations acknowledged (durable in Kafka)",
     ["kind"],
 )
 REJECTED = Counter(
-    "ll_gateway_rejected_total", "Requests or stream items refused, by reason", ["reason"]
+    "gateway_rejected_total", "Requests or stream items refused, by reason", ["reason"]
 )
 LATENCY = Histogram(
-    "ll_gateway_request_seconds",
+    "gateway_request_seconds",
     "Time from receiving a request (or stream item) to answering it",
     ["method"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10),
 )
-IN_FLIGHT = Gauge("ll_gateway_in_flight", "Completions being written to Kafka right now")
-STREAMS = Gauge("ll_gateway_open_streams", "Open StreamCompletions calls")
+IN_FLIGHT = Gauge("gateway_in_flight", "Completions being written to Kafka right now")
+STREAMS = Gauge("gateway_open_streams", "Open StreamCompletions calls")
