@@ -10,6 +10,7 @@ import sys
 import structlog
 from prometheus_client import start_http_server
 
+_CHATTY_LIBRARIES = ("aiokafka", "kafka")
 _SECRET_KEYS = frozenset({"token", "authorization", "password", "api_token", "secret"})
 
 
@@ -34,6 +35,13 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         else structlog.processors.JSONRenderer()
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    # Kafka clients log whole records (keys are learner ids, values their completions) at
+    # DEBUG: keep them at INFO or above even when the service itself runs at DEBUG, so that
+    # no learner personal data reaches the logs (SECURITY.md, "Logs").
+    for library in _CHATTY_LIBRARIES:
+        logging.getLogger(library).setLevel(
+            max(logging.getLevelNamesMapping().get(level.upper(), logging.INFO), logging.INFO)
+        )
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,

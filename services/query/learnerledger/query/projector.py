@@ -79,7 +79,8 @@ async def apply_entries(connection: Connection, entries: Sequence[Entry]) -> Bat
                 )
                 if len(missing) != entry.sequence - 1 - state.last_sequence:
                     raise GapNotFilled(
-                        f"learner {learner_id}: entries {state.last_sequence + 1}.."
+                        # no learner id: the message is logged (SECURITY.md, "Logs")
+                        f"entries {state.last_sequence + 1}.."
                         f"{entry.sequence - 1} are not in the credit log yet"
                     )
                 for earlier in missing:
