@@ -16,8 +16,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 import os
 import random
+import shutil
 import statistics
 import subprocess
 import sys
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import asyncpg
 import grpc
+import grpc_tools
 
 from bench.harness import free_port, fresh_database, save_report, wait_ready
 from learnerledger.ctl.stack import StackConfig, stack_up
@@ -53,6 +56,7 @@ from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
 CONSTANT_SERVER = """
 import asyncio, sys
 import grpc
+from grpc_reflection.v1alpha import reflection
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
 
 payload = open(sys.argv[2], "rb").read()
@@ -65,6 +69,8 @@ class Constant(transcript_query_pb2_grpc.TranscriptQueryServiceServicer):
 async def main():
     server = grpc.aio.server()
     transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(Constant(), server)
+    name = transcript_query_pb2.DESCRIPTOR.services_by_name["TranscriptQueryService"].full_name
+    reflection.enable_server_reflection((name, reflection.SERVICE_NAME), server)
     server.add_insecure_port(f"127.0.0.1:{sys.argv[1]}")
     await server.start()
     await server.wait_for_termination()
@@ -124,6 +130,49 @@ async def prepare(dsn: str, learners: list[str], credits: int) -> str:
             await apply_entries(connection, entries[start : start + 5000])
     await connection.close()
     return token
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def ghz_path() -> str | None:
+    """ghz (github.com/bojand/ghz, `bash scripts/bench_tools.sh` installs it) if present."""
+    local = ROOT / ".state" / "bin" / "ghz"
+    return str(local) if local.exists() else shutil.which("ghz")
+
+
+def drive_with_ghz(
+    ghz: str, address: str, token: str, learners: list[str], concurrency: int, seconds: float
+) -> dict[str, float]:
+    """The same load from ghz (Go, its own process), learner ids drawn at random per call."""
+    first, last = int(learners[0]), int(learners[-1])
+    done = subprocess.run(
+        [ghz, "--insecure", "--call", "learnerledger.v1.TranscriptQueryService/GetTranscript",
+         "--proto", str(ROOT / "proto/learnerledger/v1/transcript_query.proto"),
+         "--import-paths", f"{ROOT / 'proto'},{Path(grpc_tools.__file__).parent / '_proto'}",
+         "-d", f'{{"learner_id": "{{{{randomInt {first} {last}}}}}"}}',
+         "-m", json.dumps({"authorization": f"Bearer {token}"}),
+         "-c", str(concurrency), "-z", f"{seconds:g}s",
+         "--connections", str(max(1, concurrency // 8)), "--format", "json", address],
+        capture_output=True, text=True, check=False, timeout=seconds + 120,
+    )  # fmt: skip
+    if done.returncode != 0:
+        raise RuntimeError(f"ghz failed: {done.stderr or done.stdout}")
+    report = json.loads(done.stdout)
+    latencies = {d["percentage"]: d["latency"] for d in report["latencyDistribution"]}
+    # Calls still in flight when the duration ends are reported as Canceled: not errors.
+    errors = sum(
+        n
+        for code, n in report.get("statusCodeDistribution", {}).items()
+        if code not in ("OK", "Canceled")
+    )
+    return {
+        "concurrency": concurrency,
+        "requests_per_s": round(report["rps"]),
+        "p50_ms": round(latencies[50] / 1e6, 2),
+        "p99_ms": round(latencies[99] / 1e6, 2),
+        "errors": errors,
+    }
 
 
 async def drive(
@@ -198,11 +247,19 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             )
             await wait_ready(f"127.0.0.1:{bare_port}")
             rows = []
+            ghz = ghz_path()
             for concurrency in (16, 64):
-                ours = await drive(f"127.0.0.1:{port}", token, learners, concurrency, args.seconds)
-                limit = await drive(
-                    f"127.0.0.1:{bare_port}", token, learners, concurrency, args.seconds
-                )
+                for target in (port, bare_port):
+                    address = f"127.0.0.1:{target}"
+                    figures = (
+                        drive_with_ghz(ghz, address, token, learners, concurrency, args.seconds)
+                        if ghz
+                        else await drive(address, token, learners, concurrency, args.seconds)
+                    )
+                    if target == port:
+                        ours = figures
+                    else:
+                        limit = figures
                 rows.append(
                     {
                         "concurrency": concurrency,
@@ -223,6 +280,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         "response_bytes": response_bytes,
         "seconds_per_run": args.seconds,
         "runs": rows,
+        "load_generator": "ghz" if ghz_path() else "grpc.aio (python, this process)",
         "cores": "service, load generator and PostgreSQL share the machine's cores",
     }
 

@@ -20,8 +20,8 @@ Properties:
 from __future__ import annotations
 
 import math
-import random
 import os
+import random
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -115,7 +115,7 @@ NASTY = st.sampled_from(
         "${jndi:ldap://x}",
         "../../etc/passwd",
         "%s%s%n",
-        "１２３４５６７８９０１２",  # full-width digits: not ASCII
+        "１２３４５６７８９０１２",  # noqa: RUF001 - full-width digits: not ASCII
         "١٢٣٤٥٦٧٨٩٠١٢",  # Arabic-Indic digits
         "123456789012",
         "12345678901",
@@ -214,7 +214,7 @@ def near_valid(draw: st.DrawFn) -> tuple[common_pb2.Completion, str | None]:
                     st.from_regex(r"\A[0-9]{13,20}\Z"),
                     st.just("12345678901a"),
                     st.just(" 123456789012"),
-                    st.just("１２３４５６７８９０１２"),
+                    st.just("１２３４５６７８９０１２"),  # noqa: RUF001
                 )
             )
         case "course_id":
@@ -261,7 +261,8 @@ def _check_violations(violations: list[Violation]) -> None:
     for v in violations:
         assert isinstance(v, Violation)
         assert v.field in COMPLETION_FIELDS, v
-        assert v.description and isinstance(v.description, str)
+        assert v.description
+        assert isinstance(v.description, str)
 
 
 def _same_request(sent: LedgerRequest, received: LedgerRequest) -> None:
@@ -320,7 +321,8 @@ def test_a_single_defect_is_reported_on_its_field_and_valid_ones_round_trip() ->
     total = seen["valid"] + seen["invalid"]
     print(f"validate_completion(near valid): {total} cases ({seen['invalid']} with a defect)")
     assert total >= _count("completion_near_valid")
-    assert seen["valid"] > 0 and seen["invalid"] > 0
+    assert seen["valid"] > 0
+    assert seen["invalid"] > 0
 
 
 def test_any_revocation_is_validated_without_crashing() -> None:
@@ -353,7 +355,8 @@ def _decode_or_undecodable(value: bytes) -> str:
     try:
         request = decode_completion_event(value)
     except UndecodableEvent as exc:
-        assert exc.reason and isinstance(exc.reason, str)
+        assert exc.reason  # noqa: PT017
+        assert isinstance(exc.reason, str)  # noqa: PT017
         return f"undecodable:{exc.reason}"
     assert request.envelope is not None
     assert isinstance(request.envelope.event_id, uuid.UUID)
@@ -420,7 +423,8 @@ def test_mutated_valid_events_decode_or_raise_undecodable() -> None:
     total = sum(outcomes.values())
     print(f"decode(mutated valid events): {total} cases {sorted(outcomes.items())}")
     assert total >= _count("decode_mutated")
-    assert outcomes.get("decoded", 0) > 0 and len(outcomes) > 2
+    assert outcomes.get("decoded", 0) > 0
+    assert len(outcomes) > 2
 
 
 @st.composite
@@ -573,7 +577,8 @@ def test_bulk_random_completions_validate_and_valid_ones_round_trip() -> None:
     total = seen["valid"] + seen["invalid"]
     print(f"validate_completion(bulk): {total} cases ({seen['valid']} valid)")
     assert total >= _count("bulk_validation") * BULK_PER_EXAMPLE
-    assert seen["valid"] > 0 and seen["invalid"] > 0
+    assert seen["valid"] > 0
+    assert seen["invalid"] > 0
 
 
 def test_bulk_random_and_mutated_bytes_decode_or_raise_undecodable() -> None:

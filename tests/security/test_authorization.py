@@ -71,9 +71,7 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 @pytest.fixture
-async def services(
-    kafka_bootstrap: str, database_url: str, topics: Any
-) -> AsyncIterator[Stack]:
+async def services(kafka_bootstrap: str, database_url: str, topics: Any) -> AsyncIterator[Stack]:
     await seed_catalog(database_url)
     connection = await asyncpg.connect(database_url)
     try:
@@ -125,8 +123,10 @@ async def _projected(database_url: str) -> bool:
     """Both learners' chains are in the read model up to the log's head (seeded once per
     module database; later tests append another consent grant, hence no fixed counts)."""
     heads = await log_heads(database_url, [DIANA, EVE])
-    return heads.get(DIANA, 0) >= 2 and heads.get(EVE, 0) >= 1 and (
-        await projected(database_url, [DIANA, EVE]) == heads
+    return (
+        heads.get(DIANA, 0) >= 2
+        and heads.get(EVE, 0) >= 1
+        and (await projected(database_url, [DIANA, EVE]) == heads)
     )
 
 
@@ -257,7 +257,9 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
     # nptel submits on swayam's course ml-101: unary PERMISSION_DENIED, stream item REJECTED
     foreign = wire_completion("nptel-on-swayam", learner_id=EVE, course_id="ml-101")
     with pytest.raises(grpc.aio.AioRpcError) as denied:
-        await gateway.SubmitCompletion(pb.SubmitCompletionRequest(completion=foreign), metadata=nptel)
+        await gateway.SubmitCompletion(
+            pb.SubmitCompletionRequest(completion=foreign), metadata=nptel
+        )
     assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
 
     async def items() -> AsyncIterator[Any]:
@@ -333,7 +335,7 @@ async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
         ledger_admin_pb2.RevokeConsentRequest(learner_id=DIANA, university_id="du"),
         metadata=bearer(services.tokens["admin"]),
     )
-    with pytest.raises(grpc.aio.AioRpcError) as ended:
+    with pytest.raises(grpc.aio.AioRpcError) as ended:  # noqa: PT012
         async with asyncio.timeout(45):
             while True:
                 message = await watch.read()
