@@ -24,6 +24,9 @@ import secrets
 import statistics
 import tempfile
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -32,8 +35,13 @@ import grpc
 
 from bench.harness import free_port, fresh_database, save_report, wait_ready
 from bench.ingest import completions, rss_mib, stream
-from learnerledger.ctl.services import check_services, start_services, stop_services
-from learnerledger.ctl.stack import StackConfig, stack_up
+from learnerledger.ctl.services import (
+    RunningService,
+    check_services,
+    start_services,
+    stop_services,
+)
+from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
@@ -119,8 +127,17 @@ async def freshness(
     }
 
 
-async def run(args: argparse.Namespace) -> dict[str, object]:
-    info = stack_up(StackConfig.from_env())
+@dataclass
+class Pipeline:
+    gateway: str
+    token: str
+    connection: asyncpg.Connection
+    services: list[RunningService]
+
+
+@asynccontextmanager
+async def running_pipeline(info: StackInfo) -> AsyncIterator[Pipeline]:
+    """Fresh topics and database, one issuer with an approved course, the four services."""
     suffix = secrets.token_hex(4)
     topics = {
         "TOPIC_COMPLETIONS": f"bench.e2e.completions.{suffix}",
@@ -157,12 +174,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             gateway = f"127.0.0.1:{ports['gateway']}"
             await wait_ready(gateway)
             check_services(services)
-            bulk = await time_to_visible(gateway, token, connection, args.completions)
-            fresh = await freshness(gateway, token, connection, args.rate, args.seconds)
-            footprint = {s.name: rss_mib(s.pid) for s in services}
+            yield Pipeline(gateway, token, connection, services)
         finally:
             stop_services(state)
             await connection.close()
+
+
+async def run(args: argparse.Namespace) -> dict[str, object]:
+    info = stack_up(StackConfig.from_env())
+    async with running_pipeline(info) as pipeline:
+        bulk = await time_to_visible(
+            pipeline.gateway, pipeline.token, pipeline.connection, args.completions
+        )
+        fresh = await freshness(
+            pipeline.gateway, pipeline.token, pipeline.connection, args.rate, args.seconds
+        )
+        footprint = {s.name: rss_mib(s.pid) for s in pipeline.services}
     return {
         "scenario": "end_to_end",
         "time_to_visible": bulk,
