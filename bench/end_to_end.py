@@ -27,13 +27,12 @@ import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import grpc
 
-from bench.harness import free_port, fresh_database, save_report, wait_ready
+from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
 from bench.ingest import completions, rss_mib, stream
 from learnerledger.ctl.services import (
     RunningService,
@@ -42,7 +41,6 @@ from learnerledger.ctl.services import (
     stop_services,
 )
 from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
@@ -147,13 +145,7 @@ async def running_pipeline(info: StackInfo) -> AsyncIterator[Pipeline]:
     await ensure_topics(info.kafka_bootstrap, [TopicSpec(t, 12, -1) for t in topics.values()])
     async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
-        await catalog.add_issuer(connection, "bench", "Bench")
-        await catalog.add_course(
-            connection,
-            Course(
-                "ingest-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED
-            ),
-        )
+        await seed_issuer(connection, "ingest-course")
         _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
         ports = {name: free_port() for name in ("gateway", "query", "ledger", "projector")}
         env = {

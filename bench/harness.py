@@ -12,12 +12,15 @@ import subprocess
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import grpc
 
 from learnerledger.ctl.stack import StackInfo, with_database
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
 
 RESULTS = Path(__file__).parent / "results"
@@ -42,6 +45,18 @@ async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+BENCH_ISSUER = "bench"
+
+
+async def seed_issuer(connection: asyncpg.Connection, course_id: str) -> None:
+    """The benchmarks' issuer and one approved 90-hour course (3 credits a completion)."""
+    await catalog.add_issuer(connection, BENCH_ISSUER, "Bench")
+    await catalog.add_course(
+        connection,
+        Course(course_id, BENCH_ISSUER, "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
+    )
 
 
 def free_port() -> int:

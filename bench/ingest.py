@@ -24,20 +24,18 @@ import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import grpc
 
-from bench.harness import free_port, fresh_database, save_report, wait_ready
+from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
 from learnerledger.ctl.stack import (
     PRODUCER_PERF_MAIN,
     StackConfig,
     run_kafka_tool,
     stack_up,
 )
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import CompletionSubmitted, Envelope, Result, completion_event_id
 from learnerledger.kafka.codec import encode_completion_event, to_timestamp
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
@@ -112,13 +110,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     async with fresh_database(info) as dsn:
         try:
             connection = await asyncpg.connect(dsn)
-            await catalog.add_issuer(connection, "bench", "Bench")
-            await catalog.add_course(
-                connection,
-                Course(
-                    "ingest-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED
-                ),
-            )
+            await seed_issuer(connection, "ingest-course")
             _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
             await connection.close()
             port = free_port()

@@ -17,13 +17,11 @@ import asyncio
 import os
 import time
 from datetime import UTC, datetime
-from decimal import Decimal
 
 import asyncpg
 
-from bench.harness import fresh_database, save_report
+from bench.harness import fresh_database, save_report, seed_issuer
 from learnerledger.ctl.stack import StackConfig, stack_up
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import (
     CompletionSubmitted,
     Envelope,
@@ -32,7 +30,6 @@ from learnerledger.domain.events import (
 )
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
-from learnerledger.postgres import catalog
 from learnerledger.postgres.pool import create_pool
 
 
@@ -65,11 +62,7 @@ async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
     async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
-        await catalog.add_issuer(connection, "bench", "Bench")
-        await catalog.add_course(
-            connection,
-            Course("bench-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
-        )
+        await seed_issuer(connection, "bench-course")
         source = records(entries, learners)
         pool = await create_pool(dsn, role="ll_ledger", max_size=2)
         appender = CreditLogAppender(pool, group_id="bench")

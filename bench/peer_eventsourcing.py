@@ -21,19 +21,16 @@ import argparse
 import asyncio
 import time
 import uuid
-from decimal import Decimal
 from urllib.parse import urlsplit
 
 import asyncpg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-from bench.harness import fresh_database, save_report
+from bench.harness import fresh_database, save_report, seed_issuer
 from bench.ledger_append import records
 from learnerledger.ctl.stack import StackConfig, stack_up
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.ledger.appender import CreditLogAppender
-from learnerledger.postgres import catalog
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query.projector import apply_entries
@@ -43,11 +40,7 @@ async def ours(
     dsn: str, entries: int, learners: int, batch: int
 ) -> tuple[float, float, list[bytes]]:
     connection = await asyncpg.connect(dsn)
-    await catalog.add_issuer(connection, "bench", "Bench")
-    await catalog.add_course(
-        connection,
-        Course("bench-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
-    )
+    await seed_issuer(connection, "bench-course")
     source = records(entries, learners)
     pool = await create_pool(dsn, role="ll_ledger", max_size=2)
     appender = CreditLogAppender(pool, group_id="bench")

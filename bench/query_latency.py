@@ -27,16 +27,14 @@ import tempfile
 import time
 import uuid
 from datetime import UTC, datetime
-from decimal import Decimal
 from pathlib import Path
 
 import asyncpg
 import grpc
 import grpc_tools
 
-from bench.harness import free_port, fresh_database, save_report, wait_ready
+from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
 from learnerledger.ctl.stack import StackConfig, stack_up
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
@@ -106,12 +104,8 @@ def requests_for(learners: list[str], credits: int) -> list[SourceRecord]:
 
 async def prepare(dsn: str, learners: list[str], credits: int) -> str:
     connection = await asyncpg.connect(dsn)
-    await catalog.add_issuer(connection, "bench", "Bench")
+    await seed_issuer(connection, "bench-course")
     await catalog.add_university(connection, "bench-univ", "Bench University")
-    await catalog.add_course(
-        connection,
-        Course("bench-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
-    )
     _, token = await catalog.issue_token(connection, catalog.PrincipalKind.UNIVERSITY, "bench-univ")
     pool = await create_pool(dsn, role="ll_ledger", max_size=2)
     records = requests_for(learners, credits)

@@ -18,16 +18,13 @@ import os
 import subprocess
 import sys
 import time
-from decimal import Decimal
 
 import asyncpg
 
-from bench.harness import fresh_database, save_report
+from bench.harness import fresh_database, save_report, seed_issuer
 from bench.ledger_append import records
 from learnerledger.ctl.stack import StackConfig, stack_up
-from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.ledger.appender import CreditLogAppender
-from learnerledger.postgres import catalog
 from learnerledger.postgres.pool import create_pool
 
 
@@ -59,11 +56,7 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
     async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
-        await catalog.add_issuer(connection, "bench", "Bench")
-        await catalog.add_course(
-            connection,
-            Course("bench-course", "bench", "Bench", Decimal(6), 90, CreditRecommendation.APPROVED),
-        )
+        await seed_issuer(connection, "bench-course")
         pool = await create_pool(dsn, role="ll_ledger", max_size=2)
         appender = CreditLogAppender(pool, group_id="bench")
         source = records(args.entries, args.learners)

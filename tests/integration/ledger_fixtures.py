@@ -11,7 +11,7 @@ from decimal import Decimal
 from typing import Any
 
 import asyncpg
-from aiokafka import AIOKafkaProducer
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import (
@@ -143,3 +143,21 @@ async def running_ledger(
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Any]:
+    """At least ``count`` records of ``topic`` from its beginning (fails after ``timeout``)."""
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+    )
+    await consumer.start()
+    records: list[Any] = []
+    try:
+        async with asyncio.timeout(timeout):
+            while len(records) < count:
+                batch = await consumer.getmany(timeout_ms=500)
+                for messages in batch.values():
+                    records.extend(messages)
+    finally:
+        await consumer.stop()
+    return records

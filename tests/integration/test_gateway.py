@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import time
@@ -13,7 +12,6 @@ from typing import Any
 import asyncpg
 import grpc
 import pytest
-from aiokafka import AIOKafkaConsumer
 from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
@@ -27,7 +25,7 @@ from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, running_ledger, seed_catalog
+from tests.integration.ledger_fixtures import eventually, read_topic, running_ledger, seed_catalog
 
 pytestmark = pytest.mark.integration
 
@@ -94,23 +92,6 @@ def completion(
 async def collect(call: Any, sink: list[Any]) -> None:
     async for item in call:
         sink.append(item)
-
-
-async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Any]:
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records: list[Any] = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(records) < count:
-                batch = await consumer.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    records.extend(messages)
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_unary_submission_is_on_the_topic_keyed_by_learner_and_retries_keep_the_id(

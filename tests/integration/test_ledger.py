@@ -8,7 +8,6 @@ from collections import defaultdict
 
 import asyncpg
 import pytest
-from aiokafka import AIOKafkaConsumer
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from learnerledger.domain.entries import EntryDraft
@@ -23,6 +22,7 @@ from tests.integration.ledger_fixtures import (
     consent,
     eventually,
     produce,
+    read_topic,
     revocation,
     running_ledger,
     seed_catalog,
@@ -31,23 +31,6 @@ from tests.integration.ledger_fixtures import (
 pytestmark = pytest.mark.integration
 
 ALICE, BOB, CAROL = "111111111111", "222222222222", "333333333333"
-
-
-async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 30.0) -> list:  # type: ignore[type-arg]
-    consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
-    )
-    await consumer.start()
-    records = []
-    try:
-        async with asyncio.timeout(timeout):
-            while len(records) < count:
-                batch = await consumer.getmany(timeout_ms=500)
-                for messages in batch.values():
-                    records.extend(messages)
-    finally:
-        await consumer.stop()
-    return records
 
 
 async def test_each_outcome_is_appended_or_rejected_with_its_reason(
