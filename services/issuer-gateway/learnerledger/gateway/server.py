@@ -52,7 +52,12 @@ from learnerledger.domain.events import (
 from learnerledger.gateway import metrics
 from learnerledger.gateway.rate_limit import TokenBuckets
 from learnerledger.gateway.settings import GatewaySettings
-from learnerledger.gateway.validation import to_domain, validate_completion, validate_revocation
+from learnerledger.gateway.validation import (
+    check_id,
+    to_domain,
+    validate_completion,
+    validate_revocation,
+)
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.observability import TRACEPARENT, child_traceparent
 from learnerledger.postgres import catalog
@@ -204,7 +209,10 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         prefix: str,
     ) -> str:
         """Validate, authorize and publish one completion; its event id, or RpcFailure."""
-        courses = await self._lookup_courses([completion.course_id]) if completion.course_id else {}
+        # Look a course up only when its id is well-formed: a malformed id (a NUL, say) is the
+        # caller's error to report, not a query for PostgreSQL to refuse.
+        well_formed = not check_id(completion.course_id, "course_id")
+        courses = await self._lookup_courses([completion.course_id]) if well_formed else {}
         now = datetime.now(UTC)
         violations = validate_completion(
             completion, courses=courses, now=now, clock_skew=self._skew, prefix=prefix

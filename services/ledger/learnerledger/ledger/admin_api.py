@@ -105,6 +105,15 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     ) -> ledger_admin_pb2.CreateCourseResponse:
         await self._admin(context)
         c = request.course
+        await _require_printable(
+            context,
+            {
+                "course.course_id": c.course_id,
+                "course.issuer_id": c.issuer_id,
+                "course.title": c.title,
+                **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
+            },
+        )
         violations = []
         if c.level not in PROTO_TO_LEVEL:
             violations.append(Violation("course.level", "must be an NCrF level (4.5 to 8)"))
@@ -180,6 +189,10 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     ) -> ledger_admin_pb2.CreateIssuerResponse:
         await self._admin(context)
         issuer = request.issuer
+        await _require_printable(
+            context,
+            {"issuer.issuer_id": issuer.issuer_id, "issuer.display_name": issuer.display_name},
+        )
         issuer.display_name = issuer.display_name or issuer.issuer_id
         await self._write(context, catalog.add_issuer, issuer.issuer_id, issuer.display_name)
         return ledger_admin_pb2.CreateIssuerResponse(issuer=issuer)
@@ -189,6 +202,13 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     ) -> ledger_admin_pb2.CreateUniversityResponse:
         await self._admin(context)
         university = request.university
+        await _require_printable(
+            context,
+            {
+                "university.university_id": university.university_id,
+                "university.display_name": university.display_name,
+            },
+        )
         university.display_name = university.display_name or university.university_id
         await self._write(
             context, catalog.add_university, university.university_id, university.display_name
@@ -434,6 +454,17 @@ class ReplayRunner:
         for task in self.tasks.values():
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+async def _require_printable(context: Any, fields: dict[str, str]) -> None:
+    """Refuse control characters (a NUL, a newline) in names and ids before they reach SQL."""
+    violations = [
+        Violation(name, "must contain only printable characters")
+        for name, value in fields.items()
+        if not value.isprintable()
+    ]
+    if violations:
+        await abort(context, invalid_argument(violations))
 
 
 def _catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:
