@@ -6,6 +6,8 @@ import logging
 import os
 import secrets
 import sys
+import time
+from collections.abc import Callable
 
 import structlog
 from prometheus_client import start_http_server
@@ -23,6 +25,45 @@ def _drop_secrets(
     return event_dict
 
 
+class RepeatedLineLimiter(logging.Filter):
+    """Lets a chatty library's same log line through once per ``window_s``; counts the rest.
+
+    While a broker is down, aiokafka retries metadata without backoff and logs "Unable connect
+    to node" thousands of times a second (aio-libs/aiokafka#496). The first line of each kind
+    gets through at once, then at most one per window, carrying how many were suppressed.
+    Lines are keyed by logger, level and message template (not the arguments).
+    """
+
+    def __init__(
+        self,
+        window_s: float = 10.0,
+        libraries: tuple[str, ...] = _CHATTY_LIBRARIES,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        super().__init__()
+        self._window_s = window_s
+        self._libraries = libraries
+        self._clock = clock
+        self._seen: dict[tuple[str, int, str], tuple[float, int]] = {}
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.split(".", 1)[0] not in self._libraries:
+            return True
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        last = self._seen.get(key)
+        if last is not None and now - last[0] < self._window_s:
+            self._seen[key] = (last[0], last[1] + 1)
+            return False
+        if len(self._seen) > 1_000:
+            self._seen.clear()
+        self._seen[key] = (now, 0)
+        if last is not None and last[1]:
+            since = now - last[0]
+            record.msg = f"{record.msg} (and {last[1]} more like it in the last {since:.0f}s)"
+        return True
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """One JSON object per line on stderr (``fmt="console"`` for people at a terminal).
 
@@ -35,6 +76,9 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
         else structlog.processors.JSONRenderer()
     )
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
+    for handler in logging.getLogger().handlers:
+        if not any(isinstance(f, RepeatedLineLimiter) for f in handler.filters):
+            handler.addFilter(RepeatedLineLimiter())
     # Kafka clients log whole records (keys are learner ids, values their completions) at
     # DEBUG: keep them at INFO or above even when the service itself runs at DEBUG, so that
     # no learner personal data reaches the logs (SECURITY.md, "Logs").

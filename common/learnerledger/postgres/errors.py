@@ -1,8 +1,25 @@
-"""Turn PostgreSQL connection failures into messages that name the setting to fix."""
+"""PostgreSQL connection failures: which errors mean "unreachable", and messages that name the
+setting to fix."""
 
 from __future__ import annotations
 
 from urllib.parse import urlsplit, urlunsplit
+
+import asyncpg
+from asyncpg import exceptions as pg_errors
+
+#: Errors that mean PostgreSQL cannot be reached right now (refused or dropped connections, a
+#: server shutting down or restarting, a connection lost mid-query), as opposed to a statement
+#: that is wrong. Callers answer UNAVAILABLE or retry; they never treat these as a bad request.
+DATABASE_UNREACHABLE: tuple[type[Exception], ...] = (
+    OSError,  # refused, reset, timed out (TimeoutError is an OSError)
+    asyncpg.InterfaceError,  # the connection is closed or was lost
+    # A connection reused after an operation on it broke midway ("cannot switch to state N;
+    # another operation is in progress"); the pool terminates it on release.
+    asyncpg.InternalClientError,
+    pg_errors.PostgresConnectionError,  # SQLSTATE class 08
+    pg_errors.OperatorInterventionError,  # class 57: admin shutdown, crash, cannot connect now
+)
 
 
 def redact(dsn: str) -> str:

@@ -21,6 +21,7 @@ import grpc
 
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import Principal, PrincipalKind
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.errors import Reason, RpcFailure
 
 TokenLookup = Callable[[str], Awaitable[Principal | None]]
@@ -109,7 +110,7 @@ class BearerAuthenticator:
             return hit[1]
         try:
             principal = await self._lookup(token)
-        except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
+        except DATABASE_UNREACHABLE as exc:
             raise RpcFailure(
                 grpc.StatusCode.UNAVAILABLE,
                 f"cannot check the token: database unavailable ({type(exc).__name__})",

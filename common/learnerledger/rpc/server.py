@@ -15,6 +15,8 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from learnerledger.rpc.database_outage import DatabaseOutageInterceptor
+
 
 class TlsConfigError(ValueError):
     """The TLS settings are incomplete or the files cannot be read."""
@@ -98,11 +100,13 @@ async def start_server(
     nothing else: Kubernetes' gRPC probes cannot use TLS, and the API port may require it.
 
     ``register`` adds the service's servicers; ``service_names`` are their full names
-    (``DESCRIPTOR.services_by_name[...].full_name``) for health and reflection.
+    (``DESCRIPTOR.services_by_name[...].full_name``) for health and reflection. Every handler
+    answers UNAVAILABLE when PostgreSQL is unreachable (:class:`DatabaseOutageInterceptor`).
     """
     credentials = (tls or TlsFiles()).credentials()
     server = grpc.aio.server(
-        interceptors=list(interceptors), options=server_options(max_message_bytes)
+        interceptors=[DatabaseOutageInterceptor(), *interceptors],
+        options=server_options(max_message_bytes),
     )
     register(server)
     health_servicer = health.aio.HealthServicer()

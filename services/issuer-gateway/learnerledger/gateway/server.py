@@ -36,7 +36,6 @@ from typing import Any, TypeAlias, TypeVar
 import asyncpg
 import grpc
 import structlog
-from aiokafka import AIOKafkaProducer
 from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 
@@ -59,9 +58,11 @@ from learnerledger.gateway.validation import (
     validate_revocation,
 )
 from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.kafka.producer import DurableProducer
 from learnerledger.observability import TRACEPARENT, child_traceparent
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.auth import BearerAuthenticator
 from learnerledger.rpc.errors import (
     Reason,
@@ -78,7 +79,6 @@ log = structlog.get_logger("learnerledger.gateway")
 pb = issuer_gateway_pb2
 T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
-_DB_ERRORS = (OSError, asyncpg.PostgresError, asyncpg.InterfaceError)
 
 
 class KafkaUnavailable(Exception):
@@ -91,7 +91,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         settings: GatewaySettings,
         *,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        producer: DurableProducer,
         authenticator: BearerAuthenticator,
     ) -> None:
         self._settings = settings
@@ -133,7 +133,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             try:
                 async with self._pool.acquire() as connection:
                     fresh = await catalog.courses_by_id(connection, missing)
-            except _DB_ERRORS as exc:
+            except DATABASE_UNREACHABLE as exc:
                 raise unavailable(
                     f"cannot read the course catalog ({type(exc).__name__})",
                     reason=Reason.DATABASE_UNAVAILABLE,
@@ -410,7 +410,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     issuer_id,
                     completion_id,
                 )
-        except _DB_ERRORS as exc:
+        except DATABASE_UNREACHABLE as exc:
             raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
         if learner is None and recent is not None:
             return recent[0]
@@ -447,7 +447,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     completion_id,
                     event_id,
                 )
-        except _DB_ERRORS as exc:
+        except DATABASE_UNREACHABLE as exc:
             raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
         response = pb.GetCompletionStatusResponse(
             completion_id=completion_id, event_id=str(event_id)

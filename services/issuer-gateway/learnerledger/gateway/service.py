@@ -14,11 +14,10 @@ from dataclasses import dataclass
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from learnerledger.gateway.server import IssuerGateway
 from learnerledger.gateway.settings import GatewaySettings
-from learnerledger.kafka.producer import durable_producer
+from learnerledger.kafka.producer import DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
@@ -35,7 +34,7 @@ SERVICE_NAME = issuer_gateway_pb2.DESCRIPTOR.services_by_name["IssuerGatewayServ
 class RunningGateway:
     server: RunningServer
     servicer: IssuerGateway
-    producer: AIOKafkaProducer
+    producer: DurableProducer
     pool: asyncpg.Pool
 
     @property

@@ -16,7 +16,6 @@ from typing import Any
 import asyncpg
 import grpc
 import structlog
-from aiokafka import AIOKafkaProducer
 
 from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
 from learnerledger.domain.events import (
@@ -35,6 +34,7 @@ from learnerledger.kafka.codec import (
     signed_checkpoint_to_proto,
     to_timestamp,
 )
+from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
@@ -80,7 +80,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self,
         *,
         pool: asyncpg.Pool,
-        producer: AIOKafkaProducer,
+        producer: DurableProducer,
         completions_topic: str,
         authenticator: BearerAuthenticator,
         trusted_public_key: bytes | None,

@@ -12,11 +12,12 @@ from collections.abc import Sequence
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRebalanceListener, TopicPartition
+from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
 from learnerledger.kafka.codec import encode_dead_letter
+from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import bookkeeping
 
@@ -57,7 +58,7 @@ async def consume_completions(
     dlq_topic: str,
     group_id: str,
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    producer: DurableProducer,
     max_records: int,
     wait_ms: int,
     session_timeout_ms: int = 10_000,

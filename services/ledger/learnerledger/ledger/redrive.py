@@ -20,8 +20,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
-from aiokafka import AIOKafkaProducer
-
 from learnerledger.domain.credit_rules import (
     AlreadyRecorded,
     Append,
@@ -31,6 +29,7 @@ from learnerledger.domain.credit_rules import (
 )
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.kafka.codec import UndecodableEvent, decode_completion_event
+from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.appender import _BatchFacts
 from learnerledger.postgres import Connection
 
@@ -159,7 +158,7 @@ async def plan(
 
 
 async def redrive(
-    producer: AIOKafkaProducer, topic: str, rejections: Sequence[StoredRejection]
+    producer: DurableProducer, topic: str, rejections: Sequence[StoredRejection]
 ) -> int:
     """Produce every rejection's original key and value to ``topic``; return how many.
 

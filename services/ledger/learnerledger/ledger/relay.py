@@ -10,15 +10,18 @@ One relay is active at a time (a PostgreSQL advisory lock), so per-learner order
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer
 from prometheus_client import Counter, Gauge
 
 from learnerledger.kafka.codec import encode_ledger_entry
+from learnerledger.kafka.producer import DurableProducer
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
+from learnerledger.runtime import wait_or_stop
 
 log = structlog.get_logger(__name__)
 
@@ -51,7 +54,7 @@ async def store_cursor(connection: Connection, topic: str, cursor: LogCursor) ->
 async def relay_entries(
     *,
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    producer: DurableProducer,
     topic: str,
     batch: int,
     idle_ms: int,
@@ -60,7 +63,7 @@ async def relay_entries(
     async with pool.acquire() as connection:
         while not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _RELAY_LOCK):
             log.info("relay_standby", reason="another relay holds the lock")
-            if await _stopped(stop, 2.0):
+            if await wait_or_stop(stop, 2.0):
                 return
         try:
             cursor = await load_cursor(connection, topic)
@@ -68,7 +71,7 @@ async def relay_entries(
             while not stop.is_set():
                 entries, after = await read_committed_after(connection, cursor, batch)
                 if not entries:
-                    await _stopped(stop, idle_ms / 1000)
+                    await wait_or_stop(stop, idle_ms / 1000)
                     continue
                 sends = [
                     await producer.send(
@@ -85,12 +88,6 @@ async def relay_entries(
                 PUBLISHED.inc(len(entries))
                 RELAY_POSITION.set(cursor.position)
         finally:
-            await connection.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)
-
-
-async def _stopped(stop: asyncio.Event, seconds: float) -> bool:
-    try:
-        await asyncio.wait_for(stop.wait(), timeout=seconds)
-    except TimeoutError:
-        return False
-    return True
+            # A lost connection has already dropped its session lock: nothing to unlock.
+            with contextlib.suppress(*DATABASE_UNREACHABLE):
+                await connection.execute("SELECT pg_advisory_unlock($1)", _RELAY_LOCK)

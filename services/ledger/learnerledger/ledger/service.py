@@ -4,22 +4,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
-from aiokafka import AIOKafkaProducer
 
-from learnerledger.kafka.producer import durable_producer
+from learnerledger.kafka import KAFKA_UNREACHABLE
+from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.ledger.verification import load_signing_key, public_key_of, take_checkpoint
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
-from learnerledger.runtime import run_service, stop_on_signals
+from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -39,8 +41,9 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
     )
     admin_server = await _start_admin_api(settings, admin_pool, producer, replays)
     tasks = [
-        asyncio.create_task(
-            consume_completions(
+        _worker(
+            "consumer",
+            lambda: consume_completions(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 topic=settings.topic_completions,
                 dlq_topic=settings.topic_completions_dlq,
@@ -52,10 +55,11 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
                 session_timeout_ms=settings.session_timeout_ms,
                 stop=stop,
             ),
-            name="consumer",
+            stop,
         ),
-        asyncio.create_task(
-            relay_entries(
+        _worker(
+            "relay",
+            lambda: relay_entries(
                 pool=pool,
                 producer=producer,
                 topic=settings.topic_ledger_entries,
@@ -63,11 +67,11 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
                 idle_ms=settings.relay_idle_ms,
                 stop=stop,
             ),
-            name="relay",
+            stop,
         ),
     ]
     if settings.checkpoint_signing_key_file is not None:
-        tasks.append(asyncio.create_task(_checkpoints(settings, pool, stop), name="checkpoints"))
+        tasks.append(_worker("checkpoints", lambda: _checkpoints(settings, pool, stop), stop))
     else:
         log.warning("checkpoints_disabled", reason="LEDGER_CHECKPOINT_SIGNING_KEY_FILE is not set")
     log.info("ledger_started")
@@ -88,6 +92,21 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
         log.info("ledger_stopped")
 
 
+def _worker(
+    name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event
+) -> asyncio.Task[None]:
+    """A task that restarts ``run`` after a PostgreSQL or Kafka outage (its state is stored)."""
+    return asyncio.create_task(
+        restart_on_outage(
+            name,
+            run,
+            stop,
+            outages=DATABASE_UNREACHABLE + KAFKA_UNREACHABLE + FATAL_PRODUCER_ERRORS,
+        ),
+        name=name,
+    )
+
+
 async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     assert settings.checkpoint_signing_key_file is not None
     key = load_signing_key(settings.checkpoint_signing_key_file)
@@ -106,7 +125,7 @@ async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: async
 async def _start_admin_api(
     settings: LedgerSettings,
     pool: asyncpg.Pool,
-    producer: AIOKafkaProducer,
+    producer: DurableProducer,
     replays: ReplayRunner | None = None,
 ) -> RunningServer:
     trusted = (

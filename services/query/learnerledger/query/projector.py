@@ -30,13 +30,15 @@ from prometheus_client import Counter, Histogram
 
 from learnerledger.domain.entries import Entry
 from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
+from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import learner_entries
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query import read_model
 from learnerledger.query.settings import ProjectorSettings
-from learnerledger.runtime import run_service, stop_on_signals
+from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals
 
 log = structlog.get_logger(__name__)
 
@@ -195,17 +197,24 @@ async def run_projector(
 
     marker = asyncio.create_task(mark_serving())
     try:
-        await project(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            topic=settings.topic_ledger_entries,
-            group_id=settings.consumer_group,
-            pool=pool,
-            stop=stop,
-            max_records=settings.batch_max_records,
-            wait_ms=settings.batch_wait_ms,
-            session_timeout_ms=settings.session_timeout_ms,
-            gap_retry_ms=settings.gap_retry_ms,
-            started=consuming,
+        # The read model and the consumer offsets say where to resume: after a PostgreSQL or
+        # Kafka outage the worker starts over in-process, as it would after a crash.
+        await restart_on_outage(
+            "projector",
+            lambda: project(
+                bootstrap_servers=settings.kafka_bootstrap_servers,
+                topic=settings.topic_ledger_entries,
+                group_id=settings.consumer_group,
+                pool=pool,
+                stop=stop,
+                max_records=settings.batch_max_records,
+                wait_ms=settings.batch_wait_ms,
+                session_timeout_ms=settings.session_timeout_ms,
+                gap_retry_ms=settings.gap_retry_ms,
+                started=consuming,
+            ),
+            stop,
+            outages=DATABASE_UNREACHABLE + KAFKA_UNREACHABLE,
         )
     finally:
         marker.cancel()

@@ -328,8 +328,7 @@ def _instant_arg(value: str) -> datetime:
 
 
 async def cmd_replay_rejected(args: argparse.Namespace) -> int:
-    from aiokafka import AIOKafkaProducer
-
+    from learnerledger.kafka.producer import durable_producer
     from learnerledger.ledger.redrive import RejectionFilter, plan, redrive, select_rejections
 
     settings = _settings()
@@ -352,12 +351,7 @@ async def cmd_replay_rejected(args: argparse.Namespace) -> int:
         if not rejections:
             print("no rejected requests match")
             return 0
-        producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers,
-            acks="all",
-            enable_idempotence=True,
-            client_id="ledgerctl-redrive",
-        )
+        producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledgerctl-redrive")
         await producer.start()
         try:
             sent = await redrive(producer, settings.topic_completions, rejections)

@@ -14,6 +14,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
+from learnerledger.ctl.processes import is_alive
+
 SERVICES = ("ledger", "projector", "gateway", "query")
 
 
@@ -30,19 +32,6 @@ def _folder(state_dir: Path) -> Path:
     return folder
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:  # an exited child that was not reaped yet is a zombie, not alive
-        return Path(f"/proc/{pid}/stat").read_text().split(") ", 1)[1][0] != "Z"
-    except (OSError, IndexError):
-        return True
-
-
 def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]:
     """Start each service not already running; return all of them."""
     folder = _folder(state_dir)
@@ -50,7 +39,7 @@ def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]
     for name in SERVICES:
         pid_file = folder / f"{name}.pid"
         log = folder / f"{name}.log"
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
+        if pid_file.exists() and is_alive(int(pid_file.read_text())):
             running.append(RunningService(name, int(pid_file.read_text()), log))
             continue
         with log.open("ab") as sink:
@@ -70,7 +59,7 @@ def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]
 def check_services(services: list[RunningService]) -> None:
     """Raise with the tail of its log when a service has exited."""
     for service in services:
-        if not _alive(service.pid):
+        if not is_alive(service.pid):
             tail = service.log.read_text(errors="replace").splitlines()[-20:]
             raise RuntimeError(
                 f"service {service.name} exited; last lines of {service.log}:\n" + "\n".join(tail)
@@ -86,12 +75,12 @@ def stop_services(state_dir: Path, timeout: float = 20.0) -> list[str]:
         if not pid_file.exists():
             continue
         pid = int(pid_file.read_text())
-        if _alive(pid):
+        if is_alive(pid):
             os.kill(pid, signal.SIGTERM)
             deadline = time.monotonic() + timeout
-            while _alive(pid) and time.monotonic() < deadline:
+            while is_alive(pid) and time.monotonic() < deadline:
                 time.sleep(0.1)
-            if _alive(pid):
+            if is_alive(pid):
                 os.kill(pid, signal.SIGKILL)
             stopped.append(name)
         pid_file.unlink()

@@ -1,0 +1,85 @@
+"""Calls that fail because PostgreSQL is unreachable end UNAVAILABLE, never UNKNOWN.
+
+While PostgreSQL restarts or a connection drops, a handler's query raises a connection error.
+Without this interceptor grpc answers such a call UNKNOWN ("Unexpected error"), which tells a
+partner or a registrar nothing and is not retryable by convention. With it, every handler of
+every service answers UNAVAILABLE with ErrorInfo reason DATABASE_UNAVAILABLE and a RetryInfo,
+the same answer a handler gives when it maps the error itself (AIP-193: UNAVAILABLE is the code
+clients retry).
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, TypeAlias
+
+import grpc
+import structlog
+
+from learnerledger.postgres.errors import DATABASE_UNREACHABLE
+from learnerledger.rpc.errors import Reason, RpcFailure, unavailable
+
+log = structlog.get_logger(__name__)
+
+Context: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
+
+
+def database_unavailable(exc: BaseException) -> RpcFailure:
+    return unavailable(
+        f"the database is unavailable ({type(exc).__name__}); retry shortly",
+        reason=Reason.DATABASE_UNAVAILABLE,
+    )
+
+
+async def _abort(context: Context, method: str, exc: BaseException) -> None:
+    log.warning("rpc_database_unavailable", method=method, error=type(exc).__name__)
+    await context.abort_with_status(database_unavailable(exc).status())
+
+
+class DatabaseOutageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+    """Wrap every handler: a DATABASE_UNREACHABLE error becomes UNAVAILABLE."""
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None:
+            return handler
+        method = str(handler_call_details.method)
+        if handler.unary_unary is not None:
+            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))
+        if handler.stream_unary is not None:
+            return handler._replace(stream_unary=_wrap_unary(handler.stream_unary, method))
+        if handler.unary_stream is not None:
+            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
+        if handler.stream_stream is not None:
+            return handler._replace(stream_stream=_wrap_stream(handler.stream_stream, method))
+        return handler
+
+
+def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def guarded(request: Any, context: Context) -> Any:
+        try:
+            return await behavior(request, context)
+        except DATABASE_UNREACHABLE as exc:
+            await _abort(context, method, exc)
+            raise  # pragma: no cover - abort_with_status raises
+
+    return guarded
+
+
+def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
+    async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
+        try:
+            result = behavior(request, context)
+            if hasattr(result, "__aiter__"):
+                async for response in result:
+                    yield response
+            else:  # a handler that writes with context.write() and returns
+                await result
+        except DATABASE_UNREACHABLE as exc:
+            await _abort(context, method, exc)
+
+    return guarded
