@@ -9,9 +9,11 @@ Afterwards, SQL on the private database proves that every acknowledged completio
 ledger exactly once, that nothing appears twice, that every learner's sequence is gapless, that
 the chains verify and that the transcripts equal a fold of the ledger. The counts are printed.
 
-Sizes (environment): FAULT_ROUNDS (default 1: each fault once), FAULT_GAP_S (seconds of traffic
-between faults, default 3), FAULT_TAIL_S (traffic after the last fault, default 4),
-FAULT_LEARNERS (default 200), FAULT_SEED (default: random, printed).
+Sizes (environment): FAULT_ROUNDS (default 2: each fault twice, at random moments),
+FAULT_GAP_S (seconds of traffic between faults, default 3), FAULT_TAIL_S (traffic after the last
+fault, default 4), FAULT_LEARNERS (default 200), FAULT_SEED (default: random, printed). The
+counts appear in the terminal summary (tests/faults/conftest.py). A longer run by hand:
+``FAULT_ROUNDS=10 .venv/bin/python -m pytest tests/faults -s``.
 """
 
 from __future__ import annotations
@@ -59,7 +61,7 @@ from tests.integration.test_replay_projections import _log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
-ROUNDS = int(os.environ.get("FAULT_ROUNDS", "1"))
+ROUNDS = int(os.environ.get("FAULT_ROUNDS", "2"))
 GAP_S = float(os.environ.get("FAULT_GAP_S", "3"))
 TAIL_S = float(os.environ.get("FAULT_TAIL_S", "4"))
 LEARNERS = [f"8{n:011d}" for n in range(int(os.environ.get("FAULT_LEARNERS", "200")))]
@@ -387,13 +389,14 @@ async def eventually(check, timeout: float, what: str) -> None:  # type: ignore[
 
 
 async def test_nothing_acknowledged_is_lost_while_things_are_killed(
-    private_stack: tuple[StackConfig, StackInfo], services: Services
+    private_stack: tuple[StackConfig, StackInfo], services: Services, fault_report: list[str]
 ) -> None:
     cfg, info = private_stack
     rng = random.Random(SEED)
     random.seed(SEED)
     schedule = [f for _ in range(ROUNDS) for f in rng.sample(FAULTS, len(FAULTS))]
-    print(f"\nfault seed {SEED}; schedule {schedule}")
+    fault_report.append(f"fault seed {SEED} (FAULT_SEED reruns it); schedule {schedule}")
+    print(f"\n{fault_report[-1]}")
     reader_learner = LEARNERS[0]
     admin_metadata = (("authorization", f"Bearer {services.admin_token}"),)
     async with grpc.aio.insecure_channel(services.address("ledger")) as channel:
@@ -440,8 +443,9 @@ async def test_nothing_acknowledged_is_lost_while_things_are_killed(
                 before = len(client.acked)
                 took = await inject(fault, cfg, services, paused)
                 recoveries.append((fault, took))
-                print(f"  {fault:9s} recovered in {took:5.1f}s; acks so far {before} -> "
-                      f"{len(client.acked)}")  # fmt: skip
+                fault_report.append(f"  {fault:9s} recovered in {took:5.1f}s; acks so far "
+                                    f"{before} -> {len(client.acked)}")  # fmt: skip
+                print(fault_report[-1])
             await asyncio.sleep(TAIL_S)
         finally:
             stop.set()
@@ -531,8 +535,8 @@ async def test_nothing_acknowledged_is_lost_while_things_are_killed(
     )
     retried = {c for c, n in client.attempts.items() if n > 1}
     retried_acked = retried & set(client.acked)
-    print(
-        f"\nFAULT COUNTS: sent {len(client.sent)}, acked {len(client.acked)}, "
+    fault_report.append(
+        f"FAULT COUNTS: sent {len(client.sent)}, acked {len(client.acked)}, "
         f"in ledger {len(in_ledger)} ({len(rows)} entries), duplicates {len(duplicates)}, "
         f"lost {len(lost)}, unacked but in ledger {len(unacked_in_ledger)}, "
         f"gave up {len(client.gave_up)}, rejected by gateway {len(client.rejected)}, "
@@ -551,6 +555,7 @@ async def test_nothing_acknowledged_is_lost_while_things_are_killed(
         f"  streamed {streamed:.0f}s, caught up in {caught_up_in:.0f}s; "
         f"verify_ledger {report}; learners with gaps {gaps}"
     )
+    print(f"\n{fault_report[-1]}")
 
     assert len(recoveries) == len(schedule)
     assert client.acked, "no traffic"
