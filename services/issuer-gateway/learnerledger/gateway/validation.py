@@ -149,7 +149,7 @@ def check_evidence_url(url: str, path: str) -> list[Violation]:
         return []
     if len(url) > MAX_URL_CHARS:
         return [Violation(path, f"at most {MAX_URL_CHARS} characters (got {len(url)})")]
-    if any(c.isspace() for c in url) or not url.isprintable():
+    if url.split() != [url] or not url.isprintable():  # split(): str.isspace() whitespace
         return [Violation(path, "must not contain whitespace or control characters")]
     try:
         parts = urlsplit(url)
