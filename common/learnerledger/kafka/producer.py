@@ -58,20 +58,36 @@ class DurableProducer:
         if self._retired:
             await asyncio.gather(*self._retired, return_exceptions=True)
 
-    async def send(self, topic: str, **record: Any) -> asyncio.Future[Any]:
+    async def send(
+        self,
+        topic: str,
+        *,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> asyncio.Future[Any]:
         """Like ``AIOKafkaProducer.send``: enqueue, return the future of the broker's ack."""
         if self._broken:
             await self._renew()
         producer = self._producer
-        future: asyncio.Future[Any] = await producer.send(topic, **record)
+        future: asyncio.Future[Any] = await producer.send(
+            topic, value=value, key=key, headers=headers
+        )
         if future.done():  # failed at once: callbacks would run only after the caller's await
             self._watch(producer, future)
         else:
             future.add_done_callback(lambda done: self._watch(producer, done))
         return future
 
-    async def send_and_wait(self, topic: str, **record: Any) -> Any:
-        return await (await self.send(topic, **record))
+    async def send_and_wait(
+        self,
+        topic: str,
+        *,
+        value: bytes | None = None,
+        key: bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> Any:
+        return await (await self.send(topic, value=value, key=key, headers=headers))
 
     def _watch(self, producer: AIOKafkaProducer, done: asyncio.Future[Any]) -> None:
         if done.cancelled() or producer is not self._producer:
