@@ -13,6 +13,8 @@ from aiokafka import AIOKafkaProducer
 from aiokafka import errors as kafka_errors
 from prometheus_client import Counter
 
+from learnerledger.kafka.metadata_pacing import pace_metadata_retries
+
 log = structlog.get_logger(__name__)
 
 RENEWALS = Counter(
@@ -130,7 +132,7 @@ def durable_producer(
     """
 
     def factory() -> AIOKafkaProducer:
-        return AIOKafkaProducer(
+        producer = AIOKafkaProducer(
             bootstrap_servers=bootstrap_servers,
             client_id=client_id,
             acks="all",
@@ -140,6 +142,8 @@ def durable_producer(
             max_batch_size=max_batch_size,
             compression_type=None,
         )
+        pace_metadata_retries(producer.client)
+        return producer
 
     return DurableProducer(factory, client_id)
 

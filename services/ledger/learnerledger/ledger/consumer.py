@@ -17,6 +17,7 @@ from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
 from learnerledger.kafka.codec import encode_dead_letter
+from learnerledger.kafka.metadata_pacing import pace_metadata_retries
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import bookkeeping
@@ -102,6 +103,7 @@ async def consume_completions(
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 3, 1000),
     )
+    pace_metadata_retries(consumer._client)
     consumer.subscribe([topic], listener=_SeekToStoredOffsets(consumer, pool, group_id))
     await consumer.start()
     log.info("ledger_consumer_started", topic=topic, group_id=group_id)

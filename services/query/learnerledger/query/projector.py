@@ -32,6 +32,7 @@ from learnerledger.domain.entries import Entry
 from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
+from learnerledger.kafka.metadata_pacing import pace_metadata_retries
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
@@ -119,6 +120,7 @@ async def project(
         session_timeout_ms=session_timeout_ms,
         max_poll_records=max_records,
     )
+    pace_metadata_retries(consumer._client)
     await consumer.start()
     if started is not None:
         started.set()
