@@ -117,15 +117,22 @@ async def grant_consent(bootstrap: str, topic: str, learner_ids: list[str]) -> N
 def completions_for(
     partner: DemoPartner, count: int, learners: list[str], run: str, seed: int
 ) -> list[common_pb2.Completion]:
+    """``count`` completions, each (learner, course) at most once, as a registrar would expect;
+    the first learner (whose transcript the demo prints) completes every course."""
     chooser = random.Random(seed)
     now = datetime.now(UTC)
+    shown = [(learners[0], course_id) for course_id in partner.course_ids]
+    others = [(learner, c) for learner in learners[1:] for c in partner.course_ids]
+    if count > len(shown) + len(others):
+        raise ValueError(f"{count} completions need more than {len(learners)} learners")
+    pairs = (shown + chooser.sample(others, max(count - len(shown), 0)))[:count]
     items = []
-    for n in range(count):
-        passed = chooser.random() > 0.1
+    for n, (learner_id, course_id) in enumerate(pairs):
+        passed = n < len(shown) or chooser.random() > 0.1
         completion = common_pb2.Completion(
             completion_id=f"demo-{run}-{partner.issuer_id}-{n}",
-            learner_id=chooser.choice(learners),
-            course_id=chooser.choice(partner.course_ids),
+            learner_id=learner_id,
+            course_id=course_id,
             completed_at=to_timestamp(
                 now - timedelta(days=chooser.randint(1, 3000))
             ),  # some expired
@@ -230,7 +237,8 @@ async def run_demo(
     check_services(services)
     partners, reader_token = await register(database_url)
     run = uuid.uuid4().hex[:6]
-    learners = [f"{random.randrange(10**11, 10**12)}" for _ in range(max(total // 20, 1))]
+    # Enough learners that no one completes the same course twice (each partner has two).
+    learners = [f"{random.randrange(10**11, 10**12)}" for _ in range(total // 4 + 2)]
     await grant_consent(bootstrap, env.get("TOPIC_COMPLETIONS", "completions.v1"), learners[:5])
     share = total // len(partners)
     batches = [
