@@ -16,13 +16,15 @@ from tests.conftest import _free_ports
 pytestmark = pytest.mark.integration
 
 
-def ledgerctl(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
+def ledgerctl(
+    env: dict[str, str], *args: str, timeout: float = 180
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "learnerledger.ctl.main", *args],
         env=env,
         capture_output=True,
         text=True,
-        timeout=180,
+        timeout=timeout,
         check=False,
     )
 

@@ -26,9 +26,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from learnerledger.ctl.services import check_services, start_services
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
+from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.codec import PROTO_TO_LEVEL, encode_completion_event, to_timestamp
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.postgres import catalog
+from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import (
     common_pb2,
     issuer_gateway_pb2,
@@ -37,8 +39,6 @@ from learnerledger.v1 import (
     transcript_query_pb2_grpc,
 )
 
-GATEWAY = "127.0.0.1:50051"
-QUERY = "127.0.0.1:50052"
 UNIVERSITY = "demo-university"
 PARTNERS = {
     "demo-swayam": [
@@ -147,11 +147,11 @@ def completions_for(
 
 
 async def stream_partner(
-    partner: DemoPartner, completions: list[common_pb2.Completion], on_ack: object
+    gateway: str, partner: DemoPartner, completions: list[common_pb2.Completion], on_ack: object
 ) -> tuple[int, int]:
     """One partner client: a StreamCompletions call carrying every completion."""
     accepted = rejected = 0
-    async with grpc.aio.insecure_channel(GATEWAY) as channel:
+    async with grpc.aio.insecure_channel(gateway) as channel:
         stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
 
         async def requests() -> AsyncIterator[issuer_gateway_pb2.StreamCompletionsRequest]:
@@ -229,10 +229,13 @@ async def run_demo(
 ) -> None:
     console = Console(soft_wrap=True)
     started = time.monotonic()
+    # The services read their ports from the environment (GATEWAY_GRPC_PORT, ...); so does this.
+    gateway = f"127.0.0.1:{GatewaySettings().grpc_port}"
+    query = f"127.0.0.1:{QuerySettings().grpc_port}"
     services = start_services(state_dir, env)
     console.print("services: " + ", ".join(f"{s.name} (pid {s.pid})" for s in services))
     deadline = time.monotonic() + 120
-    for address in (GATEWAY, QUERY):
+    for address in (gateway, query):
         await wait_until_ready(address, deadline)
     check_services(services)
     partners, reader_token = await register(database_url)
@@ -255,7 +258,7 @@ async def run_demo(
         task = progress.add_task("stream", total=total)
         results = await asyncio.gather(
             *(
-                stream_partner(p, batch, lambda: progress.advance(task))
+                stream_partner(gateway, p, batch, lambda: progress.advance(task))
                 for p, batch in zip(partners, batches, strict=True)
             )
         )
@@ -265,7 +268,7 @@ async def run_demo(
     head = await wait_for_ledger(database_url, run, accepted, time.monotonic() + 300)
     await wait_for_transcripts(database_url, time.monotonic() + 300)
     learner = learners[0]
-    async with grpc.aio.insecure_channel(QUERY) as channel:
+    async with grpc.aio.insecure_channel(query) as channel:
         stub = transcript_query_pb2_grpc.TranscriptQueryServiceStub(channel)
         reply = await stub.GetTranscript(
             transcript_query_pb2.GetTranscriptRequest(learner_id=learner, min_position=head),
@@ -302,7 +305,7 @@ async def run_demo(
     )
     console.print(
         f"The services keep running (logs in {state_dir / 'services'}). Query them with "
-        f"grpcurl -plaintext {QUERY} list, with the header "
+        f"grpcurl -plaintext {query} list, with the header "
         f"'authorization: Bearer {reader_token}' (university {UNIVERSITY}); "
         "stop everything with: .venv/bin/ledgerctl stack down"
     )
