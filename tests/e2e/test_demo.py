@@ -3,17 +3,13 @@ bootstrap and then exactly this), on its own stack and ports, then ``stack down`
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
-import tempfile
-from pathlib import Path
 
 import pytest
 
-from learnerledger.ctl.stack import StackConfig
 from tests.conftest import _free_ports
-from tests.integration.test_stack_cli import ledgerctl, our_processes
+from tests.integration.test_stack_cli import ledgerctl, our_processes, own_stack_env
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -22,21 +18,10 @@ SERVICES = ("GATEWAY", "QUERY", "LEDGER", "PROJECTOR")
 
 
 def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
-    state = Path(tempfile.mkdtemp(prefix="ll-demo-"))
-    state.chmod(0o755)
-    ports = _free_ports(3 + len(SERVICES))
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
-    }
+    state, env = own_stack_env("ll-demo-")
+    ports = _free_ports(len(SERVICES))
     env |= {
-        "LEDGER_STATE_DIR": str(state),
-        "LOCAL_KAFKA_PORT": str(ports[0]),
-        "LOCAL_KAFKA_CONTROLLER_PORT": str(ports[1]),
-        "LOCAL_POSTGRES_PORT": str(ports[2]),
-        "LOCAL_KAFKA_LIBS_DIR": str(StackConfig.from_env().libs_dir),
-        **{f"{name}_GRPC_PORT": str(port) for name, port in zip(SERVICES, ports[3:], strict=True)},
+        **{f"{name}_GRPC_PORT": str(port) for name, port in zip(SERVICES, ports, strict=True)},
         **{f"{name}_METRICS_PORT": "0" for name in SERVICES},
     }
     try:
@@ -45,7 +30,7 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         out = demo.stdout
         assert f"gateway: {COMPLETIONS} accepted, 0 rejected" in out
         assert f"{COMPLETIONS} completions from 3 partners are in the ledger" in out
-        assert f"127.0.0.1:{ports[4]} list" in out  # the query API address it tells the user
+        assert f"127.0.0.1:{ports[1]} list" in out  # the query API address it tells the user
         # The printed learner completed every course once: five credits, the unapproved
         # course recorded without credit.
         courses = re.findall(r"^\s+demo-\S+\s+(\S+)\s+level", out, flags=re.MULTILINE)

@@ -34,8 +34,10 @@ def our_processes(state: Path) -> list[str]:
     return [line for line in listing.stdout.splitlines() if str(state) in line]
 
 
-def test_up_twice_status_down_leaves_no_process() -> None:
-    state = Path(tempfile.mkdtemp(prefix="ll-cli-"))
+def own_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
+    """A fresh state directory and this environment set for a stack of its own on free ports
+    (external servers named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are dropped)."""
+    state = Path(tempfile.mkdtemp(prefix=prefix))
     state.chmod(0o755)
     kafka, controller, postgres = _free_ports(3)
     env = {
@@ -43,13 +45,17 @@ def test_up_twice_status_down_leaves_no_process() -> None:
         for key, value in os.environ.items()
         if key not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
     }
-    env |= {
+    return state, env | {
         "LEDGER_STATE_DIR": str(state),
         "LOCAL_KAFKA_PORT": str(kafka),
         "LOCAL_KAFKA_CONTROLLER_PORT": str(controller),
         "LOCAL_POSTGRES_PORT": str(postgres),
         "LOCAL_KAFKA_LIBS_DIR": str(StackConfig.from_env().libs_dir),
     }
+
+
+def test_up_twice_status_down_leaves_no_process() -> None:
+    state, env = own_stack_env("ll-cli-")
     try:
         first = ledgerctl(env, "stack", "up")
         assert first.returncode == 0, first.stderr
@@ -60,8 +66,8 @@ def test_up_twice_status_down_leaves_no_process() -> None:
         assert "migrated" not in second.stdout  # nothing to do the second time
         status = ledgerctl(env, "stack", "status")
         assert status.returncode == 0, status.stdout
-        assert f"127.0.0.1:{kafka}" in status.stdout
-        assert f"127.0.0.1:{postgres}" in status.stdout
+        assert f"127.0.0.1:{env['LOCAL_KAFKA_PORT']}" in status.stdout
+        assert f"127.0.0.1:{env['LOCAL_POSTGRES_PORT']}" in status.stdout
         assert our_processes(state), "the stack should be running"
     finally:
         down = ledgerctl(env, "stack", "down")
