@@ -22,7 +22,7 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 
 
-def pace_metadata_retries(client: AIOKafkaClient) -> AIOKafkaClient:
+def pace_metadata_retries(client: AIOKafkaClient) -> None:
     """Make ``client`` wait its ``retry_backoff_ms`` after a metadata update that failed."""
     update: Callable[[Any, Any], Awaitable[bool]] = client._metadata_update
     pause_s = max(float(client._retry_backoff), 0.1)
@@ -34,4 +34,3 @@ def pace_metadata_retries(client: AIOKafkaClient) -> AIOKafkaClient:
         return updated
 
     client._metadata_update = paced
-    return client

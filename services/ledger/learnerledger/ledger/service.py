@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
 from collections.abc import Awaitable, Callable
 
 import asyncpg
@@ -21,7 +20,7 @@ from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
-from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals
+from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -111,8 +110,7 @@ async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: async
     assert settings.checkpoint_signing_key_file is not None
     key = load_signing_key(settings.checkpoint_signing_key_file)
     while not stop.is_set():
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), timeout=settings.checkpoint_interval_s)
+        await wait_or_stop(stop, settings.checkpoint_interval_s)  # and one more when stopping
         async with pool.acquire() as connection:
             signed = await take_checkpoint(connection, key)
         log.info(

@@ -15,7 +15,6 @@ report of issue 5); faust-streaming was not adopted here.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -39,7 +38,7 @@ from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query import read_model
 from learnerledger.query.settings import ProjectorSettings
-from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals
+from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
 
 log = structlog.get_logger(__name__)
 
@@ -151,8 +150,7 @@ async def project(
                 log.warning("projector_gap_waiting", reason=str(exc))
                 for tp, records in batch.items():
                     consumer.seek(tp, records[0].offset)
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=gap_retry_ms / 1000)
+                await wait_or_stop(stop, gap_retry_ms / 1000)
                 continue
             BATCH_SECONDS.observe(time.perf_counter() - started_at)
             APPLIED.labels("applied").inc(result.applied)
