@@ -76,14 +76,15 @@ def _free_ports(count: int) -> list[int]:
             sock.close()
 
 
-def _local_stack() -> Iterator[StackInfo]:
+def fresh_stack_config(prefix: str) -> StackConfig:
+    """A stack in a new state directory on free ports (not started)."""
     base = StackConfig.from_env()
     # Short path under /tmp: the PostgreSQL unix socket path must stay under 108 bytes, and the
     # postgres OS user (when tests run as root) must be able to reach it.
-    state = Path(tempfile.mkdtemp(prefix="ll-test-"))
+    state = Path(tempfile.mkdtemp(prefix=prefix))
     state.chmod(0o755)
     kafka_port, controller_port, postgres_port = _free_ports(3)
-    cfg = StackConfig(
+    return StackConfig(
         state_dir=state,
         kafka_port=kafka_port,
         kafka_controller_port=controller_port,
@@ -92,6 +93,38 @@ def _local_stack() -> Iterator[StackInfo]:
         stop_timeout=base.stop_timeout,
         kafka_libs_dir=base.libs_dir,  # share the developer's jar cache: no Maven run per session
     )
+
+
+#: When these are set, ``stack_up`` uses those servers instead of starting its own.
+EXTERNAL_SERVER_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
+
+
+@contextlib.contextmanager
+def own_servers_only() -> Iterator[None]:
+    """Hide EXTERNAL_SERVER_VARIABLES, so that ``stack_up`` starts its own servers."""
+    saved = {k: os.environ.pop(k) for k in EXTERNAL_SERVER_VARIABLES if k in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
+
+
+@contextlib.contextmanager
+def private_stack(prefix: str) -> Iterator[tuple[StackConfig, StackInfo]]:
+    """A Kafka and PostgreSQL of their own, for tests that stop and restart them (the session's
+    stack, or a developer's, is left alone); stopped afterwards."""
+    cfg = fresh_stack_config(prefix)
+    try:
+        with own_servers_only():
+            info = stack_up(cfg)
+        assert not info.external
+        yield cfg, info
+    finally:
+        stack_down(cfg)
+
+
+def _local_stack() -> Iterator[StackInfo]:
+    cfg = fresh_stack_config("ll-test-")
     _SESSION["cfg"] = cfg
     try:
         info = stack_up(cfg)

@@ -23,7 +23,6 @@ import contextlib
 import os
 import random
 import signal
-import tempfile
 import time
 from collections import Counter
 from collections.abc import AsyncIterator, Iterator
@@ -38,7 +37,7 @@ import pytest
 from learnerledger.ctl.postgres_server import find_bin_dir
 from learnerledger.ctl.processes import is_alive
 from learnerledger.ctl.services import start_services, stop_services
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_down, stack_up
+from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.domain.events import completion_event_id
 from learnerledger.kafka.codec import to_timestamp
 from learnerledger.ledger.verification import verify_ledger
@@ -53,10 +52,9 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.conftest import _free_ports
+from tests.conftest import _free_ports, own_servers_only, private_stack
 from tests.e2e.test_pipeline import healthy
 from tests.integration.ledger_fixtures import seed_catalog
-from tests.integration.test_gateway_broker_outage import own_servers_only
 from tests.integration.test_replay_projections import _log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
@@ -85,24 +83,9 @@ CHANNEL_OPTIONS = [
 
 
 @pytest.fixture(scope="module")
-def private_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
-    state = Path(tempfile.mkdtemp(prefix="ll-faults-"))
-    state.chmod(0o755)
-    kafka, controller, postgres = _free_ports(3)
-    cfg = StackConfig(
-        state_dir=state,
-        kafka_port=kafka,
-        kafka_controller_port=controller,
-        postgres_port=postgres,
-        kafka_libs_dir=StackConfig.from_env().libs_dir,
-    )
-    try:
-        with own_servers_only():
-            info = stack_up(cfg)
-        assert not info.external
-        yield cfg, info
-    finally:
-        stack_down(cfg)
+def fault_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
+    with private_stack("ll-faults-") as stack:
+        yield stack
 
 
 @dataclass
@@ -135,8 +118,8 @@ class Services:
 
 
 @pytest.fixture
-async def services(private_stack: tuple[StackConfig, StackInfo]) -> AsyncIterator[Services]:
-    cfg, info = private_stack
+async def services(fault_stack: tuple[StackConfig, StackInfo]) -> AsyncIterator[Services]:
+    cfg, info = fault_stack
     await migrate(info.database_url)
     await seed_catalog(info.database_url)
     connection = await asyncpg.connect(info.database_url)
@@ -389,9 +372,9 @@ async def eventually(check, timeout: float, what: str) -> None:  # type: ignore[
 
 
 async def test_nothing_acknowledged_is_lost_while_things_are_killed(
-    private_stack: tuple[StackConfig, StackInfo], services: Services, fault_report: list[str]
+    fault_stack: tuple[StackConfig, StackInfo], services: Services, fault_report: list[str]
 ) -> None:
-    cfg, info = private_stack
+    cfg, info = fault_stack
     rng = random.Random(SEED)
     random.seed(SEED)
     schedule = [f for _ in range(ROUNDS) for f in rng.sample(FAULTS, len(FAULTS))]

@@ -5,12 +5,8 @@ succeed again once the broker is back."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import os
-import tempfile
 import time
 from collections.abc import AsyncIterator, Iterator
-from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
@@ -19,14 +15,14 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_down, stack_up
+from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.kafka.codec import decode_completion_event
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
 from learnerledger.v1 import issuer_gateway_pb2 as pb
 from learnerledger.v1 import issuer_gateway_pb2_grpc
-from tests.conftest import _free_ports
+from tests.conftest import own_servers_only, private_stack
 from tests.integration.ledger_fixtures import seed_catalog
 from tests.integration.test_gateway import auth, collect, completion, running_gateway
 
@@ -36,38 +32,10 @@ SEND_TIMEOUT_S = 2.0
 TOPIC = "completions.v1.outage"
 
 
-@contextlib.contextmanager
-def own_servers_only() -> Iterator[None]:
-    """stack_up uses external servers when these are set; this test must start its own."""
-    saved = {k: os.environ.pop(k) for k in EXTERNAL if k in os.environ}
-    try:
-        yield
-    finally:
-        os.environ.update(saved)
-
-
-EXTERNAL = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
-
-
 @pytest.fixture(scope="module")
-def private_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
-    state = Path(tempfile.mkdtemp(prefix="ll-outage-"))
-    state.chmod(0o755)
-    kafka, controller, postgres = _free_ports(3)
-    cfg = StackConfig(
-        state_dir=state,
-        kafka_port=kafka,
-        kafka_controller_port=controller,
-        postgres_port=postgres,
-        kafka_libs_dir=StackConfig.from_env().libs_dir,
-    )
-    try:
-        with own_servers_only():
-            info = stack_up(cfg)
-        assert not info.external
-        yield cfg, info
-    finally:
-        stack_down(cfg)
+def outage_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
+    with private_stack("ll-outage-") as stack:
+        yield stack
 
 
 async def accepted_events(bootstrap: str) -> set[str]:
@@ -89,9 +57,9 @@ async def accepted_events(bootstrap: str) -> set[str]:
 
 
 async def test_broker_down_gives_unavailable_in_time_and_recovers(
-    private_stack: tuple[StackConfig, StackInfo],
+    outage_stack: tuple[StackConfig, StackInfo],
 ) -> None:
-    cfg, info = private_stack
+    cfg, info = outage_stack
     await migrate(info.database_url)
     await seed_catalog(info.database_url)
     connection = await asyncpg.connect(info.database_url)

@@ -5,13 +5,11 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 import pytest
 
-from learnerledger.ctl.stack import StackConfig
-from tests.conftest import _free_ports
+from tests.conftest import EXTERNAL_SERVER_VARIABLES, fresh_stack_config
 
 pytestmark = pytest.mark.integration
 
@@ -37,20 +35,14 @@ def our_processes(state: Path) -> list[str]:
 def own_stack_env(prefix: str) -> tuple[Path, dict[str, str]]:
     """A fresh state directory and this environment set for a stack of its own on free ports
     (external servers named by KAFKA_BOOTSTRAP_SERVERS / DATABASE_URL are dropped)."""
-    state = Path(tempfile.mkdtemp(prefix=prefix))
-    state.chmod(0o755)
-    kafka, controller, postgres = _free_ports(3)
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if key not in ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
-    }
-    return state, env | {
-        "LEDGER_STATE_DIR": str(state),
-        "LOCAL_KAFKA_PORT": str(kafka),
-        "LOCAL_KAFKA_CONTROLLER_PORT": str(controller),
-        "LOCAL_POSTGRES_PORT": str(postgres),
-        "LOCAL_KAFKA_LIBS_DIR": str(StackConfig.from_env().libs_dir),
+    cfg = fresh_stack_config(prefix)
+    env = {k: v for k, v in os.environ.items() if k not in EXTERNAL_SERVER_VARIABLES}
+    return cfg.state_dir, env | {
+        "LEDGER_STATE_DIR": str(cfg.state_dir),
+        "LOCAL_KAFKA_PORT": str(cfg.kafka_port),
+        "LOCAL_KAFKA_CONTROLLER_PORT": str(cfg.kafka_controller_port),
+        "LOCAL_POSTGRES_PORT": str(cfg.postgres_port),
+        "LOCAL_KAFKA_LIBS_DIR": str(cfg.libs_dir),
     }
 
 
