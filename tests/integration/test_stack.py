@@ -13,6 +13,7 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from learnerledger.ctl.kafka_broker import KafkaBroker, find_java, new_cluster_id
 from learnerledger.ctl.stack import (
     PortInUse,
     PostgresAuthFailed,
@@ -183,3 +184,26 @@ def test_external_servers_are_checked_not_started(
     statuses = stack_status(StackConfig(state_dir=tmp_path / "unused"))
     assert [s.name for s in statuses] == ["kafka", "postgres"]
     assert all(s.healthy for s in statuses)
+
+
+def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(tmp_path: Path) -> None:
+    """URL-safe base64 ids can begin with "-"; the storage tool must not read one as an option
+    (it did about one start in 64: "argument --cluster-id/-t: expected one argument")."""
+    cfg = StackConfig.from_env()
+    broker = KafkaBroker(
+        state_dir=tmp_path, libs_dir=cfg.libs_dir, port=_free_port(), controller_port=_free_port()
+    )
+    broker.write_config()
+    cluster_id = "-" + new_cluster_id()[1:]
+    (broker.home / "cluster.id").write_text(cluster_id + "\n")
+
+    broker.format_storage(find_java())
+
+    meta = (broker.data_dir / "meta.properties").read_text()
+    assert f"cluster.id={cluster_id}\n" in meta
+
+
+def test_new_cluster_ids_never_begin_with_a_dash() -> None:
+    ids = [new_cluster_id() for _ in range(2000)]
+    assert len(set(ids)) == len(ids)
+    assert all(len(i) == 22 and not i.startswith("-") for i in ids)

@@ -181,6 +181,19 @@ def class_path(libs_dir: Path) -> str:
 # The broker
 
 
+def new_cluster_id() -> str:
+    """A KRaft cluster id: a random UUID in URL-safe base64 without padding (22 characters).
+
+    Like Kafka's own ``Uuid.randomUuid``, it never begins with "-", so the id also reads well on
+    any command line; :meth:`KafkaBroker.format_storage` passes it as ``--cluster-id=ID`` anyway,
+    which is safe for ids written by older versions.
+    """
+    while True:
+        cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+        if not cluster_id.startswith("-"):
+            return cluster_id
+
+
 @dataclass(frozen=True)
 class KafkaBroker:
     """One broker under a state directory."""
@@ -346,7 +359,7 @@ class KafkaBroker:
         if id_file.exists():
             cluster_id = id_file.read_text().strip()
         else:
-            cluster_id = base64.urlsafe_b64encode(uuid.uuid4().bytes).rstrip(b"=").decode()
+            cluster_id = new_cluster_id()
             id_file.write_text(cluster_id + "\n")
         cmd = [
             java,
@@ -355,8 +368,9 @@ class KafkaBroker:
             class_path(self.libs_dir),
             STORAGE_TOOL_MAIN,
             "format",
-            "-t",
-            cluster_id,
+            # One argument, "--cluster-id=ID": an id that begins with "-" (URL-safe base64 can)
+            # would otherwise be read as an option ("expected one argument").
+            f"--cluster-id={cluster_id}",
             "-c",
             str(self.properties_file),
             "--ignore-formatted",
