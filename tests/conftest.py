@@ -237,8 +237,9 @@ class FreshDatabase:
     """Superuser (local stack / containers) or whatever ADMIN_DATABASE_URL says."""
 
 
-@pytest.fixture(scope="module")
-async def fresh_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
+@contextlib.asynccontextmanager
+async def new_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
+    """A fresh, migrated database on the session's PostgreSQL, dropped afterwards."""
     import asyncpg
 
     name = f"test_{secrets.token_hex(6)}"
@@ -263,6 +264,12 @@ async def fresh_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
             await conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await conn.close()
+
+
+@pytest.fixture(scope="module")
+async def fresh_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
+    async with new_database(stack) as db:
+        yield db
 
 
 @pytest.fixture(scope="module")

@@ -121,9 +121,10 @@ def days(n: int) -> timedelta:
 
 @contextlib.asynccontextmanager
 async def running_ledger(
-    kafka_bootstrap: str, database_url: str, topics: Any, *, grpc_port: int = 0
+    kafka_bootstrap: str, database_url: str, topics: Any, *, grpc_port: int = 0, **more: Any
 ) -> AsyncIterator[LedgerSettings]:
-    """The ledger service in this process, on the test's topics and database."""
+    """The ledger service in this process, on the test's topics and database (``more``: other
+    settings, e.g. ``checkpoint_signing_key_file``)."""
     settings = LedgerSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=database_url,
@@ -135,6 +136,7 @@ async def running_ledger(
         metrics_port=0,
         grpc_port=grpc_port,
         batch_wait_ms=20,
+        **more,
     )
     stop = asyncio.Event()
     task = asyncio.create_task(run_ledger(settings, stop))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
 from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
+from learnerledger.domain.entries import Entry, EntryDraft
 from learnerledger.domain.events import (
     CompletionSubmitted,
     Envelope,
@@ -14,6 +16,7 @@ from learnerledger.domain.events import (
     completion_event_id,
     revocation_event_id,
 )
+from learnerledger.domain.hash_chain import append_to_chain, head_of
 
 LEARNER = "123456789012"
 ISSUER = "swayam"
@@ -52,3 +55,39 @@ def revocation(
         revocation_event_id(issuer_id, completion_id), 1, NOW, issuer_id, learner_id
     )
     return RevocationRequested(envelope, completion_id, "issued in error")
+
+
+def chain(length: int, learner_id: str = LEARNER) -> list[Entry]:
+    """``length`` credited completions of one learner, appended to its chain."""
+    entries: list[Entry] = []
+    for index in range(length):
+        decision = decide(
+            completion(f"{learner_id}-c-{index}", learner_id=learner_id),
+            Facts(course=course()),
+            rules=CreditRules(),
+            now=NOW + timedelta(seconds=index),
+        )
+        assert isinstance(decision, Append)
+        head = head_of(entries[-1]) if entries else None
+        entries.append(append_to_chain(head, decision.draft))
+    return entries
+
+
+def rewritten(entries: list[Entry], at_sequence: int, credits: float = 40.0) -> list[Entry]:
+    """An insider's consistent rewrite: entry ``at_sequence`` gets other credits and every
+    later entry is re-chained, so the chain verifies again (only its hashes differ)."""
+    out = [e for e in entries if e.sequence < at_sequence]
+    for entry in entries[len(out) :]:
+        payload = dict(entry.payload)
+        if entry.sequence == at_sequence:
+            payload["credits"] = credits
+        draft = EntryDraft(
+            entry.learner_id,
+            entry.kind,
+            payload,
+            entry.rules_version,
+            entry.source_event_id,
+            entry.recorded_at,
+        )
+        out.append(append_to_chain(head_of(out[-1]) if out else None, draft))
+    return out

@@ -3,13 +3,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
-from datetime import timedelta
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from learnerledger.domain.checkpoints import Checkpoint, sign_checkpoint, signature_is_valid
-from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
 from learnerledger.domain.entries import Entry
 from learnerledger.domain.hash_chain import (
     GENESIS_HASH,
@@ -18,22 +16,7 @@ from learnerledger.domain.hash_chain import (
     heads_root,
     verify_chain,
 )
-from tests.unit.domain_builders import NOW, completion, course
-
-
-def chain(length: int) -> list[Entry]:
-    entries: list[Entry] = []
-    for index in range(length):
-        decision = decide(
-            completion(f"c-{index}"),
-            Facts(course=course()),
-            rules=CreditRules(),
-            now=NOW + timedelta(seconds=index),
-        )
-        assert isinstance(decision, Append)
-        head = head_of(entries[-1]) if entries else None
-        entries.append(append_to_chain(head, decision.draft))
-    return entries
+from tests.unit.domain_builders import NOW, chain
 
 
 def test_chain_links_each_entry_to_the_previous_hash() -> None:

@@ -113,9 +113,31 @@ def verify_chain(entries: Iterable[Entry]) -> ChainBreak | None:
     The canonical bytes are rebuilt from the entry's fields (not trusted from storage), so a
     changed payload, a changed hash, a gap or a reordering is found at its first entry.
     """
-    prev_hash = GENESIS_HASH
-    expected_sequence = 1
+    result = extend_chain(None, entries)
+    return result if isinstance(result, ChainBreak) else None
+
+
+def extend_chain(head: ChainHead | None, entries: Iterable[Entry]) -> ChainHead | ChainBreak | None:
+    """Recompute the entries that follow ``head`` (``None``: from the genesis) in one chain.
+
+    Returns the new head recomputed from the entries' stored fields (``head`` itself when there
+    are no entries; ``None`` when neither), or the first entry that does not continue the chain:
+    a sequence that does not follow on, a ``prev_hash`` that does not name its predecessor, or an
+    ``entry_hash`` that does not recompute. This is how a checkpoint is extended from the
+    previous one by hashing only the entries added since.
+    """
+    prev_hash = GENESIS_HASH if head is None else head.entry_hash
+    expected_sequence = 1 if head is None else head.sequence + 1
+    last = head
     for entry in entries:
+        if last is not None and entry.learner_id != last.learner_id:
+            return ChainBreak(
+                entry.learner_id,
+                entry.sequence,
+                f"entry of another learner than {last.learner_id} in the chain",
+                prev_hash,
+                entry.entry_hash,
+            )
         if entry.sequence != expected_sequence:
             return ChainBreak(
                 entry.learner_id,
@@ -152,7 +174,8 @@ def verify_chain(entries: Iterable[Entry]) -> ChainBreak | None:
             )
         prev_hash = entry.entry_hash
         expected_sequence += 1
-    return None
+        last = ChainHead(entry.learner_id, entry.sequence, entry.entry_hash)
+    return last
 
 
 def heads_root(heads: Sequence[ChainHead]) -> bytes:

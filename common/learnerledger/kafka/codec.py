@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from learnerledger.domain.checkpoints import SignedCheckpoint
+from learnerledger.domain.checkpoints import Coverage, Discrepancy, SignedCheckpoint
 from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
@@ -334,7 +334,9 @@ def chain_break_to_proto(found: ChainBreak) -> common_pb2.ChainBreak:
     )
 
 
-def signed_checkpoint_to_proto(signed: SignedCheckpoint) -> common_pb2.SignedCheckpoint:
+def signed_checkpoint_to_proto(
+    signed: SignedCheckpoint, number: int = 0
+) -> common_pb2.SignedCheckpoint:
     checkpoint = signed.checkpoint
     return common_pb2.SignedCheckpoint(
         position=checkpoint.position,
@@ -345,4 +347,24 @@ def signed_checkpoint_to_proto(signed: SignedCheckpoint) -> common_pb2.SignedChe
         signature=signed.signature,
         public_key=signed.public_key,
         key_id=signed.key_id,
+        previous_digest=checkpoint.previous or b"",
+        changed_root=checkpoint.changed_root or b"",
+        changed_count=checkpoint.changed_count,
+        number=number,
+    )
+
+
+COVERAGE_TO_PROTO = {
+    Coverage.VERIFIED: common_pb2.CHECKPOINT_COVERAGE_VERIFIED,
+    Coverage.NO_CHECKPOINT: common_pb2.CHECKPOINT_COVERAGE_NO_CHECKPOINT,
+    Coverage.NOT_COVERED: common_pb2.CHECKPOINT_COVERAGE_NOT_COVERED,
+    Coverage.BROKEN: common_pb2.CHECKPOINT_COVERAGE_BROKEN,
+}
+
+
+def checkpoint_problem_to_proto(problem: Discrepancy) -> common_pb2.CheckpointProblem:
+    return common_pb2.CheckpointProblem(
+        checkpoint_number=problem.checkpoint_number or 0,
+        learner_id=problem.learner_id or "",
+        reason=problem.reason,
     )

@@ -167,6 +167,46 @@ HOURS_BASIS_NHEQF_PRACTICAL: HoursBasis.ValueType  # 3
 """NHEQF, practical work: 1 credit = 30 hours."""
 Global___HoursBasis: _TypeAlias = HoursBasis  # noqa: Y015
 
+class _CheckpointCoverage:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CheckpointCoverageEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CheckpointCoverage.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CHECKPOINT_COVERAGE_UNSPECIFIED: _CheckpointCoverage.ValueType  # 0
+    """Not reported."""
+    CHECKPOINT_COVERAGE_VERIFIED: _CheckpointCoverage.ValueType  # 1
+    """Checkpoints exist, every one verifies and extends its predecessor, the log still holds
+    every head they signed, and the latest covers what was asked about.
+    """
+    CHECKPOINT_COVERAGE_NO_CHECKPOINT: _CheckpointCoverage.ValueType  # 2
+    """No checkpoint has been signed: nothing protects the log against a consistent rewrite."""
+    CHECKPOINT_COVERAGE_NOT_COVERED: _CheckpointCoverage.ValueType  # 3
+    """The checkpoints verify, but none covers the learner asked about."""
+    CHECKPOINT_COVERAGE_BROKEN: _CheckpointCoverage.ValueType  # 4
+    """A checkpoint does not verify or does not extend its predecessor, or the log no longer
+    holds what one signed: history was rewritten or checkpoints were forged.
+    """
+
+class CheckpointCoverage(_CheckpointCoverage, metaclass=_CheckpointCoverageEnumTypeWrapper):
+    """What the signed checkpoints say about the log, or about one learner."""
+
+CHECKPOINT_COVERAGE_UNSPECIFIED: CheckpointCoverage.ValueType  # 0
+"""Not reported."""
+CHECKPOINT_COVERAGE_VERIFIED: CheckpointCoverage.ValueType  # 1
+"""Checkpoints exist, every one verifies and extends its predecessor, the log still holds
+every head they signed, and the latest covers what was asked about.
+"""
+CHECKPOINT_COVERAGE_NO_CHECKPOINT: CheckpointCoverage.ValueType  # 2
+"""No checkpoint has been signed: nothing protects the log against a consistent rewrite."""
+CHECKPOINT_COVERAGE_NOT_COVERED: CheckpointCoverage.ValueType  # 3
+"""The checkpoints verify, but none covers the learner asked about."""
+CHECKPOINT_COVERAGE_BROKEN: CheckpointCoverage.ValueType  # 4
+"""A checkpoint does not verify or does not extend its predecessor, or the log no longer
+holds what one signed: history was rewritten or checkpoints were forged.
+"""
+Global___CheckpointCoverage: _TypeAlias = CheckpointCoverage  # noqa: Y015
+
 @_typing.final
 class Course(_message.Message):
     """An issuer's catalog entry. A course belongs to exactly one issuer; course ids are unique
@@ -369,7 +409,9 @@ class SignedCheckpoint(_message.Message):
 
     The signed statement is the RFC 8785 JSON object
     {"learner_count", "position", "root_hash" (lowercase hex), "signed_at" (RFC 3339 UTC with
-    microseconds), "tx_horizon"}.
+    microseconds), "tx_horizon"}; version 2 adds "version": 2, "previous" (lowercase hex SHA-256
+    of the predecessor's statement, null for the first), "changed_root" (the root, computed like
+    root_hash, over the heads that changed since the predecessor) and "changed_count".
     """
 
     DESCRIPTOR: _descriptor.Descriptor
@@ -382,6 +424,10 @@ class SignedCheckpoint(_message.Message):
     PUBLIC_KEY_FIELD_NUMBER: _builtins.int
     KEY_ID_FIELD_NUMBER: _builtins.int
     TX_HORIZON_FIELD_NUMBER: _builtins.int
+    PREVIOUS_DIGEST_FIELD_NUMBER: _builtins.int
+    CHANGED_ROOT_FIELD_NUMBER: _builtins.int
+    CHANGED_COUNT_FIELD_NUMBER: _builtins.int
+    NUMBER_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """The highest global log position among the entries the checkpoint covers."""
     root_hash: _builtins.bytes
@@ -403,6 +449,18 @@ class SignedCheckpoint(_message.Message):
     id is below this horizon (all of them had finished when it was signed, so the set is fixed
     even though positions may commit out of order).
     """
+    previous_digest: _builtins.bytes
+    """Version 2: SHA-256 of the previous checkpoint's statement; empty for the first checkpoint
+    and for version 1.
+    """
+    changed_root: _builtins.bytes
+    """Version 2: the root over the chain heads that changed since the previous checkpoint; empty
+    for version 1 (signed before checkpoints recorded their heads).
+    """
+    changed_count: _builtins.int
+    """Version 2: how many heads changed since the previous checkpoint."""
+    number: _builtins.int
+    """The checkpoint's number in the sequence of checkpoints (1, 2, ...; gaps are possible)."""
     @_builtins.property
     def signed_at(self) -> _timestamp_pb2.Timestamp:
         """When the checkpoint was signed."""
@@ -418,11 +476,45 @@ class SignedCheckpoint(_message.Message):
         public_key: _builtins.bytes = ...,
         key_id: _builtins.str = ...,
         tx_horizon: _builtins.int = ...,
+        previous_digest: _builtins.bytes = ...,
+        changed_root: _builtins.bytes = ...,
+        changed_count: _builtins.int = ...,
+        number: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["signed_at", b"signed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["key_id", b"key_id", "learner_count", b"learner_count", "position", b"position", "public_key", b"public_key", "root_hash", b"root_hash", "signature", b"signature", "signed_at", b"signed_at", "tx_horizon", b"tx_horizon"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["changed_count", b"changed_count", "changed_root", b"changed_root", "key_id", b"key_id", "learner_count", b"learner_count", "number", b"number", "position", b"position", "previous_digest", b"previous_digest", "public_key", b"public_key", "root_hash", b"root_hash", "signature", b"signature", "signed_at", b"signed_at", "tx_horizon", b"tx_horizon"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___SignedCheckpoint: _TypeAlias = SignedCheckpoint  # noqa: Y015
+
+@_typing.final
+class CheckpointProblem(_message.Message):
+    """One thing found wrong with the signed checkpoints."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CHECKPOINT_NUMBER_FIELD_NUMBER: _builtins.int
+    LEARNER_ID_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    checkpoint_number: _builtins.int
+    """The checkpoint concerned (its number); 0 if none in particular."""
+    learner_id: _builtins.str
+    """The learner concerned; empty if none in particular."""
+    reason: _builtins.str
+    """What is wrong, in words."""
+    def __init__(
+        self,
+        *,
+        checkpoint_number: _builtins.int = ...,
+        learner_id: _builtins.str = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_number", b"checkpoint_number", "learner_id", b"learner_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CheckpointProblem: _TypeAlias = CheckpointProblem  # noqa: Y015

@@ -797,18 +797,28 @@ class VerifyLedgerResponse(_message.Message):
     CHECKPOINT_OK_FIELD_NUMBER: _builtins.int
     LATEST_CHECKPOINT_FIELD_NUMBER: _builtins.int
     VERIFIED_THROUGH_POSITION_FIELD_NUMBER: _builtins.int
+    CHECKPOINTS_CHECKED_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_COVERAGE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_PROBLEMS_FIELD_NUMBER: _builtins.int
     ok: _builtins.bool
-    """True if every chain checked verifies and the latest checkpoint (if any) verifies."""
+    """True if nothing checked is broken: every chain verifies and every checkpoint (if any)
+    verifies. Also true with no checkpoint: see checkpoint_ok and checkpoint_coverage.
+    """
     entries_checked: _builtins.int
     """How many entries were recomputed."""
     learners_checked: _builtins.int
     """How many learner chains were checked."""
     checkpoint_ok: _builtins.bool
-    """True if the latest signed checkpoint's signature verifies and its root hash matches the
-    chain heads at its position; true as well when no checkpoint exists yet.
+    """True only if checkpoints exist, every one verifies and extends its predecessor, and they
+    cover what was checked (checkpoint_coverage is CHECKPOINT_COVERAGE_VERIFIED). False when no
+    checkpoint exists, or none covers the learner asked about.
     """
     verified_through_position: _builtins.int
     """The global log position the verification read up to."""
+    checkpoints_checked: _builtins.int
+    """How many signed checkpoints were checked."""
+    checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType
+    """The verdict on the checkpoints."""
     @_builtins.property
     def first_break(self) -> _common_pb2.ChainBreak:
         """The first entry that does not verify, in learner id order; unset if none."""
@@ -816,6 +826,10 @@ class VerifyLedgerResponse(_message.Message):
     @_builtins.property
     def latest_checkpoint(self) -> _common_pb2.SignedCheckpoint:
         """The latest signed checkpoint that was checked; unset if none exists."""
+
+    @_builtins.property
+    def checkpoint_problems(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CheckpointProblem]:
+        """Everything found wrong with the checkpoints (names the learners whose history changed)."""
 
     def __init__(
         self,
@@ -827,10 +841,13 @@ class VerifyLedgerResponse(_message.Message):
         checkpoint_ok: _builtins.bool = ...,
         latest_checkpoint: _common_pb2.SignedCheckpoint | None = ...,
         verified_through_position: _builtins.int = ...,
+        checkpoints_checked: _builtins.int = ...,
+        checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType = ...,
+        checkpoint_problems: _abc.Iterable[_common_pb2.CheckpointProblem] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["first_break", b"first_break", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_ok", b"checkpoint_ok", "entries_checked", b"entries_checked", "first_break", b"first_break", "latest_checkpoint", b"latest_checkpoint", "learners_checked", b"learners_checked", "ok", b"ok", "verified_through_position", b"verified_through_position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["checkpoint_coverage", b"checkpoint_coverage", "checkpoint_ok", b"checkpoint_ok", "checkpoint_problems", b"checkpoint_problems", "checkpoints_checked", b"checkpoints_checked", "entries_checked", b"entries_checked", "first_break", b"first_break", "latest_checkpoint", b"latest_checkpoint", "learners_checked", b"learners_checked", "ok", b"ok", "verified_through_position", b"verified_through_position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -186,7 +186,8 @@ class LedgerAdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def VerifyLedger(self, request, context):
-        """Recomputes hash chains (all learners, or one) and checks the latest signed checkpoint.
+        """Recomputes hash chains (all learners, or one) and checks every signed checkpoint: its
+        signature, that it extends its predecessor, and that the log still holds what it signed.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

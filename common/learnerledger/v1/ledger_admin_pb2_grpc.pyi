@@ -70,7 +70,9 @@ class LedgerAdminServiceStub:
     ConsentRevokeRequested event, which the ledger appends as a ConsentRevoked entry.
     """
     VerifyLedger: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.VerifyLedgerRequest, _ledger_admin_pb2.VerifyLedgerResponse]
-    """Recomputes hash chains (all learners, or one) and checks the latest signed checkpoint."""
+    """Recomputes hash chains (all learners, or one) and checks every signed checkpoint: its
+    signature, that it extends its predecessor, and that the log still holds what it signed.
+    """
     StartReplay: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.StartReplayRequest, _ledger_admin_pb2.StartReplayResponse]
     """Starts rebuilding the transcript read model from a source of entries, in the background.
     A replay converges to the same state as the live projection.
@@ -120,7 +122,9 @@ class LedgerAdminServiceAsyncStub(LedgerAdminServiceStub):
     ConsentRevokeRequested event, which the ledger appends as a ConsentRevoked entry.
     """
     VerifyLedger: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.VerifyLedgerRequest, _ledger_admin_pb2.VerifyLedgerResponse]  # type: ignore[assignment]
-    """Recomputes hash chains (all learners, or one) and checks the latest signed checkpoint."""
+    """Recomputes hash chains (all learners, or one) and checks every signed checkpoint: its
+    signature, that it extends its predecessor, and that the log still holds what it signed.
+    """
     StartReplay: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.StartReplayRequest, _ledger_admin_pb2.StartReplayResponse]  # type: ignore[assignment]
     """Starts rebuilding the transcript read model from a source of entries, in the background.
     A replay converges to the same state as the live projection.
@@ -233,7 +237,9 @@ class LedgerAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_admin_pb2.VerifyLedgerRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_admin_pb2.VerifyLedgerResponse, _abc.Awaitable[_ledger_admin_pb2.VerifyLedgerResponse]]:
-        """Recomputes hash chains (all learners, or one) and checks the latest signed checkpoint."""
+        """Recomputes hash chains (all learners, or one) and checks every signed checkpoint: its
+        signature, that it extends its predecessor, and that the log still holds what it signed.
+        """
 
     @_abc_1.abstractmethod
     def StartReplay(

@@ -597,6 +597,8 @@ class VerifyEntryResponse(_message.Message):
     CHECKPOINT_COVERS_ENTRY_FIELD_NUMBER: _builtins.int
     CHECKPOINT_HEAD_FIELD_NUMBER: _builtins.int
     CHECKPOINT_VALID_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_COVERAGE_FIELD_NUMBER: _builtins.int
+    CHECKPOINT_PROBLEMS_FIELD_NUMBER: _builtins.int
     chain_valid: _builtins.bool
     """True if the learner's chain from sequence 1 through this entry recomputes: every
     entry_hash = SHA-256(prev_hash || canonical_json) and links to its predecessor.
@@ -604,9 +606,13 @@ class VerifyEntryResponse(_message.Message):
     checkpoint_covers_entry: _builtins.bool
     """True if latest_checkpoint covers the entry (entry.position <= checkpoint position)."""
     checkpoint_valid: _builtins.bool
-    """True if the server recomputed the checkpoint's root hash from every chain head at its
-    position, it matched, and the signature verifies with the ledger's public key.
+    """True if every signed checkpoint verifies with the ledger's public key and extends its
+    predecessor, the log still holds every head of this learner they signed, the server
+    recomputed the latest checkpoint's root from every chain head at its position, and it
+    covers this learner.
     """
+    checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType
+    """The verdict on the checkpoints for this learner (NO_CHECKPOINT, NOT_COVERED, ...)."""
     @_builtins.property
     def entry(self) -> _events_pb2.LedgerEntry:
         """The entry, exactly as appended (with canonical_json and both hashes)."""
@@ -623,6 +629,10 @@ class VerifyEntryResponse(_message.Message):
     def checkpoint_head(self) -> _common_pb2.ChainHead:
         """The learner's chain head at the checkpoint's position: one line of the checkpoint's root."""
 
+    @_builtins.property
+    def checkpoint_problems(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CheckpointProblem]:
+        """Everything found wrong with the checkpoints."""
+
     def __init__(
         self,
         *,
@@ -633,10 +643,12 @@ class VerifyEntryResponse(_message.Message):
         checkpoint_covers_entry: _builtins.bool = ...,
         checkpoint_head: _common_pb2.ChainHead | None = ...,
         checkpoint_valid: _builtins.bool = ...,
+        checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType = ...,
+        checkpoint_problems: _abc.Iterable[_common_pb2.CheckpointProblem] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "checkpoint_head", b"checkpoint_head", "entry", b"entry", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "chain_valid", b"chain_valid", "checkpoint_covers_entry", b"checkpoint_covers_entry", "checkpoint_head", b"checkpoint_head", "checkpoint_valid", b"checkpoint_valid", "entry", b"entry", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "chain_valid", b"chain_valid", "checkpoint_coverage", b"checkpoint_coverage", "checkpoint_covers_entry", b"checkpoint_covers_entry", "checkpoint_head", b"checkpoint_head", "checkpoint_problems", b"checkpoint_problems", "checkpoint_valid", b"checkpoint_valid", "entry", b"entry", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

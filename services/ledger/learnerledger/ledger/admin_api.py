@@ -27,9 +27,11 @@ from learnerledger.domain.events import (
 )
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.kafka.codec import (
+    COVERAGE_TO_PROTO,
     LEVEL_TO_PROTO,
     PROTO_TO_LEVEL,
     chain_break_to_proto,
+    checkpoint_problem_to_proto,
     encode_completion_event,
     signed_checkpoint_to_proto,
     to_timestamp,
@@ -38,7 +40,6 @@ from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
-from learnerledger.postgres.checkpoints import latest_checkpoint
 from learnerledger.query import rebuild
 from learnerledger.query.rebuild import ReplayConflict
 from learnerledger.rpc.auth import BearerAuthenticator
@@ -309,18 +310,26 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 learner_id=request.learner_id or None,
                 trusted_public_key=self._trusted_key,
             )
-            signed = await latest_checkpoint(connection)
         response = ledger_admin_pb2.VerifyLedgerResponse(
             ok=report.ok,
             entries_checked=report.entries_checked,
             learners_checked=report.learners_checked,
-            checkpoint_ok=report.checkpoint_problem is None,
+            checkpoint_ok=report.protected,
+            checkpoints_checked=report.checkpoints_checked,
+            checkpoint_coverage=COVERAGE_TO_PROTO[report.coverage],
+            checkpoint_problems=[
+                checkpoint_problem_to_proto(problem) for problem in report.checkpoint_problems
+            ],
         )
         if report.first_break is not None:
             response.first_break.CopyFrom(chain_break_to_proto(report.first_break))
-        if signed is not None:
-            response.latest_checkpoint.CopyFrom(signed_checkpoint_to_proto(signed))
-            response.verified_through_position = signed.checkpoint.position
+        if report.latest_checkpoint is not None:
+            response.latest_checkpoint.CopyFrom(
+                signed_checkpoint_to_proto(
+                    report.latest_checkpoint, report.latest_checkpoint_number
+                )
+            )
+            response.verified_through_position = report.latest_checkpoint.checkpoint.position
         return response
 
     async def StartReplay(

@@ -7,7 +7,10 @@ from collections.abc import Awaitable, Callable
 
 import asyncpg
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from prometheus_client import Counter, Gauge
 
+from learnerledger.domain.checkpoints import RecordedCheckpoint
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
@@ -15,7 +18,13 @@ from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
-from learnerledger.ledger.verification import load_signing_key, public_key_of, take_checkpoint
+from learnerledger.ledger.verification import (
+    CheckpointerBusy,
+    CheckpointRefused,
+    load_signing_key,
+    public_key_of,
+    take_checkpoint,
+)
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
@@ -24,6 +33,15 @@ from learnerledger.runtime import restart_on_outage, run_service, stop_on_signal
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+CHECKPOINT_REFUSALS = Counter(
+    "ledger_checkpoint_refusals_total",
+    "Checkpointer ticks that refused to sign: the log is not the last checkpoint extended",
+)
+CHECKPOINT_REFUSING = Gauge(
+    "ledger_checkpoint_refusing", "1 while the checkpointer refuses to sign, else 0"
+)
+CHECKPOINTS_SIGNED = Counter("ledger_checkpoints_signed_total", "Checkpoints signed and stored")
 
 
 async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
@@ -106,18 +124,55 @@ def _worker(
     )
 
 
-async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
-    assert settings.checkpoint_signing_key_file is not None
-    key = load_signing_key(settings.checkpoint_signing_key_file)
-    while not stop.is_set():
-        await wait_or_stop(stop, settings.checkpoint_interval_s)  # and one more when stopping
+class Checkpointer:
+    """Signs a checkpoint per tick, never over a state it could not check (``take_checkpoint``).
+
+    Remembers the checkpoint it signed last, so a newest checkpoint removed or replaced in the
+    database while it runs is refused too.
+    """
+
+    def __init__(self, key: Ed25519PrivateKey) -> None:
+        self._key = key
+        self.last_signed: RecordedCheckpoint | None = None
+
+    async def tick(self, pool: asyncpg.Pool) -> RecordedCheckpoint | None:
+        """Sign one checkpoint; None if refused (logged, counted) or another pod is signing."""
         async with pool.acquire() as connection:
-            signed = await take_checkpoint(connection, key)
+            try:
+                signed = await take_checkpoint(connection, self._key, last_signed=self.last_signed)
+            except CheckpointerBusy:
+                log.info("checkpoint_skipped", reason="another checkpointer holds the lock")
+                return None
+            except CheckpointRefused as refused:
+                CHECKPOINT_REFUSALS.inc()
+                CHECKPOINT_REFUSING.set(1)
+                log.error(
+                    "checkpoint_refused",
+                    reason="the log is not the previous checkpoint extended by the new entries",
+                    problems=[d.describe() for d in refused.discrepancies[:20]],
+                    problem_count=len(refused.discrepancies),
+                    learner_ids=refused.learner_ids[:20],
+                )
+                return None
+        self.last_signed = signed
+        CHECKPOINT_REFUSING.set(0)
+        CHECKPOINTS_SIGNED.inc()
         log.info(
             "checkpoint_signed",
-            position=signed.checkpoint.position,
-            learners=signed.checkpoint.learner_count,
+            checkpoint=signed.number,
+            position=signed.signed.checkpoint.position,
+            learners=signed.signed.checkpoint.learner_count,
+            changed=signed.signed.checkpoint.changed_count,
         )
+        return signed
+
+
+async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+    assert settings.checkpoint_signing_key_file is not None
+    checkpointer = Checkpointer(load_signing_key(settings.checkpoint_signing_key_file))
+    while not stop.is_set():
+        await wait_or_stop(stop, settings.checkpoint_interval_s)  # and one more when stopping
+        await checkpointer.tick(pool)
 
 
 async def _start_admin_api(

@@ -15,9 +15,8 @@ import grpc
 import structlog
 from prometheus_client import Histogram
 
-from learnerledger.domain.checkpoints import signature_is_valid
 from learnerledger.domain.entries import EntryKind
-from learnerledger.domain.hash_chain import ChainHead, heads_root, verify_chain
+from learnerledger.domain.hash_chain import verify_chain
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.transcript import (
     Credential,
@@ -28,14 +27,16 @@ from learnerledger.domain.transcript import (
     view_at,
 )
 from learnerledger.kafka.codec import (
+    COVERAGE_TO_PROTO,
     LEVEL_TO_PROTO,
     chain_break_to_proto,
+    checkpoint_problem_to_proto,
     encode_ledger_entry,
     signed_checkpoint_to_proto,
     to_timestamp,
 )
 from learnerledger.postgres import catalog, credit_log
-from learnerledger.postgres.checkpoints import heads_below, latest_checkpoint
+from learnerledger.postgres.checkpoints import verify_checkpoints
 from learnerledger.query import paging, read_model
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
@@ -371,10 +372,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             chain = await credit_log.learner_entries(
                 connection, request.learner_id, up_to_sequence=request.sequence
             )
-            signed = await latest_checkpoint(connection)
-            heads: list[ChainHead] = []
-            if signed is not None:
-                heads, _ = await heads_below(connection, signed.checkpoint.tx_horizon)
+            checkpoints = await verify_checkpoints(
+                connection, self._trusted_public_key, request.learner_id
+            )
         if not chain or chain[-1].sequence != request.sequence:
             raise RpcFailure(
                 grpc.StatusCode.NOT_FOUND,
@@ -389,11 +389,20 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         response.chain_valid = broken is None
         if broken is not None:
             response.chain_break.CopyFrom(chain_break_to_proto(broken))
-        if signed is not None:
-            cp = signed.checkpoint
-            response.latest_checkpoint.CopyFrom(signed_checkpoint_to_proto(signed))
-            response.checkpoint_covers_entry = (entry.position or 0) <= cp.position
-            head = next((h for h in heads if h.learner_id == request.learner_id), None)
+        response.checkpoint_coverage = COVERAGE_TO_PROTO[checkpoints.coverage]
+        response.checkpoint_problems.extend(
+            checkpoint_problem_to_proto(problem) for problem in checkpoints.problems
+        )
+        if checkpoints.latest is not None:
+            latest = checkpoints.latest
+            response.latest_checkpoint.CopyFrom(
+                signed_checkpoint_to_proto(latest.signed, latest.number)
+            )
+            response.checkpoint_covers_entry = (
+                checkpoints.learner_head is not None
+                and entry.sequence <= checkpoints.learner_head.sequence
+            )
+            head = checkpoints.learner_head
             if head is not None:
                 response.checkpoint_head.CopyFrom(
                     common_pb2.ChainHead(
@@ -402,10 +411,5 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                         entry_hash=head.entry_hash,
                     )
                 )
-            key = self._trusted_public_key or signed.public_key
-            response.checkpoint_valid = (
-                signature_is_valid(signed, key)
-                and heads_root(heads) == cp.root_hash
-                and len(heads) == cp.learner_count
-            )
+            response.checkpoint_valid = checkpoints.ok
         return response

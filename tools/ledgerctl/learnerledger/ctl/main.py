@@ -2,7 +2,8 @@
 
 Every subcommand reads its settings from the environment (``DATABASE_URL``,
 ``KAFKA_BOOTSTRAP_SERVERS``, ...). Errors a user can fix are printed as one message naming the
-setting or argument to change, with exit code 2; a broken ledger (``verify``) exits 1.
+setting or argument to change, with exit code 2; a broken ledger (``verify``) exits 1, and a
+ledger whose chains verify but that no signed checkpoint covers (yet) exits 3.
 """
 
 from __future__ import annotations
@@ -266,6 +267,9 @@ async def cmd_course_list(args: argparse.Namespace) -> int:
 
 
 # ledger --------------------------------------------------------------------------------------
+EXIT_UNPROTECTED = 3  # verify: every chain verifies, but no signed checkpoint covers it
+
+
 async def cmd_verify(args: argparse.Namespace) -> int:
     from learnerledger.ledger.settings import LedgerSettings
     from learnerledger.ledger.verification import load_signing_key, public_key_of, verify_ledger
@@ -289,19 +293,45 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             b = report.first_break
             print(f"BROKEN: learner {b.learner_id} sequence {b.sequence}: {b.reason}")
             print(f"  expected {b.expected_hash.hex()}\n  stored   {b.stored_hash.hex()}")
-        if report.checkpoint_problem is not None:
-            print(f"BROKEN: {report.checkpoint_problem}")
+        for problem in report.checkpoint_problems:
+            print(f"BROKEN: {problem.describe()}")
         if trusted is None and report.checkpoints_checked:
             print(
-                "note: the checkpoint was checked against the key stored beside it, which a "
+                "note: the checkpoints were checked against the key stored beside them, which a "
                 "database insider could replace; pass --public-key or set "
                 "LEDGER_CHECKPOINT_SIGNING_KEY_FILE"
             )
-        if report.ok:
-            print("ledger verified: every chain and the latest checkpoint match")
-        return 0 if report.ok else 1
+        return _verify_verdict(report, args.learner)
 
     return await _with_connection(check)
+
+
+def _verify_verdict(report: Any, learner: str | None) -> int:
+    """Print the verdict of ``verify``; exit 0 verified, 1 broken, 3 chains fine but unsigned."""
+    from learnerledger.domain.checkpoints import Coverage
+
+    if not report.ok:
+        print("ledger NOT verified: see BROKEN above")
+        return 1
+    chains = f"learner {learner}'s chain verifies" if learner else "every chain verifies"
+    if report.coverage is Coverage.NO_CHECKPOINT:
+        print(
+            f"NOT PROTECTED: {chains}, but no signed checkpoint exists, so a consistent rewrite "
+            "of history would not show (is LEDGER_CHECKPOINT_SIGNING_KEY_FILE set on the ledger?)"
+        )
+        return EXIT_UNPROTECTED
+    if report.coverage is Coverage.NOT_COVERED:
+        print(
+            f"NOT PROTECTED: {chains}, but no signed checkpoint covers learner {learner} yet, "
+            "so a consistent rewrite of it would not show"
+        )
+        return EXIT_UNPROTECTED
+    what = f"learner {learner}'s chain" if learner else "every chain"
+    print(
+        f"ledger verified: {what} and all {report.checkpoints_checked} signed checkpoint(s) "
+        "match, each extending the one before"
+    )
+    return 0
 
 
 def cmd_keys_generate(args: argparse.Namespace) -> int:
