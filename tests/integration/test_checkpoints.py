@@ -34,6 +34,7 @@ from learnerledger.postgres import catalog
 from learnerledger.postgres.checkpoints import recorded_sequence
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
 from tests.integration.ledger_fixtures import (
     completion,
@@ -43,6 +44,7 @@ from tests.integration.ledger_fixtures import (
     seed_catalog,
 )
 from tests.integration.test_admin_api import free_port
+from tests.integration.test_query_api import bearer, running_query, tokens
 from tests.integration.test_stack_cli import ledgerctl
 from tests.unit.domain_builders import rewritten
 
@@ -236,6 +238,16 @@ async def test_a_consistent_rewrite_is_never_signed_and_verify_keeps_failing(
     assert not report.ok
     assert DAVE in {p.learner_id for p in report.checkpoint_problems}
 
+    _, admin_token = await tokens(database.url)
+    async with running_query(database.url) as query:
+        proof = await query.VerifyEntry(
+            pb.VerifyEntryRequest(learner_id=DAVE, sequence=2), metadata=bearer(admin_token)
+        )
+    assert proof.chain_valid  # the rewrite is consistent...
+    assert not proof.checkpoint_valid  # ...but no longer what was signed
+    assert proof.checkpoint_coverage == common_pb2.CHECKPOINT_COVERAGE_BROKEN
+    assert DAVE in {p.learner_id for p in proof.checkpoint_problems}
+
     code, out = verify_cli(database.url, "--public-key", trusted.hex())
     assert code == 1, out
     assert f"learner {DAVE}" in out
@@ -269,11 +281,35 @@ async def test_verify_says_when_no_checkpoint_covers_the_log_or_the_learner(
         assert report.ok  # nothing is broken...
         assert report.coverage is Coverage.NO_CHECKPOINT  # ...but nothing is signed either
         assert not report.protected
+        _, admin_token = await tokens(database.url)
+        async with running_query(database.url) as query:
+            proof = await query.VerifyEntry(
+                pb.VerifyEntryRequest(learner_id=FAY, sequence=1), metadata=bearer(admin_token)
+            )
+        assert proof.chain_valid
+        assert not proof.checkpoint_valid
+        assert proof.checkpoint_coverage == common_pb2.CHECKPOINT_COVERAGE_NO_CHECKPOINT
+        assert not proof.HasField("latest_checkpoint")
 
         await sign_until_covered(database.url, load_signing_key(key_file))
         await produce(kafka_bootstrap, topics.completions, [completion(GUS, "g-0")])
         await wait_for_entries(database.url, GUS, 1)
 
+    async with running_query(database.url) as query:
+        proof = await query.VerifyEntry(
+            pb.VerifyEntryRequest(learner_id=GUS, sequence=1), metadata=bearer(admin_token)
+        )
+        covered = await query.VerifyEntry(
+            pb.VerifyEntryRequest(learner_id=FAY, sequence=2), metadata=bearer(admin_token)
+        )
+    assert covered.checkpoint_valid
+    assert covered.checkpoint_covers_entry
+    assert covered.checkpoint_head.sequence == 2
+    assert covered.checkpoint_coverage == common_pb2.CHECKPOINT_COVERAGE_VERIFIED
+    assert proof.chain_valid
+    assert not proof.checkpoint_valid
+    assert not proof.checkpoint_covers_entry
+    assert proof.checkpoint_coverage == common_pb2.CHECKPOINT_COVERAGE_NOT_COVERED
     code, out = verify_cli(database.url, "--learner", GUS, "--public-key", trusted)
     assert code == 3, out
     assert f"no signed checkpoint covers learner {GUS}" in out
