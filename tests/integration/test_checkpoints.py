@@ -24,6 +24,7 @@ from prometheus_client import REGISTRY
 
 from learnerledger.domain.checkpoints import Coverage, sign_checkpoint
 from learnerledger.domain.hash_chain import head_of
+from learnerledger.ledger.service import Checkpointer
 from learnerledger.ledger.verification import (
     generate_signing_key,
     load_signing_key,
@@ -33,6 +34,7 @@ from learnerledger.ledger.verification import (
 from learnerledger.postgres import catalog
 from learnerledger.postgres.checkpoints import recorded_sequence
 from learnerledger.postgres.credit_log import learner_entries
+from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
@@ -146,6 +148,7 @@ async def test_a_consistent_rewrite_is_never_signed_and_verify_keeps_failing(
     _, admin_token = await catalog.issue_token(connection, catalog.PrincipalKind.ADMIN, "ops")
     admin = (("authorization", f"Bearer {admin_token}"),)
     port = free_port()
+    at_start = refusals()
 
     async def checkpoint_count() -> int:
         return int(await connection.fetchval("SELECT count(*) FROM checkpoints"))
@@ -170,9 +173,11 @@ async def test_a_consistent_rewrite_is_never_signed_and_verify_keeps_failing(
 
                 async def signed_over_dave() -> bool:
                     covered = "SELECT coalesce(max(position), 0) FROM checkpoints"
-                    return bool(await connection.fetchval(covered) >= newest)
+                    signed = await connection.fetchval(covered) >= newest
+                    return bool(signed and await checkpoint_count() >= 3)
 
                 await eventually(signed_over_dave, what="the checkpointer to sign over dave")
+                assert refusals() == at_start  # an honest log is signed tick after tick
                 before = await stub.VerifyLedger(
                     ledger_admin_pb2.VerifyLedgerRequest(), metadata=admin
                 )
@@ -317,6 +322,35 @@ async def test_verify_says_when_no_checkpoint_covers_the_log_or_the_learner(
     code, out = verify_cli(database.url, "--learner", FAY, "--public-key", trusted)
     assert code == 0, out
     assert "match" in out
+
+
+async def test_the_checkpointer_refuses_when_its_last_checkpoint_is_removed(
+    database: FreshDatabase, tmp_path: Path
+) -> None:
+    key_file = tmp_path / "checkpoint.key"
+    generate_signing_key(key_file)
+    checkpointer = Checkpointer(load_signing_key(key_file))
+    pool = await create_pool(database.url, role="ll_ledger", max_size=1)  # as the ledger signs
+    try:
+        first = await checkpointer.tick(pool)
+        second = await checkpointer.tick(pool)
+        assert first is not None
+        assert second is not None
+        assert second.signed.checkpoint.previous == first.signed.checkpoint.digest()
+        superuser = await asyncpg.connect(database.admin_url)
+        try:
+            await superuser.execute("SET session_replication_role = replica")
+            remove = "DELETE FROM checkpoints WHERE checkpoint_id = $1"
+            await superuser.execute(remove, second.number)
+        finally:
+            await superuser.close()
+        before = refusals()
+        assert await checkpointer.tick(pool) is None  # it would re-base onto #1: refused
+        assert refusals() == before + 1
+        assert await checkpointer.tick(pool) is None
+        assert refusals() == before + 2
+    finally:
+        await pool.close()
 
 
 @pytest.mark.parametrize("attack", ["forged_with_another_key", "removed"])
