@@ -271,8 +271,21 @@ async def test_verify_says_when_no_checkpoint_covers_the_log_or_the_learner(
     await seed_catalog(database.url)
     requests = [completion(FAY, f"f-{n}") for n in range(2)]
     await produce(kafka_bootstrap, topics.completions, requests)
-    async with running_ledger(kafka_bootstrap, database.url, topics):  # no checkpointer
+    port = free_port()
+    _, admin_token = await tokens(database.url)
+    async with (
+        running_ledger(kafka_bootstrap, database.url, topics, grpc_port=port),  # no checkpointer
+        grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+    ):
         await wait_for_entries(database.url, FAY, 2)
+        admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(channel)
+        unsigned = await admin.VerifyLedger(
+            ledger_admin_pb2.VerifyLedgerRequest(), metadata=bearer(admin_token)
+        )
+        assert unsigned.ok  # nothing is broken...
+        assert not unsigned.checkpoint_ok  # ...but the checkpoint part is not a success
+        assert unsigned.checkpoint_coverage == common_pb2.CHECKPOINT_COVERAGE_NO_CHECKPOINT
+        assert unsigned.checkpoints_checked == 0
 
         code, out = verify_cli(database.url, "--public-key", trusted)
         assert code == 3, out
@@ -286,7 +299,6 @@ async def test_verify_says_when_no_checkpoint_covers_the_log_or_the_learner(
         assert report.ok  # nothing is broken...
         assert report.coverage is Coverage.NO_CHECKPOINT  # ...but nothing is signed either
         assert not report.protected
-        _, admin_token = await tokens(database.url)
         async with running_query(database.url) as query:
             proof = await query.VerifyEntry(
                 pb.VerifyEntryRequest(learner_id=FAY, sequence=1), metadata=bearer(admin_token)
