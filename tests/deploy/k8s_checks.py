@@ -32,15 +32,22 @@ import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
 
+from pydantic import AliasChoices
+
 from learnerledger.config import (
     LEDGER_CONSUMER_GROUP,
     PROJECTOR_CONSUMER_GROUP,
     CommonSettings,
 )
+from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.topics import topic_specs
+from learnerledger.ledger.settings import LedgerSettings
+from learnerledger.query.settings import ProjectorSettings, QuerySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+#: Hand-written schemas for the custom kinds that the shared catalog lacks (README.md there).
+LOCAL_SCHEMAS_DIR = Path(__file__).resolve().parent / "crd-schemas"
 OVERLAYS = ("dev", "prod")
 #: The Kubernetes version the built-in kinds are validated against (README.md prerequisites).
 KUBERNETES_VERSION = "1.34.0"
@@ -55,23 +62,54 @@ CONSUMERS = {
     PROJECTOR_CONSUMER_GROUP: (SETTINGS.topic_ledger_entries, "projector"),
 }
 #: Secrets the manifests reference but that are created outside them (README.md says how),
-#: besides the ones cert-manager Certificates and CloudNativePG (``<cluster>-app``) create.
-EXTERNAL_SECRETS = frozenset({"ledger-checkpoint-signing-key", "ledger-pg-backup-s3"})
-#: Services whose pods may be reached from outside the cluster (partners, universities).
-PUBLIC_COMPONENTS = frozenset({"gateway", "query"})
-SHARED_ENV = frozenset(
+#: besides the ones cert-manager Certificates, CloudNativePG (``<cluster>-app``, ``<cluster>-ca``)
+#: and Strimzi (``<kafka>-cluster-ca-cert``, one per KafkaUser) create.
+EXTERNAL_SECRETS = frozenset(
     {
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "DATABASE_URL",
-        "TOPIC_COMPLETIONS",
-        "TOPIC_LEDGER_ENTRIES",
-        "TOPIC_COMPLETIONS_DLQ",
-        "TOPIC_PARTITIONS",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "METRICS_BIND_ADDRESS",
+        "ledger-checkpoint-signing-key",
+        "ledger-pg-backup-s3",
+        # One PostgreSQL login per workload (Cluster managed.roles passwordSecret).
+        "ledger-pg-migrator",
+        "ledger-pg-gateway",
+        "ledger-pg-ledger",
+        "ledger-pg-projector",
+        "ledger-pg-query",
+        # KEDA's Kafka user name (TriggerAuthentication kafka-keda).
+        "kafka-keda-username",
     }
 )
+#: Services whose pods may be reached from outside the cluster (partners, universities).
+PUBLIC_COMPONENTS = frozenset({"gateway", "query"})
+#: The settings class each ``ledgerctl serve X`` reads; the migration Job (``db migrate``) and
+#: anything else reads CommonSettings.
+SERVED_SETTINGS: dict[str | None, type[CommonSettings]] = {
+    "gateway": GatewaySettings,
+    "ledger": LedgerSettings,
+    "query": QuerySettings,
+    "projector": ProjectorSettings,
+    None: CommonSettings,
+}
+#: Environment names read by something other than a settings class, and by whom.
+RUNTIME_ENV = {
+    "METRICS_BIND_ADDRESS": "learnerledger.observability.serve_metrics",
+    "PGPASSWORD": "asyncpg (libpq's name), the password of DATABASE_URL's user",
+}
+
+
+def settings_env_names(settings_class: type[CommonSettings]) -> frozenset[str]:
+    """Every environment name a settings class reads (pydantic-settings: aliases as given, other
+    fields as prefix + field name; case-insensitive, so compared upper-case)."""
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    names: set[str] = set()
+    for field_name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice).upper() for choice in alias.choices if isinstance(choice, str)}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return frozenset(names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -138,14 +176,20 @@ def name_of(obj: Obj) -> str:
 
 
 def crd_schema_path(obj: Obj) -> Path | None:
-    """``<group>/<kind>_<version>.json`` in the shared schemas, if the object is a custom kind."""
+    """``<group>/<kind>_<version>.json`` for a custom kind: the operator's own schema from the
+    shared catalog; for the few kinds the catalog lacks, the hand-written one of
+    :data:`LOCAL_SCHEMAS_DIR` (see its README.md)."""
     api_version = str(obj.get("apiVersion", ""))
     if "/" not in api_version:
         return None
     group, version = api_version.split("/", 1)
     if "." not in group or group.endswith(".k8s.io"):
         return None
-    return schemas_dir() / group / f"{str(obj.get('kind', '')).lower()}_{version}.json"
+    relative = Path(group) / f"{str(obj.get('kind', '')).lower()}_{version}.json"
+    shared = schemas_dir() / relative
+    if shared.is_file() or not (LOCAL_SCHEMAS_DIR / relative).is_file():
+        return shared
+    return LOCAL_SCHEMAS_DIR / relative
 
 
 @functools.cache
@@ -272,7 +316,18 @@ def reference_problems(objects: list[Obj]) -> list[str]:
         problems.append(f"{name_of(secret)}: Secrets must not be committed (reference them)")
     known_secrets = set(EXTERNAL_SECRETS)
     known_secrets |= {c["spec"]["secretName"] for c in _of_kind(objects, "Certificate")}
-    known_secrets |= {f"{c['metadata']['name']}-app" for c in _of_kind(objects, "Cluster")}
+    for cluster in _of_kind(objects, "Cluster"):
+        known_secrets |= {f"{cluster['metadata']['name']}-{suffix}" for suffix in ("app", "ca")}
+    known_secrets |= {
+        f"{k['metadata']['name']}-cluster-ca-cert" for k in _of_kind(objects, "Kafka")
+    }
+    known_secrets |= {u["metadata"]["name"] for u in _of_kind(objects, "KafkaUser")}
+    for auth in _of_kind(objects, "TriggerAuthentication"):
+        for ref in auth["spec"].get("secretTargetRef") or []:
+            if ref["name"] not in known_secrets:
+                problems.append(
+                    f"{name_of(auth)}: Secret {ref['name']!r} is created by nothing known"
+                )
     for workload in workloads:
         for secret_name in _secret_refs(workload):
             if secret_name not in known_secrets:
@@ -303,6 +358,8 @@ def reference_problems(objects: list[Obj]) -> list[str]:
                         f"{name_of(workload)}"
                     )
 
+    problems += env_name_problems(objects)
+
     # Probes on declared ports; every Deployment has what production needs.
     for deployment in deployments:
         label = name_of(deployment)
@@ -330,16 +387,6 @@ def reference_problems(objects: list[Obj]) -> list[str]:
                 if not {"cpu", "memory"} <= set(resources.get(part) or {}):
                     problems.append(
                         f"{label}: container {container['name']} lacks cpu/memory {part}"
-                    )
-            served = _served(deployment)
-            for env in container.get("env") or []:
-                env_name = env["name"]
-                if env_name in SHARED_ENV:
-                    continue
-                if served is None or not env_name.startswith(f"{served.upper()}_"):
-                    problems.append(
-                        f"{label}: env {env_name} is neither a shared setting nor prefixed "
-                        f"{(served or '?').upper()}_ (the service it runs)"
                     )
         if not pod_spec.get("topologySpreadConstraints"):
             problems.append(f"{label}: no topologySpreadConstraints")
@@ -469,12 +516,13 @@ def reference_problems(objects: list[Obj]) -> list[str]:
             host, _, port = data["KAFKA_BOOTSTRAP_SERVERS"].rpartition(":")
             if not any(
                 host in (f"{name}-kafka-bootstrap", f"{name}-kafka-bootstrap.{ns}.svc")
-                and int(port) in _listener_ports(kafka, tls=False)
+                and int(port) in _listener_ports(kafka)
                 for (ns, name), kafka in kafkas.items()
             ):
                 problems.append(
                     f"{name_of(config_map)}: KAFKA_BOOTSTRAP_SERVERS "
-                    f"{data['KAFKA_BOOTSTRAP_SERVERS']!r} is no plaintext listener of a Kafka"
+                    f"{data['KAFKA_BOOTSTRAP_SERVERS']!r} is no SCRAM-SHA-512 TLS listener of a "
+                    "Kafka"
                 )
 
     # Certificates cover the names clients use for the Services in front of them.
@@ -483,12 +531,50 @@ def reference_problems(objects: list[Obj]) -> list[str]:
     return problems
 
 
-def _listener_ports(kafka: Obj, *, tls: bool | None = None) -> set[int]:
+def _listener_ports(kafka: Obj) -> set[int]:
+    """The ports of the listeners clients use: TLS with SCRAM-SHA-512 (KafkaUsers)."""
     return {
         int(listener["port"])
         for listener in kafka["spec"]["kafka"].get("listeners") or []
-        if tls is None or bool(listener.get("tls")) == tls
+        if listener.get("tls")
+        and (listener.get("authentication") or {}).get("type") == "scram-sha-512"
     }
+
+
+def env_name_problems(objects: list[Obj]) -> list[str]:
+    """Every environment name a workload sets is read by the settings class of what it runs
+    (``serve X``), or by a known runtime reader (:data:`RUNTIME_ENV`); ConfigMaps loaded with
+    envFrom hold only names that every service reads (CommonSettings)."""
+    problems = []
+    workloads = _of_kind(objects, "Deployment") + _of_kind(objects, "Job")
+    shared = settings_env_names(CommonSettings) | set(RUNTIME_ENV)
+    config_maps = {(_ns(c), c["metadata"]["name"]): c for c in _of_kind(objects, "ConfigMap")}
+    for workload in workloads:
+        served = _served(workload)
+        settings_class = SERVED_SETTINGS.get(served)
+        if settings_class is None:
+            problems.append(
+                f"{name_of(workload)}: runs `serve {served}`, a service with no settings"
+            )
+            continue
+        accepted = settings_env_names(settings_class) | set(RUNTIME_ENV)
+        for container in _containers(workload):
+            for env in container.get("env") or []:
+                if env["name"].upper() not in accepted:
+                    problems.append(
+                        f"{name_of(workload)}: env {env['name']} is read by no field of "
+                        f"{settings_class.__name__}"
+                    )
+            for source in container.get("envFrom") or []:
+                ref = source.get("configMapRef")
+                config_map = config_maps.get((_ns(workload), ref["name"])) if ref else None
+                for key in (config_map or {}).get("data") or {}:
+                    if key.upper() not in shared:
+                        problems.append(
+                            f"{name_of(config_map or {})}: {key} (envFrom of "
+                            f"{name_of(workload)}) is read by no field of CommonSettings"
+                        )
+    return sorted(set(problems))
 
 
 def _bootstrap_problems(
@@ -500,9 +586,12 @@ def _bootstrap_problems(
             f"{name}-kafka-bootstrap.{ns}.svc",
             f"{name}-kafka-bootstrap.{ns}.svc.cluster.local",
         ):
-            if port.isdigit() and int(port) in _listener_ports(kafka, tls=False):
+            if port.isdigit() and int(port) in _listener_ports(kafka):
                 return []
-            return [f"{label}: bootstrapServers port {port!r} is no plaintext listener of {name}"]
+            return [
+                f"{label}: bootstrapServers port {port!r} is no SCRAM-SHA-512 TLS listener of "
+                f"{name}"
+            ]
     return [
         f"{label}: bootstrapServers {bootstrap!r} is not <kafka>-kafka-bootstrap.<namespace>.svc "
         "of a Kafka in this namespace (KEDA resolves it from its own namespace)"
@@ -527,6 +616,8 @@ def _certificate_problems(objects: list[Obj], workloads: list[Obj]) -> list[str]
             problems.append(f"{name_of(certificate)}: Secret {secret_name} is mounted by nothing")
         dns_names = set(certificate["spec"].get("dnsNames") or [])
         for service in services:
+            if all(p.get("targetPort") == "metrics" for p in service["spec"].get("ports") or []):
+                continue  # plain-HTTP metrics, no TLS
             selector = service["spec"].get("selector") or {}
             if any(w in users for w in _selects(selector, workloads, _ns(service))):
                 fqdn = f"{service['metadata']['name']}.{_ns(service)}.svc"
