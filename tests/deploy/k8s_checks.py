@@ -22,6 +22,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -31,7 +32,6 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
-
 from pydantic import AliasChoices
 
 from learnerledger.config import (
@@ -149,8 +149,18 @@ def kustomize_binary() -> str:
 
 @functools.cache
 def _render_text(overlay: str) -> str:
+    return _build(K8S_DIR / "overlays" / overlay)
+
+
+def render_dir(kustomization_dir: Path) -> list[Obj]:
+    """The objects of any kustomization (e.g. an edited copy of an overlay)."""
+    return [doc for doc in yaml.safe_load_all(_build(kustomization_dir)) if doc]
+
+
+def _build(kustomization_dir: Path) -> str:
+    overlay = kustomization_dir.name
     result = subprocess.run(
-        [kustomize_binary(), "build", str(K8S_DIR / "overlays" / overlay)],
+        [kustomize_binary(), "build", str(kustomization_dir)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -676,3 +686,76 @@ def _network_problems(objects: list[Obj]) -> list[str]:
                     if not allowed:
                         problems.append(f"{label}: PostgreSQL reachable from {peer or 'anywhere'}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection budget
+
+#: Where each `ledgerctl serve X` opens its PostgreSQL pools (``create_pool(..., max_size=N)``).
+POOL_SOURCES = {
+    "gateway": REPO_ROOT / "services/issuer-gateway/learnerledger/gateway/service.py",
+    "ledger": REPO_ROOT / "services/ledger/learnerledger/ledger/service.py",
+    "query": REPO_ROOT / "services/query/learnerledger/query/service.py",
+    "projector": REPO_ROOT / "services/query/learnerledger/query/projector.py",
+}
+#: `ledgerctl db migrate` holds one connection; operators' ledgerctl sessions get headroom.
+MIGRATION_CONNECTIONS = 1
+OPERATOR_HEADROOM = 5
+#: PostgreSQL's default superuser_reserved_connections (not for the services' logins).
+SUPERUSER_RESERVED = 3
+_MAX_SIZE = re.compile(r"create_pool\([^)]*?max_size=([\w.]+)", re.S)
+
+
+def pool_connections(served: str, env: dict[str, str]) -> int:
+    """The connections one process of ``serve X`` may open: the sum of its pools' max_size
+    (literals in the code, or the settings field it names, from ``env`` or its default)."""
+    total = 0
+    settings_class = SERVED_SETTINGS[served]
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    for size in _MAX_SIZE.findall(POOL_SOURCES[served].read_text()):
+        if size.isdigit():
+            total += int(size)
+            continue
+        field = size.removeprefix("settings.")
+        default = settings_class.model_fields[field].default
+        total += int(env.get(f"{prefix}{field}".upper(), default))
+    if total == 0:
+        raise AssertionError(f"no create_pool(max_size=...) found in {POOL_SOURCES[served]}")
+    return total
+
+
+def _max_replicas(objects: list[Obj], deployment: Obj) -> int:
+    name, namespace = deployment["metadata"]["name"], _ns(deployment)
+    for scaler in _of_kind(objects, "HorizontalPodAutoscaler"):
+        if _ns(scaler) == namespace and scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"]["maxReplicas"])
+    for scaler in _of_kind(objects, "ScaledObject"):
+        if _ns(scaler) == namespace and scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"].get("maxReplicaCount", 100))
+    return int(deployment["spec"].get("replicas", 1))
+
+
+def connection_budget(objects: list[Obj]) -> tuple[dict[str, int], int]:
+    """(connections per Deployment at its maximum replicas, usable max_connections)."""
+    demand: dict[str, int] = {}
+    for deployment in _of_kind(objects, "Deployment"):
+        served = _served(deployment)
+        if served is None:
+            continue
+        env = {
+            e["name"]: e["value"]
+            for c in _containers(deployment)
+            for e in c.get("env") or []
+            if "value" in e
+        }
+        demand[deployment["metadata"]["name"]] = _max_replicas(
+            objects, deployment
+        ) * pool_connections(served, env)
+    demand["migration Job"] = MIGRATION_CONNECTIONS * len(_of_kind(objects, "Job"))
+    demand["operators (ledgerctl)"] = OPERATOR_HEADROOM
+    (cluster,) = _of_kind(objects, "Cluster")
+    parameters = cluster["spec"].get("postgresql", {}).get("parameters", {})
+    usable = int(parameters.get("max_connections", 100)) - int(
+        parameters.get("superuser_reserved_connections", SUPERUSER_RESERVED)
+    )
+    return demand, usable
