@@ -6,8 +6,10 @@ Two kinds of checks, each returning a list of human-readable problems (empty: al
   with ``kubernetes-validate`` (strict: unknown fields are errors) for :data:`KUBERNETES_VERSION`;
   the Strimzi, CloudNativePG, KEDA and cert-manager kinds with ``jsonschema`` against those
   projects' own CRD schemas in ``../shared/k8s-crd-schemas`` (``K8S_CRD_SCHEMAS_DIR``
-  overrides). An object that neither covers is a problem too (``kubernetes-validate`` alone
-  would only warn about it).
+  overrides); for the four custom kinds that catalog lacks (KafkaUser, ScheduledBackup,
+  TriggerAuthentication, PodMonitor), hand-written schemas in ``crd-schemas/`` beside this file.
+  An object that none covers is a problem too (``kubernetes-validate`` alone would only warn
+  about it).
 - :func:`reference_problems`: what a schema cannot see: Services that select no pods, probes on
   ports the container does not declare, KEDA triggers and KafkaTopics that do not match the
   topics and consumer groups of ``learnerledger.config``, autoscalers above the partition count,

@@ -462,3 +462,22 @@ def test_readme_secret_commands_name_the_overlays_namespace() -> None:
     }
     for namespace in namespaces:
         assert f"NS={namespace}" in text, namespace
+
+
+def test_the_hand_written_schemas_reject_what_the_operators_would() -> None:
+    """KafkaUser, ScheduledBackup, TriggerAuthentication and PodMonitor have no schema in the
+    shared catalog; tests/deploy/crd-schemas stands in for them (see its README.md)."""
+    objects = copy.deepcopy(checks.render("prod"))
+    acl = one(objects, "KafkaUser", "gateway")["spec"]["authorization"]["acls"][0]
+    acl["operations"] = ["Writ"]
+    one(objects, "ScheduledBackup", "ledger-pg-daily")["spec"]["schedul"] = "daily"
+    one(objects, "TriggerAuthentication", "kafka-keda")["spec"]["secretTargetRef"][0].pop("key")
+    one(objects, "PodMonitor", "learner-ledger")["spec"]["podMetricsEndpoints"][0]["interval"] = 30
+    problems = checks.schema_problems(objects)
+    for expected in (
+        "KafkaUser/gateway: spec.authorization.acls.0.operations.0",
+        "ScheduledBackup/ledger-pg-daily: spec",
+        "TriggerAuthentication/kafka-keda: spec.secretTargetRef.0",
+        "PodMonitor/learner-ledger: spec.podMetricsEndpoints.0.interval",
+    ):
+        assert any(p.startswith(expected) for p in problems), (expected, problems)
