@@ -12,7 +12,9 @@
 # /opt/venv (compilers live here only); the final stage copies that venv onto a slim base
 # without compilers and runs as an unprivileged user. No HEALTHCHECK: Kubernetes probes the
 # services' grpc.health.v1 endpoints natively (deploy/k8s/).
-ARG PYTHON_IMAGE=python:3.11-slim-bookworm
+# Pinned by digest (a tag can be re-pushed; the digest names exactly one image). Renew both
+# together: `crane digest python:3.11-slim-bookworm` (or `docker buildx imagetools inspect`).
+ARG PYTHON_IMAGE=python:3.11-slim-bookworm@sha256:a36c24f9cbdf4fd0f52d67f0823eeac19c2028c637cecc392d97f980d4fec56b
 
 # ---------------------------------------------------------------------------------------------
 FROM ${PYTHON_IMAGE} AS proto-check

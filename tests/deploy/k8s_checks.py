@@ -6,8 +6,10 @@ Two kinds of checks, each returning a list of human-readable problems (empty: al
   with ``kubernetes-validate`` (strict: unknown fields are errors) for :data:`KUBERNETES_VERSION`;
   the Strimzi, CloudNativePG, KEDA and cert-manager kinds with ``jsonschema`` against those
   projects' own CRD schemas in ``../shared/k8s-crd-schemas`` (``K8S_CRD_SCHEMAS_DIR``
-  overrides). An object that neither covers is a problem too (``kubernetes-validate`` alone
-  would only warn about it).
+  overrides); for the four custom kinds that catalog lacks (KafkaUser, ScheduledBackup,
+  TriggerAuthentication, PodMonitor), hand-written schemas in ``crd-schemas/`` beside this file.
+  An object that none covers is a problem too (``kubernetes-validate`` alone would only warn
+  about it).
 - :func:`reference_problems`: what a schema cannot see: Services that select no pods, probes on
   ports the container does not declare, KEDA triggers and KafkaTopics that do not match the
   topics and consumer groups of ``learnerledger.config``, autoscalers above the partition count,
@@ -22,6 +24,7 @@ from __future__ import annotations
 import functools
 import json
 import os
+import re
 import shutil
 import subprocess
 from collections.abc import Iterable, Iterator
@@ -31,16 +34,22 @@ from typing import Any
 import jsonschema  # type: ignore[import-untyped]
 import kubernetes_validate  # type: ignore[import-untyped]
 import yaml  # type: ignore[import-untyped]
+from pydantic import AliasChoices
 
 from learnerledger.config import (
     LEDGER_CONSUMER_GROUP,
     PROJECTOR_CONSUMER_GROUP,
     CommonSettings,
 )
+from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.topics import topic_specs
+from learnerledger.ledger.settings import LedgerSettings
+from learnerledger.query.settings import ProjectorSettings, QuerySettings
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 K8S_DIR = REPO_ROOT / "deploy" / "k8s"
+#: Hand-written schemas for the custom kinds that the shared catalog lacks (README.md there).
+LOCAL_SCHEMAS_DIR = Path(__file__).resolve().parent / "crd-schemas"
 OVERLAYS = ("dev", "prod")
 #: The Kubernetes version the built-in kinds are validated against (README.md prerequisites).
 KUBERNETES_VERSION = "1.34.0"
@@ -55,23 +64,54 @@ CONSUMERS = {
     PROJECTOR_CONSUMER_GROUP: (SETTINGS.topic_ledger_entries, "projector"),
 }
 #: Secrets the manifests reference but that are created outside them (README.md says how),
-#: besides the ones cert-manager Certificates and CloudNativePG (``<cluster>-app``) create.
-EXTERNAL_SECRETS = frozenset({"ledger-checkpoint-signing-key", "ledger-pg-backup-s3"})
-#: Services whose pods may be reached from outside the cluster (partners, universities).
-PUBLIC_COMPONENTS = frozenset({"gateway", "query"})
-SHARED_ENV = frozenset(
+#: besides the ones cert-manager Certificates, CloudNativePG (``<cluster>-app``, ``<cluster>-ca``)
+#: and Strimzi (``<kafka>-cluster-ca-cert``, one per KafkaUser) create.
+EXTERNAL_SECRETS = frozenset(
     {
-        "KAFKA_BOOTSTRAP_SERVERS",
-        "DATABASE_URL",
-        "TOPIC_COMPLETIONS",
-        "TOPIC_LEDGER_ENTRIES",
-        "TOPIC_COMPLETIONS_DLQ",
-        "TOPIC_PARTITIONS",
-        "LOG_LEVEL",
-        "LOG_FORMAT",
-        "METRICS_BIND_ADDRESS",
+        "ledger-checkpoint-signing-key",
+        "ledger-pg-backup-s3",
+        # One PostgreSQL login per workload (Cluster managed.roles passwordSecret).
+        "ledger-pg-migrator",
+        "ledger-pg-gateway",
+        "ledger-pg-ledger",
+        "ledger-pg-projector",
+        "ledger-pg-query",
+        # KEDA's Kafka user name (TriggerAuthentication kafka-keda).
+        "kafka-keda-username",
     }
 )
+#: Services whose pods may be reached from outside the cluster (partners, universities).
+PUBLIC_COMPONENTS = frozenset({"gateway", "query"})
+#: The settings class each ``ledgerctl serve X`` reads; the migration Job (``db migrate``) and
+#: anything else reads CommonSettings.
+SERVED_SETTINGS: dict[str | None, type[CommonSettings]] = {
+    "gateway": GatewaySettings,
+    "ledger": LedgerSettings,
+    "query": QuerySettings,
+    "projector": ProjectorSettings,
+    None: CommonSettings,
+}
+#: Environment names read by something other than a settings class, and by whom.
+RUNTIME_ENV = {
+    "METRICS_BIND_ADDRESS": "learnerledger.observability.serve_metrics",
+    "PGPASSWORD": "asyncpg (libpq's name), the password of DATABASE_URL's user",
+}
+
+
+def settings_env_names(settings_class: type[CommonSettings]) -> frozenset[str]:
+    """Every environment name a settings class reads (pydantic-settings: aliases as given, other
+    fields as prefix + field name; case-insensitive, so compared upper-case)."""
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    names: set[str] = set()
+    for field_name, field in settings_class.model_fields.items():
+        alias = field.validation_alias
+        if isinstance(alias, AliasChoices):
+            names |= {str(choice).upper() for choice in alias.choices if isinstance(choice, str)}
+        elif isinstance(alias, str):
+            names.add(alias.upper())
+        else:
+            names.add(f"{prefix}{field_name}".upper())
+    return frozenset(names)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -111,8 +151,18 @@ def kustomize_binary() -> str:
 
 @functools.cache
 def _render_text(overlay: str) -> str:
+    return _build(K8S_DIR / "overlays" / overlay)
+
+
+def render_dir(kustomization_dir: Path) -> list[Obj]:
+    """The objects of any kustomization (e.g. an edited copy of an overlay)."""
+    return [doc for doc in yaml.safe_load_all(_build(kustomization_dir)) if doc]
+
+
+def _build(kustomization_dir: Path) -> str:
+    overlay = kustomization_dir.name
     result = subprocess.run(
-        [kustomize_binary(), "build", str(K8S_DIR / "overlays" / overlay)],
+        [kustomize_binary(), "build", str(kustomization_dir)],
         capture_output=True,
         text=True,
         timeout=120,
@@ -138,14 +188,20 @@ def name_of(obj: Obj) -> str:
 
 
 def crd_schema_path(obj: Obj) -> Path | None:
-    """``<group>/<kind>_<version>.json`` in the shared schemas, if the object is a custom kind."""
+    """``<group>/<kind>_<version>.json`` for a custom kind: the operator's own schema from the
+    shared catalog; for the few kinds the catalog lacks, the hand-written one of
+    :data:`LOCAL_SCHEMAS_DIR` (see its README.md)."""
     api_version = str(obj.get("apiVersion", ""))
     if "/" not in api_version:
         return None
     group, version = api_version.split("/", 1)
     if "." not in group or group.endswith(".k8s.io"):
         return None
-    return schemas_dir() / group / f"{str(obj.get('kind', '')).lower()}_{version}.json"
+    relative = Path(group) / f"{str(obj.get('kind', '')).lower()}_{version}.json"
+    shared = schemas_dir() / relative
+    if shared.is_file() or not (LOCAL_SCHEMAS_DIR / relative).is_file():
+        return shared
+    return LOCAL_SCHEMAS_DIR / relative
 
 
 @functools.cache
@@ -272,7 +328,18 @@ def reference_problems(objects: list[Obj]) -> list[str]:
         problems.append(f"{name_of(secret)}: Secrets must not be committed (reference them)")
     known_secrets = set(EXTERNAL_SECRETS)
     known_secrets |= {c["spec"]["secretName"] for c in _of_kind(objects, "Certificate")}
-    known_secrets |= {f"{c['metadata']['name']}-app" for c in _of_kind(objects, "Cluster")}
+    for cluster in _of_kind(objects, "Cluster"):
+        known_secrets |= {f"{cluster['metadata']['name']}-{suffix}" for suffix in ("app", "ca")}
+    known_secrets |= {
+        f"{k['metadata']['name']}-cluster-ca-cert" for k in _of_kind(objects, "Kafka")
+    }
+    known_secrets |= {u["metadata"]["name"] for u in _of_kind(objects, "KafkaUser")}
+    for auth in _of_kind(objects, "TriggerAuthentication"):
+        for ref in auth["spec"].get("secretTargetRef") or []:
+            if ref["name"] not in known_secrets:
+                problems.append(
+                    f"{name_of(auth)}: Secret {ref['name']!r} is created by nothing known"
+                )
     for workload in workloads:
         for secret_name in _secret_refs(workload):
             if secret_name not in known_secrets:
@@ -303,6 +370,8 @@ def reference_problems(objects: list[Obj]) -> list[str]:
                         f"{name_of(workload)}"
                     )
 
+    problems += env_name_problems(objects)
+
     # Probes on declared ports; every Deployment has what production needs.
     for deployment in deployments:
         label = name_of(deployment)
@@ -330,16 +399,6 @@ def reference_problems(objects: list[Obj]) -> list[str]:
                 if not {"cpu", "memory"} <= set(resources.get(part) or {}):
                     problems.append(
                         f"{label}: container {container['name']} lacks cpu/memory {part}"
-                    )
-            served = _served(deployment)
-            for env in container.get("env") or []:
-                env_name = env["name"]
-                if env_name in SHARED_ENV:
-                    continue
-                if served is None or not env_name.startswith(f"{served.upper()}_"):
-                    problems.append(
-                        f"{label}: env {env_name} is neither a shared setting nor prefixed "
-                        f"{(served or '?').upper()}_ (the service it runs)"
                     )
         if not pod_spec.get("topologySpreadConstraints"):
             problems.append(f"{label}: no topologySpreadConstraints")
@@ -469,12 +528,13 @@ def reference_problems(objects: list[Obj]) -> list[str]:
             host, _, port = data["KAFKA_BOOTSTRAP_SERVERS"].rpartition(":")
             if not any(
                 host in (f"{name}-kafka-bootstrap", f"{name}-kafka-bootstrap.{ns}.svc")
-                and int(port) in _listener_ports(kafka, tls=False)
+                and int(port) in _listener_ports(kafka)
                 for (ns, name), kafka in kafkas.items()
             ):
                 problems.append(
                     f"{name_of(config_map)}: KAFKA_BOOTSTRAP_SERVERS "
-                    f"{data['KAFKA_BOOTSTRAP_SERVERS']!r} is no plaintext listener of a Kafka"
+                    f"{data['KAFKA_BOOTSTRAP_SERVERS']!r} is no SCRAM-SHA-512 TLS listener of a "
+                    "Kafka"
                 )
 
     # Certificates cover the names clients use for the Services in front of them.
@@ -483,12 +543,50 @@ def reference_problems(objects: list[Obj]) -> list[str]:
     return problems
 
 
-def _listener_ports(kafka: Obj, *, tls: bool | None = None) -> set[int]:
+def _listener_ports(kafka: Obj) -> set[int]:
+    """The ports of the listeners clients use: TLS with SCRAM-SHA-512 (KafkaUsers)."""
     return {
         int(listener["port"])
         for listener in kafka["spec"]["kafka"].get("listeners") or []
-        if tls is None or bool(listener.get("tls")) == tls
+        if listener.get("tls")
+        and (listener.get("authentication") or {}).get("type") == "scram-sha-512"
     }
+
+
+def env_name_problems(objects: list[Obj]) -> list[str]:
+    """Every environment name a workload sets is read by the settings class of what it runs
+    (``serve X``), or by a known runtime reader (:data:`RUNTIME_ENV`); ConfigMaps loaded with
+    envFrom hold only names that every service reads (CommonSettings)."""
+    problems = []
+    workloads = _of_kind(objects, "Deployment") + _of_kind(objects, "Job")
+    shared = settings_env_names(CommonSettings) | set(RUNTIME_ENV)
+    config_maps = {(_ns(c), c["metadata"]["name"]): c for c in _of_kind(objects, "ConfigMap")}
+    for workload in workloads:
+        served = _served(workload)
+        settings_class = SERVED_SETTINGS.get(served)
+        if settings_class is None:
+            problems.append(
+                f"{name_of(workload)}: runs `serve {served}`, a service with no settings"
+            )
+            continue
+        accepted = settings_env_names(settings_class) | set(RUNTIME_ENV)
+        for container in _containers(workload):
+            for env in container.get("env") or []:
+                if env["name"].upper() not in accepted:
+                    problems.append(
+                        f"{name_of(workload)}: env {env['name']} is read by no field of "
+                        f"{settings_class.__name__}"
+                    )
+            for source in container.get("envFrom") or []:
+                ref = source.get("configMapRef")
+                config_map = config_maps.get((_ns(workload), ref["name"])) if ref else None
+                for key in (config_map or {}).get("data") or {}:
+                    if key.upper() not in shared:
+                        problems.append(
+                            f"{name_of(config_map or {})}: {key} (envFrom of "
+                            f"{name_of(workload)}) is read by no field of CommonSettings"
+                        )
+    return sorted(set(problems))
 
 
 def _bootstrap_problems(
@@ -500,9 +598,12 @@ def _bootstrap_problems(
             f"{name}-kafka-bootstrap.{ns}.svc",
             f"{name}-kafka-bootstrap.{ns}.svc.cluster.local",
         ):
-            if port.isdigit() and int(port) in _listener_ports(kafka, tls=False):
+            if port.isdigit() and int(port) in _listener_ports(kafka):
                 return []
-            return [f"{label}: bootstrapServers port {port!r} is no plaintext listener of {name}"]
+            return [
+                f"{label}: bootstrapServers port {port!r} is no SCRAM-SHA-512 TLS listener of "
+                f"{name}"
+            ]
     return [
         f"{label}: bootstrapServers {bootstrap!r} is not <kafka>-kafka-bootstrap.<namespace>.svc "
         "of a Kafka in this namespace (KEDA resolves it from its own namespace)"
@@ -527,6 +628,8 @@ def _certificate_problems(objects: list[Obj], workloads: list[Obj]) -> list[str]
             problems.append(f"{name_of(certificate)}: Secret {secret_name} is mounted by nothing")
         dns_names = set(certificate["spec"].get("dnsNames") or [])
         for service in services:
+            if all(p.get("targetPort") == "metrics" for p in service["spec"].get("ports") or []):
+                continue  # plain-HTTP metrics, no TLS
             selector = service["spec"].get("selector") or {}
             if any(w in users for w in _selects(selector, workloads, _ns(service))):
                 fqdn = f"{service['metadata']['name']}.{_ns(service)}.svc"
@@ -585,3 +688,76 @@ def _network_problems(objects: list[Obj]) -> list[str]:
                     if not allowed:
                         problems.append(f"{label}: PostgreSQL reachable from {peer or 'anywhere'}")
     return problems
+
+
+# ---------------------------------------------------------------------------------------------
+# Connection budget
+
+#: Where each `ledgerctl serve X` opens its PostgreSQL pools (``create_pool(..., max_size=N)``).
+POOL_SOURCES = {
+    "gateway": REPO_ROOT / "services/issuer-gateway/learnerledger/gateway/service.py",
+    "ledger": REPO_ROOT / "services/ledger/learnerledger/ledger/service.py",
+    "query": REPO_ROOT / "services/query/learnerledger/query/service.py",
+    "projector": REPO_ROOT / "services/query/learnerledger/query/projector.py",
+}
+#: `ledgerctl db migrate` holds one connection; operators' ledgerctl sessions get headroom.
+MIGRATION_CONNECTIONS = 1
+OPERATOR_HEADROOM = 5
+#: PostgreSQL's default superuser_reserved_connections (not for the services' logins).
+SUPERUSER_RESERVED = 3
+_MAX_SIZE = re.compile(r"create_pool\([^)]*?max_size=([\w.]+)", re.S)
+
+
+def pool_connections(served: str, env: dict[str, str]) -> int:
+    """The connections one process of ``serve X`` may open: the sum of its pools' max_size
+    (literals in the code, or the settings field it names, from ``env`` or its default)."""
+    total = 0
+    settings_class = SERVED_SETTINGS[served]
+    prefix = str(settings_class.model_config.get("env_prefix") or "")
+    for size in _MAX_SIZE.findall(POOL_SOURCES[served].read_text()):
+        if size.isdigit():
+            total += int(size)
+            continue
+        field = size.removeprefix("settings.")
+        default = settings_class.model_fields[field].default
+        total += int(env.get(f"{prefix}{field}".upper(), default))
+    if total == 0:
+        raise AssertionError(f"no create_pool(max_size=...) found in {POOL_SOURCES[served]}")
+    return total
+
+
+def _max_replicas(objects: list[Obj], deployment: Obj) -> int:
+    name, namespace = deployment["metadata"]["name"], _ns(deployment)
+    for scaler in _of_kind(objects, "HorizontalPodAutoscaler"):
+        if _ns(scaler) == namespace and scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"]["maxReplicas"])
+    for scaler in _of_kind(objects, "ScaledObject"):
+        if _ns(scaler) == namespace and scaler["spec"]["scaleTargetRef"]["name"] == name:
+            return int(scaler["spec"].get("maxReplicaCount", 100))
+    return int(deployment["spec"].get("replicas", 1))
+
+
+def connection_budget(objects: list[Obj]) -> tuple[dict[str, int], int]:
+    """(connections per Deployment at its maximum replicas, usable max_connections)."""
+    demand: dict[str, int] = {}
+    for deployment in _of_kind(objects, "Deployment"):
+        served = _served(deployment)
+        if served is None:
+            continue
+        env = {
+            e["name"]: e["value"]
+            for c in _containers(deployment)
+            for e in c.get("env") or []
+            if "value" in e
+        }
+        demand[deployment["metadata"]["name"]] = _max_replicas(
+            objects, deployment
+        ) * pool_connections(served, env)
+    demand["migration Job"] = MIGRATION_CONNECTIONS * len(_of_kind(objects, "Job"))
+    demand["operators (ledgerctl)"] = OPERATOR_HEADROOM
+    (cluster,) = _of_kind(objects, "Cluster")
+    parameters = cluster["spec"].get("postgresql", {}).get("parameters", {})
+    usable = int(parameters.get("max_connections", 100)) - int(
+        parameters.get("superuser_reserved_connections", SUPERUSER_RESERVED)
+    )
+    return demand, usable

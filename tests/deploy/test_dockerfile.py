@@ -118,3 +118,20 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
         assert not _ignored(source.rstrip("/"), patterns), f"{source} is excluded by .dockerignore"
     for private in (".venv", ".state", ".git", "tests", "deploy"):
         assert _ignored(private, patterns), f"{private} should stay out of the build context"
+
+
+def test_every_base_image_is_pinned_by_digest() -> None:
+    """A tag can be re-pushed; a digest names exactly one image (issue 20)."""
+    text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
+    args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
+    bases = []
+    for from_line, _ in stages():
+        image = from_line.split()[1]
+        image = re.sub(r"\$\{(\w+)\}", lambda m: args.get(m.group(1), m.group(0)), image)
+        bases.append(image)
+    assert bases
+    stage_names = {line.split()[-1] for line, _ in stages() if " AS " in line.upper()}
+    for image in bases:
+        if image in stage_names:
+            continue
+        assert re.search(r"@sha256:[0-9a-f]{64}$", image), image

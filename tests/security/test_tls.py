@@ -19,6 +19,7 @@ from learnerledger.ledger.service import run_ledger
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
+from learnerledger.rpc.server import TlsFiles, start_server
 from tests.integration.test_admin_api import free_port
 from tests.integration.test_gateway import _cert
 
@@ -161,3 +162,33 @@ async def test_ledger_admin_api_serves_tls_from_settings(
     finally:
         stop.set()
         await asyncio.wait_for(task, 30)
+
+
+async def test_a_running_server_serves_a_certificate_replaced_under_it(
+    pki: dict[str, Any],
+) -> None:
+    """cert-manager renews a certificate (new key, here even a new CA) and Kubernetes swaps the
+    mounted files: the running server's next handshake presents the new certificate."""
+    d = pki["dir"]
+    renewed_ca = _cert("ll-renewed-ca", ca=True)
+    renewed_ca_pem, _ = _write(d, "renewed-ca", *renewed_ca)
+    running = await start_server(
+        register=lambda server: None,
+        service_names=(),
+        bind="127.0.0.1",
+        port=0,
+        tls=TlsFiles(cert_file=d / "server.crt", key_file=d / "server.key"),
+    )
+    old_trust = grpc.ssl_channel_credentials(pki["ca"])
+    new_trust = grpc.ssl_channel_credentials(renewed_ca_pem)
+    try:
+        assert await _probe(running.port, old_trust) is grpc.StatusCode.OK
+        assert await _probe(running.port, new_trust) is grpc.StatusCode.UNAVAILABLE
+        # Written aside, then renamed over the served files (as the kubelet's atomic writer).
+        _write(d, "renewed", *_cert("localhost", issuer=renewed_ca))
+        (d / "renewed.key").replace(d / "server.key")
+        (d / "renewed.crt").replace(d / "server.crt")
+        assert await _probe(running.port, new_trust) is grpc.StatusCode.OK
+        assert await _probe(running.port, old_trust) is grpc.StatusCode.UNAVAILABLE
+    finally:
+        await running.stop(0)

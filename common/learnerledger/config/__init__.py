@@ -8,6 +8,8 @@ a service's own names carry its prefix (``GATEWAY_GRPC_PORT``).
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from pydantic import AliasChoices, Field, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
@@ -43,6 +45,25 @@ class CommonSettings(BaseSettings):
     topic_partitions: int = Field(12, ge=1, validation_alias=_shared("TOPIC_PARTITIONS"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     log_format: str = Field("json", validation_alias=_shared("LOG_FORMAT"))
+    #: gRPC servers: how long a client connection may live before the server asks the client to
+    #: reconnect (GOAWAY), and how long calls on it may then still run. Rebalances long-lived
+    #: streams over replicas behind a TCP load balancer (learnerledger.rpc.server).
+    grpc_max_connection_age_s: float = Field(
+        600.0, gt=0, validation_alias=_shared("GRPC_MAX_CONNECTION_AGE_S")
+    )
+    grpc_max_connection_age_grace_s: float = Field(
+        60.0, ge=0, validation_alias=_shared("GRPC_MAX_CONNECTION_AGE_GRACE_S")
+    )
+    #: Kafka client security (deploy/k8s: Strimzi KafkaUsers, SCRAM-SHA-512 over TLS).
+    kafka_security_protocol: str = Field(
+        "PLAINTEXT", validation_alias=_shared("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: str = Field(
+        "SCRAM-SHA-512", validation_alias=_shared("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str | None = Field(None, validation_alias=_shared("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: str | None = Field(None, validation_alias=_shared("KAFKA_SASL_PASSWORD"))
+    kafka_ssl_cafile: Path | None = Field(None, validation_alias=_shared("KAFKA_SSL_CAFILE"))
 
     @field_validator("database_url")
     @classmethod

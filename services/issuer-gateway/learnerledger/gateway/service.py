@@ -71,6 +71,8 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
                 settings.tls_cert_file, settings.tls_key_file, settings.tls_client_ca_file
             ),
             max_message_bytes=settings.max_message_bytes,
+            max_connection_age_s=settings.grpc_max_connection_age_s,
+            max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
             health_port=settings.health_port,
         )
     except BaseException:

@@ -203,6 +203,8 @@ async def _start_admin_api(
         port=settings.grpc_port,
         tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
         health_port=settings.health_port,
+        max_connection_age_s=settings.grpc_max_connection_age_s,
+        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
     )
     log.info("admin_api_listening", port=server.port)
     return server

@@ -42,6 +42,8 @@ async def run_query(
         port=settings.grpc_port,
         tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
         health_port=settings.health_port,
+        max_connection_age_s=settings.grpc_max_connection_age_s,
+        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
     )
     port = server.port
     if bound is not None:
