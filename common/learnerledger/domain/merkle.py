@@ -102,6 +102,14 @@ def _decompose(index: int, size: int) -> tuple[int, int]:
     return inner, border
 
 
+def inclusion_proof_size(index: int, size: int) -> int:
+    """How many hashes the inclusion proof of leaf ``index`` in a tree of ``size`` has."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    inner, border = _decompose(index, size)
+    return inner + border
+
+
 def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:
     for i, sibling in enumerate(proof):
         seed = node_hash(seed, sibling) if (index >> i) & 1 == 0 else node_hash(sibling, seed)
