@@ -9,11 +9,16 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from learnerledger.domain.merkle import (
+    EMPTY_EDGE,
     EMPTY_ROOT,
     ProofError,
+    TreeEdge,
     consistency_proof,
+    extend,
     inclusion_proof,
     leaf_hash,
     root,
@@ -143,3 +148,29 @@ def test_proof_requests_outside_the_tree_are_refused() -> None:
         consistency_proof(0, leaves)
     with pytest.raises(ProofError):
         consistency_proof(5, leaves)
+
+
+# --- the incremental tree ------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=12), st.integers(0, 2**32))
+@settings(max_examples=60, deadline=None)
+def test_extending_the_edge_in_random_chunks_gives_the_root_of_all_leaves(
+    chunks: list[int], seed: int
+) -> None:
+    leaves = [leaf_hash(seed.to_bytes(8, "big") + n.to_bytes(4, "big")) for n in range(sum(chunks))]
+    edge, done = EMPTY_EDGE, 0
+    for chunk in chunks:
+        edge = extend(edge, leaves[done : done + chunk])
+        done += chunk
+        assert edge.size == done
+        assert edge.root() == root(leaves[:done])
+
+
+def test_the_edge_holds_one_subtree_root_per_set_bit_of_the_size() -> None:
+    leaves = [leaf_hash(data) for data in REFERENCE_LEAVES[:7]]
+    edge = extend(EMPTY_EDGE, leaves)
+    assert edge.subtree_roots == (root(leaves[:4]), root(leaves[4:6]), leaves[6])
+    assert EMPTY_EDGE.root() == EMPTY_ROOT
+    with pytest.raises(ValueError, match="3 perfect subtrees, not 2"):
+        TreeEdge(7, edge.subtree_roots[:2])

@@ -16,7 +16,8 @@ package step for step, so it accepts exactly what that verifier accepts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -86,6 +87,64 @@ def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]
     if m <= k:
         return [*_subproof(m, leaves[:k], complete=complete), root(leaves[k:])]
     return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
+
+
+# --- the incremental tree --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEdge:
+    """The right edge of a tree of ``size`` leaves: the roots of its perfect subtrees.
+
+    A tree of ``size`` leaves splits into one perfect subtree per set bit of ``size`` (the
+    largest, leftmost first); ``subtree_roots`` holds their roots in that order. That is all a
+    tree needs to grow (``extend``) and to give its root: O(log n) hashes, never the leaves.
+    """
+
+    size: int
+    subtree_roots: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"a tree size cannot be negative ({self.size})")
+        if len(self.subtree_roots) != self.size.bit_count():
+            raise ValueError(
+                f"a tree of {self.size} leaves has {self.size.bit_count()} perfect subtrees, "
+                f"not {len(self.subtree_roots)}"
+            )
+        if any(len(h) != HASH_SIZE for h in self.subtree_roots):
+            raise ValueError(f"every subtree root has {HASH_SIZE} bytes")
+
+    def root(self) -> bytes:
+        """The Merkle tree hash (RFC 9162): the subtree roots folded from the right."""
+        if not self.subtree_roots:
+            return EMPTY_ROOT
+        acc = self.subtree_roots[-1]
+        for left in reversed(self.subtree_roots[:-1]):
+            acc = node_hash(left, acc)
+        return acc
+
+
+EMPTY_EDGE = TreeEdge(0, ())
+
+
+def extend(edge: TreeEdge, new_leaf_hashes: Iterable[bytes]) -> TreeEdge:
+    """The edge of the tree grown by ``new_leaf_hashes`` (leaf hashes, in log order).
+
+    Each leaf costs one hash per trailing one bit of the size before it (amortised under two):
+    equal-sized perfect subtrees merge like a binary counter's carries."""
+    stack = list(edge.subtree_roots)
+    size = edge.size
+    for leaf in new_leaf_hashes:
+        if len(leaf) != HASH_SIZE:
+            raise ValueError(f"a leaf hash has {HASH_SIZE} bytes, not {len(leaf)}")
+        node, carry = leaf, size
+        while carry & 1:
+            node = node_hash(stack.pop(), node)
+            carry >>= 1
+        stack.append(node)
+        size += 1
+    return TreeEdge(size, tuple(stack))
 
 
 # --- verification -------------------------------------------------------------------------------
