@@ -138,3 +138,20 @@ def test_consistency_refuses_a_forked_history_with_exit_1(tmp_path: Path) -> Non
     result = run("consistency", old, new, proof, "--key", VKEY)
     assert result.returncode == 1
     assert "REJECTED (InconsistentCheckpoints)" in result.stderr
+
+
+def test_vkey_turns_the_published_public_key_into_the_verifier_key(tmp_path: Path) -> None:
+    from cryptography.hazmat.primitives.serialization import Encoding, NoEncryption, PrivateFormat
+
+    public_hex = KEY.verifier.public_key.hex()
+    result = run("vkey", "--name", ORIGIN, "--public-key", public_hex)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == VKEY
+    seed = KEY.private_key.private_bytes(Encoding.Raw, PrivateFormat.Raw, NoEncryption())
+    key_file = tmp_path / "signing.key"
+    key_file.write_text(seed.hex() + "\n")
+    from_file = run("vkey", "--name", ORIGIN, "--signing-key-file", str(key_file))
+    assert from_file.stdout.strip() == VKEY
+    bad = run("vkey", "--name", "has space", "--public-key", public_hex)
+    assert bad.returncode == 2
+    assert "not a valid key name" in bad.stderr

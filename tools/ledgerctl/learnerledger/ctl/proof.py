@@ -100,6 +100,24 @@ def cmd_proof_consistency(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def cmd_proof_vkey(args: argparse.Namespace) -> int:
+    """Print the note verifier key of the checkpoint key, to publish to verifiers."""
+    from learnerledger.domain.signed_note import MalformedNote, NoteVerifier
+
+    try:
+        if args.public_key is not None:
+            public = bytes.fromhex(args.public_key)
+        else:
+            from learnerledger.ledger.verification import load_signing_key, public_key_of
+
+            public = public_key_of(load_signing_key(Path(args.signing_key_file)))
+        print(NoteVerifier.for_key(args.name, public).verifier_key())
+    except (MalformedNote, ValueError, OSError) as exc:
+        print(f"ledgerctl proof vkey: bad input: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    return EXIT_OK
+
+
 def add_proof_commands(commands: Any) -> None:
     """The ``proof`` group, under ``ledgerctl``'s subcommands."""
     group = commands.add_parser("proof", help="check exported proofs offline with a trusted key")
@@ -122,3 +140,14 @@ def add_proof_commands(commands: Any) -> None:
     consistency.add_argument("proof", metavar="PROOF.json")
     consistency.add_argument("--key", required=True, help=KEY_HELP)
     consistency.add_argument("--origin", help="require this checkpoint origin (the log's name)")
+
+    vkey = actions.add_parser(
+        "vkey", help="print the note verifier key (<name>+<id>+<key>) to give to verifiers"
+    )
+    vkey.set_defaults(handler=cmd_proof_vkey)
+    vkey.add_argument("--name", required=True, help="the key name (the log's origin)")
+    source = vkey.add_mutually_exclusive_group(required=True)
+    source.add_argument(
+        "--public-key", help="the Ed25519 public key (hex, as keys generate prints)"
+    )
+    source.add_argument("--signing-key-file", help="the checkpoint signing key file")
