@@ -8,11 +8,17 @@ tampered entry, a wrong leaf index, a truncated proof and a checkpoint signed by
 from __future__ import annotations
 
 import json
+import os
+import shutil
+import subprocess
+import sys
 from dataclasses import replace
+from pathlib import Path
 
 import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from learnerledger.domain import proofs as proofs_module
 from learnerledger.domain.proofs import (
     CheckpointNotTrusted,
     ConsistencyProof,
@@ -211,3 +217,45 @@ def test_a_proof_for_other_sizes_than_the_checkpoints_is_malformed() -> None:
             log_consistency_proof(LOG, 4, 13),
             KEY.verifier,
         )
+
+
+def test_the_verifier_runs_from_its_four_files_alone(tmp_path: Path) -> None:
+    # A third party copies domain/{merkle,signed_note,tlog_checkpoint,proofs}.py and needs
+    # nothing else of ours: no services, no adapters, no other domain module.
+    domain = Path(proofs_module.__file__).parent
+    target = tmp_path / "learnerledger" / "domain"
+    target.mkdir(parents=True)
+    for name in ("__init__", "merkle", "signed_note", "tlog_checkpoint", "proofs"):
+        shutil.copy(domain / f"{name}.py", target / f"{name}.py")
+    bundle = tmp_path / "bundle.json"
+    bundle.write_text(proof_bundle(LOG, 3, KEY).to_json())
+    script = (
+        "import sys, pathlib\n"
+        "from learnerledger.domain import proofs, signed_note\n"
+        f"assert proofs.__file__.startswith({str(tmp_path)!r}), proofs.__file__\n"
+        "b = proofs.parse_bundle(pathlib.Path(sys.argv[1]).read_text())\n"
+        "v = proofs.verify_bundle(b, signed_note.parse_verifier_key(sys.argv[2]))\n"
+        "ours = sorted(m for m in sys.modules if m.startswith('learnerledger'))\n"
+        "others = sorted(m for m in ('pydantic', 'asyncpg', 'grpc', 'aiokafka', 'rfc8785')"
+        " if m in sys.modules)\n"
+        "print(v.leaf_index, ours, others)\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", script, str(bundle), KEY.verifier.verifier_key()],
+        env={**os.environ, "PYTHONPATH": str(tmp_path)},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr
+    allowed = [
+        "learnerledger",
+        "learnerledger.domain",
+        "learnerledger.domain.merkle",
+        "learnerledger.domain.proofs",
+        "learnerledger.domain.signed_note",
+        "learnerledger.domain.tlog_checkpoint",
+    ]
+    assert result.stdout.strip() == f"3 {allowed} []"
