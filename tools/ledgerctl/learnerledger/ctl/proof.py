@@ -24,25 +24,25 @@ KEY_HELP = (
 )
 
 
-class _Unreadable(Exception):
+class UnreadableInput(Exception):
     """A file or key that cannot be read; exit 2."""
 
 
-def _read(path: str, what: str) -> str:
+def read_input(path: str, what: str) -> str:
     try:
         return Path(path).read_text(encoding="utf-8")
     except (OSError, UnicodeDecodeError) as exc:
-        raise _Unreadable(f"cannot read the {what} {path}: {exc}") from exc
+        raise UnreadableInput(f"cannot read the {what} {path}: {exc}") from exc
 
 
-def _verifier(key: str) -> Any:
+def trusted_verifier(key: str) -> Any:
     from learnerledger.domain.signed_note import MalformedNote, parse_verifier_key
 
-    text = _read(key[1:], "key file") if key.startswith("@") else key
+    text = read_input(key[1:], "key file") if key.startswith("@") else key
     try:
         return parse_verifier_key(text)
     except MalformedNote as exc:
-        raise _Unreadable(f"--key: {exc}") from exc
+        raise UnreadableInput(f"--key: {exc}") from exc
 
 
 def _fail(command: str, exc: Exception, code: int) -> int:
@@ -55,12 +55,12 @@ def cmd_proof_verify(args: argparse.Namespace) -> int:
     from learnerledger.domain.proofs import BadInput, ProofRejected, parse_bundle, verify_bundle
 
     try:
-        verifier = _verifier(args.key)
-        bundle = parse_bundle(_read(args.bundle, "bundle"))
+        verifier = trusted_verifier(args.key)
+        bundle = parse_bundle(read_input(args.bundle, "bundle"))
         verified = verify_bundle(bundle, verifier, origin=args.origin)
     except ProofRejected as exc:
         return _fail("verify", exc, EXIT_REJECTED)
-    except (BadInput, _Unreadable) as exc:
+    except (BadInput, UnreadableInput) as exc:
         return _fail("verify", exc, EXIT_BAD_INPUT)
     cp, entry = verified.checkpoint, verified.entry
     print(
@@ -82,16 +82,16 @@ def cmd_proof_consistency(args: argparse.Namespace) -> int:
     )
 
     try:
-        verifier = _verifier(args.key)
-        old_note = _read(args.old_checkpoint, "old checkpoint")
-        new_note = _read(args.new_checkpoint, "new checkpoint")
-        proof = parse_consistency_proof(_read(args.proof, "consistency proof"))
+        verifier = trusted_verifier(args.key)
+        old_note = read_input(args.old_checkpoint, "old checkpoint")
+        new_note = read_input(args.new_checkpoint, "new checkpoint")
+        proof = parse_consistency_proof(read_input(args.proof, "consistency proof"))
         old, new = verify_consistency_between(
             old_note, new_note, proof, verifier, origin=args.origin
         )
     except ProofRejected as exc:
         return _fail("consistency", exc, EXIT_REJECTED)
-    except (BadInput, _Unreadable) as exc:
+    except (BadInput, UnreadableInput) as exc:
         return _fail("consistency", exc, EXIT_BAD_INPUT)
     print(
         f"consistent: the log {new.origin!r} at tree size {new.size} extends its tree at size "
