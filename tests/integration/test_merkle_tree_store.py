@@ -1,14 +1,35 @@
-"""The incremental tree's right edge in PostgreSQL (migration 0015, postgres/merkle_tree.py):
-the ledger's role records edges as the tree grows, a size keeps its edge, and rows never change."""
+"""The incremental tree in PostgreSQL (migrations 0015-0016, postgres/merkle_tree.py): the
+ledger's role records edges and nodes as the tree grows, a size keeps its edge, rows never
+change, and proofs read from the stored nodes equal the reference proofs and verify."""
 
 from __future__ import annotations
 
 import asyncpg
 import pytest
 
-from learnerledger.domain.merkle import EMPTY_EDGE, TreeEdge, extend, leaf_hash, root
-from learnerledger.postgres.merkle_tree import EdgeConflict, edge_at, latest_edge, record_edge
+from learnerledger.domain.merkle import (
+    EMPTY_EDGE,
+    TreeEdge,
+    consistency_proof,
+    extend,
+    inclusion_proof,
+    leaf_hash,
+    root,
+    verify_consistency,
+    verify_inclusion,
+)
+from learnerledger.postgres.merkle_tree import (
+    EdgeConflict,
+    MissingNode,
+    consistency_proof_between,
+    edge_at,
+    grow,
+    inclusion_proof_at,
+    latest_edge,
+    record_edge,
+)
 from learnerledger.postgres.pool import create_pool
+from tests.conftest import StackInfo, new_database
 
 pytestmark = pytest.mark.integration
 
@@ -68,3 +89,27 @@ async def test_recorded_edges_never_change_even_for_the_owner(database_url: str)
 def test_an_edge_must_have_one_root_per_set_bit() -> None:
     with pytest.raises(ValueError, match="perfect subtrees"):
         TreeEdge(3, (LEAVES[0],))
+
+
+async def test_proofs_come_from_the_stored_nodes(stack: StackInfo) -> None:
+    leaves = [leaf_hash(b"grown" + n.to_bytes(4, "big")) for n in range(45)]
+    async with new_database(stack) as database:  # a tree of its own
+        pool = await create_pool(database.url, role="ll_ledger", max_size=1)
+        try:
+            async with pool.acquire() as connection:
+                for start, stop in ((0, 1), (1, 13), (13, 32), (32, 45)):
+                    async with connection.transaction():
+                        edge = await grow(connection, leaves[start:stop])
+                    assert edge.root() == root(leaves[:stop])
+                    for index in (0, stop // 2, stop - 1):
+                        proof = await inclusion_proof_at(connection, index, stop)
+                        assert proof == inclusion_proof(index, leaves[:stop])
+                        verify_inclusion(index, stop, leaves[index], proof, root(leaves[:stop]))
+                for old, new in ((1, 45), (13, 32), (20, 45), (32, 32)):
+                    proof = await consistency_proof_between(connection, old, new)
+                    assert proof == consistency_proof(old, leaves[:new])
+                    verify_consistency(old, new, proof, root(leaves[:old]), root(leaves[:new]))
+                with pytest.raises(MissingNode):
+                    await inclusion_proof_at(connection, 3, 46)
+        finally:
+            await pool.close()
