@@ -17,6 +17,10 @@ from learnerledger.domain.events import (
     revocation_event_id,
 )
 from learnerledger.domain.hash_chain import append_to_chain, head_of
+from learnerledger.domain.merkle import consistency_proof, inclusion_proof, leaf_hash, root
+from learnerledger.domain.proofs import Bundle, BundleEntry, ConsistencyProof
+from learnerledger.domain.signed_note import NoteSigner
+from learnerledger.domain.tlog_checkpoint import TreeCheckpoint, sign_checkpoint
 
 LEARNER = "123456789012"
 ISSUER = "swayam"
@@ -91,3 +95,42 @@ def rewritten(entries: list[Entry], at_sequence: int, credits: float = 40.0) -> 
         )
         out.append(append_to_chain(head_of(out[-1]) if out else None, draft))
     return out
+
+
+def credit_log(length: int, learners: int = 3) -> list[Entry]:
+    """``length`` entries in log order, interleaving the chains of ``learners`` learners."""
+    per_learner = -(-length // learners)
+    chains = [chain(per_learner, learner_id=f"{100000000000 + n}") for n in range(learners)]
+    interleaved = [chains[n][i] for i in range(per_learner) for n in range(learners)]
+    return interleaved[:length]
+
+
+ORIGIN = "ledger.example/credit-log"
+
+
+def proof_bundle(
+    log: list[Entry], index: int, signer: NoteSigner, size: int | None = None
+) -> Bundle:
+    """Entry ``index`` of ``log`` exported with its inclusion proof in the tree of the first
+    ``size`` entries (default: all) and that tree's checkpoint signed by ``signer``."""
+    size = len(log) if size is None else size
+    leaves = [leaf_hash(entry.entry_hash) for entry in log[:size]]
+    entry = log[index]
+    note = sign_checkpoint(TreeCheckpoint(ORIGIN, size, root(leaves)), signer)
+    return Bundle(
+        BundleEntry(entry.canonical_json.decode(), entry.prev_hash, entry.entry_hash),
+        index,
+        tuple(inclusion_proof(index, leaves)),
+        note,
+    )
+
+
+def signed_tree_checkpoint(log: list[Entry], size: int, signer: NoteSigner) -> str:
+    """The checkpoint note of the tree of the first ``size`` entries of ``log``."""
+    leaves = [leaf_hash(entry.entry_hash) for entry in log[:size]]
+    return sign_checkpoint(TreeCheckpoint(ORIGIN, size, root(leaves)), signer)
+
+
+def log_consistency_proof(log: list[Entry], old_size: int, new_size: int) -> ConsistencyProof:
+    leaves = [leaf_hash(entry.entry_hash) for entry in log[:new_size]]
+    return ConsistencyProof(old_size, new_size, tuple(consistency_proof(old_size, leaves)))

@@ -9,13 +9,22 @@ from pathlib import Path
 from typing import Any
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from learnerledger.domain.merkle import (
+    EMPTY_EDGE,
     EMPTY_ROOT,
     ProofError,
+    TreeEdge,
     consistency_proof,
+    consistency_proof_ranges,
+    extend,
+    extend_recording,
     inclusion_proof,
+    inclusion_proof_ranges,
     leaf_hash,
+    proof_from_nodes,
     root,
     verify_consistency,
     verify_inclusion,
@@ -143,3 +152,71 @@ def test_proof_requests_outside_the_tree_are_refused() -> None:
         consistency_proof(0, leaves)
     with pytest.raises(ProofError):
         consistency_proof(5, leaves)
+
+
+# --- the incremental tree ------------------------------------------------------------------------
+
+
+@given(st.lists(st.integers(min_value=0, max_value=40), max_size=12), st.integers(0, 2**32))
+@settings(max_examples=60, deadline=None)
+def test_extending_the_edge_in_random_chunks_gives_the_root_of_all_leaves(
+    chunks: list[int], seed: int
+) -> None:
+    leaves = [leaf_hash(seed.to_bytes(8, "big") + n.to_bytes(4, "big")) for n in range(sum(chunks))]
+    edge, done = EMPTY_EDGE, 0
+    for chunk in chunks:
+        edge = extend(edge, leaves[done : done + chunk])
+        done += chunk
+        assert edge.size == done
+        assert edge.root() == root(leaves[:done])
+
+
+def test_the_edge_holds_one_subtree_root_per_set_bit_of_the_size() -> None:
+    leaves = [leaf_hash(data) for data in REFERENCE_LEAVES[:7]]
+    edge = extend(EMPTY_EDGE, leaves)
+    assert edge.subtree_roots == (root(leaves[:4]), root(leaves[4:6]), leaves[6])
+    assert EMPTY_EDGE.root() == EMPTY_ROOT
+    with pytest.raises(ValueError, match="3 perfect subtrees, not 2"):
+        TreeEdge(7, edge.subtree_roots[:2])
+
+
+@given(st.lists(st.integers(min_value=1, max_value=30), min_size=1, max_size=8), st.data())
+@settings(max_examples=60, deadline=None)
+def test_proofs_from_the_stored_nodes_equal_the_reference_proofs(
+    chunks: list[int], data: st.DataObject
+) -> None:
+    leaves = [leaf_hash(n.to_bytes(4, "big")) for n in range(sum(chunks))]
+    stored: dict[tuple[int, int], bytes] = {}
+    edge, done = EMPTY_EDGE, 0
+    for chunk in chunks:
+        edge, completed = extend_recording(edge, leaves[done : done + chunk])
+        stored.update(completed)
+        done += chunk
+    size = data.draw(st.integers(1, done), label="size")
+    index = data.draw(st.integers(0, size - 1), label="index")
+    old = data.draw(st.integers(1, size), label="old size")
+    tree = leaves[:size]
+    reads: list[tuple[int, int]] = []
+
+    def node(n: tuple[int, int]) -> bytes:
+        reads.append(n)
+        return stored[n]
+
+    assert proof_from_nodes(inclusion_proof_ranges(index, size), node) == inclusion_proof(
+        index, tree
+    )
+    assert proof_from_nodes(consistency_proof_ranges(old, size), node) == consistency_proof(
+        old, tree
+    )
+    assert len(reads) <= 4 * size.bit_length()
+
+
+def test_the_stored_nodes_are_every_perfect_subtree() -> None:
+    leaves = [leaf_hash(data) for data in REFERENCE_LEAVES[:5]]
+    _, completed = extend_recording(EMPTY_EDGE, leaves)
+    assert dict(completed) == {
+        **{(0, i): leaves[i] for i in range(5)},
+        (1, 0): root(leaves[0:2]),
+        (1, 1): root(leaves[2:4]),
+        (2, 0): root(leaves[0:4]),
+    }

@@ -16,7 +16,8 @@ package step for step, so it accepts exactly what that verifier accepts.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 HASH_SIZE = 32
 EMPTY_ROOT = hashlib.sha256(b"").digest()
@@ -88,6 +89,142 @@ def _subproof(m: int, leaves: Sequence[bytes], *, complete: bool) -> list[bytes]
     return [*_subproof(m - k, leaves[k:], complete=False), root(leaves[:k])]
 
 
+# --- the incremental tree --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TreeEdge:
+    """The right edge of a tree of ``size`` leaves: the roots of its perfect subtrees.
+
+    A tree of ``size`` leaves splits into one perfect subtree per set bit of ``size`` (the
+    largest, leftmost first); ``subtree_roots`` holds their roots in that order. That is all a
+    tree needs to grow (``extend``) and to give its root: O(log n) hashes, never the leaves.
+    """
+
+    size: int
+    subtree_roots: tuple[bytes, ...]
+
+    def __post_init__(self) -> None:
+        if self.size < 0:
+            raise ValueError(f"a tree size cannot be negative ({self.size})")
+        if len(self.subtree_roots) != self.size.bit_count():
+            raise ValueError(
+                f"a tree of {self.size} leaves has {self.size.bit_count()} perfect subtrees, "
+                f"not {len(self.subtree_roots)}"
+            )
+        if any(len(h) != HASH_SIZE for h in self.subtree_roots):
+            raise ValueError(f"every subtree root has {HASH_SIZE} bytes")
+
+    def root(self) -> bytes:
+        """The Merkle tree hash (RFC 9162): the subtree roots folded from the right."""
+        if not self.subtree_roots:
+            return EMPTY_ROOT
+        acc = self.subtree_roots[-1]
+        for left in reversed(self.subtree_roots[:-1]):
+            acc = node_hash(left, acc)
+        return acc
+
+
+EMPTY_EDGE = TreeEdge(0, ())
+
+
+def extend(edge: TreeEdge, new_leaf_hashes: Iterable[bytes]) -> TreeEdge:
+    """The edge of the tree grown by ``new_leaf_hashes`` (leaf hashes, in log order).
+
+    Each leaf costs one hash per trailing one bit of the size before it (amortised under two):
+    equal-sized perfect subtrees merge like a binary counter's carries."""
+    return extend_recording(edge, new_leaf_hashes)[0]
+
+
+Node = tuple[int, int]  # (level, index): the perfect subtree over leaves [index·2^level, +2^level)
+
+
+def extend_recording(
+    edge: TreeEdge, new_leaf_hashes: Iterable[bytes]
+) -> tuple[TreeEdge, list[tuple[Node, bytes]]]:
+    """``extend``, also returning every perfect subtree completed on the way (leaves included),
+    with its hash: what a store keeps so that proofs need O(log n) reads (``proof_nodes``)."""
+    stack = list(edge.subtree_roots)
+    size = edge.size
+    completed: list[tuple[Node, bytes]] = []
+    for leaf in new_leaf_hashes:
+        if len(leaf) != HASH_SIZE:
+            raise ValueError(f"a leaf hash has {HASH_SIZE} bytes, not {len(leaf)}")
+        node, carry, level = leaf, size, 0
+        completed.append(((0, size), leaf))
+        while carry & 1:
+            node = node_hash(stack.pop(), node)
+            carry >>= 1
+            level += 1
+            completed.append(((level, size >> level), node))
+        stack.append(node)
+        size += 1
+    return TreeEdge(size, tuple(stack)), completed
+
+
+def range_nodes(start: int, end: int) -> list[Node]:
+    """The perfect subtrees, largest first, whose fold from the right is ``MTH(D[start:end])``
+    for a range the RFC 9162 recursion produces (``start`` aligned to the range's split)."""
+    nodes: list[Node] = []
+    width = end - start
+    for level in range(width.bit_length() - 1, -1, -1):
+        if width >> level & 1:
+            nodes.append((level, start >> level))
+            start += 1 << level
+    return nodes
+
+
+def inclusion_proof_ranges(index: int, size: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose tree hashes form ``PATH(index, D[size])``, in proof order."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi = 0, size
+    while hi - lo > 1:
+        k = _split(hi - lo)
+        if index < lo + k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo += k
+    return ranges[::-1]
+
+
+def consistency_proof_ranges(size1: int, size2: int) -> list[tuple[int, int]]:
+    """The leaf ranges whose tree hashes form ``PROOF(size1, D[size2])``, in proof order."""
+    if not 0 < size1 <= size2:
+        raise ProofError(f"size {size1} is not between 1 and the tree's size {size2}")
+    ranges: list[tuple[int, int]] = []
+    lo, hi, m, complete = 0, size2, size1, True
+    while m != hi - lo:
+        k = _split(hi - lo)
+        if m <= k:
+            ranges.append((lo + k, hi))
+            hi = lo + k
+        else:
+            ranges.append((lo, lo + k))
+            lo, m, complete = lo + k, m - k, False
+    if not complete:
+        ranges.append((lo, hi))
+    return ranges[::-1]
+
+
+def proof_from_nodes(
+    ranges: Sequence[tuple[int, int]], node: Callable[[Node], bytes]
+) -> list[bytes]:
+    """The proof hashes for ``ranges``, each folded from the stored perfect subtrees ``node``
+    returns: at most two per level, so O(log n) reads for any proof."""
+    proof = []
+    for start, end in ranges:
+        hashes = [node(n) for n in range_nodes(start, end)]
+        acc = hashes[-1]
+        for left in reversed(hashes[:-1]):
+            acc = node_hash(left, acc)
+        proof.append(acc)
+    return proof
+
+
 # --- verification -------------------------------------------------------------------------------
 
 
@@ -100,6 +237,14 @@ def _decompose(index: int, size: int) -> tuple[int, int]:
     inner = _inner_proof_size(index, size)
     border = bin(index >> inner).count("1")
     return inner, border
+
+
+def inclusion_proof_size(index: int, size: int) -> int:
+    """How many hashes the inclusion proof of leaf ``index`` in a tree of ``size`` has."""
+    if not 0 <= index < size:
+        raise ProofError(f"leaf index {index} is outside a tree of size {size}")
+    inner, border = _decompose(index, size)
+    return inner + border
 
 
 def _chain_inner(seed: bytes, proof: Sequence[bytes], index: int) -> bytes:

@@ -1,0 +1,119 @@
+"""The incremental Merkle tree in PostgreSQL (append-only; not wired into the ledger yet).
+
+``merkle_tree_edges``: one row per recorded tree size, the roots of the tree's perfect subtrees
+and the tree's root; the tree grows from the latest row (``domain.merkle.extend``).
+``merkle_tree_nodes``: every perfect subtree's hash, from which proofs are folded in O(log n)
+reads (``inclusion_proof_at``, ``consistency_proof_between``). ``grow`` writes both in the
+caller's transaction. Nothing is recomputed from the leaves.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+from learnerledger.domain.merkle import (
+    EMPTY_EDGE,
+    Node,
+    TreeEdge,
+    consistency_proof_ranges,
+    extend_recording,
+    inclusion_proof_ranges,
+    proof_from_nodes,
+    range_nodes,
+)
+from learnerledger.postgres import Connection
+
+
+class EdgeConflict(RuntimeError):
+    """A tree size is already recorded with another edge: two histories (a fork)."""
+
+
+def _edge_of(row: Any) -> TreeEdge:
+    return TreeEdge(int(row["tree_size"]), tuple(bytes(h) for h in row["subtree_roots"]))
+
+
+async def record_edge(connection: Connection, edge: TreeEdge) -> bool:
+    """Record ``edge``; True if it is new, False if the same edge was already recorded.
+
+    Raises ``EdgeConflict`` if the size is recorded with another edge (rows never change)."""
+    inserted = await connection.fetchval(
+        """INSERT INTO merkle_tree_edges (tree_size, subtree_roots, root_hash)
+           VALUES ($1, $2, $3) ON CONFLICT (tree_size) DO NOTHING RETURNING true""",
+        edge.size,
+        list(edge.subtree_roots),
+        edge.root(),
+    )
+    if inserted:
+        return True
+    stored = await edge_at(connection, edge.size)
+    if stored != edge:
+        raise EdgeConflict(f"tree size {edge.size} is already recorded with another edge")
+    return False
+
+
+async def edge_at(connection: Connection, tree_size: int) -> TreeEdge | None:
+    """The edge recorded for ``tree_size`` (``EMPTY_EDGE`` for 0), or None."""
+    if tree_size == 0:
+        return EMPTY_EDGE
+    row = await connection.fetchrow(
+        "SELECT tree_size, subtree_roots FROM merkle_tree_edges WHERE tree_size = $1", tree_size
+    )
+    return None if row is None else _edge_of(row)
+
+
+async def latest_edge(connection: Connection) -> TreeEdge:
+    """The edge of the largest recorded tree (``EMPTY_EDGE`` if none is recorded)."""
+    row = await connection.fetchrow(
+        """SELECT tree_size, subtree_roots FROM merkle_tree_edges
+            ORDER BY tree_size DESC LIMIT 1"""
+    )
+    return EMPTY_EDGE if row is None else _edge_of(row)
+
+
+class MissingNode(RuntimeError):
+    """A node a proof needs is not stored: the tree was not grown to that size here."""
+
+
+async def grow(connection: Connection, leaf_hashes: Sequence[bytes]) -> TreeEdge:
+    """Append ``leaf_hashes`` to the stored tree: its new nodes and its new edge (run it in the
+    transaction that decides the leaves, so the tree and the log move together)."""
+    edge, completed = extend_recording(await latest_edge(connection), leaf_hashes)
+    await connection.copy_records_to_table(
+        "merkle_tree_nodes",
+        records=[(level, index, digest) for (level, index), digest in completed],
+        columns=("level", "node_index", "hash"),
+    )
+    await record_edge(connection, edge)
+    return edge
+
+
+async def _nodes(connection: Connection, wanted: set[Node]) -> dict[Node, bytes]:
+    rows = await connection.fetch(
+        """SELECT n.level, n.node_index, n.hash FROM merkle_tree_nodes n
+             JOIN unnest($1::smallint[], $2::bigint[]) AS w (level, node_index)
+               ON n.level = w.level AND n.node_index = w.node_index""",
+        [level for level, _ in wanted],
+        [index for _, index in wanted],
+    )
+    found = {(r["level"], r["node_index"]): bytes(r["hash"]) for r in rows}
+    missing = wanted - found.keys()
+    if missing:
+        raise MissingNode(f"{len(missing)} tree node(s) are not stored, e.g. {min(missing)}")
+    return found
+
+
+async def _proof(connection: Connection, ranges: list[tuple[int, int]]) -> list[bytes]:
+    wanted = {node for start, end in ranges for node in range_nodes(start, end)}
+    stored = await _nodes(connection, wanted)
+    return proof_from_nodes(ranges, stored.__getitem__)
+
+
+async def inclusion_proof_at(connection: Connection, index: int, size: int) -> list[bytes]:
+    """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves (one query)."""
+    return await _proof(connection, inclusion_proof_ranges(index, size))
+
+
+async def consistency_proof_between(connection: Connection, size1: int, size2: int) -> list[bytes]:
+    """The consistency proof from the tree of ``size1`` leaves to that of ``size2`` (one query)."""
+    return await _proof(connection, consistency_proof_ranges(size1, size2))
