@@ -89,8 +89,13 @@ def _completion(*edits: Edit) -> bytes:
     return _edited(encode_completion_event(completion(POISON_LEARNER, "poison")), *edits)
 
 
+#: The completion the revocation poisons revoke: recorded first in each case, so that a
+#: revocation reaches the credit rules and its outcome would be stored.
+TARGET = completion(POISON_LEARNER, "target")
+
+
 def _revocation(*edits: Edit) -> bytes:
-    return _edited(encode_completion_event(revocation(POISON_LEARNER, "poison")), *edits)
+    return _edited(encode_completion_event(revocation(POISON_LEARNER, "target")), *edits)
 
 
 def _consent(*edits: Edit) -> bytes:
@@ -162,7 +167,7 @@ POISONS = [
     ),
     Poison(
         "nul-revocation-completion-id",
-        _revocation(_set("revocation_requested.completion_id", "poi\x00son")),
+        _revocation(_set("revocation_requested.completion_id", "tar\x00get")),
         "invalid_request",
         "completion_id",
     ),
@@ -320,7 +325,7 @@ async def test_one_poison_record_among_good_ones_is_rejected_and_the_ledger_move
     await produce(
         kafka_bootstrap,
         topics.completions,
-        [*good[:half], (POISON_LEARNER.encode(), poison.value), *good[half:]],
+        [TARGET, *good[:half], (POISON_LEARNER.encode(), poison.value), *good[half:]],
     )
     connection = await asyncpg.connect(database_url)
     try:
