@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 import os
 import random
+import unicodedata
 import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
@@ -340,6 +341,7 @@ def test_any_revocation_is_validated_without_crashing() -> None:
             or not completion_id.isprintable()
             or not reason.strip()
             or len(reason) > 1000
+            or any(unicodedata.category(ch) == "Cc" for ch in reason)  # NUL, C0, DEL, C1
             or (learner_id != "" and not (len(learner_id) == 12 and learner_id.isascii()
                                          and learner_id.isdigit()))
         )  # fmt: skip

@@ -94,12 +94,15 @@ async def produce(
     producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
     await producer.start()
     try:
+        # Pipelined: the idempotent producer keeps each partition's order; all are awaited.
+        sent = []
         for item in items:
             if isinstance(item, tuple):
                 key, value = item
             else:
                 key, value = item.envelope.learner_id.encode(), encode_completion_event(item)
-            await producer.send_and_wait(topic, key=key, value=value)
+            sent.append(await producer.send(topic, key=key, value=value))
+        await asyncio.gather(*sent)
     finally:
         await producer.stop()
 
@@ -125,6 +128,17 @@ async def running_ledger(
 ) -> AsyncIterator[LedgerSettings]:
     """The ledger service in this process, on the test's topics and database (``more``: other
     settings, e.g. ``checkpoint_signing_key_file``)."""
+    async with running_ledger_task(
+        kafka_bootstrap, database_url, topics, grpc_port=grpc_port, **more
+    ) as (settings, _):
+        yield settings
+
+
+@contextlib.asynccontextmanager
+async def running_ledger_task(
+    kafka_bootstrap: str, database_url: str, topics: Any, *, grpc_port: int = 0, **more: Any
+) -> AsyncIterator[tuple[LedgerSettings, asyncio.Task[None]]]:
+    """:func:`running_ledger`, and the task that runs the service (done = the service ended)."""
     settings = LedgerSettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=database_url,
@@ -141,7 +155,7 @@ async def running_ledger(
     stop = asyncio.Event()
     task = asyncio.create_task(run_ledger(settings, stop))
     try:
-        yield settings
+        yield settings, task
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)

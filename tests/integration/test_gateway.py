@@ -233,6 +233,42 @@ async def test_bad_request_lists_every_violation(
     assert records == []
 
 
+@pytest.mark.parametrize(
+    ("request_fields", "field"),
+    [
+        ({"completion_id": "l-1", "reason": "issued\x00in error"}, "reason"),
+        ({"completion_id": "l-1", "reason": "issued in error\x1b[2J"}, "reason"),
+        ({"completion_id": "l\x00-1", "reason": "issued in error"}, "completion_id"),
+    ],
+)
+async def test_a_control_character_in_any_revocation_field_is_invalid_argument_naming_it(
+    kafka_bootstrap: str,
+    database_url: str,
+    topics: Any,
+    tokens: dict[str, str],
+    request_fields: dict[str, str],
+    field: str,
+) -> None:
+    """The ledger cannot store a NUL (jsonb refuses it): the gateway refuses it up front, in
+    every string field of the request, and nothing reaches Kafka."""
+    async with running_gateway(kafka_bootstrap, database_url, topics) as (_, channel):
+        stub = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(channel)
+        with pytest.raises(grpc.aio.AioRpcError) as failed:
+            await stub.RevokeCompletion(
+                pb.RevokeCompletionRequest(learner_id=ALICE, **request_fields),
+                metadata=auth(tokens["swayam"]),
+            )
+        assert failed.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        [bad] = [
+            d
+            for d in decode_details(failed.value.trailing_metadata())
+            if isinstance(d, error_details_pb2.BadRequest)
+        ]
+        assert [v.field for v in bad.field_violations] == [field]
+    records = await read_topic(kafka_bootstrap, topics.completions, 0, timeout=5)
+    assert records == []
+
+
 async def test_rate_limit_gives_resource_exhausted_with_retry_info(
     kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
 ) -> None:

@@ -5,14 +5,21 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
+from google.protobuf.descriptor import Descriptor, FieldDescriptor
+from google.protobuf.message_factory import GetMessageClass
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import Result, completion_event_id
 from learnerledger.gateway.rate_limit import TokenBuckets
-from learnerledger.gateway.validation import to_domain, validate_completion
-from learnerledger.v1 import common_pb2
+from learnerledger.gateway.validation import (
+    string_violations,
+    to_domain,
+    validate_completion,
+    validate_revocation_request,
+)
+from learnerledger.v1 import common_pb2, events_pb2, issuer_gateway_pb2
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
@@ -210,3 +217,53 @@ def test_rich_status_carries_every_detail() -> None:
     assert bad.field_violations[0].field == "a"
     assert isinstance(retry, error_details_pb2.RetryInfo)
     assert retry.retry_delay.ToMilliseconds() == 1250
+
+
+def _string_field_paths(descriptor: Descriptor, prefix: str = "") -> list[str]:
+    """Dotted paths of every singular string field reachable from ``descriptor``."""
+    paths: list[str] = []
+    for field in descriptor.fields:
+        if field.is_repeated:
+            continue
+        if field.type == FieldDescriptor.TYPE_STRING:
+            paths.append(prefix + field.name)
+        elif field.type == FieldDescriptor.TYPE_MESSAGE and field.message_type.full_name.startswith(
+            "learnerledger."
+        ):
+            paths += _string_field_paths(field.message_type, f"{prefix}{field.name}.")
+    return paths
+
+
+def test_a_control_character_in_any_string_field_of_any_gateway_request_is_named() -> None:
+    """Built from the service descriptor, so a field or method added later is covered too."""
+    service = issuer_gateway_pb2.DESCRIPTOR.services_by_name["IssuerGatewayService"]
+    checked = []
+    for method in service.methods:
+        request_class = GetMessageClass(method.input_type)
+        for path in _string_field_paths(method.input_type):
+            request = request_class()
+            *parents, name = path.split(".")
+            target = request
+            for parent in parents:
+                target = getattr(target, parent)
+            setattr(target, name, "ok\x00")
+            assert [v.field for v in string_violations(request)] == [path]
+            checked.append(f"{method.name}:{path}")
+    assert "RevokeCompletion:reason" in checked
+    assert "SubmitCompletion:completion.course_id" in checked
+    assert "StreamCompletions:completion.grade" in checked
+
+
+def test_the_string_walk_covers_repeated_fields_and_reports_nothing_for_clean_text() -> None:
+    event = events_pb2.CompletionEvent()
+    event.completion_submitted.evidence_urls[:] = ["https://ok.example", "https://x\x07"]
+    assert [v.field for v in string_violations(event)] == ["completion_submitted.evidence_urls[1]"]
+    clean = issuer_gateway_pb2.RevokeCompletionRequest(completion_id="c-1", reason="é ✓ — ok")
+    assert string_violations(clean) == []
+
+
+def test_revocation_request_names_a_control_character_in_reason() -> None:
+    request = issuer_gateway_pb2.RevokeCompletionRequest(
+        completion_id="c-1", reason="issued\x00in error", learner_id="123456789012"
+    )
+    assert [v.field for v in validate_revocation_request(request)] == ["reason"]

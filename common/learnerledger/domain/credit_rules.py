@@ -61,6 +61,13 @@ class RejectionReason(enum.StrEnum):
     ALREADY_REVOKED = "already_revoked"
     UNKNOWN_UNIVERSITY = "unknown_university"
     CONSENT_NOT_GRANTED = "consent_not_granted"
+    #: The request breaks a field rule (learnerledger.domain.validation): checked again by the
+    #: ledger because Kafka is a trust boundary.
+    INVALID_REQUEST = "invalid_request"
+    #: Deciding the request raised an arithmetic or value error (a bound no rule foresaw).
+    UNPROCESSABLE = "unprocessable"
+    #: PostgreSQL refused to store the outcome because of its data (not an outage).
+    UNSTORABLE = "unstorable"
 
 
 @dataclass(frozen=True, slots=True)

@@ -55,7 +55,7 @@ from learnerledger.gateway.validation import (
     check_id,
     to_domain,
     validate_completion,
-    validate_revocation,
+    validate_revocation_request,
 )
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
@@ -349,9 +349,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
     ) -> pb.RevokeCompletionResponse:
         async def body() -> pb.RevokeCompletionResponse:
             issuer_id = await self._issuer(context)
-            violations = validate_revocation(
-                request.completion_id, request.reason, request.learner_id
-            )
+            violations = validate_revocation_request(request)
             if violations:
                 raise invalid_argument(violations)
             learner_id = await self._learner_of(issuer_id, request.completion_id)

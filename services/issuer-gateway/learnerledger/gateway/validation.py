@@ -1,31 +1,25 @@
-"""Field validation of issuer requests: pure functions, every violation reported at once.
+"""Field validation of issuer requests: the domain's rules on the wire types, every violation
+reported at once.
 
-Rules (field paths are relative to the request, e.g. ``completion.learner_id``):
-
-- ``completion_id``: 1..128 characters, all printable (no control characters).
-- ``learner_id``: an APAAR id, exactly 12 ASCII digits (shape only, DESIGN.md).
-- ``course_id``: 1..128 characters and a course in the catalog. An unknown course is a field
-  violation (INVALID_ARGUMENT, so it is reported together with the others); a known course of
-  another issuer is PERMISSION_DENIED, checked only once the fields are valid.
-- ``completed_at``: set, a valid timestamp, not before 2000-01-01 and not later than now plus
-  the clock skew setting.
-- ``result``: PASS or FAIL.
-- ``score`` (optional): finite, 0..100. Consistency with the result: a PASS with score 0 and a
-  FAIL with score 100 are contradictions.
-- ``grade`` (optional): 1..16 printable characters. A PASS graded as a failure ("F", "FAIL",
-  "AB", "ABSENT", case-insensitive) is a contradiction; a FAIL may carry any grade.
-- ``evidence_url`` (optional): at most 2048 characters, an absolute ``https`` URL with a host
-  and no whitespace (the proto contract says https only).
-- Revocations: ``completion_id`` as above, ``reason`` 1..1000 characters, ``learner_id`` an
-  APAAR id when given.
+The rules themselves live in :mod:`learnerledger.domain.validation` (the ledger applies the
+same ones to every record it reads); this module maps protobuf messages onto them and their
+violations onto ``learnerledger.rpc.errors.Violation`` (BadRequest field violations). What is
+wire-only is checked here: a ``completed_at`` that is missing or not a valid timestamp, a
+``result`` that is unspecified, a course that is not in the catalog (an unknown course is a
+field violation, reported with the others; a known course of another issuer is
+PERMISSION_DENIED, checked only once the fields are valid), and, by walking the message, a
+control character in ANY string field of the request, so a field added later is covered too.
 """
 
 from __future__ import annotations
 
-import math
+from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime, timedelta
-from urllib.parse import urlsplit
 
+from google.protobuf.descriptor import FieldDescriptor
+from google.protobuf.message import Message
+
+from learnerledger.domain import validation as rules
 from learnerledger.domain.catalog import Course
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
@@ -34,36 +28,73 @@ from learnerledger.domain.events import (
     Result,
     completion_event_id,
 )
-from learnerledger.domain.learners import is_apaar_id
 from learnerledger.rpc.errors import Violation
 from learnerledger.v1 import common_pb2
+from learnerledger.v1 import issuer_gateway_pb2 as gateway_pb2
 
-MAX_ID_CHARS = 128
-MAX_GRADE_CHARS = 16
-MAX_URL_CHARS = 2048
-MAX_REASON_CHARS = 1000
-EARLIEST_COMPLETION = datetime(2000, 1, 1, tzinfo=UTC)
-FAILING_GRADES = frozenset({"F", "FAIL", "FAILED", "AB", "ABSENT"})
+MAX_ID_CHARS = rules.MAX_ID_CHARS
+MAX_GRADE_CHARS = rules.MAX_GRADE_CHARS
+MAX_URL_CHARS = rules.MAX_URL_CHARS
+MAX_REASON_CHARS = rules.MAX_REASON_CHARS
+EARLIEST_COMPLETION = rules.EARLIEST_COMPLETION
+FAILING_GRADES = rules.FAILING_GRADES
 _RESULTS = {
     common_pb2.COMPLETION_RESULT_PASS: Result.PASS,
     common_pb2.COMPLETION_RESULT_FAIL: Result.FAIL,
 }
 
 
+def _wire(violations: list[rules.FieldViolation]) -> list[Violation]:
+    return [Violation(v.field, v.description) for v in violations]
+
+
 def check_id(value: str, path: str, what: str = "id") -> list[Violation]:
-    if not value:
-        return [Violation(path, f"required: the {what} must not be empty")]
-    if len(value) > MAX_ID_CHARS:
-        return [Violation(path, f"at most {MAX_ID_CHARS} characters (got {len(value)})")]
-    if not value.isprintable():
-        return [Violation(path, "must contain only printable characters")]
-    return []
+    return _wire(rules.check_id(value, path, what))
 
 
 def check_learner_id(value: str, path: str) -> list[Violation]:
-    if not is_apaar_id(value):
-        return [Violation(path, "must be an APAAR id: exactly 12 digits")]
-    return []
+    return _wire(rules.check_learner_id(value, path))
+
+
+def check_evidence_url(url: str, path: str) -> list[Violation]:
+    return _wire(rules.check_evidence_url(url, path))
+
+
+def _strings(message: Message, prefix: str) -> Iterator[tuple[str, str]]:
+    """Every set string field of ``message`` and its sub-messages (repeated fields and maps
+    included), as ``(path, value)``."""
+    for field, value in message.ListFields():
+        path = f"{prefix}{field.name}"
+        if isinstance(value, str):
+            yield path, value
+        elif isinstance(value, Message):
+            yield from _strings(value, f"{path}.")
+        elif isinstance(value, Mapping):  # a map field
+            for key, item in value.items():
+                if isinstance(key, str):
+                    yield f"{path}[key]", key
+                if isinstance(item, str):
+                    yield f"{path}[{key!r}]", item
+                elif isinstance(item, Message):
+                    yield from _strings(item, f"{path}[{key!r}].")
+        elif field.type in (FieldDescriptor.TYPE_STRING, FieldDescriptor.TYPE_MESSAGE):
+            for i, item in enumerate(value):  # a repeated field
+                if isinstance(item, str):
+                    yield f"{path}[{i}]", item
+                else:
+                    yield from _strings(item, f"{path}[{i}].")
+
+
+def string_violations(message: Message, prefix: str = "") -> list[Violation]:
+    """A violation for every string field of ``message`` (at any depth) that holds a control
+    character: what the ledger could not store, whichever request and field it comes in."""
+    return _wire(rules.check_strings(_strings(message, prefix)))
+
+
+def _merge(first: list[Violation], more: list[Violation]) -> list[Violation]:
+    """``first`` plus those of ``more`` whose field ``first`` does not already name."""
+    named = {v.field for v in first}
+    return first + [v for v in more if v.field not in named]
 
 
 def completed_at_of(completion: common_pb2.Completion) -> datetime | None:
@@ -83,93 +114,59 @@ def validate_completion(
     clock_skew: timedelta,
     prefix: str = "completion",
 ) -> list[Violation]:
-    """Every violation of the rules in the module docstring (empty when valid).
+    """Every violation of the rules (empty when valid).
 
     ``courses`` maps course ids to catalog entries; None skips the catalog check.
     """
     p = f"{prefix}." if prefix else ""
     out: list[Violation] = []
-    out += check_id(completion.completion_id, f"{p}completion_id", "completion id")
-    out += check_learner_id(completion.learner_id, f"{p}learner_id")
-    course_violations = check_id(completion.course_id, f"{p}course_id", "course id")
-    if not course_violations and courses is not None and completion.course_id not in courses:
-        course_violations.append(
-            Violation(f"{p}course_id", f"unknown course {completion.course_id!r}")
-        )
-    out += course_violations
-
+    at = completed_at_of(completion)
     if not completion.HasField("completed_at"):
         out.append(Violation(f"{p}completed_at", "required"))
-    else:
-        at = completed_at_of(completion)
-        if at is None:
-            out.append(Violation(f"{p}completed_at", "not a valid timestamp"))
-        elif at < EARLIEST_COMPLETION:
-            out.append(Violation(f"{p}completed_at", "must not be before 2000-01-01"))
-        elif at > now + clock_skew:
-            out.append(
-                Violation(
-                    f"{p}completed_at",
-                    f"lies in the future (more than {clock_skew.total_seconds():.0f}s ahead)",
-                )
-            )
-
+    elif at is None:
+        out.append(Violation(f"{p}completed_at", "not a valid timestamp"))
     result = _RESULTS.get(completion.result)
     if result is None:
         out.append(Violation(f"{p}result", "required: PASS or FAIL"))
-
-    match completion.WhichOneof("assessment"):
-        case "score":
-            score = completion.score
-            if not math.isfinite(score) or not 0 <= score <= 100:
-                out.append(Violation(f"{p}score", "must be a number between 0 and 100"))
-            elif result is Result.PASS and score == 0:
-                out.append(Violation(f"{p}score", "a PASS cannot have score 0"))
-            elif result is Result.FAIL and score == 100:
-                out.append(Violation(f"{p}score", "a FAIL cannot have score 100"))
-        case "grade":
-            grade = completion.grade
-            if not grade or len(grade) > MAX_GRADE_CHARS or not grade.isprintable():
-                out.append(
-                    Violation(f"{p}grade", f"must be 1..{MAX_GRADE_CHARS} printable characters")
-                )
-            elif result is Result.PASS and grade.strip().upper() in FAILING_GRADES:
-                out.append(
-                    Violation(f"{p}grade", f"a PASS cannot have the failing grade {grade!r}")
-                )
-        case _:
-            pass
-
-    out += check_evidence_url(completion.evidence_url, f"{p}evidence_url")
-    return out
-
-
-def check_evidence_url(url: str, path: str) -> list[Violation]:
-    if not url:
-        return []
-    if len(url) > MAX_URL_CHARS:
-        return [Violation(path, f"at most {MAX_URL_CHARS} characters (got {len(url)})")]
-    if url.split() != [url] or not url.isprintable():  # split(): str.isspace() whitespace
-        return [Violation(path, "must not contain whitespace or control characters")]
-    try:
-        parts = urlsplit(url)
-        _ = parts.port  # raises on a malformed port
-    except ValueError:
-        return [Violation(path, "is not a well-formed URL")]
-    if parts.scheme.lower() != "https" or not parts.hostname:
-        return [Violation(path, "must be an absolute https:// URL with a host")]
-    return []
+    which = completion.WhichOneof("assessment")
+    out += _wire(
+        rules.validate_completion_fields(
+            completion_id=completion.completion_id,
+            learner_id=completion.learner_id,
+            course_id=completion.course_id,
+            completed_at=at,
+            result=result,
+            score=completion.score if which == "score" else None,
+            grade=completion.grade if which == "grade" else None,
+            evidence_url=completion.evidence_url,
+            now=now,
+            clock_skew=clock_skew,
+            prefix=prefix,
+        )
+    )
+    course_id = completion.course_id
+    if (
+        courses is not None
+        and course_id not in courses
+        and not rules.check_id(course_id, f"{p}course_id")
+    ):
+        out.append(Violation(f"{p}course_id", f"unknown course {course_id!r}"))
+    return _merge(out, string_violations(completion, p))
 
 
 def validate_revocation(completion_id: str, reason: str, learner_id: str) -> list[Violation]:
-    out = check_id(completion_id, "completion_id", "completion id")
-    if not reason.strip():
-        out.append(Violation("reason", "required: say why the completion is revoked"))
-    elif len(reason) > MAX_REASON_CHARS:
-        out.append(Violation("reason", f"at most {MAX_REASON_CHARS} characters"))
+    out = _wire(rules.check_id(completion_id, "completion_id", "completion id"))
+    out += _wire(rules.check_revocation_reason(reason))
     if learner_id:
-        out += check_learner_id(learner_id, "learner_id")
+        out += _wire(rules.check_learner_id(learner_id, "learner_id"))
     return out
+
+
+def validate_revocation_request(request: gateway_pb2.RevokeCompletionRequest) -> list[Violation]:
+    """:func:`validate_revocation` of a ``RevokeCompletionRequest``, plus the control-character
+    rule on every string field it has (or will have)."""
+    out = validate_revocation(request.completion_id, request.reason, request.learner_id)
+    return _merge(out, string_violations(request))
 
 
 def to_domain(

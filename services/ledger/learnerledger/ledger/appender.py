@@ -4,6 +4,14 @@ One batch is one PostgreSQL transaction: the entries, the rejections and the con
 after the batch commit together. A crash before the commit leaves nothing; the consumer then
 re-reads the batch from the stored offsets. A request seen again later (a partner's retry, a
 re-drive) meets its own earlier entry and becomes a no-op.
+
+A failure that belongs to one record never stops the partition. A record that cannot be
+decoded, breaks a field rule (checked again here with the gateway's rules: Kafka is a trust
+boundary) or makes the rules raise is rejected into ``rejections`` and the dead-letter topic
+with its reason. As a safety net, when PostgreSQL refuses a batch because of its DATA (not the
+connection), the batch is retried one record per transaction, and the record it refuses again
+is rejected (``unstorable``) while the others are appended. Only outages propagate (the
+service pauses and restarts the consumer from the stored offsets).
 """
 
 from __future__ import annotations
@@ -13,7 +21,8 @@ import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
+from decimal import InvalidOperation
 
 import asyncpg
 import structlog
@@ -26,6 +35,7 @@ from learnerledger.domain.credit_rules import (
     Facts,
     PriorEntry,
     Rejected,
+    RejectionReason,
     decide,
 )
 from learnerledger.domain.entries import Entry
@@ -38,9 +48,16 @@ from learnerledger.domain.events import (
     completion_event_id,
 )
 from learnerledger.domain.hash_chain import ChainHead, append_to_chain, head_of
+from learnerledger.domain.validation import (
+    DEFAULT_CLOCK_SKEW,
+    describe,
+    printable,
+    validate_request,
+)
 from learnerledger.kafka.codec import UndecodableEvent, decode_completion_event
 from learnerledger.postgres import Connection, bookkeeping, catalog, credit_log
 from learnerledger.postgres.credit_log import CompletionRecord
+from learnerledger.postgres.errors import DATA_UNSTORABLE, describe_data_error
 
 log = structlog.get_logger(__name__)
 
@@ -63,9 +80,22 @@ class BatchOutcome:
     already_recorded: int = 0
     counts: Counter[str] = field(default_factory=Counter)
 
+    def add(self, other: BatchOutcome) -> None:
+        self.appended += other.appended
+        self.rejected += other.rejected
+        self.already_recorded += other.already_recorded
+        self.counts.update(other.counts)
+
 
 #: Sends rejections to the dead-letter topic; awaited before the transaction commits.
 DeadLetterSink = Callable[[Sequence[bookkeeping.Rejection]], Awaitable[None]]
+
+#: What deciding one request may raise on data no rule foresaw (a date whose validity end
+#: overflows, a decimal that cannot be quantized): that request is rejected, not the batch.
+RULES_FAILURES: tuple[type[Exception], ...] = (ValueError, OverflowError, InvalidOperation)
+#: Cap on the text columns of a rejection (the original bytes are kept whole, in bytea).
+MAX_ID_TEXT = 200
+MAX_DETAIL_TEXT = 2000
 
 
 class CreditLogAppender:
@@ -79,60 +109,135 @@ class CreditLogAppender:
         rules: CreditRules | None = None,
         dead_letters: DeadLetterSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self._pool = pool
         self._group_id = group_id
         self._rules = rules or CreditRules()
         self._dead_letters = dead_letters
         self._clock = clock
+        self._clock_skew = clock_skew
 
     async def process(self, records: Sequence[SourceRecord]) -> BatchOutcome:
-        """Decide and append ``records`` (one topic) and store the offsets after them."""
+        """Decide and append ``records`` (one topic) and store the offsets after them.
+
+        When PostgreSQL refuses the batch for its data, each record is retried alone (one
+        transaction each, offsets included) and a record refused again is rejected.
+        """
         if not records:
             return BatchOutcome()
+        try:
+            return await self._process_together(records)
+        except DATA_UNSTORABLE as exc:
+            log.warning(
+                "batch_refused_for_its_data",
+                records=len(records),
+                error=type(exc).__name__,
+                sqlstate=getattr(exc, "sqlstate", None),
+            )
+        outcome = BatchOutcome()
+        for record in records:
+            try:
+                outcome.add(await self._process_together([record]))
+            except DATA_UNSTORABLE as exc:
+                outcome.add(await self._reject_unstorable(record, exc))
+        return outcome
+
+    async def _process_together(self, records: Sequence[SourceRecord]) -> BatchOutcome:
+        """One transaction: the outcomes of ``records`` and the offsets after them."""
         async with self._pool.acquire() as connection, connection.transaction():
             outcome = await self._decide_batch(connection, records)
-            if outcome.rejected and self._dead_letters is not None:
-                await self._dead_letters(outcome.rejected)
-            await credit_log.append_entries(connection, outcome.appended)
-            await bookkeeping.record_rejections(connection, outcome.rejected)
-            next_offsets: dict[int, int] = {}
-            for record in records:
-                next_offsets[record.partition] = max(
-                    next_offsets.get(record.partition, 0), record.offset + 1
-                )
-            await bookkeeping.store_offsets(
-                connection, self._group_id, records[0].topic, next_offsets
-            )
+            await self._store(connection, records, outcome)
         return outcome
+
+    async def _reject_unstorable(self, record: SourceRecord, exc: Exception) -> BatchOutcome:
+        """Reject ``record`` alone because PostgreSQL refused its outcome (``exc``)."""
+        try:
+            request: LedgerRequest | None = decode_completion_event(record.value)
+        except UndecodableEvent:
+            request = None
+        log.warning(
+            "record_unstorable",
+            partition=record.partition,
+            offset=record.offset,
+            error=type(exc).__name__,
+            sqlstate=getattr(exc, "sqlstate", None),
+        )
+        rejection = _rejection(
+            record, RejectionReason.UNSTORABLE.value, describe_data_error(exc), request
+        )
+        outcome = BatchOutcome(rejected=[rejection])
+        outcome.counts[f"rejected:{rejection.reason}"] += 1
+        async with self._pool.acquire() as connection, connection.transaction():
+            await self._store(connection, [record], outcome)
+        return outcome
+
+    async def _store(
+        self, connection: Connection, records: Sequence[SourceRecord], outcome: BatchOutcome
+    ) -> None:
+        if outcome.rejected and self._dead_letters is not None:
+            await self._dead_letters(outcome.rejected)
+        await credit_log.append_entries(connection, outcome.appended)
+        await bookkeeping.record_rejections(connection, outcome.rejected)
+        next_offsets: dict[int, int] = {}
+        for record in records:
+            next_offsets[record.partition] = max(
+                next_offsets.get(record.partition, 0), record.offset + 1
+            )
+        await bookkeeping.store_offsets(connection, self._group_id, records[0].topic, next_offsets)
 
     async def _decide_batch(
         self, connection: Connection, records: Sequence[SourceRecord]
     ) -> BatchOutcome:
         outcome = BatchOutcome()
+        now = self._clock()
         decoded: list[tuple[SourceRecord, LedgerRequest]] = []
         for record in records:
             try:
-                decoded.append((record, decode_completion_event(record.value)))
+                request = decode_completion_event(record.value)
             except UndecodableEvent as exc:
                 outcome.rejected.append(_rejection(record, exc.reason, exc.detail, None))
                 outcome.counts[f"rejected:{exc.reason}"] += 1
+                continue
+            violations = validate_request(request, now=now, clock_skew=self._clock_skew)
+            if violations:
+                reason = RejectionReason.INVALID_REQUEST.value
+                outcome.rejected.append(_rejection(record, reason, describe(violations), request))
+                outcome.counts[f"rejected:{reason}"] += 1
+                continue
+            decoded.append((record, request))
         if not decoded:
             return outcome
         facts = await _BatchFacts.load(connection, [request for _, request in decoded])
-        now = self._clock()
         for record, request in decoded:
-            decision = decide(request, facts.for_request(request), rules=self._rules, now=now)
+            try:
+                decision = decide(request, facts.for_request(request), rules=self._rules, now=now)
+                chained = (
+                    append_to_chain(facts.heads.get(decision.draft.learner_id), decision.draft)
+                    if isinstance(decision, Append)
+                    else None
+                )
+            except RULES_FAILURES as exc:
+                reason = RejectionReason.UNPROCESSABLE.value
+                log.warning(
+                    "record_unprocessable",
+                    partition=record.partition,
+                    offset=record.offset,
+                    error=type(exc).__name__,
+                )
+                detail = f"deciding the request failed: {type(exc).__name__}: {exc}"
+                outcome.rejected.append(_rejection(record, reason, detail, request))
+                outcome.counts[f"rejected:{reason}"] += 1
+                continue
+            if chained is not None:
+                entry = dataclasses.replace(
+                    chained, source_partition=record.partition, source_offset=record.offset
+                )
+                facts.remember(request, entry)
+                outcome.appended.append(entry)
+                outcome.counts[entry.kind.value] += 1
+                continue
             match decision:
-                case Append(draft=draft):
-                    entry = dataclasses.replace(
-                        append_to_chain(facts.heads.get(draft.learner_id), draft),
-                        source_partition=record.partition,
-                        source_offset=record.offset,
-                    )
-                    facts.remember(request, entry)
-                    outcome.appended.append(entry)
-                    outcome.counts[entry.kind.value] += 1
                 case AlreadyRecorded():
                     outcome.already_recorded += 1
                     outcome.counts["already_recorded"] += 1
@@ -234,16 +339,23 @@ def _rejection(
         if isinstance(request, CompletionSubmitted | RevocationRequested)
         else None
     )
+    # The text columns (and the dead letter's ``detail``) get a printable rendering, so that
+    # storing the rejection cannot fail on the data that caused it; the original bytes are kept
+    # whole in ``original_key`` / ``original_value``.
     return bookkeeping.Rejection(
         source_topic=record.topic,
         source_partition=record.partition,
         source_offset=record.offset,
         reason=reason,
-        detail=detail,
+        detail=printable(detail, MAX_DETAIL_TEXT),
         original_key=record.key,
         original_value=record.value or b"",
         source_event_id=request.envelope.event_id if request else None,
-        issuer_id=request.envelope.issuer_id if request else None,
-        learner_id=request.envelope.learner_id if request else None,
-        completion_id=completion_id,
+        issuer_id=_text(request.envelope.issuer_id) if request else None,
+        learner_id=_text(request.envelope.learner_id) if request else None,
+        completion_id=_text(completion_id),
     )
+
+
+def _text(value: str | None) -> str | None:
+    return None if value is None else printable(value, MAX_ID_TEXT)

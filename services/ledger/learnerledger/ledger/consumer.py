@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -16,6 +17,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
 from aiokafka.errors import KafkaError
 from prometheus_client import Counter, Histogram
 
+from learnerledger.domain.validation import DEFAULT_CLOCK_SKEW
 from learnerledger.kafka.codec import encode_dead_letter
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
 from learnerledger.kafka.producer import DurableProducer
@@ -63,6 +65,7 @@ async def consume_completions(
     max_records: int,
     wait_ms: int,
     session_timeout_ms: int = 10_000,
+    clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     stop: asyncio.Event,
 ) -> None:
     """Run until ``stop`` is set: poll, decide, append, repeat."""
@@ -92,7 +95,9 @@ async def consume_completions(
         ]
         await asyncio.gather(*sends)
 
-    appender = CreditLogAppender(pool, group_id=group_id, dead_letters=dead_letters)
+    appender = CreditLogAppender(
+        pool, group_id=group_id, dead_letters=dead_letters, clock_skew=clock_skew
+    )
     consumer = AIOKafkaConsumer(
         bootstrap_servers=bootstrap_servers,
         group_id=group_id,

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from datetime import timedelta
 
 import asyncpg
 import structlog
@@ -70,6 +71,7 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
                 max_records=settings.batch_max_records,
                 wait_ms=settings.batch_wait_ms,
                 session_timeout_ms=settings.session_timeout_ms,
+                clock_skew=timedelta(seconds=settings.clock_skew_s),
                 stop=stop,
             ),
             stop,

@@ -23,6 +23,9 @@ class LedgerSettings(CommonSettings):
     grpc_bind: str = "127.0.0.1"
     health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9102, ge=0, le=65535)
+    #: How far ahead of the ledger's clock a completion date may lie (same rule as the gateway's
+    #: GATEWAY_CLOCK_SKEW_S; keep them equal).
+    clock_skew_s: float = Field(300.0, ge=0)
     checkpoint_interval_s: float = Field(60.0, gt=0)
     checkpoint_signing_key_file: Path | None = None
     database_role: str | None = "ll_ledger"
