@@ -22,6 +22,37 @@ async def load_offsets(connection: Connection, group_id: str, topic: str) -> dic
     return {r["partition"]: r["next_offset"] for r in rows}
 
 
+async def lock_offsets(
+    connection: Connection, group_id: str, topic: str, partitions: Sequence[int]
+) -> dict[int, int]:
+    """The stored next offsets of ``partitions``, locked until the transaction ends.
+
+    A consumer that lost its partitions in a rebalance may still be deciding a batch the new
+    owner decides too; whichever commits second waits here and then sees the offsets moved past
+    its records, so a record is decided once (and a rejected one is not decided again later, on
+    facts that have changed since).
+    """
+    # A partition's first batch has no row to lock yet: create it (the transaction stores the
+    # real offset before it commits); a concurrent insert of the same row waits for this one.
+    await connection.execute(
+        """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
+           SELECT $1, $2, p, 0 FROM unnest($3::int[]) AS p
+           ON CONFLICT (group_id, topic, partition) DO NOTHING""",
+        group_id,
+        topic,
+        list(partitions),
+    )
+    rows = await connection.fetch(
+        """SELECT partition, next_offset FROM consumer_offsets
+           WHERE group_id = $1 AND topic = $2 AND partition = ANY($3::int[])
+           FOR UPDATE""",
+        group_id,
+        topic,
+        list(partitions),
+    )
+    return {r["partition"]: r["next_offset"] for r in rows}
+
+
 async def store_offsets(
     connection: Connection, group_id: str, topic: str, next_offsets: Mapping[int, int]
 ) -> None:
@@ -29,7 +60,8 @@ async def store_offsets(
         """INSERT INTO consumer_offsets (group_id, topic, partition, next_offset)
            VALUES ($1, $2, $3, $4)
            ON CONFLICT (group_id, topic, partition)
-           DO UPDATE SET next_offset = EXCLUDED.next_offset, updated_at = now()""",
+           DO UPDATE SET next_offset = GREATEST(consumer_offsets.next_offset, EXCLUDED.next_offset),
+                         updated_at = now()""",
         [(group_id, topic, p, o) for p, o in next_offsets.items()],
     )
 

@@ -25,6 +25,7 @@ from datetime import UTC, datetime, timedelta
 from decimal import InvalidOperation
 
 import asyncpg
+import prometheus_client
 import structlog
 
 from learnerledger.domain.catalog import Course
@@ -60,6 +61,12 @@ from learnerledger.postgres.credit_log import CompletionRecord
 from learnerledger.postgres.errors import DATA_UNSTORABLE, describe_data_error
 
 log = structlog.get_logger(__name__)
+
+DECIDED_BEFORE = prometheus_client.Counter(
+    "ledger_records_decided_before_total",
+    "Records skipped because a transaction of another consumer (before a rebalance) had "
+    "already decided them",
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,9 +153,31 @@ class CreditLogAppender:
     async def _process_together(self, records: Sequence[SourceRecord]) -> BatchOutcome:
         """One transaction: the outcomes of ``records`` and the offsets after them."""
         async with self._pool.acquire() as connection, connection.transaction():
+            records = await self._not_yet_decided(connection, records)
+            if not records:
+                return BatchOutcome()
             outcome = await self._decide_batch(connection, records)
             await self._store(connection, records, outcome)
         return outcome
+
+    async def _not_yet_decided(
+        self, connection: Connection, records: Sequence[SourceRecord]
+    ) -> Sequence[SourceRecord]:
+        """``records`` less those below the stored offsets (decided by an earlier transaction,
+        e.g. of the consumer that owned the partition before a rebalance); the offsets stay
+        locked until this transaction ends."""
+        stored = await bookkeeping.lock_offsets(
+            connection, self._group_id, records[0].topic, sorted({r.partition for r in records})
+        )
+        fresh = [r for r in records if r.offset >= stored.get(r.partition, 0)]
+        if len(fresh) < len(records):
+            DECIDED_BEFORE.inc(len(records) - len(fresh))
+            log.warning(
+                "records_already_decided_skipped",
+                skipped=len(records) - len(fresh),
+                partitions=sorted({r.partition for r in records}),
+            )
+        return fresh
 
     async def _reject_unstorable(self, record: SourceRecord, exc: Exception) -> BatchOutcome:
         """Reject ``record`` alone because PostgreSQL refused its outcome (``exc``)."""
@@ -169,6 +198,8 @@ class CreditLogAppender:
         outcome = BatchOutcome(rejected=[rejection])
         outcome.counts[f"rejected:{rejection.reason}"] += 1
         async with self._pool.acquire() as connection, connection.transaction():
+            if not await self._not_yet_decided(connection, [record]):
+                return BatchOutcome()
             await self._store(connection, [record], outcome)
         return outcome
 
