@@ -202,7 +202,7 @@ def _decide_completion(
         "completion_digest": digest,
     }
     no_credit: NoCreditReason | None = None
-    if not course.is_approved:
+    if not course.approved_at(request.completed_at):
         no_credit = NoCreditReason.COURSE_NOT_APPROVED
     elif request.result is Result.FAIL:
         no_credit = NoCreditReason.RESULT_FAIL

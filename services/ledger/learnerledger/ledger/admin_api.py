@@ -54,6 +54,9 @@ from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
+#: The catalog keeps reasons for approvals and withdrawals up to this length (migration 0010).
+MAX_REASON_LENGTH = 1000
+
 RECOMMENDATION_TO_PROTO = {
     CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
     CreditRecommendation.APPROVED: common_pb2.CREDIT_RECOMMENDATION_APPROVED,
@@ -139,20 +142,52 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     async def ApproveCourse(
         self, request: ledger_admin_pb2.ApproveCourseRequest, context: Any
     ) -> ledger_admin_pb2.ApproveCourseResponse:
-        course = await self._set_state(request.course_id, CreditRecommendation.APPROVED, context)
+        course = await self._set_state(
+            request, CreditRecommendation.APPROVED, request.reason, context
+        )
         return ledger_admin_pb2.ApproveCourseResponse(course=course_to_proto(course))
 
     async def WithdrawCourse(
         self, request: ledger_admin_pb2.WithdrawCourseRequest, context: Any
     ) -> ledger_admin_pb2.WithdrawCourseResponse:
-        course = await self._set_state(request.course_id, CreditRecommendation.WITHDRAWN, context)
+        course = await self._set_state(
+            request, CreditRecommendation.WITHDRAWN, request.reason, context
+        )
         return ledger_admin_pb2.WithdrawCourseResponse(course=course_to_proto(course))
 
-    async def _set_state(self, course_id: str, state: CreditRecommendation, context: Any) -> Course:
+    async def _set_state(
+        self,
+        request: ledger_admin_pb2.ApproveCourseRequest | ledger_admin_pb2.WithdrawCourseRequest,
+        state: CreditRecommendation,
+        reason: str,
+        context: Any,
+    ) -> Course:
         await self._admin(context)
+        await _require_printable(context, {"reason": reason})
+        if len(reason) > MAX_REASON_LENGTH:
+            await abort(
+                context,
+                invalid_argument(
+                    [Violation("reason", f"must be at most {MAX_REASON_LENGTH} characters")]
+                ),
+            )
+        effective_at = (
+            request.effective_at.ToDatetime(tzinfo=UTC)
+            if request.HasField("effective_at")
+            else None
+        )
         try:
             async with self._pool.acquire() as connection:
-                return await catalog.set_recommendation(connection, course_id, state)
+                course, _ = await catalog.set_recommendation(
+                    connection,
+                    request.course_id,
+                    state,
+                    effective_at=effective_at,
+                    reason=reason,
+                )
+                return course
+        except InvalidCourse as exc:
+            await abort(context, invalid_argument([Violation(exc.field, exc.message)]))
         except NotFound as exc:
             await abort(context, _catalog_failure(exc))
 

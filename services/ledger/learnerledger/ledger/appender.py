@@ -166,6 +166,10 @@ class _BatchFacts:
             completion_event_id(r.envelope.issuer_id, r.completion_id) for r in revocations
         ]
         universities = {r.university_id for r in consent_requests}
+        if course_ids:
+            # Until this batch commits, no approval or withdrawal of these courses can be
+            # recorded (and miss a completion decided here); see catalog.hold_courses_shared.
+            await catalog.hold_courses_shared(connection, course_ids)
         return cls(
             heads=await credit_log.load_heads(connection, learners),
             same_event=dict(await credit_log.find_by_source_events(connection, event_ids)),
