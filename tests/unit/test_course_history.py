@@ -16,9 +16,24 @@ from learnerledger.domain.catalog import (
     approved_periods,
     recommendation_at,
 )
-from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
+from learnerledger.domain.credit_rules import (
+    AlreadyRecorded,
+    Append,
+    CreditRules,
+    Facts,
+    PriorEntry,
+    Redecided,
+    UncreditedCompletion,
+    decide,
+)
 from learnerledger.domain.entries import EntryKind
-from tests.unit.domain_builders import NOW, completion, course
+from learnerledger.domain.events import (
+    CreditRedecisionRequested,
+    Envelope,
+    redecided_entry_event_id,
+    redecision_event_id,
+)
+from tests.unit.domain_builders import LEARNER, NOW, completion, course
 
 RULES = CreditRules()
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)
@@ -96,3 +111,86 @@ def test_a_backdated_change_must_say_why() -> None:
     # Effective now (or within the grace of a few minutes) needs no reason.
     recent = change(CreditRecommendation.APPROVED, NOW - timedelta(minutes=1), reason="")
     assert not recent.is_backdated
+
+
+# Re-decision after an approval ----------------------------------------------------------------
+
+
+def uncredited(sequence: int, completed_at: datetime, **overrides: object) -> UncreditedCompletion:
+    request = completion(f"c-{sequence}", completed_at=completed_at)
+    decision = decide(
+        request,
+        Facts(course=course(recommendation=CreditRecommendation.PENDING)),
+        rules=RULES,
+        now=NOW,
+    )
+    assert isinstance(decision, Append)
+    assert decision.draft.payload["no_credit_reason"] == "course_not_approved"
+    fields: dict[str, object] = {
+        "sequence": sequence,
+        "source_event_id": request.envelope.event_id,
+        "payload": decision.draft.payload,
+    }
+    fields.update(overrides)
+    return UncreditedCompletion(**fields)  # type: ignore[arg-type]
+
+
+def redecide(*candidates: UncreditedCompletion) -> Redecided:
+    the_course = dataclasses.replace(
+        course(recommendation=CreditRecommendation.WITHDRAWN),
+        history=(APPROVED_IN_MARCH, WITHDRAWN_IN_SEPTEMBER),
+    )
+    request = CreditRedecisionRequested(
+        Envelope(redecision_event_id(APPROVED_IN_MARCH.change_id, LEARNER), 2, NOW, "", LEARNER),
+        "ml-101",
+        APPROVED_IN_MARCH.change_id,
+    )
+    decision = decide(
+        request, Facts(course=the_course, uncredited=candidates), rules=RULES, now=NOW
+    )
+    assert isinstance(decision, Redecided)
+    return decision
+
+
+def test_an_approval_credits_uncredited_completions_inside_its_period_referencing_both() -> None:
+    inside = uncredited(3, JUNE)
+    decision = redecide(uncredited(2, MARCH - timedelta(days=1)), inside, uncredited(4, SEPTEMBER))
+    (draft,) = decision.drafts
+    assert draft.kind is EntryKind.CREDIT_AWARDED
+    assert draft.payload["redecides_sequence"] == 3
+    assert draft.payload["approval_id"] == str(APPROVED_IN_MARCH.change_id)
+    assert draft.payload["credits"] == 3.0
+    assert draft.payload["completion_id"] == "c-3"
+    assert "no_credit_reason" not in draft.payload
+    # The idempotency key: the same (approval, original entry) always names the same event.
+    assert draft.source_event_id == redecided_entry_event_id(
+        APPROVED_IN_MARCH.change_id, inside.source_event_id
+    )
+
+
+def test_revoked_already_redecided_and_failed_completions_earn_nothing() -> None:
+    failed = uncredited(5, JUNE)
+    failed = dataclasses.replace(failed, payload={**failed.payload, "result": "fail"})
+    decision = redecide(
+        uncredited(3, JUNE, revoked=True), uncredited(4, JUNE, redecided=True), failed
+    )
+    assert decision.drafts == ()
+
+
+def test_a_credit_survives_a_later_withdrawal_in_the_transcript() -> None:
+    the_course = dataclasses.replace(course(), history=(APPROVED_IN_MARCH,))
+    awarded = decide(completion(completed_at=JUNE), Facts(course=the_course), rules=RULES, now=NOW)
+    assert isinstance(awarded, Append)
+    assert awarded.draft.kind is EntryKind.CREDIT_AWARDED
+    withdrawn_later = dataclasses.replace(
+        the_course, history=(APPROVED_IN_MARCH, WITHDRAWN_IN_SEPTEMBER)
+    )
+    # Deciding the same completion again meets its own entry: nothing is re-decided away.
+    prior = PriorEntry(1, awarded.draft.kind, awarded.draft.payload)
+    again = decide(
+        completion(completed_at=JUNE),
+        Facts(same_event=prior, course=withdrawn_later),
+        rules=RULES,
+        now=NOW,
+    )
+    assert again == AlreadyRecorded(1)

@@ -167,6 +167,29 @@ async def recommendation_histories(
     return histories
 
 
+async def approvals_awaiting_fanout(
+    connection: Connection, limit: int = 100
+) -> list[RecommendationChange]:
+    """Approvals whose re-decision requests have not all been published yet, oldest first."""
+    rows = await connection.fetch(
+        "SELECT c.* FROM course_recommendation_changes c "
+        "WHERE c.state = 'approved' AND NOT EXISTS "
+        "(SELECT 1 FROM course_redecision_fanouts f WHERE f.change_id = c.change_id) "
+        "ORDER BY c.recorded_at, c.change_id LIMIT $1",
+        limit,
+    )
+    return [_change_from_row(r) for r in rows]
+
+
+async def record_fanout(connection: Connection, change_id: uuid.UUID, learners: int) -> None:
+    await connection.execute(
+        "INSERT INTO course_redecision_fanouts (change_id, learners) VALUES ($1, $2) "
+        "ON CONFLICT (change_id) DO NOTHING",
+        change_id,
+        learners,
+    )
+
+
 def _course_lock_key(course_id: str) -> str:
     return f"learnerledger.course:{course_id}"
 

@@ -28,6 +28,16 @@ CREATE TRIGGER course_recommendation_changes_no_truncate
     BEFORE TRUNCATE ON course_recommendation_changes
     FOR EACH STATEMENT EXECUTE FUNCTION course_recommendation_changes_are_append_only();
 
+-- Approvals whose re-decision requests the ledger has published (one CreditRedecisionRequested
+-- per learner holding a completion of the course recorded without credit). An approval without
+-- a row here is fanned out (again) by the ledger; the requests are idempotent, so publishing
+-- twice after a crash between publishing and this insert credits nothing twice.
+CREATE TABLE course_redecision_fanouts (
+    change_id      uuid PRIMARY KEY REFERENCES course_recommendation_changes,
+    learners       integer NOT NULL CHECK (learners >= 0),
+    fanned_out_at  timestamptz NOT NULL DEFAULT now()
+);
+
 -- Courses approved or withdrawn before this history existed: their state is taken to have held
 -- since the course was created (approved) or since its last change (withdrawn).
 INSERT INTO course_recommendation_changes (change_id, course_id, state, effective_at, reason,
@@ -41,5 +51,11 @@ SELECT gen_random_uuid(), course_id, 'withdrawn', updated_at,
        'state before the recommendation history existed', updated_at
   FROM courses WHERE credit_recommendation = 'withdrawn';
 
+-- Their completions were decided before this history existed; they are not re-decided.
+INSERT INTO course_redecision_fanouts (change_id, learners)
+SELECT change_id, 0 FROM course_recommendation_changes;
+
+GRANT SELECT, INSERT ON course_redecision_fanouts TO ll_ledger;
+GRANT SELECT ON course_redecision_fanouts TO ll_admin;
 GRANT SELECT ON course_recommendation_changes TO ll_gateway, ll_ledger, ll_query;
 GRANT SELECT, INSERT ON course_recommendation_changes TO ll_admin;

@@ -25,7 +25,9 @@ from learnerledger.domain.credit_rules import (
     CreditRules,
     Facts,
     PriorEntry,
+    Redecided,
     Rejected,
+    UncreditedCompletion,
     decide,
 )
 from learnerledger.domain.entries import Entry
@@ -33,6 +35,7 @@ from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
     ConsentRevokeRequested,
+    CreditRedecisionRequested,
     LedgerRequest,
     RevocationRequested,
     completion_event_id,
@@ -133,6 +136,18 @@ class CreditLogAppender:
                     facts.remember(request, entry)
                     outcome.appended.append(entry)
                     outcome.counts[entry.kind.value] += 1
+                case Redecided(drafts=drafts):
+                    for draft in drafts:
+                        entry = dataclasses.replace(
+                            append_to_chain(facts.heads.get(draft.learner_id), draft),
+                            source_partition=record.partition,
+                            source_offset=record.offset,
+                        )
+                        facts.remember(request, entry)
+                        outcome.appended.append(entry)
+                        outcome.counts["credit_awarded:redecided"] += 1
+                    if not drafts:
+                        outcome.counts["redecided_nothing"] += 1
                 case AlreadyRecorded():
                     outcome.already_recorded += 1
                     outcome.counts["already_recorded"] += 1
@@ -153,11 +168,21 @@ class _BatchFacts:
     completions: dict[tuple[str, str, str], CompletionRecord]
     universities: set[str]
     consents: set[tuple[str, str]]
+    uncredited: dict[tuple[str, str], list[UncreditedCompletion]]
 
     @classmethod
     async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
         learners = {r.envelope.learner_id for r in requests}
-        course_ids = [r.course_id for r in requests if isinstance(r, CompletionSubmitted)]
+        course_ids = [
+            r.course_id
+            for r in requests
+            if isinstance(r, CompletionSubmitted | CreditRedecisionRequested)
+        ]
+        redecisions = [
+            (r.envelope.learner_id, r.course_id)
+            for r in requests
+            if isinstance(r, CreditRedecisionRequested)
+        ]
         revocations = [r for r in requests if isinstance(r, RevocationRequested)]
         consent_requests = [
             r for r in requests if isinstance(r, ConsentGrantRequested | ConsentRevokeRequested)
@@ -187,6 +212,7 @@ class _BatchFacts:
             consents=await credit_log.active_consents(
                 connection, [(r.envelope.learner_id, r.university_id) for r in consent_requests]
             ),
+            uncredited=await credit_log.uncredited_completions(connection, redecisions),
         )
 
     def for_request(self, request: LedgerRequest) -> Facts:
@@ -208,6 +234,14 @@ class _BatchFacts:
                     consent_active=(request.envelope.learner_id, request.university_id)
                     in self.consents,
                 )
+            case CreditRedecisionRequested():
+                return Facts(
+                    same_event=same_event,
+                    course=self.courses.get(request.course_id),
+                    uncredited=tuple(
+                        self.uncredited.get((request.envelope.learner_id, request.course_id), ())
+                    ),
+                )
 
     def remember(self, request: LedgerRequest, entry: Entry) -> None:
         self.heads[entry.learner_id] = head_of(entry)
@@ -224,6 +258,22 @@ class _BatchFacts:
                 self.consents.add((entry.learner_id, request.university_id))
             case ConsentRevokeRequested():
                 self.consents.discard((entry.learner_id, request.university_id))
+            case CreditRedecisionRequested():
+                # The credited completion: a later revocation in this batch targets this entry,
+                # and a second re-decision request in this batch finds it credited.
+                credited = (
+                    entry.learner_id,
+                    str(entry.payload["issuer_id"]),
+                    str(entry.payload["completion_id"]),
+                )
+                self.completions[credited] = CompletionRecord(prior, revoked=False)
+                uncredited = self.uncredited.get((entry.learner_id, request.course_id), [])
+                self.uncredited[(entry.learner_id, request.course_id)] = [
+                    dataclasses.replace(u, redecided=True)
+                    if u.sequence == entry.payload["redecides_sequence"]
+                    else u
+                    for u in uncredited
+                ]
 
 
 def _completion_key(request: RevocationRequested) -> tuple[str, str, str]:

@@ -1,0 +1,164 @@
+"""Through the real services: completions are decided on the catalog as it was at completed_at,
+and a backdated approval credits completions already recorded without credit, exactly once."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from datetime import UTC, datetime, timedelta
+
+import asyncpg
+import grpc
+import pytest
+
+from learnerledger.domain.events import (
+    CURRENT_SCHEMA_VERSION,
+    CreditRedecisionRequested,
+    Envelope,
+    redecision_event_id,
+)
+from learnerledger.kafka.codec import to_timestamp
+from learnerledger.v1 import (
+    issuer_gateway_pb2,
+    issuer_gateway_pb2_grpc,
+    ledger_admin_pb2,
+    ledger_admin_pb2_grpc,
+)
+from tests.e2e.test_pipeline import LEARNER, Pipeline, completion, pipeline  # noqa: F401
+from tests.integration.ledger_fixtures import eventually, produce
+
+pytestmark = pytest.mark.e2e
+
+State = issuer_gateway_pb2.CompletionState.ValueType
+
+
+async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_completed_at(
+    pipeline: Pipeline,  # noqa: F811
+    database_url: str,
+    kafka_bootstrap: str,
+    topics,  # type: ignore[no-untyped-def]
+) -> None:
+    issuer = (("authorization", f"Bearer {pipeline.issuer_token}"),)
+    admin = (("authorization", f"Bearer {pipeline.admin_token}"),)
+    async with (
+        grpc.aio.insecure_channel(pipeline.gateway) as gateway_channel,
+        grpc.aio.insecure_channel(pipeline.admin) as admin_channel,
+    ):
+        gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(gateway_channel)
+        ledger_admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(admin_channel)
+
+        async def state_of(completion_id: str) -> issuer_gateway_pb2.GetCompletionStatusResponse:
+            return await gateway.GetCompletionStatus(
+                issuer_gateway_pb2.GetCompletionStatusRequest(completion_id=completion_id),
+                metadata=issuer,
+            )
+
+        async def reaches(completion_id: str, state: State) -> None:
+            async def check() -> bool:
+                try:
+                    return (await state_of(completion_id)).state == state
+                except grpc.aio.AioRpcError as error:
+                    if error.code() != grpc.StatusCode.NOT_FOUND:
+                        raise
+                    return False
+
+            await eventually(check, what=f"{completion_id} to reach state {state}")
+
+        async def submit(n: int, days_ago: int) -> None:
+            await gateway.SubmitCompletion(
+                issuer_gateway_pb2.SubmitCompletionRequest(
+                    completion=completion(n, "db-201", days_ago=days_ago)
+                ),
+                metadata=issuer,
+            )
+
+        # db-201 is pending: two completions are recorded without credit.
+        await submit(1, days_ago=30)  # will fall inside the backdated approval
+        await submit(2, days_ago=400)  # before it
+        for n in (1, 2):
+            await reaches(f"e2e-{n}", issuer_gateway_pb2.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT)
+        assert (await state_of("e2e-1")).reason == "course_not_approved"
+
+        # Backdating needs a reason.
+        sixty_days_ago = to_timestamp(datetime.now(UTC) - timedelta(days=60))
+        with pytest.raises(grpc.aio.AioRpcError) as refused:
+            await ledger_admin.ApproveCourse(
+                ledger_admin_pb2.ApproveCourseRequest(
+                    course_id="db-201", effective_at=sixty_days_ago
+                ),
+                metadata=admin,
+            )
+        assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+        # The approval, effective 60 days ago: e2e-1 earns its credit by a new entry.
+        await ledger_admin.ApproveCourse(
+            ledger_admin_pb2.ApproveCourseRequest(
+                course_id="db-201",
+                effective_at=sixty_days_ago,
+                reason="UGC committee approved the recommendation on that day",
+            ),
+            metadata=admin,
+        )
+        await reaches("e2e-1", issuer_gateway_pb2.COMPLETION_STATE_CREDITED)
+        assert (await state_of("e2e-1")).credits == 2.0
+        assert (await state_of("e2e-2")).state == (
+            issuer_gateway_pb2.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
+        )
+
+        # Withdrawn as of 5 days ago: a completion made while approved, submitted after, still
+        # earns credit; one made after the withdrawal does not; e2e-1 keeps its credit.
+        await ledger_admin.WithdrawCourse(
+            ledger_admin_pb2.WithdrawCourseRequest(
+                course_id="db-201",
+                reason="syllabus changed",
+                effective_at=to_timestamp(datetime.now(UTC) - timedelta(days=5)),
+            ),
+            metadata=admin,
+        )
+        await submit(3, days_ago=10)
+        await reaches("e2e-3", issuer_gateway_pb2.COMPLETION_STATE_CREDITED)
+
+        connection = await asyncpg.connect(database_url)
+        try:
+            history = await connection.fetch(
+                "SELECT change_id, state, reason FROM course_recommendation_changes "
+                "WHERE course_id = 'db-201' ORDER BY recorded_at"
+            )
+            assert [(r["state"], r["reason"]) for r in history] == [
+                ("approved", "UGC committee approved the recommendation on that day"),
+                ("withdrawn", "syllabus changed"),
+            ]
+            approval_id: uuid.UUID = history[0]["change_id"]
+
+            # The same re-decision request again (a crash after publishing, before the fan-out
+            # was marked done): nothing is credited twice.
+            envelope = Envelope(
+                redecision_event_id(approval_id, LEARNER),
+                CURRENT_SCHEMA_VERSION,
+                datetime.now(UTC),
+                "",
+                LEARNER,
+            )
+            await produce(
+                kafka_bootstrap,
+                topics.completions,
+                [CreditRedecisionRequested(envelope, "db-201", approval_id)],
+            )
+            await submit(4, days_ago=1)  # after the duplicate on the learner's partition
+            await reaches("e2e-4", issuer_gateway_pb2.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT)
+
+            rows = await connection.fetch(
+                "SELECT sequence, kind, payload FROM credit_log "
+                "WHERE learner_id = $1 AND completion_id = 'e2e-1' ORDER BY sequence",
+                LEARNER,
+            )
+        finally:
+            await connection.close()
+        original, redecided = rows  # exactly two entries: the original stays, one credit
+        assert original["kind"] == "recorded_without_credit"
+        assert redecided["kind"] == "credit_awarded"
+        payload = json.loads(redecided["payload"])
+        assert payload["redecides_sequence"] == original["sequence"]
+        assert payload["approval_id"] == str(approval_id)
+        assert (await state_of("e2e-4")).reason == "course_not_approved"
+        assert (await state_of("e2e-1")).state == issuer_gateway_pb2.COMPLETION_STATE_CREDITED
