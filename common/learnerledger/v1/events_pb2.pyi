@@ -78,7 +78,9 @@ class _NoCreditReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoCred
     NO_CREDIT_REASON_UNSPECIFIED: _NoCreditReason.ValueType  # 0
     """Not set. Never written by the ledger."""
     NO_CREDIT_REASON_COURSE_NOT_APPROVED: _NoCreditReason.ValueType  # 1
-    """The course's credit recommendation is not APPROVED (pending or withdrawn)."""
+    """The course's credit recommendation was not APPROVED at the completion's completed_at
+    (pending or withdrawn then), by the catalog's approval history.
+    """
     NO_CREDIT_REASON_RESULT_FAIL: _NoCreditReason.ValueType  # 2
     """The issuer reported a fail."""
     NO_CREDIT_REASON_ZERO_CREDITS: _NoCreditReason.ValueType  # 3
@@ -90,7 +92,9 @@ class NoCreditReason(_NoCreditReason, metaclass=_NoCreditReasonEnumTypeWrapper):
 NO_CREDIT_REASON_UNSPECIFIED: NoCreditReason.ValueType  # 0
 """Not set. Never written by the ledger."""
 NO_CREDIT_REASON_COURSE_NOT_APPROVED: NoCreditReason.ValueType  # 1
-"""The course's credit recommendation is not APPROVED (pending or withdrawn)."""
+"""The course's credit recommendation was not APPROVED at the completion's completed_at
+(pending or withdrawn then), by the catalog's approval history.
+"""
 NO_CREDIT_REASON_RESULT_FAIL: NoCreditReason.ValueType  # 2
 """The issuer reported a fail."""
 NO_CREDIT_REASON_ZERO_CREDITS: NoCreditReason.ValueType  # 3

@@ -68,9 +68,14 @@ class _CompletionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Compl
     COMPLETION_STATE_ACCEPTED: _CompletionState.ValueType  # 1
     """Accepted onto completions.v1; the ledger has not decided it yet."""
     COMPLETION_STATE_CREDITED: _CompletionState.ValueType  # 2
-    """The ledger awarded credit for it."""
+    """The ledger awarded credit for it: when it was first decided, or later by re-decision when
+    an approval (possibly backdated) came to cover its completed_at.
+    """
     COMPLETION_STATE_RECORDED_WITHOUT_CREDIT: _CompletionState.ValueType  # 3
-    """The ledger recorded it without credit (see `reason`)."""
+    """The ledger recorded it without credit (see `reason`). With reason course_not_approved the
+    course was not approved at completed_at; an approval covering completed_at later turns it
+    CREDITED.
+    """
     COMPLETION_STATE_REJECTED: _CompletionState.ValueType  # 4
     """The ledger rejected it (for example, unknown course or a conflicting resubmission); see
     `reason` and `detail`.
@@ -86,9 +91,14 @@ COMPLETION_STATE_UNSPECIFIED: CompletionState.ValueType  # 0
 COMPLETION_STATE_ACCEPTED: CompletionState.ValueType  # 1
 """Accepted onto completions.v1; the ledger has not decided it yet."""
 COMPLETION_STATE_CREDITED: CompletionState.ValueType  # 2
-"""The ledger awarded credit for it."""
+"""The ledger awarded credit for it: when it was first decided, or later by re-decision when
+an approval (possibly backdated) came to cover its completed_at.
+"""
 COMPLETION_STATE_RECORDED_WITHOUT_CREDIT: CompletionState.ValueType  # 3
-"""The ledger recorded it without credit (see `reason`)."""
+"""The ledger recorded it without credit (see `reason`). With reason course_not_approved the
+course was not approved at completed_at; an approval covering completed_at later turns it
+CREDITED.
+"""
 COMPLETION_STATE_REJECTED: CompletionState.ValueType  # 4
 """The ledger rejected it (for example, unknown course or a conflicting resubmission); see
 `reason` and `detail`.
