@@ -1,8 +1,10 @@
 """Through the real services: completions are decided on the catalog as it was at completed_at,
-and a backdated approval credits completions already recorded without credit, exactly once."""
+a backdated approval credits completions already recorded without credit, exactly once, and a
+learner earns a course's credit once."""
 
 from __future__ import annotations
 
+import functools
 import json
 import uuid
 from datetime import UTC, datetime, timedelta
@@ -19,6 +21,7 @@ from learnerledger.domain.events import (
 )
 from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import (
+    common_pb2,
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
     ledger_admin_pb2,
@@ -29,7 +32,37 @@ from tests.integration.ledger_fixtures import eventually, produce
 
 pytestmark = pytest.mark.e2e
 
+OTHER_LEARNER = "987654321013"
 State = issuer_gateway_pb2.CompletionState.ValueType
+Metadata = tuple[tuple[str, str], ...]
+
+
+async def status_of(
+    gateway: issuer_gateway_pb2_grpc.IssuerGatewayServiceStub,
+    issuer: Metadata,
+    completion_id: str,
+) -> issuer_gateway_pb2.GetCompletionStatusResponse:
+    return await gateway.GetCompletionStatus(
+        issuer_gateway_pb2.GetCompletionStatusRequest(completion_id=completion_id),
+        metadata=issuer,
+    )
+
+
+async def reach_state(
+    gateway: issuer_gateway_pb2_grpc.IssuerGatewayServiceStub,
+    issuer: Metadata,
+    completion_id: str,
+    state: State,
+) -> None:
+    async def check() -> bool:
+        try:
+            return (await status_of(gateway, issuer, completion_id)).state == state
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.NOT_FOUND:
+                raise
+            return False
+
+    await eventually(check, what=f"{completion_id} to reach state {state}")
 
 
 async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_completed_at(
@@ -47,29 +80,14 @@ async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_complete
         gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(gateway_channel)
         ledger_admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(admin_channel)
 
-        async def state_of(completion_id: str) -> issuer_gateway_pb2.GetCompletionStatusResponse:
-            return await gateway.GetCompletionStatus(
-                issuer_gateway_pb2.GetCompletionStatusRequest(completion_id=completion_id),
-                metadata=issuer,
-            )
+        state_of = functools.partial(status_of, gateway, issuer)
+        reaches = functools.partial(reach_state, gateway, issuer)
 
-        async def reaches(completion_id: str, state: State) -> None:
-            async def check() -> bool:
-                try:
-                    return (await state_of(completion_id)).state == state
-                except grpc.aio.AioRpcError as error:
-                    if error.code() != grpc.StatusCode.NOT_FOUND:
-                        raise
-                    return False
-
-            await eventually(check, what=f"{completion_id} to reach state {state}")
-
-        async def submit(n: int, days_ago: int) -> None:
+        async def submit(n: int, days_ago: int, learner_id: str = LEARNER) -> None:
+            item = completion(n, "db-201", days_ago=days_ago)
+            item.learner_id = learner_id
             await gateway.SubmitCompletion(
-                issuer_gateway_pb2.SubmitCompletionRequest(
-                    completion=completion(n, "db-201", days_ago=days_ago)
-                ),
-                metadata=issuer,
+                issuer_gateway_pb2.SubmitCompletionRequest(completion=item), metadata=issuer
             )
 
         # db-201 is pending: two completions are recorded without credit.
@@ -115,7 +133,7 @@ async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_complete
             ),
             metadata=admin,
         )
-        await submit(3, days_ago=10)
+        await submit(3, days_ago=10, learner_id=OTHER_LEARNER)  # LEARNER holds db-201 already
         await reaches("e2e-3", issuer_gateway_pb2.COMPLETION_STATE_CREDITED)
 
         connection = await asyncpg.connect(database_url)
@@ -162,3 +180,82 @@ async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_complete
         assert payload["approval_id"] == str(approval_id)
         assert (await state_of("e2e-4")).reason == "course_not_approved"
         assert (await state_of("e2e-1")).state == issuer_gateway_pb2.COMPLETION_STATE_CREDITED
+
+
+async def test_a_course_is_credited_once_per_learner_across_versions(
+    pipeline: Pipeline,  # noqa: F811
+    database_url: str,
+) -> None:
+    issuer = (("authorization", f"Bearer {pipeline.issuer_token}"),)
+    admin = (("authorization", f"Bearer {pipeline.admin_token}"),)
+    async with (
+        grpc.aio.insecure_channel(pipeline.gateway) as gateway_channel,
+        grpc.aio.insecure_channel(pipeline.admin) as admin_channel,
+    ):
+        gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(gateway_channel)
+        ledger_admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(admin_channel)
+        state_of = functools.partial(status_of, gateway, issuer)
+        reaches = functools.partial(reach_state, gateway, issuer)
+        # ml-101-v2 is a version of ml-101, approved since long before the completions.
+        created = await ledger_admin.CreateCourse(
+            ledger_admin_pb2.CreateCourseRequest(
+                course=common_pb2.Course(
+                    course_id="ml-101-v2",
+                    issuer_id="swayam",
+                    title="Machine learning (2026 edition)",
+                    level=common_pb2.NCRF_LEVEL_5_5,
+                    notional_hours=90,
+                    counts_as_course_id="ml-101",
+                )
+            ),
+            metadata=admin,
+        )
+        assert created.course.counts_as_course_id == "ml-101"
+        await ledger_admin.ApproveCourse(
+            ledger_admin_pb2.ApproveCourseRequest(
+                course_id="ml-101-v2",
+                effective_at=to_timestamp(datetime(2020, 1, 1, tzinfo=UTC)),
+                reason="the edition inherits ml-101's recommendation",
+            ),
+            metadata=admin,
+        )
+
+        async def submit(n: int, course_id: str, *, passed: bool = True) -> None:
+            item = completion(n, course_id, days_ago=40 - n)
+            if not passed:
+                item.result = common_pb2.COMPLETION_RESULT_FAIL
+            await gateway.SubmitCompletion(
+                issuer_gateway_pb2.SubmitCompletionRequest(completion=item), metadata=issuer
+            )
+
+        credited = issuer_gateway_pb2.COMPLETION_STATE_CREDITED
+        without = issuer_gateway_pb2.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
+        await submit(20, "ml-101")
+        await reaches("e2e-20", credited)
+        holder = (await state_of("e2e-20")).ledger_sequence
+        for n, course_id in ((21, "ml-101"), (22, "ml-101-v2")):  # a repeat; another version
+            await submit(n, course_id)
+            await reaches(f"e2e-{n}", without)
+            assert (await state_of(f"e2e-{n}")).reason == "already_credited"
+
+        # A revoked credit is no longer held: the next pass earns it.
+        await gateway.RevokeCompletion(
+            issuer_gateway_pb2.RevokeCompletionRequest(completion_id="e2e-20", reason="error"),
+            metadata=issuer,
+        )
+        await reaches("e2e-20", issuer_gateway_pb2.COMPLETION_STATE_REVOKED)
+        await submit(23, "ml-101-v2")
+        await reaches("e2e-23", credited)
+
+        connection = await asyncpg.connect(database_url)
+        try:
+            payload = json.loads(
+                await connection.fetchval(
+                    "SELECT payload FROM credit_log WHERE learner_id = $1 AND completion_id = $2",
+                    LEARNER,
+                    "e2e-21",
+                )
+            )
+        finally:
+            await connection.close()
+        assert payload["credited_sequence"] == holder

@@ -145,6 +145,8 @@ class Course:
     #: Every approval and withdrawal with its effective time. A course without history (built
     #: in memory) is taken to have held ``credit_recommendation`` all along.
     history: tuple[RecommendationChange, ...] = field(default=())
+    #: A version of another course names it here; empty: the course counts as itself.
+    counts_as: str = ""
 
     def __post_init__(self) -> None:
         if not self.course_id:
@@ -155,6 +157,8 @@ class Course:
             raise InvalidCourse("title", "must not be empty")
         if self.level not in NCRF_LEVELS:
             raise InvalidCourse("level", f"{self.level} is not an NCrF level")
+        if self.counts_as == self.course_id:
+            raise InvalidCourse("counts_as_course_id", "a course cannot be a version of itself")
         if not 1 <= self.notional_hours <= 1200 * 8:
             raise InvalidCourse(
                 "notional_hours", "must be between 1 and 9600 (8 years of 1200 hours)"
@@ -163,6 +167,11 @@ class Course:
     @property
     def is_approved(self) -> bool:
         return self.credit_recommendation is CreditRecommendation.APPROVED
+
+    @property
+    def credit_group(self) -> str:
+        """The course a learner earns credit for once: this one, or the one it is a version of."""
+        return self.counts_as or self.course_id
 
     def recommendation_at(self, instant: datetime) -> CreditRecommendation:
         """The course's credit recommendation as it was at ``instant`` (DESIGN.md: a completion

@@ -51,6 +51,7 @@ class NoCreditReason(enum.StrEnum):
     COURSE_NOT_APPROVED = "course_not_approved"
     RESULT_FAIL = "result_fail"
     ZERO_CREDITS = "zero_credits"
+    ALREADY_CREDITED = "already_credited"
 
 
 class RejectionReason(enum.StrEnum):
@@ -158,6 +159,9 @@ class Facts:
     university_known: bool = False
     consent_active: bool = False
     uncredited: tuple[UncreditedCompletion, ...] = ()
+    #: The sequence of the learner's entry holding (unrevoked) credit for the course's credit
+    #: group (the course or a version that counts as the same course), if any.
+    credit_held_by: int | None = None
 
 
 def completion_digest(request: CompletionSubmitted) -> str:
@@ -233,6 +237,9 @@ def _decide_completion(
         no_credit = NoCreditReason.RESULT_FAIL
     elif credits == 0:
         no_credit = NoCreditReason.ZERO_CREDITS
+    elif facts.credit_held_by is not None:
+        no_credit = NoCreditReason.ALREADY_CREDITED
+        payload["credited_sequence"] = facts.credit_held_by
     if no_credit is None:
         payload["credits"] = float(credits)
         payload["valid_until"] = format_instant(rules.valid_until(request.completed_at))
@@ -252,7 +259,8 @@ def _redecide(
 
     Each new entry references the original entry (``redecides_sequence``) and the approval whose
     period contains ``completed_at``; its source event id is derived from exactly that pair, so
-    it lands at most once. Revoked, already re-decided and failed completions earn nothing.
+    it lands at most once. Revoked, already re-decided and failed completions earn nothing, and
+    a learner who holds credit for the course (or a version of it) earns no second one.
     """
     course = facts.course
     if course is None:
@@ -263,7 +271,9 @@ def _redecide(
     for original in sorted(facts.uncredited, key=lambda u: u.sequence):
         p = original.payload
         if (
-            original.revoked
+            facts.credit_held_by is not None  # a course is credited once per learner
+            or drafts
+            or original.revoked
             or original.redecided
             or credits == 0
             or p.get("course_id") != course.course_id

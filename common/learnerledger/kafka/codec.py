@@ -64,6 +64,7 @@ NO_CREDIT_TO_PROTO = {
     "course_not_approved": events_pb2.NO_CREDIT_REASON_COURSE_NOT_APPROVED,
     "result_fail": events_pb2.NO_CREDIT_REASON_RESULT_FAIL,
     "zero_credits": events_pb2.NO_CREDIT_REASON_ZERO_CREDITS,
+    "already_credited": events_pb2.NO_CREDIT_REASON_ALREADY_CREDITED,
 }
 
 
@@ -268,6 +269,8 @@ def encode_ledger_entry(entry: Entry) -> bytes:
             without.reason = NO_CREDIT_TO_PROTO[str(p["no_credit_reason"])]
             without.completed_at.CopyFrom(to_timestamp(parse_instant(str(p["completed_at"]))))
             without.result = RESULT_TO_PROTO[Result(str(p["result"]))]
+            if p.get("credited_sequence") is not None:
+                without.credited_sequence = int(str(p["credited_sequence"]))
         case EntryKind.CREDIT_REVOKED:
             revoked = message.credit_revoked
             revoked.issuer_id, revoked.completion_id = str(p["issuer_id"]), str(p["completion_id"])

@@ -136,6 +136,7 @@ def course_from_row(row: asyncpg.Record, history: Sequence[RecommendationChange]
         credit_recommendation=CreditRecommendation(row["credit_recommendation"]),
         skills=tuple(row["skills"]),
         history=tuple(history),
+        counts_as=row["counts_as_course_id"] or "",
     )
 
 
@@ -213,8 +214,8 @@ async def add_course(connection: Connection, course: Course) -> None:
         async with connection.transaction():
             await connection.execute(
                 """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
-                                        skills, credit_recommendation)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7)""",
+                                        skills, credit_recommendation, counts_as_course_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
                 course.course_id,
                 course.issuer_id,
                 course.title,
@@ -222,6 +223,7 @@ async def add_course(connection: Connection, course: Course) -> None:
                 course.notional_hours,
                 list(course.skills),
                 course.credit_recommendation.value,
+                course.counts_as or None,
             )
             if course.credit_recommendation is not CreditRecommendation.PENDING:
                 # A course created approved (or withdrawn) has held that state from the start.
@@ -236,6 +238,8 @@ async def add_course(connection: Connection, course: Course) -> None:
     except asyncpg.UniqueViolationError as exc:
         raise AlreadyExists("course", course.course_id) from exc
     except asyncpg.ForeignKeyViolationError as exc:
+        if course.counts_as and "counts_as" in str(exc):
+            raise NotFound("course", course.counts_as) from exc
         raise NotFound("issuer", course.issuer_id) from exc
 
 

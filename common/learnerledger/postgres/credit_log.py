@@ -165,6 +165,32 @@ async def uncredited_completions(
     return found
 
 
+async def credit_holders(
+    connection: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Per (learner_id, credit group): the sequence of the learner's first unrevoked
+    ``credit_awarded`` entry for a course of that group (the course or a version of it)."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        """SELECT a.learner_id, coalesce(c.counts_as_course_id, c.course_id) AS credit_group,
+                  min(a.sequence) AS sequence
+             FROM credit_log a
+             JOIN courses c ON c.course_id = a.payload->>'course_id'
+             JOIN unnest($1::text[], $2::text[]) AS k(l, g)
+               ON a.learner_id = k.l AND coalesce(c.counts_as_course_id, c.course_id) = k.g
+            WHERE a.kind = 'credit_awarded'
+              AND NOT EXISTS (SELECT 1 FROM credit_log r
+                               WHERE r.learner_id = a.learner_id AND r.kind = 'credit_revoked'
+                                 AND r.payload->>'revoked_sequence' = a.sequence::text)
+            GROUP BY 1, 2""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["learner_id"], r["credit_group"]): r["sequence"] for r in rows}
+
+
 async def learners_with_uncredited_completions(connection: Connection, course_id: str) -> list[str]:
     """Learners holding a completion of ``course_id`` recorded without credit because the
     course was not approved (the candidates of a re-decision after an approval)."""

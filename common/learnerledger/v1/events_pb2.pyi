@@ -85,6 +85,11 @@ class _NoCreditReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoCred
     """The issuer reported a fail."""
     NO_CREDIT_REASON_ZERO_CREDITS: _NoCreditReason.ValueType  # 3
     """The course's notional hours round down to zero credits."""
+    NO_CREDIT_REASON_ALREADY_CREDITED: _NoCreditReason.ValueType  # 4
+    """The learner already holds credit for this course (or a version that counts as the same
+    course); RecordedWithoutCredit.credited_sequence names the entry that holds it. A revoked
+    credit does not count; a fail never earns credit, so a pass after a fail does.
+    """
 
 class NoCreditReason(_NoCreditReason, metaclass=_NoCreditReasonEnumTypeWrapper):
     """Why a completion was recorded without credit."""
@@ -99,6 +104,11 @@ NO_CREDIT_REASON_RESULT_FAIL: NoCreditReason.ValueType  # 2
 """The issuer reported a fail."""
 NO_CREDIT_REASON_ZERO_CREDITS: NoCreditReason.ValueType  # 3
 """The course's notional hours round down to zero credits."""
+NO_CREDIT_REASON_ALREADY_CREDITED: NoCreditReason.ValueType  # 4
+"""The learner already holds credit for this course (or a version that counts as the same
+course); RecordedWithoutCredit.credited_sequence names the entry that holds it. A revoked
+credit does not count; a fail never earns credit, so a pass after a fail does.
+"""
 Global___NoCreditReason: _TypeAlias = NoCreditReason  # noqa: Y015
 
 @_typing.final
@@ -449,6 +459,7 @@ class RecordedWithoutCredit(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    CREDITED_SEQUENCE_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     """The issuer that certified the completion."""
     completion_id: _builtins.str
@@ -459,6 +470,8 @@ class RecordedWithoutCredit(_message.Message):
     """Why no credit was awarded."""
     result: _common_pb2.CompletionResult.ValueType
     """The reported result."""
+    credited_sequence: _builtins.int
+    """With reason ALREADY_CREDITED: the sequence (same learner) of the entry holding the credit."""
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -472,10 +485,11 @@ class RecordedWithoutCredit(_message.Message):
         reason: Global___NoCreditReason.ValueType = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         result: _common_pb2.CompletionResult.ValueType = ...,
+        credited_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "issuer_id", b"issuer_id", "reason", b"reason", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credited_sequence", b"credited_sequence", "issuer_id", b"issuer_id", "reason", b"reason", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -75,6 +75,7 @@ def course_to_proto(course: Course) -> common_pb2.Course:
         notional_hours=course.notional_hours,
         skills=list(course.skills),
         credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
+        counts_as_course_id=course.counts_as,
     )
 
 
@@ -114,6 +115,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 "course.course_id": c.course_id,
                 "course.issuer_id": c.issuer_id,
                 "course.title": c.title,
+                "course.counts_as_course_id": c.counts_as_course_id,
                 **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
             },
         )
@@ -130,6 +132,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 level=parse_level(PROTO_TO_LEVEL[c.level]),
                 notional_hours=c.notional_hours,
                 skills=tuple(c.skills),
+                counts_as=c.counts_as_course_id,
             )
             async with self._pool.acquire() as connection:
                 await catalog.add_course(connection, course)

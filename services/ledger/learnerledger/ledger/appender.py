@@ -30,7 +30,7 @@ from learnerledger.domain.credit_rules import (
     UncreditedCompletion,
     decide,
 )
-from learnerledger.domain.entries import Entry
+from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
@@ -169,6 +169,8 @@ class _BatchFacts:
     universities: set[str]
     consents: set[tuple[str, str]]
     uncredited: dict[tuple[str, str], list[UncreditedCompletion]]
+    #: (learner, credit group) -> sequence of the entry holding the learner's credit for it.
+    credit_holders: dict[tuple[str, str], int]
 
     @classmethod
     async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
@@ -195,10 +197,17 @@ class _BatchFacts:
             # Until this batch commits, no approval or withdrawal of these courses can be
             # recorded (and miss a completion decided here); see catalog.hold_courses_shared.
             await catalog.hold_courses_shared(connection, course_ids)
+        courses = await catalog.courses_by_id(connection, course_ids) if course_ids else {}
+        credit_keys = [
+            (r.envelope.learner_id, courses[r.course_id].credit_group)
+            for r in requests
+            if isinstance(r, CompletionSubmitted | CreditRedecisionRequested)
+            and r.course_id in courses
+        ]
         return cls(
             heads=await credit_log.load_heads(connection, learners),
             same_event=dict(await credit_log.find_by_source_events(connection, event_ids)),
-            courses=await catalog.courses_by_id(connection, course_ids) if course_ids else {},
+            courses=courses,
             completions=await credit_log.find_completions(
                 connection,
                 [
@@ -213,13 +222,19 @@ class _BatchFacts:
                 connection, [(r.envelope.learner_id, r.university_id) for r in consent_requests]
             ),
             uncredited=await credit_log.uncredited_completions(connection, redecisions),
+            credit_holders=await credit_log.credit_holders(connection, credit_keys),
         )
 
     def for_request(self, request: LedgerRequest) -> Facts:
         same_event = self.same_event.get(request.envelope.event_id)
         match request:
             case CompletionSubmitted():
-                return Facts(same_event=same_event, course=self.courses.get(request.course_id))
+                course = self.courses.get(request.course_id)
+                return Facts(
+                    same_event=same_event,
+                    course=course,
+                    credit_held_by=self._credit_held_by(request.envelope.learner_id, course),
+                )
             case RevocationRequested():
                 record = self.completions.get(_completion_key(request))
                 return Facts(
@@ -235,16 +250,34 @@ class _BatchFacts:
                     in self.consents,
                 )
             case CreditRedecisionRequested():
+                course = self.courses.get(request.course_id)
                 return Facts(
                     same_event=same_event,
-                    course=self.courses.get(request.course_id),
+                    course=course,
+                    credit_held_by=self._credit_held_by(request.envelope.learner_id, course),
                     uncredited=tuple(
                         self.uncredited.get((request.envelope.learner_id, request.course_id), ())
                     ),
                 )
 
+    def _credit_held_by(self, learner_id: str, course: Course | None) -> int | None:
+        return (
+            None if course is None else self.credit_holders.get((learner_id, course.credit_group))
+        )
+
     def remember(self, request: LedgerRequest, entry: Entry) -> None:
         self.heads[entry.learner_id] = head_of(entry)
+        if entry.kind is EntryKind.CREDIT_AWARDED:
+            course = self.courses.get(str(entry.payload["course_id"]))
+            if course is not None:
+                self.credit_holders.setdefault(
+                    (entry.learner_id, course.credit_group), entry.sequence
+                )
+        elif entry.kind is EntryKind.CREDIT_REVOKED:
+            revoked = entry.payload["revoked_sequence"]
+            for holder, sequence in list(self.credit_holders.items()):
+                if holder[0] == entry.learner_id and sequence == revoked:
+                    del self.credit_holders[holder]
         prior = PriorEntry(entry.sequence, entry.kind, entry.payload)
         self.same_event[entry.source_event_id] = prior
         match request:

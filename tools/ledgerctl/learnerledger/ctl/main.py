@@ -222,6 +222,7 @@ async def cmd_course_add(args: argparse.Namespace) -> int:
         if args.approved
         else CreditRecommendation.PENDING,
         skills=tuple(args.skill or ()),
+        counts_as=args.counts_as or "",
     )
 
     async def add(connection: Any) -> int:
@@ -480,6 +481,11 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--hours", type=int, required=True, help="notional learning hours")
     add.add_argument("--skill", action="append")
     add.add_argument("--approved", action="store_true", help="approve its credit recommendation")
+    add.add_argument(
+        "--counts-as",
+        metavar="COURSE_ID",
+        help="a version of this course: a learner earns credit once for both",
+    )
     for state, verb in (("approved", "approve"), ("withdrawn", "withdraw")):
         change = command(course, verb, _course_state_command(state), f"{verb} a course")
         change.add_argument("course_id")
