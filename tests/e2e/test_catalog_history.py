@@ -26,6 +26,8 @@ from learnerledger.v1 import (
     issuer_gateway_pb2_grpc,
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
+    transcript_query_pb2,
+    transcript_query_pb2_grpc,
 )
 from tests.e2e.test_pipeline import LEARNER, Pipeline, completion, pipeline  # noqa: F401
 from tests.integration.ledger_fixtures import eventually, produce
@@ -33,6 +35,7 @@ from tests.integration.ledger_fixtures import eventually, produce
 pytestmark = pytest.mark.e2e
 
 OTHER_LEARNER = "987654321013"
+EXPIRED_LEARNER = "987654321014"
 State = issuer_gateway_pb2.CompletionState.ValueType
 Metadata = tuple[tuple[str, str], ...]
 
@@ -259,3 +262,56 @@ async def test_a_course_is_credited_once_per_learner_across_versions(
         finally:
             await connection.close()
         assert payload["credited_sequence"] == holder
+
+
+async def test_credit_older_than_its_validity_is_expired_from_the_start(
+    pipeline: Pipeline,  # noqa: F811
+) -> None:
+    issuer = (("authorization", f"Bearer {pipeline.issuer_token}"),)
+    reader = (("authorization", f"Bearer {pipeline.university_token}"),)
+    admin = (("authorization", f"Bearer {pipeline.admin_token}"),)
+    async with (
+        grpc.aio.insecure_channel(pipeline.gateway) as gateway_channel,
+        grpc.aio.insecure_channel(pipeline.query) as query_channel,
+        grpc.aio.insecure_channel(pipeline.admin) as admin_channel,
+    ):
+        gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(gateway_channel)
+        query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(query_channel)
+        ledger_admin = ledger_admin_pb2_grpc.LedgerAdminServiceStub(admin_channel)
+        old = completion(30, "ml-101", days_ago=8 * 365)
+        old.learner_id = EXPIRED_LEARNER
+        await gateway.SubmitCompletion(
+            issuer_gateway_pb2.SubmitCompletionRequest(completion=old), metadata=issuer
+        )
+        await reach_state(gateway, issuer, "e2e-30", issuer_gateway_pb2.COMPLETION_STATE_EXPIRED)
+        status = await status_of(gateway, issuer, "e2e-30")
+        completed_at = old.completed_at.ToDatetime(tzinfo=UTC)
+        assert status.valid_until.ToDatetime(tzinfo=UTC) == completed_at.replace(
+            year=completed_at.year + 7
+        )
+        assert status.credits == 3.0
+
+        await ledger_admin.GrantConsent(
+            ledger_admin_pb2.GrantConsentRequest(
+                learner_id=EXPIRED_LEARNER, university_id="du", request_id="expired-1"
+            ),
+            metadata=admin,
+        )
+
+        async def transcript_shows_it() -> bool:
+            try:
+                reply = await query.GetTranscript(
+                    transcript_query_pb2.GetTranscriptRequest(
+                        learner_id=EXPIRED_LEARNER, min_position=status.ledger_position
+                    ),
+                    metadata=reader,
+                )
+            except grpc.aio.AioRpcError as error:
+                if error.code() != grpc.StatusCode.PERMISSION_DENIED:
+                    raise
+                return False  # the consent is still on its way
+            (credential,) = reply.transcript.credentials
+            assert credential.status == transcript_query_pb2.CREDENTIAL_STATUS_EXPIRED
+            return True
+
+        await eventually(transcript_shows_it, what="the transcript to show the expired credit")

@@ -91,6 +91,12 @@ class CreditRules:
             ) + timedelta(days=1)
 
 
+def is_expired(valid_until: datetime, instant: datetime) -> bool:
+    """Whether credit valid until ``valid_until`` is expired at ``instant`` (the transcript's
+    CredentialStatus.EXPIRED uses the same comparison)."""
+    return valid_until <= instant
+
+
 @dataclass(frozen=True, slots=True)
 class PriorEntry:
     """The learner's earlier entry for the same source event or completion, if any."""
@@ -241,8 +247,13 @@ def _decide_completion(
         no_credit = NoCreditReason.ALREADY_CREDITED
         payload["credited_sequence"] = facts.credit_held_by
     if no_credit is None:
+        valid_until = rules.valid_until(request.completed_at)
         payload["credits"] = float(credits)
-        payload["valid_until"] = format_instant(rules.valid_until(request.completed_at))
+        payload["valid_until"] = format_instant(valid_until)
+        if is_expired(valid_until, now):
+            # Older than the validity period when decided: expired from the start (the
+            # transcript and GetCompletionStatus show it as expired, with valid_until).
+            payload["born_expired"] = True
         kind = EntryKind.CREDIT_AWARDED
     else:
         payload["credits"] = 0
@@ -286,6 +297,8 @@ def _redecide(
         if period is None:
             continue
         payload: dict[str, JsonValue] = {k: v for k, v in p.items() if k != "no_credit_reason"}
+        if is_expired(rules.valid_until(completed_at), now):
+            payload["born_expired"] = True
         payload.update(
             level=str(course.level),
             notional_hours=course.notional_hours,

@@ -55,7 +55,7 @@ class Credential:
     def status_at(self, instant: datetime) -> CredentialStatus:
         if self.revoked_at is not None and self.revoked_at <= instant:
             return CredentialStatus.REVOKED
-        if self.valid_until <= instant:
+        if self.valid_until <= instant:  # the same test as credit_rules.is_expired
             return CredentialStatus.EXPIRED
         return CredentialStatus.ACTIVE
 
