@@ -82,6 +82,43 @@ async def university_exists(connection: Connection, university_id: str) -> bool:
     )
 
 
+class RequestIdConflict(Exception):
+    """A request id was reused for a different request."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request id {request_id} was used for a different consent request")
+        self.request_id = request_id
+
+
+async def claim_consent_request(
+    connection: Connection,
+    *,
+    request_id: str,
+    learner_id: str,
+    university_id: str,
+    action: str,
+    event_id: uuid.UUID,
+) -> None:
+    """Record that ``request_id`` names this consent request. The same request again is fine
+    (a retry); a different one raises ``RequestIdConflict``."""
+    inserted = await connection.fetchval(
+        "INSERT INTO consent_requests (request_id, learner_id, university_id, action, event_id) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        request_id,
+        learner_id,
+        university_id,
+        action,
+        event_id,
+    )
+    if inserted:
+        return
+    existing = await connection.fetchval(
+        "SELECT event_id FROM consent_requests WHERE request_id = $1", request_id
+    )
+    if existing != event_id:
+        raise RequestIdConflict(request_id)
+
+
 async def issue_token(
     connection: Connection, kind: PrincipalKind, principal_id: str
 ) -> tuple[str, str]:

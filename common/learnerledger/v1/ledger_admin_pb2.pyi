@@ -692,7 +692,10 @@ class GrantConsentRequest(_message.Message):
     university_id: _builtins.str
     """The university that may read the learner's record. Required; NOT_FOUND if unknown."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a retry with the same key publishes the same event id.
+    """Optional idempotency key (a UUID): a retry of the same request (same learner, university
+    and action) with the same key publishes the same event id, derived from all four. A key
+    already used for a different request (another learner or university, or a grant's key on
+    a revocation) is refused with ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_CONFLICT.
     Empty: a new event id is generated.
     """
     def __init__(
@@ -746,7 +749,10 @@ class RevokeConsentRequest(_message.Message):
     university_id: _builtins.str
     """The university that may no longer read the learner's record. Required."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a retry with the same key publishes the same event id.
+    """Optional idempotency key (a UUID): a retry of the same request (same learner, university
+    and action) with the same key publishes the same event id, derived from all four. A key
+    already used for a different request (another learner or university, or a grant's key on
+    a revocation) is refused with ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_CONFLICT.
     Empty: a new event id is generated.
     """
     def __init__(

@@ -19,11 +19,12 @@ import structlog
 
 from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
 from learnerledger.domain.events import (
-    COMPLETION_EVENT_NAMESPACE,
     CURRENT_SCHEMA_VERSION,
+    ConsentAction,
     ConsentGrantRequested,
     ConsentRevokeRequested,
     Envelope,
+    consent_event_id,
 )
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.kafka.codec import (
@@ -37,7 +38,12 @@ from learnerledger.kafka.codec import (
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
-from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
+from learnerledger.postgres.catalog import (
+    AlreadyExists,
+    NotFound,
+    PrincipalKind,
+    RequestIdConflict,
+)
 from learnerledger.postgres.checkpoints import latest_checkpoint
 from learnerledger.query import rebuild
 from learnerledger.query.rebuild import ReplayConflict
@@ -292,16 +298,18 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     async def GrantConsent(
         self, request: ledger_admin_pb2.GrantConsentRequest, context: Any
     ) -> ledger_admin_pb2.GrantConsentResponse:
-        event_id = await self._consent(request, ConsentGrantRequested, context)
+        event_id = await self._consent(request, ConsentGrantRequested, ConsentAction.GRANT, context)
         return ledger_admin_pb2.GrantConsentResponse(event_id=event_id)
 
     async def RevokeConsent(
         self, request: ledger_admin_pb2.RevokeConsentRequest, context: Any
     ) -> ledger_admin_pb2.RevokeConsentResponse:
-        event_id = await self._consent(request, ConsentRevokeRequested, context)
+        event_id = await self._consent(
+            request, ConsentRevokeRequested, ConsentAction.REVOKE, context
+        )
         return ledger_admin_pb2.RevokeConsentResponse(event_id=event_id)
 
-    async def _consent(self, request: Any, kind: Any, context: Any) -> str:
+    async def _consent(self, request: Any, kind: Any, action: ConsentAction, context: Any) -> str:
         await self._admin(context)
         violations = []
         if not is_apaar_id(request.learner_id):
@@ -310,16 +318,37 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
             violations.append(Violation("university_id", "is required"))
         if violations:
             await abort(context, invalid_argument(violations))
+        await _require_printable(context, {"request_id": request.request_id})
+        event_id = (
+            consent_event_id(request.learner_id, request.university_id, action, request.request_id)
+            if request.request_id
+            else uuid.uuid4()
+        )
         async with self._pool.acquire() as connection:
             if not await catalog.university_exists(connection, request.university_id):
                 await abort(
                     context, _catalog_failure(NotFound("university", request.university_id))
                 )
-        event_id = (
-            uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"consent\x1f{request.request_id}")
-            if request.request_id
-            else uuid.uuid4()
-        )
+            if request.request_id:
+                try:
+                    await catalog.claim_consent_request(
+                        connection,
+                        request_id=request.request_id,
+                        learner_id=request.learner_id,
+                        university_id=request.university_id,
+                        action=action.value,
+                        event_id=event_id,
+                    )
+                except RequestIdConflict as exc:
+                    await abort(
+                        context,
+                        RpcFailure(
+                            grpc.StatusCode.ALREADY_EXISTS,
+                            f"{exc}; use a new request_id for a new request",
+                            reason="REQUEST_ID_CONFLICT",
+                            metadata={"request_id": request.request_id},
+                        ),
+                    )
         envelope = Envelope(
             event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id
         )
