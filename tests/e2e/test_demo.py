@@ -31,12 +31,15 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         assert f"gateway: {COMPLETIONS} accepted, 0 rejected" in out
         assert f"{COMPLETIONS} completions from 3 partners are in the ledger" in out
         assert f"127.0.0.1:{ports[1]} list" in out  # the query API address it tells the user
-        # The printed learner completed every course once: five credits, the unapproved
-        # course recorded without credit.
+        # The printed learner completed every course and repeated each partner's first one:
+        # six credits, one per course (the pending course's by re-decision after its backdated
+        # approval), and the three repeats recorded without credit (already_credited).
+        assert "iitm-thesis approved, backdated with a reason;" in out
         courses = re.findall(r"^\s+demo-\S+\s+(\S+)\s+level", out, flags=re.MULTILINE)
         assert sorted(courses) == sorted(set(courses))
-        assert len(courses) == 5
-        assert "completions without credit 1" in out
+        assert len(courses) == 6
+        assert "iitm-thesis" in courses
+        assert "completions without credit 3" in out
     finally:
         down = ledgerctl(env, "stack", "down")
         leftovers = our_processes(state)

@@ -28,7 +28,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import seed_catalog
+from tests.integration.ledger_fixtures import seed_catalog, seed_courses
 
 pytestmark = pytest.mark.e2e
 
@@ -71,6 +71,8 @@ async def healthy(address: str, timeout: float = 60.0) -> None:
 @pytest.fixture
 async def pipeline(kafka_bootstrap: str, database_url: str, topics) -> AsyncIterator[Pipeline]:  # type: ignore[no-untyped-def]
     await seed_catalog(database_url)
+    # A learner earns a course's credit once: one course per credited completion.
+    await seed_courses(database_url, [f"ml-{n}" for n in range(12)])
     connection = await asyncpg.connect(database_url)
     try:
         _, issuer = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "swayam")
@@ -144,7 +146,7 @@ async def test_partner_to_registrar_through_real_processes(pipeline: Pipeline) -
         # A partner streams 12 completions (one of a pending course) and submits one more.
         async def stream() -> AsyncIterator[issuer_gateway_pb2.StreamCompletionsRequest]:
             for n in range(12):
-                course = "db-201" if n == 11 else "ml-101"
+                course = "db-201" if n == 11 else f"ml-{n}"
                 yield issuer_gateway_pb2.StreamCompletionsRequest(completion=completion(n, course))
 
         acks = [ack async for ack in gateway.StreamCompletions(stream(), metadata=issuer)]
@@ -255,7 +257,8 @@ async def test_partner_to_registrar_through_real_processes(pipeline: Pipeline) -
         first = await watch.read()
         assert first.transcript.active_credits == 11 * 3.0
         await gateway.SubmitCompletion(
-            issuer_gateway_pb2.SubmitCompletionRequest(completion=completion(13)), metadata=issuer
+            issuer_gateway_pb2.SubmitCompletionRequest(completion=completion(13, "ml-11")),
+            metadata=issuer,
         )
         async with asyncio.timeout(30):
             while True:

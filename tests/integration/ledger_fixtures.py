@@ -52,6 +52,22 @@ async def seed_catalog(database_url: str) -> None:
         await connection.close()
 
 
+async def seed_courses(database_url: str, course_ids: list[str], issuer_id: str = "swayam") -> None:
+    """Approved 90-hour courses (3 credits each) of ``issuer_id``: a learner earns a course's
+    credit once, so a test that credits one learner many times needs as many courses."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        for course_id in course_ids:
+            with contextlib.suppress(catalog.AlreadyExists):
+                await catalog.add_course(
+                    connection,
+                    Course(course_id, issuer_id, f"Course {course_id}", Decimal("5.5"), 90,
+                           CreditRecommendation.APPROVED),
+                )  # fmt: skip
+    finally:
+        await connection.close()
+
+
 def completion(
     learner_id: str,
     completion_id: str,

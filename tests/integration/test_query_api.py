@@ -24,6 +24,7 @@ from tests.integration.ledger_fixtures import (
     produce,
     revocation,
     running_ledger,
+    seed_courses,
 )
 from tests.integration.ledger_fixtures import seed_catalog as seed
 from tests.integration.test_projector import log_heads, projected, running_projector
@@ -70,12 +71,13 @@ async def test_universities_read_consented_transcripts_over_grpc(
     kafka_bootstrap: str, database_url: str, topics: Any
 ) -> None:
     await seed(database_url)
+    await seed_courses(database_url, [f"q-course-{i}" for i in range(1, 7)])
     university, admin = await tokens(database_url)
     await produce(
         kafka_bootstrap,
         topics.completions,
         [consent(DIANA)]
-        + [completion(DIANA, f"q-{i}") for i in range(1, 6)]
+        + [completion(DIANA, f"q-{i}", course_id=f"q-course-{i}") for i in range(1, 6)]
         + [completion(EVE, "q-e1")],
     )
     async with (
@@ -150,7 +152,7 @@ async def test_universities_read_consented_transcripts_over_grpc(
         await produce(
             kafka_bootstrap,
             topics.completions,
-            [revocation(DIANA, "q-1"), completion(DIANA, "q-6")],
+            [revocation(DIANA, "q-1"), completion(DIANA, "q-6", course_id="q-course-6")],
         )
         update = await watch.read()
         assert update.applied_sequence == 7

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Any
 
@@ -82,7 +83,14 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
                 Course("late-101", "swayam", "Approved late", Decimal(6), 90,
                        CreditRecommendation.PENDING),
             )  # fmt: skip
-            await catalog.set_recommendation(connection, "late-101", CreditRecommendation.APPROVED)
+            # The approval covers the completions already made (decided at completed_at).
+            await catalog.set_recommendation(
+                connection,
+                "late-101",
+                CreditRecommendation.APPROVED,
+                effective_at=datetime(2020, 1, 1, tzinfo=UTC),
+                reason="recommendation granted before the course was catalogued",
+            )
         finally:
             await connection.close()
 

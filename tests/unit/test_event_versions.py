@@ -15,9 +15,11 @@ from learnerledger.domain.credit_rules import completion_digest
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     CompletionSubmitted,
+    ConsentAction,
     Envelope,
     Result,
     completion_event_id,
+    consent_event_id,
 )
 from learnerledger.kafka.codec import (
     UPCASTERS,
@@ -98,3 +100,11 @@ def test_a_version_newer_than_the_reader_is_refused() -> None:
     with pytest.raises(UndecodableEvent) as caught:
         decode_completion_event(event.SerializeToString())
     assert caught.value.reason == "unsupported_schema_version"
+
+
+def test_consent_event_ids_differ_by_learner_university_and_action() -> None:
+    grant = consent_event_id("123456789012", "du", ConsentAction.GRANT, "r-1")
+    assert grant == consent_event_id("123456789012", "du", ConsentAction.GRANT, "r-1")
+    assert grant != consent_event_id("123456789012", "du", ConsentAction.REVOKE, "r-1")
+    assert grant != consent_event_id("123456789013", "du", ConsentAction.GRANT, "r-1")
+    assert grant != consent_event_id("123456789012", "iitb", ConsentAction.GRANT, "r-1")

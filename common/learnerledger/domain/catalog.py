@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import enum
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 #: NCrF levels in higher education (4.5 first-year UG certificate ... 8 doctorate).
@@ -42,6 +45,92 @@ def parse_level(value: str | Decimal) -> Decimal:
     return next(member for member in NCRF_LEVELS if member == level)
 
 
+#: An approval or withdrawal whose effective time lies further back than this before the moment
+#: it is recorded is a backdating, and must say why.
+BACKDATING_GRACE = timedelta(minutes=5)
+
+
+@dataclass(frozen=True, slots=True)
+class RecommendationChange:
+    """One approval or withdrawal of a course's credit recommendation, as the catalog keeps it.
+
+    Changes are only ever added (never overwritten): ``effective_at`` is when the change takes
+    effect (an admin may backdate it, with a ``reason``), ``recorded_at`` when the catalog learnt
+    of it. The state at an instant is that of the change with the latest ``effective_at`` at or
+    before it; of two changes effective at the same instant, the one recorded later wins.
+    """
+
+    change_id: uuid.UUID
+    course_id: str
+    state: CreditRecommendation
+    effective_at: datetime
+    recorded_at: datetime
+    reason: str = ""
+
+    def __post_init__(self) -> None:
+        if self.effective_at.tzinfo is None or self.recorded_at.tzinfo is None:
+            raise InvalidCourse("effective_at", "must carry a time zone")
+        if self.effective_at < self.recorded_at - BACKDATING_GRACE and not self.reason.strip():
+            raise InvalidCourse(
+                "reason", "a backdated approval or withdrawal must say why it is backdated"
+            )
+
+    @property
+    def is_backdated(self) -> bool:
+        return self.effective_at < self.recorded_at - BACKDATING_GRACE
+
+
+def _in_effect_order(history: Sequence[RecommendationChange]) -> list[RecommendationChange]:
+    return sorted(history, key=lambda c: (c.effective_at, c.recorded_at))
+
+
+def recommendation_at(
+    history: Sequence[RecommendationChange],
+    instant: datetime,
+    *,
+    initial: CreditRecommendation = CreditRecommendation.PENDING,
+) -> CreditRecommendation:
+    """The credit recommendation in force at ``instant`` according to ``history``."""
+    state = initial
+    for change in _in_effect_order(history):
+        if change.effective_at > instant:
+            break
+        state = change.state
+    return state
+
+
+@dataclass(frozen=True, slots=True)
+class ApprovedPeriod:
+    """A half-open interval [start, end) during which a course was approved; ``end`` None: open."""
+
+    start: datetime
+    end: datetime | None
+    change_id: uuid.UUID
+
+    def contains(self, instant: datetime) -> bool:
+        return self.start <= instant and (self.end is None or instant < self.end)
+
+
+def approved_periods(history: Sequence[RecommendationChange]) -> list[ApprovedPeriod]:
+    """The periods in which ``history`` says the course was approved, each named by the
+    approval that opened it."""
+    periods: list[ApprovedPeriod] = []
+    opened: RecommendationChange | None = None
+    for change in _in_effect_order(history):
+        approved = change.state is CreditRecommendation.APPROVED
+        if approved and opened is None:
+            opened = change
+        elif not approved and opened is not None:
+            if change.effective_at > opened.effective_at:
+                periods.append(
+                    ApprovedPeriod(opened.effective_at, change.effective_at, opened.change_id)
+                )
+            opened = None
+    if opened is not None:
+        periods.append(ApprovedPeriod(opened.effective_at, None, opened.change_id))
+    return periods
+
+
 @dataclass(frozen=True, slots=True)
 class Course:
     """An issuer's catalog entry. ``course_id`` is unique across issuers."""
@@ -53,6 +142,11 @@ class Course:
     notional_hours: int
     credit_recommendation: CreditRecommendation = CreditRecommendation.PENDING
     skills: tuple[str, ...] = field(default=())
+    #: Every approval and withdrawal with its effective time. A course without history (built
+    #: in memory) is taken to have held ``credit_recommendation`` all along.
+    history: tuple[RecommendationChange, ...] = field(default=())
+    #: A version of another course names it here; empty: the course counts as itself.
+    counts_as: str = ""
 
     def __post_init__(self) -> None:
         if not self.course_id:
@@ -63,6 +157,8 @@ class Course:
             raise InvalidCourse("title", "must not be empty")
         if self.level not in NCRF_LEVELS:
             raise InvalidCourse("level", f"{self.level} is not an NCrF level")
+        if self.counts_as == self.course_id:
+            raise InvalidCourse("counts_as_course_id", "a course cannot be a version of itself")
         if not 1 <= self.notional_hours <= 1200 * 8:
             raise InvalidCourse(
                 "notional_hours", "must be between 1 and 9600 (8 years of 1200 hours)"
@@ -71,3 +167,18 @@ class Course:
     @property
     def is_approved(self) -> bool:
         return self.credit_recommendation is CreditRecommendation.APPROVED
+
+    @property
+    def credit_group(self) -> str:
+        """The course a learner earns credit for once: this one, or the one it is a version of."""
+        return self.counts_as or self.course_id
+
+    def recommendation_at(self, instant: datetime) -> CreditRecommendation:
+        """The course's credit recommendation as it was at ``instant`` (DESIGN.md: a completion
+        is decided on the catalog as it was at ``completed_at``)."""
+        if not self.history:
+            return self.credit_recommendation
+        return recommendation_at(self.history, instant)
+
+    def approved_at(self, instant: datetime) -> bool:
+        return self.recommendation_at(instant) is CreditRecommendation.APPROVED

@@ -8,22 +8,25 @@ from __future__ import annotations
 
 import enum
 import hashlib
+import uuid
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from learnerledger.domain.canonical_json import canonical_json
-from learnerledger.domain.catalog import Course
+from learnerledger.domain.catalog import Course, approved_periods
 from learnerledger.domain.entries import EntryDraft, EntryKind, JsonValue, Payload
 from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
     ConsentRevokeRequested,
+    CreditRedecisionRequested,
     LedgerRequest,
     Result,
     RevocationRequested,
+    redecided_entry_event_id,
 )
-from learnerledger.domain.instants import format_instant
+from learnerledger.domain.instants import format_instant, parse_instant
 from learnerledger.domain.learners import is_apaar_id
 
 RULES_VERSION = 1
@@ -48,6 +51,7 @@ class NoCreditReason(enum.StrEnum):
     COURSE_NOT_APPROVED = "course_not_approved"
     RESULT_FAIL = "result_fail"
     ZERO_CREDITS = "zero_credits"
+    ALREADY_CREDITED = "already_credited"
 
 
 class RejectionReason(enum.StrEnum):
@@ -94,6 +98,12 @@ class CreditRules:
             ) + timedelta(days=1)
 
 
+def is_expired(valid_until: datetime, instant: datetime) -> bool:
+    """Whether credit valid until ``valid_until`` is expired at ``instant`` (the transcript's
+    CredentialStatus.EXPIRED uses the same comparison)."""
+    return valid_until <= instant
+
+
 @dataclass(frozen=True, slots=True)
 class PriorEntry:
     """The learner's earlier entry for the same source event or completion, if any."""
@@ -123,7 +133,26 @@ class Rejected:
     detail: str
 
 
-Decision = Append | AlreadyRecorded | Rejected
+@dataclass(frozen=True, slots=True)
+class Redecided:
+    """A re-decision request becomes these entries (none when nothing is left to credit)."""
+
+    drafts: tuple[EntryDraft, ...]
+
+
+Decision = Append | AlreadyRecorded | Rejected | Redecided
+
+
+@dataclass(frozen=True, slots=True)
+class UncreditedCompletion:
+    """A completion entry the learner holds that was recorded without credit because its course
+    was not approved (``course_not_approved``), with what happened to it since."""
+
+    sequence: int
+    source_event_id: uuid.UUID
+    payload: Payload
+    revoked: bool = False
+    redecided: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +171,10 @@ class Facts:
     target_revoked: bool = False
     university_known: bool = False
     consent_active: bool = False
+    uncredited: tuple[UncreditedCompletion, ...] = ()
+    #: The sequence of the learner's entry holding (unrevoked) credit for the course's credit
+    #: group (the course or a version that counts as the same course), if any.
+    credit_held_by: int | None = None
 
 
 def completion_digest(request: CompletionSubmitted) -> str:
@@ -171,6 +204,8 @@ def decide(request: LedgerRequest, facts: Facts, *, rules: CreditRules, now: dat
             return _decide_revocation(request, facts, rules, now)
         case ConsentGrantRequested() | ConsentRevokeRequested():
             return _decide_consent(request, facts, rules, now)
+        case CreditRedecisionRequested():
+            return _redecide(request, facts, rules, now)
 
 
 def _decide_completion(
@@ -209,21 +244,90 @@ def _decide_completion(
         "completion_digest": digest,
     }
     no_credit: NoCreditReason | None = None
-    if not course.is_approved:
+    if not course.approved_at(request.completed_at):
         no_credit = NoCreditReason.COURSE_NOT_APPROVED
     elif request.result is Result.FAIL:
         no_credit = NoCreditReason.RESULT_FAIL
     elif credits == 0:
         no_credit = NoCreditReason.ZERO_CREDITS
+    elif facts.credit_held_by is not None:
+        no_credit = NoCreditReason.ALREADY_CREDITED
+        payload["credited_sequence"] = facts.credit_held_by
     if no_credit is None:
+        valid_until = rules.valid_until(request.completed_at)
         payload["credits"] = float(credits)
-        payload["valid_until"] = format_instant(rules.valid_until(request.completed_at))
+        payload["valid_until"] = format_instant(valid_until)
+        if is_expired(valid_until, now):
+            # Older than the validity period when decided: expired from the start (the
+            # transcript and GetCompletionStatus show it as expired, with valid_until).
+            payload["born_expired"] = True
         kind = EntryKind.CREDIT_AWARDED
     else:
         payload["credits"] = 0
         payload["no_credit_reason"] = no_credit.value
         kind = EntryKind.RECORDED_WITHOUT_CREDIT
     return _append(request, kind, payload, rules, now)
+
+
+def _redecide(
+    request: CreditRedecisionRequested, facts: Facts, rules: CreditRules, now: datetime
+) -> Decision:
+    """Credit the learner's completions of the course that were recorded without credit and
+    whose ``completed_at`` the course's approval history now covers.
+
+    Each new entry references the original entry (``redecides_sequence``) and the approval whose
+    period contains ``completed_at``; its source event id is derived from exactly that pair, so
+    it lands at most once. Revoked, already re-decided and failed completions earn nothing, and
+    a learner who holds credit for the course (or a version of it) earns no second one.
+    """
+    course = facts.course
+    if course is None:
+        return Rejected(RejectionReason.UNKNOWN_COURSE, f"course {request.course_id} is unknown")
+    periods = approved_periods(course.history)
+    credits = rules.credits_for_hours(course.notional_hours)
+    drafts: list[EntryDraft] = []
+    for original in sorted(facts.uncredited, key=lambda u: u.sequence):
+        p = original.payload
+        if (
+            facts.credit_held_by is not None  # a course is credited once per learner
+            or drafts
+            or original.revoked
+            or original.redecided
+            or credits == 0
+            or p.get("course_id") != course.course_id
+            or p.get("no_credit_reason") != NoCreditReason.COURSE_NOT_APPROVED.value
+            or p.get("result") != Result.PASS.value
+        ):
+            continue
+        completed_at = parse_instant(str(p["completed_at"]))
+        period = next((period for period in periods if period.contains(completed_at)), None)
+        if period is None:
+            continue
+        payload: dict[str, JsonValue] = {k: v for k, v in p.items() if k != "no_credit_reason"}
+        if is_expired(rules.valid_until(completed_at), now):
+            payload["born_expired"] = True
+        payload.update(
+            level=str(course.level),
+            notional_hours=course.notional_hours,
+            hours_basis=rules.hours_basis.value,
+            credits=float(credits),
+            valid_until=format_instant(rules.valid_until(completed_at)),
+            redecides_sequence=original.sequence,
+            approval_id=str(period.change_id),
+        )
+        drafts.append(
+            EntryDraft(
+                learner_id=request.envelope.learner_id,
+                kind=EntryKind.CREDIT_AWARDED,
+                payload=payload,
+                rules_version=rules.version,
+                source_event_id=redecided_entry_event_id(
+                    period.change_id, original.source_event_id
+                ),
+                recorded_at=now,
+            )
+        )
+    return Redecided(tuple(drafts))
 
 
 def _decide_revocation(

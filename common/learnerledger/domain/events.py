@@ -30,6 +30,35 @@ def revocation_event_id(issuer_id: str, completion_id: str) -> uuid.UUID:
     return uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"revocation\x1f{issuer_id}\x1f{completion_id}")
 
 
+class ConsentAction(enum.StrEnum):
+    GRANT = "grant"
+    REVOKE = "revoke"
+
+
+def consent_event_id(
+    learner_id: str, university_id: str, action: ConsentAction, request_id: str
+) -> uuid.UUID:
+    """The event id of a consent request: learner, university, action and the caller's request
+    id, so that a grant and a revocation sent with the same request id stay two events."""
+    return uuid.uuid5(
+        COMPLETION_EVENT_NAMESPACE,
+        f"consent\x1f{action.value}\x1f{learner_id}\x1f{university_id}\x1f{request_id}",
+    )
+
+
+def redecision_event_id(approval_id: uuid.UUID, learner_id: str) -> uuid.UUID:
+    """Id of the request to re-decide one learner's completions after one approval."""
+    return uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"redecision\x1f{approval_id}\x1f{learner_id}")
+
+
+def redecided_entry_event_id(approval_id: uuid.UUID, original_event_id: uuid.UUID) -> uuid.UUID:
+    """The source event id of the entry that credits one completion after one approval: the
+    idempotency key (approval, original entry) that makes the credit land exactly once."""
+    return uuid.uuid5(
+        COMPLETION_EVENT_NAMESPACE, f"redecided\x1f{approval_id}\x1f{original_event_id}"
+    )
+
+
 class Result(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -85,6 +114,20 @@ class ConsentRevokeRequested:
     university_id: str
 
 
+@dataclass(frozen=True, slots=True)
+class CreditRedecisionRequested:
+    """Re-decide the learner's completions of ``course_id`` recorded without credit, after the
+    approval ``approval_id`` came into effect (the ledger's own request, see ARCHITECTURE.md)."""
+
+    envelope: Envelope
+    course_id: str
+    approval_id: uuid.UUID
+
+
 LedgerRequest = (
-    CompletionSubmitted | RevocationRequested | ConsentGrantRequested | ConsentRevokeRequested
+    CompletionSubmitted
+    | RevocationRequested
+    | ConsentGrantRequested
+    | ConsentRevokeRequested
+    | CreditRedecisionRequested
 )

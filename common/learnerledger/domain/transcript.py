@@ -55,7 +55,7 @@ class Credential:
     def status_at(self, instant: datetime) -> CredentialStatus:
         if self.revoked_at is not None and self.revoked_at <= instant:
             return CredentialStatus.REVOKED
-        if self.valid_until <= instant:
+        if self.valid_until <= instant:  # the same test as credit_rules.is_expired
             return CredentialStatus.EXPIRED
         return CredentialStatus.ACTIVE
 
@@ -105,6 +105,11 @@ class TranscriptProjection:
                     valid_until=parse_instant(_text(payload, "valid_until")),
                     recorded_at=entry.recorded_at,
                 )
+                if payload.get("redecides_sequence") is not None:
+                    # Credit awarded by re-decision supersedes the completion's no-credit entry.
+                    moved = replace(
+                        moved, completions_without_credit=state.completions_without_credit - 1
+                    )
                 return replace(moved, credentials={**state.credentials, entry.sequence: credential})
             case EntryKind.RECORDED_WITHOUT_CREDIT:
                 return replace(

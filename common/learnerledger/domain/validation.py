@@ -36,6 +36,7 @@ from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
     ConsentRevokeRequested,
+    CreditRedecisionRequested,
     LedgerRequest,
     Result,
     RevocationRequested,
@@ -234,6 +235,11 @@ def validate_request(
             if env.issuer_id:
                 out += check_id(env.issuer_id, "envelope.issuer_id", "issuer id")
             out += check_id(request.university_id, "university_id", "university id")
+            return out
+        case CreditRedecisionRequested():
+            # The ledger's own request (the approval fan-out): the envelope's issuer id is empty.
+            out = check_learner_id(env.learner_id, "envelope.learner_id")
+            out += check_id(request.course_id, "course_id", "course id")
             return out
 
 

@@ -21,6 +21,7 @@ from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
     ConsentRevokeRequested,
+    CreditRedecisionRequested,
     Envelope,
     LedgerRequest,
     Result,
@@ -63,6 +64,7 @@ NO_CREDIT_TO_PROTO = {
     "course_not_approved": events_pb2.NO_CREDIT_REASON_COURSE_NOT_APPROVED,
     "result_fail": events_pb2.NO_CREDIT_REASON_RESULT_FAIL,
     "zero_credits": events_pb2.NO_CREDIT_REASON_ZERO_CREDITS,
+    "already_credited": events_pb2.NO_CREDIT_REASON_ALREADY_CREDITED,
 }
 
 
@@ -170,6 +172,15 @@ def decode_completion_event(value: bytes | None) -> LedgerRequest:
             return ConsentGrantRequested(envelope, event.consent_grant_requested.university_id)
         case "consent_revoke_requested":
             return ConsentRevokeRequested(envelope, event.consent_revoke_requested.university_id)
+        case "credit_redecision_requested":
+            redecision = event.credit_redecision_requested
+            try:
+                approval_id = uuid.UUID(redecision.approval_id)
+            except ValueError as exc:
+                raise UndecodableEvent(
+                    "invalid_field", "credit_redecision_requested.approval_id is not a UUID"
+                ) from exc
+            return CreditRedecisionRequested(envelope, redecision.course_id, approval_id)
         case _:
             raise UndecodableEvent("missing_event", "CompletionEvent carries no event")
 
@@ -209,6 +220,9 @@ def encode_completion_event(request: LedgerRequest) -> bytes:
             event.consent_grant_requested.university_id = request.university_id
         case ConsentRevokeRequested():
             event.consent_revoke_requested.university_id = request.university_id
+        case CreditRedecisionRequested():
+            event.credit_redecision_requested.course_id = request.course_id
+            event.credit_redecision_requested.approval_id = str(request.approval_id)
     return event.SerializeToString(deterministic=True)
 
 
@@ -245,6 +259,9 @@ def encode_ledger_entry(entry: Entry) -> bytes:
                 detail.score = float(str(p["score"]))
             elif p.get("grade") is not None:
                 detail.grade = str(p["grade"])
+            if p.get("redecides_sequence") is not None:
+                detail.redecides_sequence = int(str(p["redecides_sequence"]))
+                detail.approval_id = str(p["approval_id"])
         case EntryKind.RECORDED_WITHOUT_CREDIT:
             without = message.recorded_without_credit
             without.issuer_id, without.completion_id = str(p["issuer_id"]), str(p["completion_id"])
@@ -252,6 +269,8 @@ def encode_ledger_entry(entry: Entry) -> bytes:
             without.reason = NO_CREDIT_TO_PROTO[str(p["no_credit_reason"])]
             without.completed_at.CopyFrom(to_timestamp(parse_instant(str(p["completed_at"]))))
             without.result = RESULT_TO_PROTO[Result(str(p["result"]))]
+            if p.get("credited_sequence") is not None:
+                without.credited_sequence = int(str(p["credited_sequence"]))
         case EntryKind.CREDIT_REVOKED:
             revoked = message.credit_revoked
             revoked.issuer_id, revoked.completion_id = str(p["issuer_id"]), str(p["completion_id"])

@@ -5,11 +5,20 @@ from __future__ import annotations
 import enum
 import hashlib
 import secrets
+import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 
 import asyncpg
 
-from learnerledger.domain.catalog import Course, CreditRecommendation, parse_level
+from learnerledger.domain.catalog import (
+    Course,
+    CreditRecommendation,
+    RecommendationChange,
+    parse_level,
+    recommendation_at,
+)
 from learnerledger.postgres import Connection
 
 
@@ -73,6 +82,43 @@ async def university_exists(connection: Connection, university_id: str) -> bool:
     )
 
 
+class RequestIdConflict(Exception):
+    """A request id was reused for a different request."""
+
+    def __init__(self, request_id: str) -> None:
+        super().__init__(f"request id {request_id} was used for a different consent request")
+        self.request_id = request_id
+
+
+async def claim_consent_request(
+    connection: Connection,
+    *,
+    request_id: str,
+    learner_id: str,
+    university_id: str,
+    action: str,
+    event_id: uuid.UUID,
+) -> None:
+    """Record that ``request_id`` names this consent request. The same request again is fine
+    (a retry); a different one raises ``RequestIdConflict``."""
+    inserted = await connection.fetchval(
+        "INSERT INTO consent_requests (request_id, learner_id, university_id, action, event_id) "
+        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT (request_id) DO NOTHING RETURNING true",
+        request_id,
+        learner_id,
+        university_id,
+        action,
+        event_id,
+    )
+    if inserted:
+        return
+    existing = await connection.fetchval(
+        "SELECT event_id FROM consent_requests WHERE request_id = $1", request_id
+    )
+    if existing != event_id:
+        raise RequestIdConflict(request_id)
+
+
 async def issue_token(
     connection: Connection, kind: PrincipalKind, principal_id: str
 ) -> tuple[str, str]:
@@ -117,7 +163,7 @@ async def authenticate(connection: Connection, token: str) -> Principal | None:
     return None if row is None else Principal(PrincipalKind(row[0]), row[1])
 
 
-def course_from_row(row: asyncpg.Record) -> Course:
+def course_from_row(row: asyncpg.Record, history: Sequence[RecommendationChange] = ()) -> Course:
     return Course(
         course_id=row["course_id"],
         issuer_id=row["issuer_id"],
@@ -126,48 +172,173 @@ def course_from_row(row: asyncpg.Record) -> Course:
         notional_hours=row["notional_hours"],
         credit_recommendation=CreditRecommendation(row["credit_recommendation"]),
         skills=tuple(row["skills"]),
+        history=tuple(history),
+        counts_as=row["counts_as_course_id"] or "",
+    )
+
+
+def _change_from_row(row: asyncpg.Record) -> RecommendationChange:
+    effective_at: datetime = row["effective_at"]
+    if effective_at.tzinfo is None:  # asyncpg decodes '-infinity' as a naive datetime.min
+        effective_at = effective_at.replace(tzinfo=UTC)
+    return RecommendationChange(
+        change_id=row["change_id"],
+        course_id=row["course_id"],
+        state=CreditRecommendation(row["state"]),
+        effective_at=effective_at,
+        recorded_at=row["recorded_at"],
+        reason=row["reason"],
+    )
+
+
+async def recommendation_histories(
+    connection: Connection, course_ids: Sequence[str]
+) -> dict[str, list[RecommendationChange]]:
+    rows = await connection.fetch(
+        "SELECT * FROM course_recommendation_changes WHERE course_id = ANY($1::text[]) "
+        "ORDER BY course_id, effective_at, recorded_at",
+        list(set(course_ids)),
+    )
+    histories: dict[str, list[RecommendationChange]] = {}
+    for row in rows:
+        histories.setdefault(row["course_id"], []).append(_change_from_row(row))
+    return histories
+
+
+async def approvals_awaiting_fanout(
+    connection: Connection, limit: int = 100
+) -> list[RecommendationChange]:
+    """Approvals whose re-decision requests have not all been published yet, oldest first."""
+    rows = await connection.fetch(
+        "SELECT c.* FROM course_recommendation_changes c "
+        "WHERE c.state = 'approved' AND NOT EXISTS "
+        "(SELECT 1 FROM course_redecision_fanouts f WHERE f.change_id = c.change_id) "
+        "ORDER BY c.recorded_at, c.change_id LIMIT $1",
+        limit,
+    )
+    return [_change_from_row(r) for r in rows]
+
+
+async def record_fanout(connection: Connection, change_id: uuid.UUID, learners: int) -> None:
+    await connection.execute(
+        "INSERT INTO course_redecision_fanouts (change_id, learners) VALUES ($1, $2) "
+        "ON CONFLICT (change_id) DO NOTHING",
+        change_id,
+        learners,
+    )
+
+
+def _course_lock_key(course_id: str) -> str:
+    return f"learnerledger.course:{course_id}"
+
+
+async def hold_courses_shared(connection: Connection, course_ids: Sequence[str]) -> None:
+    """Take a transaction-scoped shared lock on each course's recommendation history.
+
+    The appender holds it from reading a course's history until its batch commits; recording a
+    change takes it exclusively. So a batch either sees a change or commits before the change's
+    affected completions are looked up, never neither (see ARCHITECTURE.md, re-decision).
+    """
+    await connection.execute(
+        "SELECT pg_advisory_xact_lock_shared(hashtextextended(k, 0)) "
+        "FROM unnest($1::text[]) AS k ORDER BY k",
+        sorted({_course_lock_key(c) for c in course_ids}),
     )
 
 
 async def add_course(connection: Connection, course: Course) -> None:
     try:
-        await connection.execute(
-            """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
-                                    skills, credit_recommendation)
-               VALUES ($1, $2, $3, $4, $5, $6, $7)""",
-            course.course_id,
-            course.issuer_id,
-            course.title,
-            course.level,
-            course.notional_hours,
-            list(course.skills),
-            course.credit_recommendation.value,
-        )
+        async with connection.transaction():
+            await connection.execute(
+                """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
+                                        skills, credit_recommendation, counts_as_course_id)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                course.course_id,
+                course.issuer_id,
+                course.title,
+                course.level,
+                course.notional_hours,
+                list(course.skills),
+                course.credit_recommendation.value,
+                course.counts_as or None,
+            )
+            if course.credit_recommendation is not CreditRecommendation.PENDING:
+                # A course created approved (or withdrawn) has held that state from the start.
+                await connection.execute(
+                    "INSERT INTO course_recommendation_changes "
+                    "(change_id, course_id, state, effective_at, reason) "
+                    "VALUES ($1, $2, $3, '-infinity', 'state the course was created with')",
+                    uuid.uuid4(),
+                    course.course_id,
+                    course.credit_recommendation.value,
+                )
     except asyncpg.UniqueViolationError as exc:
         raise AlreadyExists("course", course.course_id) from exc
     except asyncpg.ForeignKeyViolationError as exc:
+        if course.counts_as and "counts_as" in str(exc):
+            raise NotFound("course", course.counts_as) from exc
         raise NotFound("issuer", course.issuer_id) from exc
 
 
 async def set_recommendation(
-    connection: Connection, course_id: str, state: CreditRecommendation
-) -> Course:
-    row = await connection.fetchrow(
-        "UPDATE courses SET credit_recommendation = $2, updated_at = now() "
-        "WHERE course_id = $1 RETURNING *",
-        course_id,
-        state.value,
-    )
-    if row is None:
-        raise NotFound("course", course_id)
-    return course_from_row(row)
+    connection: Connection,
+    course_id: str,
+    state: CreditRecommendation,
+    *,
+    effective_at: datetime | None = None,
+    reason: str = "",
+) -> tuple[Course, RecommendationChange]:
+    """Record an approval or withdrawal effective at ``effective_at`` (default: now).
+
+    Appends to the course's history (never overwrites it) and refreshes the course's current
+    state. Raises ``InvalidCourse`` for a backdating without a reason.
+    """
+    async with connection.transaction():
+        await connection.execute(
+            "SELECT pg_advisory_xact_lock(hashtextextended($1, 0))", _course_lock_key(course_id)
+        )
+        if not await connection.fetchval(
+            "SELECT EXISTS (SELECT 1 FROM courses WHERE course_id = $1)", course_id
+        ):
+            raise NotFound("course", course_id)
+        recorded_at: datetime = await connection.fetchval("SELECT clock_timestamp()")
+        change = RecommendationChange(
+            change_id=uuid.uuid4(),
+            course_id=course_id,
+            state=state,
+            effective_at=effective_at or recorded_at,
+            recorded_at=recorded_at,
+            reason=reason,
+        )
+        await connection.execute(
+            "INSERT INTO course_recommendation_changes "
+            "(change_id, course_id, state, effective_at, reason, recorded_at) "
+            "VALUES ($1, $2, $3, $4, $5, $6)",
+            change.change_id,
+            change.course_id,
+            change.state.value,
+            change.effective_at,
+            change.reason,
+            change.recorded_at,
+        )
+        history = (await recommendation_histories(connection, [course_id]))[course_id]
+        row = await connection.fetchrow(
+            "UPDATE courses SET credit_recommendation = $2, updated_at = now() "
+            "WHERE course_id = $1 RETURNING *",
+            course_id,
+            recommendation_at(history, recorded_at).value,
+        )
+        assert row is not None  # the course exists and rows are never deleted
+    return course_from_row(row, history), change
 
 
 async def courses_by_id(connection: Connection, course_ids: list[str]) -> dict[str, Course]:
+    """Courses with their recommendation history (what the credit rules decide on)."""
     rows = await connection.fetch(
         "SELECT * FROM courses WHERE course_id = ANY($1::text[])", list(set(course_ids))
     )
-    return {r["course_id"]: course_from_row(r) for r in rows}
+    histories = await recommendation_histories(connection, course_ids)
+    return {r["course_id"]: course_from_row(r, histories.get(r["course_id"], ())) for r in rows}
 
 
 async def list_courses(

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import asyncpg
 
-from learnerledger.domain.credit_rules import PriorEntry
+from learnerledger.domain.credit_rules import PriorEntry, UncreditedCompletion
 from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.hash_chain import ChainHead
 from learnerledger.postgres import Connection
@@ -100,9 +100,9 @@ async def find_completions(
         """SELECT learner_id, issuer_id, completion_id,
                   max(sequence) FILTER (WHERE kind IN ('credit_awarded','recorded_without_credit'))
                       AS sequence,
-                  (array_agg(kind ORDER BY sequence) FILTER
+                  (array_agg(kind ORDER BY sequence DESC) FILTER
                       (WHERE kind IN ('credit_awarded','recorded_without_credit')))[1] AS kind,
-                  (array_agg(payload ORDER BY sequence) FILTER
+                  (array_agg(payload ORDER BY sequence DESC) FILTER
                       (WHERE kind IN ('credit_awarded','recorded_without_credit')))[1] AS payload,
                   bool_or(kind = 'credit_revoked') AS revoked
              FROM credit_log
@@ -122,6 +122,85 @@ async def find_completions(
             prior, bool(r["revoked"])
         )
     return found
+
+
+async def uncredited_completions(
+    connection: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], list[UncreditedCompletion]]:
+    """Per (learner_id, course_id): the completions recorded without credit because the course
+    was not approved, whether each was revoked and whether a later entry already credited it."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        """SELECT o.learner_id, o.payload->>'course_id' AS course_id, o.sequence,
+                  o.source_event_id, o.payload,
+                  EXISTS (SELECT 1 FROM credit_log r
+                           WHERE r.learner_id = o.learner_id AND r.kind = 'credit_revoked'
+                             AND r.payload->>'revoked_sequence' = o.sequence::text) AS revoked,
+                  EXISTS (SELECT 1 FROM credit_log a
+                           WHERE a.learner_id = o.learner_id AND a.kind = 'credit_awarded'
+                             AND a.payload->>'redecides_sequence' = o.sequence::text)
+                      AS redecided
+             FROM credit_log o
+             JOIN unnest($1::text[], $2::text[]) AS k(l, c)
+               ON o.learner_id = k.l AND o.payload->>'course_id' = k.c
+            WHERE o.kind = 'recorded_without_credit'
+              AND o.payload->>'no_credit_reason' = 'course_not_approved'
+            ORDER BY o.learner_id, o.sequence""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    found: dict[tuple[str, str], list[UncreditedCompletion]] = {}
+    for r in rows:
+        found.setdefault((r["learner_id"], r["course_id"]), []).append(
+            UncreditedCompletion(
+                sequence=r["sequence"],
+                source_event_id=r["source_event_id"],
+                payload=json.loads(r["payload"]),
+                revoked=r["revoked"],
+                redecided=r["redecided"],
+            )
+        )
+    return found
+
+
+async def credit_holders(
+    connection: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], int]:
+    """Per (learner_id, credit group): the sequence of the learner's first unrevoked
+    ``credit_awarded`` entry for a course of that group (the course or a version of it)."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        """SELECT a.learner_id, coalesce(c.counts_as_course_id, c.course_id) AS credit_group,
+                  min(a.sequence) AS sequence
+             FROM credit_log a
+             JOIN courses c ON c.course_id = a.payload->>'course_id'
+             JOIN unnest($1::text[], $2::text[]) AS k(l, g)
+               ON a.learner_id = k.l AND coalesce(c.counts_as_course_id, c.course_id) = k.g
+            WHERE a.kind = 'credit_awarded'
+              AND NOT EXISTS (SELECT 1 FROM credit_log r
+                               WHERE r.learner_id = a.learner_id AND r.kind = 'credit_revoked'
+                                 AND r.payload->>'revoked_sequence' = a.sequence::text)
+            GROUP BY 1, 2""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    return {(r["learner_id"], r["credit_group"]): r["sequence"] for r in rows}
+
+
+async def learners_with_uncredited_completions(connection: Connection, course_id: str) -> list[str]:
+    """Learners holding a completion of ``course_id`` recorded without credit because the
+    course was not approved (the candidates of a re-decision after an approval)."""
+    rows = await connection.fetch(
+        "SELECT DISTINCT learner_id FROM credit_log "
+        "WHERE kind = 'recorded_without_credit' AND payload->>'course_id' = $1 "
+        "AND payload->>'no_credit_reason' = 'course_not_approved' ORDER BY learner_id",
+        course_id,
+    )
+    return [r["learner_id"] for r in rows]
 
 
 async def append_entries(

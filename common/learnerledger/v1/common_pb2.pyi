@@ -224,6 +224,7 @@ class Course(_message.Message):
     CREDIT_RECOMMENDATION_FIELD_NUMBER: _builtins.int
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    COUNTS_AS_COURSE_ID_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course's id, chosen by the issuer (for example "NPTEL-CS101"). Immutable."""
     issuer_id: _builtins.str
@@ -239,6 +240,12 @@ class Course(_message.Message):
     credit_recommendation: Global___CreditRecommendation.ValueType
     """Whether the course currently earns academic credit. Output only: changed through
     LedgerAdminService.ApproveCourse and WithdrawCourse; a new course is PENDING.
+    """
+    counts_as_course_id: _builtins.str
+    """Set on a version of another course: the course_id of the course this one counts as. A
+    learner earns credit once per such group (the course itself and every version that counts
+    as it); a second passing completion is recorded without credit (already_credited). Empty:
+    the course counts as itself.
     """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -264,10 +271,11 @@ class Course(_message.Message):
         credit_recommendation: Global___CreditRecommendation.ValueType = ...,
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        counts_as_course_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -78,11 +78,18 @@ class _NoCreditReasonEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NoCred
     NO_CREDIT_REASON_UNSPECIFIED: _NoCreditReason.ValueType  # 0
     """Not set. Never written by the ledger."""
     NO_CREDIT_REASON_COURSE_NOT_APPROVED: _NoCreditReason.ValueType  # 1
-    """The course's credit recommendation is not APPROVED (pending or withdrawn)."""
+    """The course's credit recommendation was not APPROVED at the completion's completed_at
+    (pending or withdrawn then), by the catalog's approval history.
+    """
     NO_CREDIT_REASON_RESULT_FAIL: _NoCreditReason.ValueType  # 2
     """The issuer reported a fail."""
     NO_CREDIT_REASON_ZERO_CREDITS: _NoCreditReason.ValueType  # 3
     """The course's notional hours round down to zero credits."""
+    NO_CREDIT_REASON_ALREADY_CREDITED: _NoCreditReason.ValueType  # 4
+    """The learner already holds credit for this course (or a version that counts as the same
+    course); RecordedWithoutCredit.credited_sequence names the entry that holds it. A revoked
+    credit does not count; a fail never earns credit, so a pass after a fail does.
+    """
 
 class NoCreditReason(_NoCreditReason, metaclass=_NoCreditReasonEnumTypeWrapper):
     """Why a completion was recorded without credit."""
@@ -90,11 +97,18 @@ class NoCreditReason(_NoCreditReason, metaclass=_NoCreditReasonEnumTypeWrapper):
 NO_CREDIT_REASON_UNSPECIFIED: NoCreditReason.ValueType  # 0
 """Not set. Never written by the ledger."""
 NO_CREDIT_REASON_COURSE_NOT_APPROVED: NoCreditReason.ValueType  # 1
-"""The course's credit recommendation is not APPROVED (pending or withdrawn)."""
+"""The course's credit recommendation was not APPROVED at the completion's completed_at
+(pending or withdrawn then), by the catalog's approval history.
+"""
 NO_CREDIT_REASON_RESULT_FAIL: NoCreditReason.ValueType  # 2
 """The issuer reported a fail."""
 NO_CREDIT_REASON_ZERO_CREDITS: NoCreditReason.ValueType  # 3
 """The course's notional hours round down to zero credits."""
+NO_CREDIT_REASON_ALREADY_CREDITED: NoCreditReason.ValueType  # 4
+"""The learner already holds credit for this course (or a version that counts as the same
+course); RecordedWithoutCredit.credited_sequence names the entry that holds it. A revoked
+credit does not count; a fail never earns credit, so a pass after a fail does.
+"""
 Global___NoCreditReason: _TypeAlias = NoCreditReason  # noqa: Y015
 
 @_typing.final
@@ -253,6 +267,37 @@ class ConsentRevokeRequested(_message.Message):
 Global___ConsentRevokeRequested: _TypeAlias = ConsentRevokeRequested  # noqa: Y015
 
 @_typing.final
+class CreditRedecisionRequested(_message.Message):
+    """The ledger asks itself to re-decide one learner's completions of a course after an approval
+    (possibly backdated) came into effect. Published by the ledger's approval fan-out, one per
+    affected learner, keyed by the learner like every request, so that the re-decision goes
+    through the same ordered per-learner path as completions. Envelope event id: UUIDv5 of the
+    approval id and the learner id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course whose completions are re-decided."""
+    approval_id: _builtins.str
+    """The approval (the catalog's recommendation change id, a UUID) that triggered it."""
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        approval_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "course_id", b"course_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CreditRedecisionRequested: _TypeAlias = CreditRedecisionRequested  # noqa: Y015
+
+@_typing.final
 class CompletionEvent(_message.Message):
     """The value on topic completions.v1: one request to the ledger. These are requests, not
     facts; the ledger decides each with the credit rules and appends the outcome.
@@ -265,6 +310,7 @@ class CompletionEvent(_message.Message):
     REVOCATION_REQUESTED_FIELD_NUMBER: _builtins.int
     CONSENT_GRANT_REQUESTED_FIELD_NUMBER: _builtins.int
     CONSENT_REVOKE_REQUESTED_FIELD_NUMBER: _builtins.int
+    CREDIT_REDECISION_REQUESTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> Global___EventEnvelope:
         """Id, schema version, time, issuer and learner of the event."""
@@ -285,6 +331,10 @@ class CompletionEvent(_message.Message):
     def consent_revoke_requested(self) -> Global___ConsentRevokeRequested:
         """A learner revoked consent from a university."""
 
+    @_builtins.property
+    def credit_redecision_requested(self) -> Global___CreditRedecisionRequested:
+        """The ledger re-decides a learner's completions of a newly approved course."""
+
     def __init__(
         self,
         *,
@@ -293,12 +343,13 @@ class CompletionEvent(_message.Message):
         revocation_requested: Global___RevocationRequested | None = ...,
         consent_grant_requested: Global___ConsentGrantRequested | None = ...,
         consent_revoke_requested: Global___ConsentRevokeRequested | None = ...,
+        credit_redecision_requested: Global___CreditRedecisionRequested | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["completion_submitted", "revocation_requested", "consent_grant_requested", "consent_revoke_requested"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["completion_submitted", "revocation_requested", "consent_grant_requested", "consent_revoke_requested", "credit_redecision_requested"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -323,6 +374,8 @@ class CreditAwarded(_message.Message):
     RESULT_FIELD_NUMBER: _builtins.int
     SCORE_FIELD_NUMBER: _builtins.int
     GRADE_FIELD_NUMBER: _builtins.int
+    REDECIDES_SEQUENCE_FIELD_NUMBER: _builtins.int
+    APPROVAL_ID_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     """The issuer that certified the completion."""
     completion_id: _builtins.str
@@ -345,6 +398,16 @@ class CreditAwarded(_message.Message):
     """A numeric score between 0 and 100 inclusive."""
     grade: _builtins.str
     """A letter or band grade."""
+    redecides_sequence: _builtins.int
+    """Set when the credit was awarded by re-decision: the sequence (same learner) of the entry
+    that had recorded the completion without credit (course_not_approved) before an approval
+    covering its completed_at came into effect. That entry stays in the log; this one supersedes
+    it. 0 for credit awarded when the completion was first decided.
+    """
+    approval_id: _builtins.str
+    """With redecides_sequence: the approval (catalog recommendation change id, a UUID) whose
+    approved period contains completed_at.
+    """
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -371,10 +434,12 @@ class CreditAwarded(_message.Message):
         result: _common_pb2.CompletionResult.ValueType = ...,
         score: _builtins.float = ...,
         grade: _builtins.str = ...,
+        redecides_sequence: _builtins.int = ...,
+        approval_id: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assessment", b"assessment", "completed_at", b"completed_at", "grade", b"grade", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["assessment", b"assessment", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "evidence_url", b"evidence_url", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "result", b"result", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "assessment", b"assessment", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "evidence_url", b"evidence_url", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "redecides_sequence", b"redecides_sequence", "result", b"result", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_assessment: _TypeAlias = _typing.Literal["score", "grade"]  # noqa: Y015
     _WhichOneofArgType_assessment: _TypeAlias = _typing.Literal["assessment", b"assessment"]  # noqa: Y015
@@ -394,6 +459,7 @@ class RecordedWithoutCredit(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     COMPLETED_AT_FIELD_NUMBER: _builtins.int
     RESULT_FIELD_NUMBER: _builtins.int
+    CREDITED_SEQUENCE_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     """The issuer that certified the completion."""
     completion_id: _builtins.str
@@ -404,6 +470,8 @@ class RecordedWithoutCredit(_message.Message):
     """Why no credit was awarded."""
     result: _common_pb2.CompletionResult.ValueType
     """The reported result."""
+    credited_sequence: _builtins.int
+    """With reason ALREADY_CREDITED: the sequence (same learner) of the entry holding the credit."""
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -417,10 +485,11 @@ class RecordedWithoutCredit(_message.Message):
         reason: Global___NoCreditReason.ValueType = ...,
         completed_at: _timestamp_pb2.Timestamp | None = ...,
         result: _common_pb2.CompletionResult.ValueType = ...,
+        credited_sequence: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "issuer_id", b"issuer_id", "reason", b"reason", "result", b"result"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credited_sequence", b"credited_sequence", "issuer_id", b"issuer_id", "reason", b"reason", "result", b"result"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

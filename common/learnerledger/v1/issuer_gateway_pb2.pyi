@@ -68,15 +68,26 @@ class _CompletionStateEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Compl
     COMPLETION_STATE_ACCEPTED: _CompletionState.ValueType  # 1
     """Accepted onto completions.v1; the ledger has not decided it yet."""
     COMPLETION_STATE_CREDITED: _CompletionState.ValueType  # 2
-    """The ledger awarded credit for it."""
+    """The ledger awarded credit for it: when it was first decided, or later by re-decision when
+    an approval (possibly backdated) came to cover its completed_at.
+    """
     COMPLETION_STATE_RECORDED_WITHOUT_CREDIT: _CompletionState.ValueType  # 3
-    """The ledger recorded it without credit (see `reason`)."""
+    """The ledger recorded it without credit (see `reason`). With reason course_not_approved the
+    course was not approved at completed_at; an approval covering completed_at later turns it
+    CREDITED.
+    """
     COMPLETION_STATE_REJECTED: _CompletionState.ValueType  # 4
     """The ledger rejected it (for example, unknown course or a conflicting resubmission); see
     `reason` and `detail`.
     """
     COMPLETION_STATE_REVOKED: _CompletionState.ValueType  # 5
     """The issuer revoked it; any credit it earned is cancelled."""
+    COMPLETION_STATE_EXPIRED: _CompletionState.ValueType  # 6
+    """The ledger awarded credit for it, but the credit's validity (valid_until, by default 7 years
+    after completed_at) had ended when this status was read. A completion older than the
+    validity period is expired from the moment it is credited; the transcript shows the same
+    credential as EXPIRED. `credits` and `valid_until` are set.
+    """
 
 class CompletionState(_CompletionState, metaclass=_CompletionStateEnumTypeWrapper):
     """Where a completion stands, as the gateway and ledger know it."""
@@ -86,15 +97,26 @@ COMPLETION_STATE_UNSPECIFIED: CompletionState.ValueType  # 0
 COMPLETION_STATE_ACCEPTED: CompletionState.ValueType  # 1
 """Accepted onto completions.v1; the ledger has not decided it yet."""
 COMPLETION_STATE_CREDITED: CompletionState.ValueType  # 2
-"""The ledger awarded credit for it."""
+"""The ledger awarded credit for it: when it was first decided, or later by re-decision when
+an approval (possibly backdated) came to cover its completed_at.
+"""
 COMPLETION_STATE_RECORDED_WITHOUT_CREDIT: CompletionState.ValueType  # 3
-"""The ledger recorded it without credit (see `reason`)."""
+"""The ledger recorded it without credit (see `reason`). With reason course_not_approved the
+course was not approved at completed_at; an approval covering completed_at later turns it
+CREDITED.
+"""
 COMPLETION_STATE_REJECTED: CompletionState.ValueType  # 4
 """The ledger rejected it (for example, unknown course or a conflicting resubmission); see
 `reason` and `detail`.
 """
 COMPLETION_STATE_REVOKED: CompletionState.ValueType  # 5
 """The issuer revoked it; any credit it earned is cancelled."""
+COMPLETION_STATE_EXPIRED: CompletionState.ValueType  # 6
+"""The ledger awarded credit for it, but the credit's validity (valid_until, by default 7 years
+after completed_at) had ended when this status was read. A completion older than the
+validity period is expired from the moment it is credited; the transcript shows the same
+credential as EXPIRED. `credits` and `valid_until` are set.
+"""
 Global___CompletionState: _TypeAlias = CompletionState  # noqa: Y015
 
 @_typing.final
@@ -344,6 +366,7 @@ class GetCompletionStatusResponse(_message.Message):
     REASON_FIELD_NUMBER: _builtins.int
     DETAIL_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
+    VALID_UNTIL_FIELD_NUMBER: _builtins.int
     completion_id: _builtins.str
     """The completion id asked about."""
     event_id: _builtins.str
@@ -368,6 +391,10 @@ class GetCompletionStatusResponse(_message.Message):
     def update_time(self) -> _timestamp_pb2.Timestamp:
         """When the state last changed."""
 
+    @_builtins.property
+    def valid_until(self) -> _timestamp_pb2.Timestamp:
+        """For CREDITED and EXPIRED: until when the credit can be redeemed."""
+
     def __init__(
         self,
         *,
@@ -381,10 +408,11 @@ class GetCompletionStatusResponse(_message.Message):
         reason: _builtins.str = ...,
         detail: _builtins.str = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
+        valid_until: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["update_time", b"update_time", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_id", b"completion_id", "credits", b"credits", "detail", b"detail", "event_id", b"event_id", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "ledger_sequence", b"ledger_sequence", "reason", b"reason", "state", b"state", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_id", b"completion_id", "credits", b"credits", "detail", b"detail", "event_id", b"event_id", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "ledger_sequence", b"ledger_sequence", "reason", b"reason", "state", b"state", "update_time", b"update_time", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,17 +26,17 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from learnerledger.v1 import common_pb2 as learnerledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#learnerledger/v1/ledger_admin.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"b\n\x06Issuer\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\nUniversity\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x02\n\x0cReplayStatus\x12\x11\n\treplay_id\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.learnerledger.v1.ReplaySource\x12\x13\n\x0blearner_ids\x18\x03 \x03(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.learnerledger.v1.ReplayState\x12\x17\n\x0f\x65ntries_applied\x18\x05 \x01(\x03\x12\x15\n\rentries_total\x18\x06 \x01(\x03\x12\x15\n\rlearners_done\x18\x07 \x01(\x03\x12\x18\n\x10through_position\x18\x08 \x01(\x03\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\x0b \x01(\t\"?\n\x13\x43reateCourseRequest\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"@\n\x14\x43reateCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\")\n\x14\x41pproveCourseRequest\x12\x11\n\tcourse_id\x18\x01 \x01(\t\"A\n\x15\x41pproveCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\":\n\x15WithdrawCourseRequest\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\"B\n\x16WithdrawCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"K\n\x12ListCoursesRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x13ListCoursesResponse\x12)\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x18.learnerledger.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"?\n\x13\x43reateIssuerRequest\x12(\n\x06issuer\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Issuer\"@\n\x14\x43reateIssuerResponse\x12(\n\x06issuer\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Issuer\"s\n\x18\x43reateIssuerTokenRequest\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x19\x43reateIssuerTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x17\x43reateUniversityRequest\x12\x30\n\nuniversity\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.University\"L\n\x18\x43reateUniversityResponse\x12\x30\n\nuniversity\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.University\"{\n\x1c\x43reateUniversityTokenRequest\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x1d\x43reateUniversityTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x13GrantConsentRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\runiversity_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"(\n\x14GrantConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"U\n\x14RevokeConsentRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\runiversity_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\")\n\x15RevokeConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\")\n\x13VerifyLedgerRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"\xa3\x03\n\x14VerifyLedgerResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x18\n\x10learners_checked\x18\x03 \x01(\x03\x12\x31\n\x0b\x66irst_break\x18\x04 \x01(\x0b\x32\x1c.learnerledger.v1.ChainBreak\x12\x15\n\rcheckpoint_ok\x18\x05 \x01(\x08\x12=\n\x11latest_checkpoint\x18\x06 \x01(\x0b\x32\".learnerledger.v1.SignedCheckpoint\x12!\n\x19verified_through_position\x18\x07 \x01(\x03\x12\x1b\n\x13\x63heckpoints_checked\x18\x08 \x01(\x03\x12\x41\n\x13\x63heckpoint_coverage\x18\t \x01(\x0e\x32$.learnerledger.v1.CheckpointCoverage\x12@\n\x13\x63heckpoint_problems\x18\n \x03(\x0b\x32#.learnerledger.v1.CheckpointProblem\"Y\n\x12StartReplayRequest\x12.\n\x06source\x18\x01 \x01(\x0e\x32\x1e.learnerledger.v1.ReplaySource\x12\x13\n\x0blearner_ids\x18\x02 \x03(\t\"E\n\x13StartReplayResponse\x12.\n\x06replay\x18\x01 \x01(\x0b\x32\x1e.learnerledger.v1.ReplayStatus\"+\n\x16GetReplayStatusRequest\x12\x11\n\treplay_id\x18\x01 \x01(\t\"I\n\x17GetReplayStatusResponse\x12.\n\x06replay\x18\x01 \x01(\x0b\x32\x1e.learnerledger.v1.ReplayStatus*]\n\x0cReplaySource\x12\x1d\n\x19REPLAY_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11REPLAY_SOURCE_LOG\x10\x01\x12\x17\n\x13REPLAY_SOURCE_KAFKA\x10\x02*\x94\x01\n\x0bReplayState\x12\x1c\n\x18REPLAY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REPLAY_STATE_PENDING\x10\x01\x12\x18\n\x14REPLAY_STATE_RUNNING\x10\x02\x12\x1a\n\x16REPLAY_STATE_SUCCEEDED\x10\x03\x12\x17\n\x13REPLAY_STATE_FAILED\x10\x04\x32\xac\n\n\x12LedgerAdminService\x12]\n\x0c\x43reateCourse\x12%.learnerledger.v1.CreateCourseRequest\x1a&.learnerledger.v1.CreateCourseResponse\x12`\n\rApproveCourse\x12&.learnerledger.v1.ApproveCourseRequest\x1a\'.learnerledger.v1.ApproveCourseResponse\x12\x63\n\x0eWithdrawCourse\x12\'.learnerledger.v1.WithdrawCourseRequest\x1a(.learnerledger.v1.WithdrawCourseResponse\x12Z\n\x0bListCourses\x12$.learnerledger.v1.ListCoursesRequest\x1a%.learnerledger.v1.ListCoursesResponse\x12]\n\x0c\x43reateIssuer\x12%.learnerledger.v1.CreateIssuerRequest\x1a&.learnerledger.v1.CreateIssuerResponse\x12l\n\x11\x43reateIssuerToken\x12*.learnerledger.v1.CreateIssuerTokenRequest\x1a+.learnerledger.v1.CreateIssuerTokenResponse\x12i\n\x10\x43reateUniversity\x12).learnerledger.v1.CreateUniversityRequest\x1a*.learnerledger.v1.CreateUniversityResponse\x12x\n\x15\x43reateUniversityToken\x12..learnerledger.v1.CreateUniversityTokenRequest\x1a/.learnerledger.v1.CreateUniversityTokenResponse\x12]\n\x0cGrantConsent\x12%.learnerledger.v1.GrantConsentRequest\x1a&.learnerledger.v1.GrantConsentResponse\x12`\n\rRevokeConsent\x12&.learnerledger.v1.RevokeConsentRequest\x1a\'.learnerledger.v1.RevokeConsentResponse\x12]\n\x0cVerifyLedger\x12%.learnerledger.v1.VerifyLedgerRequest\x1a&.learnerledger.v1.VerifyLedgerResponse\x12Z\n\x0bStartReplay\x12$.learnerledger.v1.StartReplayRequest\x1a%.learnerledger.v1.StartReplayResponse\x12\x66\n\x0fGetReplayStatus\x12(.learnerledger.v1.GetReplayStatusRequest\x1a).learnerledger.v1.GetReplayStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n#learnerledger/v1/ledger_admin.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"b\n\x06Issuer\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"j\n\nUniversity\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x14\n\x0c\x64isplay_name\x18\x02 \x01(\t\x12/\n\x0b\x63reate_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"\xed\x02\n\x0cReplayStatus\x12\x11\n\treplay_id\x18\x01 \x01(\t\x12.\n\x06source\x18\x02 \x01(\x0e\x32\x1e.learnerledger.v1.ReplaySource\x12\x13\n\x0blearner_ids\x18\x03 \x03(\t\x12,\n\x05state\x18\x04 \x01(\x0e\x32\x1d.learnerledger.v1.ReplayState\x12\x17\n\x0f\x65ntries_applied\x18\x05 \x01(\x03\x12\x15\n\rentries_total\x18\x06 \x01(\x03\x12\x15\n\rlearners_done\x18\x07 \x01(\x03\x12\x18\n\x10through_position\x18\x08 \x01(\x03\x12.\n\nstarted_at\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0b\x66inished_at\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x15\n\rerror_message\x18\x0b \x01(\t\"?\n\x13\x43reateCourseRequest\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"@\n\x14\x43reateCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"k\n\x14\x41pproveCourseRequest\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06reason\x18\x03 \x01(\t\"A\n\x15\x41pproveCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"l\n\x15WithdrawCourseRequest\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x30\n\x0c\x65\x66\x66\x65\x63tive_at\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"B\n\x16WithdrawCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"K\n\x12ListCoursesRequest\x12\x0e\n\x06\x66ilter\x18\x01 \x01(\t\x12\x11\n\tpage_size\x18\x02 \x01(\x05\x12\x12\n\npage_token\x18\x03 \x01(\t\"m\n\x13ListCoursesResponse\x12)\n\x07\x63ourses\x18\x01 \x03(\x0b\x32\x18.learnerledger.v1.Course\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"?\n\x13\x43reateIssuerRequest\x12(\n\x06issuer\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Issuer\"@\n\x14\x43reateIssuerResponse\x12(\n\x06issuer\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Issuer\"s\n\x18\x43reateIssuerTokenRequest\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"m\n\x19\x43reateIssuerTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x17\x43reateUniversityRequest\x12\x30\n\nuniversity\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.University\"L\n\x18\x43reateUniversityResponse\x12\x30\n\nuniversity\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.University\"{\n\x1c\x43reateUniversityTokenRequest\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"q\n\x1d\x43reateUniversityTokenResponse\x12\x10\n\x08token_id\x18\x01 \x01(\t\x12\r\n\x05token\x18\x02 \x01(\t\x12/\n\x0b\x65xpire_time\x18\x03 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"T\n\x13GrantConsentRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\runiversity_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\"(\n\x14GrantConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\"U\n\x14RevokeConsentRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\runiversity_id\x18\x02 \x01(\t\x12\x12\n\nrequest_id\x18\x03 \x01(\t\")\n\x15RevokeConsentResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\")\n\x13VerifyLedgerRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"\xa3\x03\n\x14VerifyLedgerResponse\x12\n\n\x02ok\x18\x01 \x01(\x08\x12\x17\n\x0f\x65ntries_checked\x18\x02 \x01(\x03\x12\x18\n\x10learners_checked\x18\x03 \x01(\x03\x12\x31\n\x0b\x66irst_break\x18\x04 \x01(\x0b\x32\x1c.learnerledger.v1.ChainBreak\x12\x15\n\rcheckpoint_ok\x18\x05 \x01(\x08\x12=\n\x11latest_checkpoint\x18\x06 \x01(\x0b\x32\".learnerledger.v1.SignedCheckpoint\x12!\n\x19verified_through_position\x18\x07 \x01(\x03\x12\x1b\n\x13\x63heckpoints_checked\x18\x08 \x01(\x03\x12\x41\n\x13\x63heckpoint_coverage\x18\t \x01(\x0e\x32$.learnerledger.v1.CheckpointCoverage\x12@\n\x13\x63heckpoint_problems\x18\n \x03(\x0b\x32#.learnerledger.v1.CheckpointProblem\"Y\n\x12StartReplayRequest\x12.\n\x06source\x18\x01 \x01(\x0e\x32\x1e.learnerledger.v1.ReplaySource\x12\x13\n\x0blearner_ids\x18\x02 \x03(\t\"E\n\x13StartReplayResponse\x12.\n\x06replay\x18\x01 \x01(\x0b\x32\x1e.learnerledger.v1.ReplayStatus\"+\n\x16GetReplayStatusRequest\x12\x11\n\treplay_id\x18\x01 \x01(\t\"I\n\x17GetReplayStatusResponse\x12.\n\x06replay\x18\x01 \x01(\x0b\x32\x1e.learnerledger.v1.ReplayStatus*]\n\x0cReplaySource\x12\x1d\n\x19REPLAY_SOURCE_UNSPECIFIED\x10\x00\x12\x15\n\x11REPLAY_SOURCE_LOG\x10\x01\x12\x17\n\x13REPLAY_SOURCE_KAFKA\x10\x02*\x94\x01\n\x0bReplayState\x12\x1c\n\x18REPLAY_STATE_UNSPECIFIED\x10\x00\x12\x18\n\x14REPLAY_STATE_PENDING\x10\x01\x12\x18\n\x14REPLAY_STATE_RUNNING\x10\x02\x12\x1a\n\x16REPLAY_STATE_SUCCEEDED\x10\x03\x12\x17\n\x13REPLAY_STATE_FAILED\x10\x04\x32\xac\n\n\x12LedgerAdminService\x12]\n\x0c\x43reateCourse\x12%.learnerledger.v1.CreateCourseRequest\x1a&.learnerledger.v1.CreateCourseResponse\x12`\n\rApproveCourse\x12&.learnerledger.v1.ApproveCourseRequest\x1a\'.learnerledger.v1.ApproveCourseResponse\x12\x63\n\x0eWithdrawCourse\x12\'.learnerledger.v1.WithdrawCourseRequest\x1a(.learnerledger.v1.WithdrawCourseResponse\x12Z\n\x0bListCourses\x12$.learnerledger.v1.ListCoursesRequest\x1a%.learnerledger.v1.ListCoursesResponse\x12]\n\x0c\x43reateIssuer\x12%.learnerledger.v1.CreateIssuerRequest\x1a&.learnerledger.v1.CreateIssuerResponse\x12l\n\x11\x43reateIssuerToken\x12*.learnerledger.v1.CreateIssuerTokenRequest\x1a+.learnerledger.v1.CreateIssuerTokenResponse\x12i\n\x10\x43reateUniversity\x12).learnerledger.v1.CreateUniversityRequest\x1a*.learnerledger.v1.CreateUniversityResponse\x12x\n\x15\x43reateUniversityToken\x12..learnerledger.v1.CreateUniversityTokenRequest\x1a/.learnerledger.v1.CreateUniversityTokenResponse\x12]\n\x0cGrantConsent\x12%.learnerledger.v1.GrantConsentRequest\x1a&.learnerledger.v1.GrantConsentResponse\x12`\n\rRevokeConsent\x12&.learnerledger.v1.RevokeConsentRequest\x1a\'.learnerledger.v1.RevokeConsentResponse\x12]\n\x0cVerifyLedger\x12%.learnerledger.v1.VerifyLedgerRequest\x1a&.learnerledger.v1.VerifyLedgerResponse\x12Z\n\x0bStartReplay\x12$.learnerledger.v1.StartReplayRequest\x1a%.learnerledger.v1.StartReplayResponse\x12\x66\n\x0fGetReplayStatus\x12(.learnerledger.v1.GetReplayStatusRequest\x1a).learnerledger.v1.GetReplayStatusResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerledger.v1.ledger_admin_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_REPLAYSOURCE']._serialized_start=3013
-  _globals['_REPLAYSOURCE']._serialized_end=3106
-  _globals['_REPLAYSTATE']._serialized_start=3109
-  _globals['_REPLAYSTATE']._serialized_end=3257
+  _globals['_REPLAYSOURCE']._serialized_start=3129
+  _globals['_REPLAYSOURCE']._serialized_end=3222
+  _globals['_REPLAYSTATE']._serialized_start=3225
+  _globals['_REPLAYSTATE']._serialized_end=3373
   _globals['_ISSUER']._serialized_start=121
   _globals['_ISSUER']._serialized_end=219
   _globals['_UNIVERSITY']._serialized_start=221
@@ -48,53 +48,53 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_CREATECOURSERESPONSE']._serialized_start=762
   _globals['_CREATECOURSERESPONSE']._serialized_end=826
   _globals['_APPROVECOURSEREQUEST']._serialized_start=828
-  _globals['_APPROVECOURSEREQUEST']._serialized_end=869
-  _globals['_APPROVECOURSERESPONSE']._serialized_start=871
-  _globals['_APPROVECOURSERESPONSE']._serialized_end=936
-  _globals['_WITHDRAWCOURSEREQUEST']._serialized_start=938
-  _globals['_WITHDRAWCOURSEREQUEST']._serialized_end=996
-  _globals['_WITHDRAWCOURSERESPONSE']._serialized_start=998
-  _globals['_WITHDRAWCOURSERESPONSE']._serialized_end=1064
-  _globals['_LISTCOURSESREQUEST']._serialized_start=1066
-  _globals['_LISTCOURSESREQUEST']._serialized_end=1141
-  _globals['_LISTCOURSESRESPONSE']._serialized_start=1143
-  _globals['_LISTCOURSESRESPONSE']._serialized_end=1252
-  _globals['_CREATEISSUERREQUEST']._serialized_start=1254
-  _globals['_CREATEISSUERREQUEST']._serialized_end=1317
-  _globals['_CREATEISSUERRESPONSE']._serialized_start=1319
-  _globals['_CREATEISSUERRESPONSE']._serialized_end=1383
-  _globals['_CREATEISSUERTOKENREQUEST']._serialized_start=1385
-  _globals['_CREATEISSUERTOKENREQUEST']._serialized_end=1500
-  _globals['_CREATEISSUERTOKENRESPONSE']._serialized_start=1502
-  _globals['_CREATEISSUERTOKENRESPONSE']._serialized_end=1611
-  _globals['_CREATEUNIVERSITYREQUEST']._serialized_start=1613
-  _globals['_CREATEUNIVERSITYREQUEST']._serialized_end=1688
-  _globals['_CREATEUNIVERSITYRESPONSE']._serialized_start=1690
-  _globals['_CREATEUNIVERSITYRESPONSE']._serialized_end=1766
-  _globals['_CREATEUNIVERSITYTOKENREQUEST']._serialized_start=1768
-  _globals['_CREATEUNIVERSITYTOKENREQUEST']._serialized_end=1891
-  _globals['_CREATEUNIVERSITYTOKENRESPONSE']._serialized_start=1893
-  _globals['_CREATEUNIVERSITYTOKENRESPONSE']._serialized_end=2006
-  _globals['_GRANTCONSENTREQUEST']._serialized_start=2008
-  _globals['_GRANTCONSENTREQUEST']._serialized_end=2092
-  _globals['_GRANTCONSENTRESPONSE']._serialized_start=2094
-  _globals['_GRANTCONSENTRESPONSE']._serialized_end=2134
-  _globals['_REVOKECONSENTREQUEST']._serialized_start=2136
-  _globals['_REVOKECONSENTREQUEST']._serialized_end=2221
-  _globals['_REVOKECONSENTRESPONSE']._serialized_start=2223
-  _globals['_REVOKECONSENTRESPONSE']._serialized_end=2264
-  _globals['_VERIFYLEDGERREQUEST']._serialized_start=2266
-  _globals['_VERIFYLEDGERREQUEST']._serialized_end=2307
-  _globals['_VERIFYLEDGERRESPONSE']._serialized_start=2310
-  _globals['_VERIFYLEDGERRESPONSE']._serialized_end=2729
-  _globals['_STARTREPLAYREQUEST']._serialized_start=2731
-  _globals['_STARTREPLAYREQUEST']._serialized_end=2820
-  _globals['_STARTREPLAYRESPONSE']._serialized_start=2822
-  _globals['_STARTREPLAYRESPONSE']._serialized_end=2891
-  _globals['_GETREPLAYSTATUSREQUEST']._serialized_start=2893
-  _globals['_GETREPLAYSTATUSREQUEST']._serialized_end=2936
-  _globals['_GETREPLAYSTATUSRESPONSE']._serialized_start=2938
-  _globals['_GETREPLAYSTATUSRESPONSE']._serialized_end=3011
-  _globals['_LEDGERADMINSERVICE']._serialized_start=3260
-  _globals['_LEDGERADMINSERVICE']._serialized_end=4584
+  _globals['_APPROVECOURSEREQUEST']._serialized_end=935
+  _globals['_APPROVECOURSERESPONSE']._serialized_start=937
+  _globals['_APPROVECOURSERESPONSE']._serialized_end=1002
+  _globals['_WITHDRAWCOURSEREQUEST']._serialized_start=1004
+  _globals['_WITHDRAWCOURSEREQUEST']._serialized_end=1112
+  _globals['_WITHDRAWCOURSERESPONSE']._serialized_start=1114
+  _globals['_WITHDRAWCOURSERESPONSE']._serialized_end=1180
+  _globals['_LISTCOURSESREQUEST']._serialized_start=1182
+  _globals['_LISTCOURSESREQUEST']._serialized_end=1257
+  _globals['_LISTCOURSESRESPONSE']._serialized_start=1259
+  _globals['_LISTCOURSESRESPONSE']._serialized_end=1368
+  _globals['_CREATEISSUERREQUEST']._serialized_start=1370
+  _globals['_CREATEISSUERREQUEST']._serialized_end=1433
+  _globals['_CREATEISSUERRESPONSE']._serialized_start=1435
+  _globals['_CREATEISSUERRESPONSE']._serialized_end=1499
+  _globals['_CREATEISSUERTOKENREQUEST']._serialized_start=1501
+  _globals['_CREATEISSUERTOKENREQUEST']._serialized_end=1616
+  _globals['_CREATEISSUERTOKENRESPONSE']._serialized_start=1618
+  _globals['_CREATEISSUERTOKENRESPONSE']._serialized_end=1727
+  _globals['_CREATEUNIVERSITYREQUEST']._serialized_start=1729
+  _globals['_CREATEUNIVERSITYREQUEST']._serialized_end=1804
+  _globals['_CREATEUNIVERSITYRESPONSE']._serialized_start=1806
+  _globals['_CREATEUNIVERSITYRESPONSE']._serialized_end=1882
+  _globals['_CREATEUNIVERSITYTOKENREQUEST']._serialized_start=1884
+  _globals['_CREATEUNIVERSITYTOKENREQUEST']._serialized_end=2007
+  _globals['_CREATEUNIVERSITYTOKENRESPONSE']._serialized_start=2009
+  _globals['_CREATEUNIVERSITYTOKENRESPONSE']._serialized_end=2122
+  _globals['_GRANTCONSENTREQUEST']._serialized_start=2124
+  _globals['_GRANTCONSENTREQUEST']._serialized_end=2208
+  _globals['_GRANTCONSENTRESPONSE']._serialized_start=2210
+  _globals['_GRANTCONSENTRESPONSE']._serialized_end=2250
+  _globals['_REVOKECONSENTREQUEST']._serialized_start=2252
+  _globals['_REVOKECONSENTREQUEST']._serialized_end=2337
+  _globals['_REVOKECONSENTRESPONSE']._serialized_start=2339
+  _globals['_REVOKECONSENTRESPONSE']._serialized_end=2380
+  _globals['_VERIFYLEDGERREQUEST']._serialized_start=2382
+  _globals['_VERIFYLEDGERREQUEST']._serialized_end=2423
+  _globals['_VERIFYLEDGERRESPONSE']._serialized_start=2426
+  _globals['_VERIFYLEDGERRESPONSE']._serialized_end=2845
+  _globals['_STARTREPLAYREQUEST']._serialized_start=2847
+  _globals['_STARTREPLAYREQUEST']._serialized_end=2936
+  _globals['_STARTREPLAYRESPONSE']._serialized_start=2938
+  _globals['_STARTREPLAYRESPONSE']._serialized_end=3007
+  _globals['_GETREPLAYSTATUSREQUEST']._serialized_start=3009
+  _globals['_GETREPLAYSTATUSREQUEST']._serialized_end=3052
+  _globals['_GETREPLAYSTATUSRESPONSE']._serialized_start=3054
+  _globals['_GETREPLAYSTATUSRESPONSE']._serialized_end=3127
+  _globals['_LEDGERADMINSERVICE']._serialized_start=3376
+  _globals['_LEDGERADMINSERVICE']._serialized_end=4700
 # @@protoc_insertion_point(module_scope)

@@ -270,16 +270,32 @@ class ApproveCourseRequest(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     COURSE_ID_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course to approve. Required."""
+    reason: _builtins.str
+    """Why, for the audit trail. Required when effective_at lies more than 5 minutes in the past."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """When the approval takes effect; unset means now. Completions are decided on the course's
+        state at their completed_at, so an approval effective in the past (a backdating) also
+        credits completions already recorded without credit (course_not_approved) whose
+        completed_at falls in the approved period, by new entries that reference the original
+        entry and this approval. The catalog keeps every approval and withdrawal; none is
+        overwritten.
+        """
+
     def __init__(
         self,
         *,
         course_id: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
+        reason: _builtins.str = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "effective_at", b"effective_at", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -317,19 +333,27 @@ class WithdrawCourseRequest(_message.Message):
 
     COURSE_ID_FIELD_NUMBER: _builtins.int
     REASON_FIELD_NUMBER: _builtins.int
+    EFFECTIVE_AT_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course to withdraw. Required."""
     reason: _builtins.str
     """Why the recommendation is withdrawn, for the audit trail."""
+    @_builtins.property
+    def effective_at(self) -> _timestamp_pb2.Timestamp:
+        """When the withdrawal takes effect; unset means now. Completions made before it keep
+        earning credit; credit already awarded is never taken back by a withdrawal.
+        """
+
     def __init__(
         self,
         *,
         course_id: _builtins.str = ...,
         reason: _builtins.str = ...,
+        effective_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["effective_at", b"effective_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "reason", b"reason"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course_id", b"course_id", "effective_at", b"effective_at", "reason", b"reason"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -668,7 +692,10 @@ class GrantConsentRequest(_message.Message):
     university_id: _builtins.str
     """The university that may read the learner's record. Required; NOT_FOUND if unknown."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a retry with the same key publishes the same event id.
+    """Optional idempotency key (a UUID): a retry of the same request (same learner, university
+    and action) with the same key publishes the same event id, derived from all four. A key
+    already used for a different request (another learner or university, or a grant's key on
+    a revocation) is refused with ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_CONFLICT.
     Empty: a new event id is generated.
     """
     def __init__(
@@ -722,7 +749,10 @@ class RevokeConsentRequest(_message.Message):
     university_id: _builtins.str
     """The university that may no longer read the learner's record. Required."""
     request_id: _builtins.str
-    """Optional idempotency key (a UUID): a retry with the same key publishes the same event id.
+    """Optional idempotency key (a UUID): a retry of the same request (same learner, university
+    and action) with the same key publishes the same event id, derived from all four. A key
+    already used for a different request (another learner or university, or a grant's key on
+    a revocation) is refused with ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_CONFLICT.
     Empty: a new event id is generated.
     """
     def __init__(

@@ -40,6 +40,7 @@ from aiokafka.errors import KafkaError
 from google.protobuf.timestamp_pb2 import Timestamp
 
 from learnerledger.domain.catalog import Course
+from learnerledger.domain.credit_rules import is_expired
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     Envelope,
@@ -48,6 +49,7 @@ from learnerledger.domain.events import (
     completion_event_id,
     revocation_event_id,
 )
+from learnerledger.domain.instants import parse_instant
 from learnerledger.gateway import metrics
 from learnerledger.gateway.rate_limit import TokenBuckets
 from learnerledger.gateway.settings import GatewaySettings
@@ -431,7 +433,8 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             async with self._pool.acquire() as connection:
                 entries = await connection.fetch(
                     "SELECT position, sequence, kind, learner_id, recorded_at, "
-                    "payload->>'credits' AS credits, payload->>'no_credit_reason' AS why "
+                    "payload->>'credits' AS credits, payload->>'no_credit_reason' AS why, "
+                    "payload->>'valid_until' AS valid_until "
                     "FROM credit_log WHERE issuer_id = $1 AND completion_id = $2 "
                     "ORDER BY position",
                     issuer_id,
@@ -462,8 +465,14 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     response.state = pb.COMPLETION_STATE_REVOKED
                     response.credits = credits
                 case "credit_awarded":
-                    response.state = pb.COMPLETION_STATE_CREDITED
+                    valid_until = parse_instant(decided["valid_until"])
+                    response.state = (
+                        pb.COMPLETION_STATE_EXPIRED
+                        if is_expired(valid_until, datetime.now(UTC))
+                        else pb.COMPLETION_STATE_CREDITED
+                    )
                     response.credits = credits
+                    response.valid_until.CopyFrom(_stamp(valid_until))
                 case _:
                     response.state = pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
                     response.reason = decided["why"] or ""

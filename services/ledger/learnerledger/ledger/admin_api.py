@@ -19,11 +19,12 @@ import structlog
 
 from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
 from learnerledger.domain.events import (
-    COMPLETION_EVENT_NAMESPACE,
     CURRENT_SCHEMA_VERSION,
+    ConsentAction,
     ConsentGrantRequested,
     ConsentRevokeRequested,
     Envelope,
+    consent_event_id,
 )
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.kafka.codec import (
@@ -39,7 +40,12 @@ from learnerledger.kafka.codec import (
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
-from learnerledger.postgres.catalog import AlreadyExists, NotFound, PrincipalKind
+from learnerledger.postgres.catalog import (
+    AlreadyExists,
+    NotFound,
+    PrincipalKind,
+    RequestIdConflict,
+)
 from learnerledger.query import rebuild
 from learnerledger.query.rebuild import ReplayConflict
 from learnerledger.rpc.auth import BearerAuthenticator
@@ -54,6 +60,9 @@ from learnerledger.rpc.errors import (
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
+
+#: The catalog keeps reasons for approvals and withdrawals up to this length (migration 0010).
+MAX_REASON_LENGTH = 1000
 
 RECOMMENDATION_TO_PROTO = {
     CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
@@ -73,6 +82,7 @@ def course_to_proto(course: Course) -> common_pb2.Course:
         notional_hours=course.notional_hours,
         skills=list(course.skills),
         credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
+        counts_as_course_id=course.counts_as,
     )
 
 
@@ -112,6 +122,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 "course.course_id": c.course_id,
                 "course.issuer_id": c.issuer_id,
                 "course.title": c.title,
+                "course.counts_as_course_id": c.counts_as_course_id,
                 **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
             },
         )
@@ -128,6 +139,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 level=parse_level(PROTO_TO_LEVEL[c.level]),
                 notional_hours=c.notional_hours,
                 skills=tuple(c.skills),
+                counts_as=c.counts_as_course_id,
             )
             async with self._pool.acquire() as connection:
                 await catalog.add_course(connection, course)
@@ -140,20 +152,52 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     async def ApproveCourse(
         self, request: ledger_admin_pb2.ApproveCourseRequest, context: Any
     ) -> ledger_admin_pb2.ApproveCourseResponse:
-        course = await self._set_state(request.course_id, CreditRecommendation.APPROVED, context)
+        course = await self._set_state(
+            request, CreditRecommendation.APPROVED, request.reason, context
+        )
         return ledger_admin_pb2.ApproveCourseResponse(course=course_to_proto(course))
 
     async def WithdrawCourse(
         self, request: ledger_admin_pb2.WithdrawCourseRequest, context: Any
     ) -> ledger_admin_pb2.WithdrawCourseResponse:
-        course = await self._set_state(request.course_id, CreditRecommendation.WITHDRAWN, context)
+        course = await self._set_state(
+            request, CreditRecommendation.WITHDRAWN, request.reason, context
+        )
         return ledger_admin_pb2.WithdrawCourseResponse(course=course_to_proto(course))
 
-    async def _set_state(self, course_id: str, state: CreditRecommendation, context: Any) -> Course:
+    async def _set_state(
+        self,
+        request: ledger_admin_pb2.ApproveCourseRequest | ledger_admin_pb2.WithdrawCourseRequest,
+        state: CreditRecommendation,
+        reason: str,
+        context: Any,
+    ) -> Course:
         await self._admin(context)
+        await _require_printable(context, {"reason": reason})
+        if len(reason) > MAX_REASON_LENGTH:
+            await abort(
+                context,
+                invalid_argument(
+                    [Violation("reason", f"must be at most {MAX_REASON_LENGTH} characters")]
+                ),
+            )
+        effective_at = (
+            request.effective_at.ToDatetime(tzinfo=UTC)
+            if request.HasField("effective_at")
+            else None
+        )
         try:
             async with self._pool.acquire() as connection:
-                return await catalog.set_recommendation(connection, course_id, state)
+                course, _ = await catalog.set_recommendation(
+                    connection,
+                    request.course_id,
+                    state,
+                    effective_at=effective_at,
+                    reason=reason,
+                )
+                return course
+        except InvalidCourse as exc:
+            await abort(context, invalid_argument([Violation(exc.field, exc.message)]))
         except NotFound as exc:
             await abort(context, _catalog_failure(exc))
 
@@ -255,16 +299,18 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     async def GrantConsent(
         self, request: ledger_admin_pb2.GrantConsentRequest, context: Any
     ) -> ledger_admin_pb2.GrantConsentResponse:
-        event_id = await self._consent(request, ConsentGrantRequested, context)
+        event_id = await self._consent(request, ConsentGrantRequested, ConsentAction.GRANT, context)
         return ledger_admin_pb2.GrantConsentResponse(event_id=event_id)
 
     async def RevokeConsent(
         self, request: ledger_admin_pb2.RevokeConsentRequest, context: Any
     ) -> ledger_admin_pb2.RevokeConsentResponse:
-        event_id = await self._consent(request, ConsentRevokeRequested, context)
+        event_id = await self._consent(
+            request, ConsentRevokeRequested, ConsentAction.REVOKE, context
+        )
         return ledger_admin_pb2.RevokeConsentResponse(event_id=event_id)
 
-    async def _consent(self, request: Any, kind: Any, context: Any) -> str:
+    async def _consent(self, request: Any, kind: Any, action: ConsentAction, context: Any) -> str:
         await self._admin(context)
         violations = []
         if not is_apaar_id(request.learner_id):
@@ -273,16 +319,37 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
             violations.append(Violation("university_id", "is required"))
         if violations:
             await abort(context, invalid_argument(violations))
+        await _require_printable(context, {"request_id": request.request_id})
+        event_id = (
+            consent_event_id(request.learner_id, request.university_id, action, request.request_id)
+            if request.request_id
+            else uuid.uuid4()
+        )
         async with self._pool.acquire() as connection:
             if not await catalog.university_exists(connection, request.university_id):
                 await abort(
                     context, _catalog_failure(NotFound("university", request.university_id))
                 )
-        event_id = (
-            uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"consent\x1f{request.request_id}")
-            if request.request_id
-            else uuid.uuid4()
-        )
+            if request.request_id:
+                try:
+                    await catalog.claim_consent_request(
+                        connection,
+                        request_id=request.request_id,
+                        learner_id=request.learner_id,
+                        university_id=request.university_id,
+                        action=action.value,
+                        event_id=event_id,
+                    )
+                except RequestIdConflict as exc:
+                    await abort(
+                        context,
+                        RpcFailure(
+                            grpc.StatusCode.ALREADY_EXISTS,
+                            f"{exc}; use a new request_id for a new request",
+                            reason="REQUEST_ID_CONFLICT",
+                            metadata={"request_id": request.request_id},
+                        ),
+                    )
         envelope = Envelope(
             event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id
         )

@@ -19,7 +19,7 @@ from __future__ import annotations
 import dataclasses
 import uuid
 from collections import Counter
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from decimal import InvalidOperation
@@ -33,17 +33,21 @@ from learnerledger.domain.credit_rules import (
     AlreadyRecorded,
     Append,
     CreditRules,
+    Decision,
     Facts,
     PriorEntry,
+    Redecided,
     Rejected,
     RejectionReason,
+    UncreditedCompletion,
     decide,
 )
-from learnerledger.domain.entries import Entry
+from learnerledger.domain.entries import Entry, EntryDraft, EntryKind
 from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
     ConsentRevokeRequested,
+    CreditRedecisionRequested,
     LedgerRequest,
     RevocationRequested,
     completion_event_id,
@@ -243,11 +247,7 @@ class CreditLogAppender:
         for record, request in decoded:
             try:
                 decision = decide(request, facts.for_request(request), rules=self._rules, now=now)
-                chained = (
-                    append_to_chain(facts.heads.get(decision.draft.learner_id), decision.draft)
-                    if isinstance(decision, Append)
-                    else None
-                )
+                chained = _chained(decision, facts.heads)
             except RULES_FAILURES as exc:
                 reason = RejectionReason.UNPROCESSABLE.value
                 log.warning(
@@ -260,15 +260,17 @@ class CreditLogAppender:
                 outcome.rejected.append(_rejection(record, reason, detail, request))
                 outcome.counts[f"rejected:{reason}"] += 1
                 continue
-            if chained is not None:
+            for link in chained:
                 entry = dataclasses.replace(
-                    chained, source_partition=record.partition, source_offset=record.offset
+                    link, source_partition=record.partition, source_offset=record.offset
                 )
                 facts.remember(request, entry)
                 outcome.appended.append(entry)
-                outcome.counts[entry.kind.value] += 1
-                continue
-            match decision:
+                label = "credit_awarded:redecided" if isinstance(decision, Redecided) else None
+                outcome.counts[label or entry.kind.value] += 1
+            match decision:  # Append and Redecided: their entries were added above
+                case Redecided(drafts=()):
+                    outcome.counts["redecided_nothing"] += 1
                 case AlreadyRecorded():
                     outcome.already_recorded += 1
                     outcome.counts["already_recorded"] += 1
@@ -276,6 +278,24 @@ class CreditLogAppender:
                     outcome.rejected.append(_rejection(record, reason.value, detail, request))
                     outcome.counts[f"rejected:{reason.value}"] += 1
         return outcome
+
+
+def _chained(decision: Decision, heads: Mapping[str, ChainHead]) -> list[Entry]:
+    """The entries a decision appends, each chained onto the one before (nothing is stored)."""
+    match decision:
+        case Append(draft=draft):
+            drafts: tuple[EntryDraft, ...] = (draft,)
+        case Redecided(drafts=drafts):
+            pass
+        case _:
+            return []
+    entries: list[Entry] = []
+    latest = dict(heads)
+    for draft in drafts:
+        entry = append_to_chain(latest.get(draft.learner_id), draft)
+        latest[draft.learner_id] = head_of(entry)
+        entries.append(entry)
+    return entries
 
 
 @dataclass(slots=True)
@@ -289,11 +309,23 @@ class _BatchFacts:
     completions: dict[tuple[str, str, str], CompletionRecord]
     universities: set[str]
     consents: set[tuple[str, str]]
+    uncredited: dict[tuple[str, str], list[UncreditedCompletion]]
+    #: (learner, credit group) -> sequence of the entry holding the learner's credit for it.
+    credit_holders: dict[tuple[str, str], int]
 
     @classmethod
     async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
         learners = {r.envelope.learner_id for r in requests}
-        course_ids = [r.course_id for r in requests if isinstance(r, CompletionSubmitted)]
+        course_ids = [
+            r.course_id
+            for r in requests
+            if isinstance(r, CompletionSubmitted | CreditRedecisionRequested)
+        ]
+        redecisions = [
+            (r.envelope.learner_id, r.course_id)
+            for r in requests
+            if isinstance(r, CreditRedecisionRequested)
+        ]
         revocations = [r for r in requests if isinstance(r, RevocationRequested)]
         consent_requests = [
             r for r in requests if isinstance(r, ConsentGrantRequested | ConsentRevokeRequested)
@@ -302,10 +334,21 @@ class _BatchFacts:
             completion_event_id(r.envelope.issuer_id, r.completion_id) for r in revocations
         ]
         universities = {r.university_id for r in consent_requests}
+        if course_ids:
+            # Until this batch commits, no approval or withdrawal of these courses can be
+            # recorded (and miss a completion decided here); see catalog.hold_courses_shared.
+            await catalog.hold_courses_shared(connection, course_ids)
+        courses = await catalog.courses_by_id(connection, course_ids) if course_ids else {}
+        credit_keys = [
+            (r.envelope.learner_id, courses[r.course_id].credit_group)
+            for r in requests
+            if isinstance(r, CompletionSubmitted | CreditRedecisionRequested)
+            and r.course_id in courses
+        ]
         return cls(
             heads=await credit_log.load_heads(connection, learners),
             same_event=dict(await credit_log.find_by_source_events(connection, event_ids)),
-            courses=await catalog.courses_by_id(connection, course_ids) if course_ids else {},
+            courses=courses,
             completions=await credit_log.find_completions(
                 connection,
                 [
@@ -319,13 +362,20 @@ class _BatchFacts:
             consents=await credit_log.active_consents(
                 connection, [(r.envelope.learner_id, r.university_id) for r in consent_requests]
             ),
+            uncredited=await credit_log.uncredited_completions(connection, redecisions),
+            credit_holders=await credit_log.credit_holders(connection, credit_keys),
         )
 
     def for_request(self, request: LedgerRequest) -> Facts:
         same_event = self.same_event.get(request.envelope.event_id)
         match request:
             case CompletionSubmitted():
-                return Facts(same_event=same_event, course=self.courses.get(request.course_id))
+                course = self.courses.get(request.course_id)
+                return Facts(
+                    same_event=same_event,
+                    course=course,
+                    credit_held_by=self._credit_held_by(request.envelope.learner_id, course),
+                )
             case RevocationRequested():
                 record = self.completions.get(_completion_key(request))
                 return Facts(
@@ -340,9 +390,35 @@ class _BatchFacts:
                     consent_active=(request.envelope.learner_id, request.university_id)
                     in self.consents,
                 )
+            case CreditRedecisionRequested():
+                course = self.courses.get(request.course_id)
+                return Facts(
+                    same_event=same_event,
+                    course=course,
+                    credit_held_by=self._credit_held_by(request.envelope.learner_id, course),
+                    uncredited=tuple(
+                        self.uncredited.get((request.envelope.learner_id, request.course_id), ())
+                    ),
+                )
+
+    def _credit_held_by(self, learner_id: str, course: Course | None) -> int | None:
+        return (
+            None if course is None else self.credit_holders.get((learner_id, course.credit_group))
+        )
 
     def remember(self, request: LedgerRequest, entry: Entry) -> None:
         self.heads[entry.learner_id] = head_of(entry)
+        if entry.kind is EntryKind.CREDIT_AWARDED:
+            course = self.courses.get(str(entry.payload["course_id"]))
+            if course is not None:
+                self.credit_holders.setdefault(
+                    (entry.learner_id, course.credit_group), entry.sequence
+                )
+        elif entry.kind is EntryKind.CREDIT_REVOKED:
+            revoked = entry.payload["revoked_sequence"]
+            for holder, sequence in list(self.credit_holders.items()):
+                if holder[0] == entry.learner_id and sequence == revoked:
+                    del self.credit_holders[holder]
         prior = PriorEntry(entry.sequence, entry.kind, entry.payload)
         self.same_event[entry.source_event_id] = prior
         match request:
@@ -356,6 +432,22 @@ class _BatchFacts:
                 self.consents.add((entry.learner_id, request.university_id))
             case ConsentRevokeRequested():
                 self.consents.discard((entry.learner_id, request.university_id))
+            case CreditRedecisionRequested():
+                # The credited completion: a later revocation in this batch targets this entry,
+                # and a second re-decision request in this batch finds it credited.
+                credited = (
+                    entry.learner_id,
+                    str(entry.payload["issuer_id"]),
+                    str(entry.payload["completion_id"]),
+                )
+                self.completions[credited] = CompletionRecord(prior, revoked=False)
+                uncredited = self.uncredited.get((entry.learner_id, request.course_id), [])
+                self.uncredited[(entry.learner_id, request.course_id)] = [
+                    dataclasses.replace(u, redecided=True)
+                    if u.sequence == entry.payload["redecides_sequence"]
+                    else u
+                    for u in uncredited
+                ]
 
 
 def _completion_key(request: RevocationRequested) -> tuple[str, str, str]:

@@ -17,6 +17,7 @@ from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer,
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
+from learnerledger.ledger.redecision import fan_out_approvals
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.ledger.verification import (
@@ -84,6 +85,17 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
                 topic=settings.topic_ledger_entries,
                 batch=settings.relay_batch,
                 idle_ms=settings.relay_idle_ms,
+                stop=stop,
+            ),
+            stop,
+        ),
+        _worker(
+            "approval_fanout",
+            lambda: fan_out_approvals(
+                pool=pool,
+                producer=producer,
+                topic=settings.topic_completions,
+                idle_s=settings.approval_fanout_idle_s,
                 stop=stop,
             ),
             stop,

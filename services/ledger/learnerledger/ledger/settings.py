@@ -19,6 +19,8 @@ class LedgerSettings(CommonSettings):
     session_timeout_ms: int = Field(10_000, ge=6_000)
     relay_batch: int = Field(5000, ge=1)
     relay_idle_ms: int = Field(50, ge=1)
+    #: How often the approval fan-out looks for approvals to re-decide completions for.
+    approval_fanout_idle_s: float = Field(1.0, gt=0)
     grpc_port: int = Field(50053, ge=0, le=65535)
     grpc_bind: str = "127.0.0.1"
     health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)

@@ -54,7 +54,8 @@ PARTNERS = {
         ("iitm-thesis", "Research methods", "7", 30),
     ],
 }
-PENDING_COURSE = "iitm-thesis"  # registered without approval: recorded without credit
+PENDING_COURSE = "iitm-thesis"  # registered without approval: recorded without credit, until
+# the demo approves it backdated: its completions then earn credit by re-decision.
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,11 +118,13 @@ async def grant_consent(bootstrap: str, topic: str, learner_ids: list[str]) -> N
 def completions_for(
     partner: DemoPartner, count: int, learners: list[str], run: str, seed: int
 ) -> list[common_pb2.Completion]:
-    """``count`` completions, each (learner, course) at most once, as a registrar would expect;
-    the first learner (whose transcript the demo prints) completes every course."""
+    """``count`` completions, each (learner, course) at most once, except that the first learner
+    (whose transcript the demo prints) completes every course and repeats the partner's first
+    one (the repeat is recorded without credit: ``already_credited``)."""
     chooser = random.Random(seed)
     now = datetime.now(UTC)
     shown = [(learners[0], course_id) for course_id in partner.course_ids]
+    shown.append((learners[0], partner.course_ids[0]))
     others = [(learner, c) for learner in learners[1:] for c in partner.course_ids]
     if count > len(shown) + len(others):
         raise ValueError(f"{count} completions need more than {len(learners)} learners")
@@ -186,6 +189,52 @@ async def wait_for_ledger(database_url: str, run: str, expected: int, deadline: 
     finally:
         await connection.close()
     raise TimeoutError(f"the ledger did not record {expected} completions in time")
+
+
+async def approve_backdated(database_url: str, run: str, deadline: float) -> int:
+    """Approve the pending course as of long before every completion (with a reason) and wait
+    until the ledger has credited each passing completion of it by re-decision."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        await catalog.set_recommendation(
+            connection,
+            PENDING_COURSE,
+            CreditRecommendation.APPROVED,
+            effective_at=datetime.now(UTC) - timedelta(days=4000),
+            reason="demo: the recommendation was granted before the course first ran",
+        )
+        while time.monotonic() < deadline:
+            waiting = await connection.fetchval(
+                """SELECT count(*) FROM credit_log o
+                    WHERE o.completion_id LIKE $1 AND o.kind = 'recorded_without_credit'
+                      AND o.payload->>'no_credit_reason' = 'course_not_approved'
+                      AND o.payload->>'result' = 'pass'
+                      AND NOT EXISTS (
+                          SELECT 1 FROM credit_log a
+                           WHERE a.learner_id = o.learner_id
+                             AND a.payload->>'redecides_sequence' = o.sequence::text)""",
+                f"demo-{run}-%",
+            )
+            if waiting == 0:
+                return int(
+                    await connection.fetchval(
+                        "SELECT count(*) FROM credit_log WHERE completion_id LIKE $1 "
+                        "AND payload ? 'redecides_sequence'",
+                        f"demo-{run}-%",
+                    )
+                )
+            await asyncio.sleep(0.5)
+    finally:
+        await connection.close()
+    raise TimeoutError("the ledger did not re-decide the approved course's completions in time")
+
+
+async def log_head(database_url: str) -> int:
+    connection = await asyncpg.connect(database_url)
+    try:
+        return int(await connection.fetchval("SELECT max(position) FROM credit_log"))
+    finally:
+        await connection.close()
 
 
 async def wait_for_transcripts(database_url: str, deadline: float) -> None:
@@ -265,7 +314,13 @@ async def run_demo(
     accepted = sum(a for a, _ in results)
     rejected = sum(r for _, r in results)
     console.print(f"gateway: {accepted} accepted, {rejected} rejected")
-    head = await wait_for_ledger(database_url, run, accepted, time.monotonic() + 300)
+    await wait_for_ledger(database_url, run, accepted, time.monotonic() + 300)
+    credited_late = await approve_backdated(database_url, run, time.monotonic() + 120)
+    console.print(
+        f"catalog: {PENDING_COURSE} approved, backdated with a reason; {credited_late} "
+        "completion(s) recorded without credit earned it by re-decision"
+    )
+    head = await log_head(database_url)
     await wait_for_transcripts(database_url, time.monotonic() + 300)
     learner = learners[0]
     async with grpc.aio.insecure_channel(query) as channel:

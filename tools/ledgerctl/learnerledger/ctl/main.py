@@ -223,6 +223,7 @@ async def cmd_course_add(args: argparse.Namespace) -> int:
         if args.approved
         else CreditRecommendation.PENDING,
         skills=tuple(args.skill or ()),
+        counts_as=args.counts_as or "",
     )
 
     async def add(connection: Any) -> int:
@@ -235,14 +236,25 @@ async def cmd_course_add(args: argparse.Namespace) -> int:
 
 def _course_state_command(state: str) -> Handler:
     async def change(args: argparse.Namespace) -> int:
-        from learnerledger.domain.catalog import CreditRecommendation
+        from learnerledger.domain.catalog import CreditRecommendation, InvalidCourse
         from learnerledger.postgres import catalog
 
         async def update(connection: Any) -> int:
-            course = await catalog.set_recommendation(
-                connection, args.course_id, CreditRecommendation(state)
+            try:
+                course, change = await catalog.set_recommendation(
+                    connection,
+                    args.course_id,
+                    CreditRecommendation(state),
+                    effective_at=args.effective_at,
+                    reason=args.reason,
+                )
+            except InvalidCourse as exc:
+                print(f"ledgerctl: {exc}", file=sys.stderr)
+                return 2
+            print(
+                f"course {course.course_id}: credit recommendation {state} "
+                f"effective {change.effective_at.isoformat()} (change {change.change_id})"
             )
-            print(f"course {course.course_id}: credit recommendation {state}")
             return 0
 
         return await _with_connection(update)
@@ -499,9 +511,20 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("--hours", type=int, required=True, help="notional learning hours")
     add.add_argument("--skill", action="append")
     add.add_argument("--approved", action="store_true", help="approve its credit recommendation")
+    add.add_argument(
+        "--counts-as",
+        metavar="COURSE_ID",
+        help="a version of this course: a learner earns credit once for both",
+    )
     for state, verb in (("approved", "approve"), ("withdrawn", "withdraw")):
         change = command(course, verb, _course_state_command(state), f"{verb} a course")
         change.add_argument("course_id")
+        change.add_argument(
+            "--effective-at",
+            type=_instant_arg,
+            help="when the change takes effect (ISO 8601, with zone); default now",
+        )
+        change.add_argument("--reason", default="", help="why (required when backdating)")
     listing = command(course, "list", cmd_course_list, "list courses")
     listing.add_argument("--issuer")
 
