@@ -139,6 +139,48 @@ def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
     return request
 
 
+async def invoke(
+    channel: grpc.aio.Channel,
+    service: pd.ServiceDescriptor,
+    method: pd.MethodDescriptor,
+    request: Any,
+    metadata: tuple[tuple[str, str], ...],
+    *,
+    timeout: float = 10,
+) -> grpc.aio.AioRpcError | None:
+    """Call any method generically with ``request`` (a message, or raw ``bytes`` sent as they
+    are); the error it ends with, or None when it succeeded (a stream: its first answer)."""
+    path = f"/{service.full_name}/{method.name}"
+    response_class = message_factory.GetMessageClass(method.output_type)
+    kwargs: dict[str, Any] = {
+        "request_serializer": lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
+        "response_deserializer": response_class.FromString,
+    }
+    try:
+        if method.client_streaming:
+            multi = channel.stream_stream(path, **kwargs)
+
+            async def one() -> AsyncIterator[Any]:
+                yield request
+
+            stream = multi(one(), metadata=metadata, timeout=timeout)
+            async for _ in stream:
+                break
+            stream.cancel()
+        elif method.server_streaming:
+            stream = channel.unary_stream(path, **kwargs)(
+                request, metadata=metadata, timeout=timeout
+            )
+            async for _ in stream:
+                break
+            stream.cancel()
+        else:
+            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        return exc
+    return None
+
+
 async def call(
     channel: grpc.aio.Channel,
     service: pd.ServiceDescriptor,
@@ -147,34 +189,8 @@ async def call(
     **fields: Any,
 ) -> grpc.StatusCode:
     """Call any method generically; the status code it ends with (OK when it succeeded)."""
-    path = f"/{service.full_name}/{method.name}"
-    response_class = message_factory.GetMessageClass(method.output_type)
-    kwargs: dict[str, Any] = {
-        "request_serializer": lambda m: m.SerializeToString(),
-        "response_deserializer": response_class.FromString,
-    }
-    request = _request(method, **fields)
-    try:
-        if method.client_streaming:
-            multi = channel.stream_stream(path, **kwargs)
-
-            async def one() -> AsyncIterator[Any]:
-                yield request
-
-            stream = multi(one(), metadata=metadata, timeout=10)
-            async for _ in stream:
-                break
-            stream.cancel()
-        elif method.server_streaming:
-            stream = channel.unary_stream(path, **kwargs)(request, metadata=metadata, timeout=10)
-            async for _ in stream:
-                break
-            stream.cancel()
-        else:
-            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return OK
+    failed = await invoke(channel, service, method, _request(method, **fields), metadata)
+    return OK if failed is None else failed.code()
 
 
 BAD_CREDENTIALS = [
