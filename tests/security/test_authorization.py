@@ -270,20 +270,25 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
     gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(services.gateway)
     pb = issuer_gateway_pb2
     nptel, swayam = bearer(services.tokens["nptel"]), bearer(services.tokens["swayam"])
-    # nptel submits on swayam's course ml-101: unary PERMISSION_DENIED, stream item REJECTED
+    # nptel submits on swayam's course ml-101: answered as for an unknown course (the answer
+    # does not tell that the id exists elsewhere): unary INVALID_ARGUMENT, stream item REJECTED
     foreign = wire_completion("nptel-on-swayam", learner_id=EVE, course_id="ml-101")
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await gateway.SubmitCompletion(
             pb.SubmitCompletionRequest(completion=foreign), metadata=nptel
         )
-    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        denied.value.details()
+        == "1 invalid field(s): completion.course_id: unknown course 'ml-101'"
+    )
 
     async def items() -> AsyncIterator[Any]:
         yield pb.StreamCompletionsRequest(completion=foreign)
 
     [answer] = [r async for r in gateway.StreamCompletions(items(), metadata=nptel)]
     assert answer.status == pb.ACCEPTANCE_STATUS_REJECTED
-    assert answer.reason == "PERMISSION_DENIED"
+    assert answer.reason == "INVALID_ARGUMENT"
 
     # swayam's completion az-1 is invisible to nptel, and nptel cannot revoke it
     status = await gateway.GetCompletionStatus(
