@@ -31,7 +31,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -90,6 +92,59 @@ class KafkaUnavailable(Exception):
     pass
 
 
+#: What the digest lookup can fail with: an outage, or PostgreSQL refusing the query.
+LOOKUP_FAILURES: tuple[type[Exception], ...] = (*DATABASE_UNREACHABLE, asyncpg.PostgresError)
+
+
+class RecordedDigests:
+    """The ledger's ``completion_digest`` of completions by event id, one query per batch.
+
+    Every lookup asked for while a query is being prepared joins it: the completions of a stream
+    (up to ``max_in_flight`` at once) and of concurrent calls cost one indexed
+    ``source_event_id = ANY(...)`` query per event-loop turn, not one query and one pool
+    acquisition each.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, max_batch: int = 1000) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._waiting: dict[uuid.UUID, list[asyncio.Future[str | None]]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def digest(self, event_id: uuid.UUID) -> str | None:
+        """The recorded digest, or None if the ledger has no entry for ``event_id``."""
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(event_id, []).append(answer)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await answer
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the other items of this turn join the batch
+        while self._waiting:
+            ids = list(itertools.islice(self._waiting, self._max_batch))
+            batch = {i: self._waiting.pop(i) for i in ids}
+            try:
+                async with self._pool.acquire() as connection:
+                    rows = await connection.fetch(
+                        "SELECT source_event_id, payload->>'completion_digest' AS digest "
+                        "FROM credit_log WHERE source_event_id = ANY($1::uuid[])",
+                        ids,
+                    )
+            except LOOKUP_FAILURES as exc:
+                # Every waiter of the batch raises it (UNAVAILABLE for an outage).
+                for answers in batch.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                continue
+            found = {row["source_event_id"]: row["digest"] for row in rows}
+            for event_id, answers in batch.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(found.get(event_id))
+
+
 class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
     def __init__(
         self,
@@ -110,6 +165,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._recorded = RecordedDigests(pool)
 
     # --------------------------------------------------------------------- plumbing
     async def wait_idle(self) -> None:
@@ -259,16 +315,12 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         different content under the same completion id; False if it recorded nothing yet (new,
         or still in flight: then ACCEPTED and the ledger deduplicates by event id).
 
-        One lookup by the unique (indexed) ``source_event_id``; the ledger's own digest of the
+        One lookup by the unique (indexed) ``source_event_id``, batched with the lookups of the
+        other completions in flight (:class:`RecordedDigests`); the ledger's own digest of the
         statement tells a retry from a conflicting resubmission.
         """
         try:
-            async with self._pool.acquire() as connection:
-                digest = await connection.fetchval(
-                    "SELECT payload->>'completion_digest' FROM credit_log "
-                    "WHERE source_event_id = $1",
-                    event.envelope.event_id,
-                )
+            digest = await self._recorded.digest(event.envelope.event_id)
         except DATABASE_UNREACHABLE as exc:
             raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
         if digest is None:
