@@ -8,9 +8,10 @@ Choices worth knowing (also in the module docstrings of validation and rate_limi
 - A submission the ledger has already recorded is not written again: the same content is
   answered DUPLICATE (same event id), different content ALREADY_EXISTS with ErrorInfo reason
   COMPLETION_CONFLICT (stream: REJECTED with reason ALREADY_EXISTS). One lookup by the unique
-  source_event_id per submission. A resubmission still in flight (acked, not yet in the log) is
-  written and answered ACCEPTED; the ledger deduplicates it by event id, or records the
-  conflict, which GetCompletionStatus shows.
+  source_event_id, batched for all submissions in flight. A resubmission still in flight
+  (acked, not yet in the log) is written and answered ACCEPTED; the ledger deduplicates it by
+  event id, or records the conflict, which GetCompletionStatus shows. The same while
+  PostgreSQL is unreachable: intake does not depend on the lookup.
 - Unknown course and another issuer's course get one answer: INVALID_ARGUMENT with the field
   violation "unknown course" (stream: REJECTED with reason INVALID_ARGUMENT), so that the
   answer does not tell whether a course id exists in someone else's catalog.
@@ -321,8 +322,12 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         """
         try:
             digest = await self._recorded.digest(event.envelope.event_id)
-        except DATABASE_UNREACHABLE as exc:
-            raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
+        except DATABASE_UNREACHABLE:
+            # PostgreSQL down must not stop intake (Kafka is the path of record): write it and
+            # answer ACCEPTED, as for one in flight; the ledger deduplicates or records the
+            # conflict.
+            metrics.RECORDED_LOOKUP_SKIPPED.inc()
+            return False
         if digest is None:
             return False
         if digest == completion_digest(event):
