@@ -183,16 +183,23 @@ async def test_auth_and_authorization_codes(
             await stub.SubmitCompletion(request, metadata=auth(tokens["du"]))
         assert failed.value.code() == grpc.StatusCode.PERMISSION_DENIED
 
-        foreign = pb.SubmitCompletionRequest(completion=completion("a-2", course_id="os-301"))
-        with pytest.raises(grpc.aio.AioRpcError) as failed:
-            await stub.SubmitCompletion(foreign, metadata=auth(tokens["swayam"]))
-        assert failed.value.code() == grpc.StatusCode.PERMISSION_DENIED
-        infos = [
-            d
-            for d in decode_details(failed.value.trailing_metadata())
-            if isinstance(d, error_details_pb2.ErrorInfo)
-        ]
-        assert [(i.reason, i.domain) for i in infos] == [("FOREIGN_COURSE", "learnerledger.dev")]
+        # Another issuer's course is answered as an unknown one: the same code, message and
+        # details (ErrorInfo reason, field violation), with the course id in place.
+        answers = []
+        for course_id in ("os-301", "no-such-course"):
+            request = pb.SubmitCompletionRequest(completion=completion("a-2", course_id=course_id))
+            with pytest.raises(grpc.aio.AioRpcError) as failed:
+                await stub.SubmitCompletion(request, metadata=auth(tokens["swayam"]))
+            details = [str(d) for d in decode_details(failed.value.trailing_metadata())]
+            answers.append(
+                [
+                    text.replace(course_id, "<course>")
+                    for text in (failed.value.code().name, failed.value.details(), *details)
+                ]
+            )
+        assert answers[0] == answers[1]
+        assert answers[0][0] == "INVALID_ARGUMENT"
+        assert 'reason: "INVALID_ARGUMENT"' in answers[0][2]
 
         with pytest.raises(grpc.aio.AioRpcError) as failed:
             await stub.GetCompletionStatus(

@@ -139,6 +139,48 @@ def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
     return request
 
 
+async def invoke(
+    channel: grpc.aio.Channel,
+    service: pd.ServiceDescriptor,
+    method: pd.MethodDescriptor,
+    request: Any,
+    metadata: tuple[tuple[str, str], ...],
+    *,
+    timeout: float = 10,
+) -> grpc.aio.AioRpcError | None:
+    """Call any method generically with ``request`` (a message, or raw ``bytes`` sent as they
+    are); the error it ends with, or None when it succeeded (a stream: its first answer)."""
+    path = f"/{service.full_name}/{method.name}"
+    response_class = message_factory.GetMessageClass(method.output_type)
+    kwargs: dict[str, Any] = {
+        "request_serializer": lambda m: m if isinstance(m, bytes) else m.SerializeToString(),
+        "response_deserializer": response_class.FromString,
+    }
+    try:
+        if method.client_streaming:
+            multi = channel.stream_stream(path, **kwargs)
+
+            async def one() -> AsyncIterator[Any]:
+                yield request
+
+            stream = multi(one(), metadata=metadata, timeout=timeout)
+            async for _ in stream:
+                break
+            stream.cancel()
+        elif method.server_streaming:
+            stream = channel.unary_stream(path, **kwargs)(
+                request, metadata=metadata, timeout=timeout
+            )
+            async for _ in stream:
+                break
+            stream.cancel()
+        else:
+            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=timeout)
+    except grpc.aio.AioRpcError as exc:
+        return exc
+    return None
+
+
 async def call(
     channel: grpc.aio.Channel,
     service: pd.ServiceDescriptor,
@@ -147,34 +189,8 @@ async def call(
     **fields: Any,
 ) -> grpc.StatusCode:
     """Call any method generically; the status code it ends with (OK when it succeeded)."""
-    path = f"/{service.full_name}/{method.name}"
-    response_class = message_factory.GetMessageClass(method.output_type)
-    kwargs: dict[str, Any] = {
-        "request_serializer": lambda m: m.SerializeToString(),
-        "response_deserializer": response_class.FromString,
-    }
-    request = _request(method, **fields)
-    try:
-        if method.client_streaming:
-            multi = channel.stream_stream(path, **kwargs)
-
-            async def one() -> AsyncIterator[Any]:
-                yield request
-
-            stream = multi(one(), metadata=metadata, timeout=10)
-            async for _ in stream:
-                break
-            stream.cancel()
-        elif method.server_streaming:
-            stream = channel.unary_stream(path, **kwargs)(request, metadata=metadata, timeout=10)
-            async for _ in stream:
-                break
-            stream.cancel()
-        else:
-            await channel.unary_unary(path, **kwargs)(request, metadata=metadata, timeout=10)
-    except grpc.aio.AioRpcError as exc:
-        return exc.code()
-    return OK
+    failed = await invoke(channel, service, method, _request(method, **fields), metadata)
+    return OK if failed is None else failed.code()
 
 
 BAD_CREDENTIALS = [
@@ -254,20 +270,25 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
     gateway = issuer_gateway_pb2_grpc.IssuerGatewayServiceStub(services.gateway)
     pb = issuer_gateway_pb2
     nptel, swayam = bearer(services.tokens["nptel"]), bearer(services.tokens["swayam"])
-    # nptel submits on swayam's course ml-101: unary PERMISSION_DENIED, stream item REJECTED
+    # nptel submits on swayam's course ml-101: answered as for an unknown course (the answer
+    # does not tell that the id exists elsewhere): unary INVALID_ARGUMENT, stream item REJECTED
     foreign = wire_completion("nptel-on-swayam", learner_id=EVE, course_id="ml-101")
     with pytest.raises(grpc.aio.AioRpcError) as denied:
         await gateway.SubmitCompletion(
             pb.SubmitCompletionRequest(completion=foreign), metadata=nptel
         )
-    assert denied.value.code() is grpc.StatusCode.PERMISSION_DENIED
+    assert denied.value.code() is grpc.StatusCode.INVALID_ARGUMENT
+    assert (
+        denied.value.details()
+        == "1 invalid field(s): completion.course_id: unknown course 'ml-101'"
+    )
 
     async def items() -> AsyncIterator[Any]:
         yield pb.StreamCompletionsRequest(completion=foreign)
 
     [answer] = [r async for r in gateway.StreamCompletions(items(), metadata=nptel)]
     assert answer.status == pb.ACCEPTANCE_STATUS_REJECTED
-    assert answer.reason == "PERMISSION_DENIED"
+    assert answer.reason == "INVALID_ARGUMENT"
 
     # swayam's completion az-1 is invisible to nptel, and nptel cannot revoke it
     status = await gateway.GetCompletionStatus(

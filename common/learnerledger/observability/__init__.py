@@ -64,19 +64,40 @@ class RepeatedLineLimiter(logging.Filter):
         return True
 
 
+def _renderer(fmt: str) -> structlog.types.Processor:
+    if fmt == "console":
+        return structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+    return structlog.processors.JSONRenderer()
+
+
+def stdlib_formatter(fmt: str = "json") -> logging.Formatter:
+    """How records of the standard library's ``logging`` (grpc, aiokafka, asyncio) are written:
+    like structlog's own lines, one JSON object per line, a traceback (if any) inside the object
+    as the ``exception`` string rather than as lines of its own."""
+    return structlog.stdlib.ProcessorFormatter(
+        foreign_pre_chain=[
+            structlog.contextvars.merge_contextvars,
+            structlog.stdlib.add_logger_name,
+            structlog.stdlib.add_log_level,
+            structlog.processors.TimeStamper(fmt="iso", utc=True),
+            _drop_secrets,
+            structlog.processors.format_exc_info,
+        ],
+        processors=[structlog.stdlib.ProcessorFormatter.remove_processors_meta, _renderer(fmt)],
+    )
+
+
 def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> None:
     """One JSON object per line on stderr (``fmt="console"`` for people at a terminal).
 
     Newlines and control characters inside values are escaped by the JSON renderer, so a hostile
-    string cannot forge a second log line.
+    string cannot forge a second log line. Libraries' ``logging`` records go through the same
+    renderer (:func:`stdlib_formatter`), their tracebacks included.
     """
-    renderer: structlog.types.Processor = (
-        structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-        if fmt == "console"
-        else structlog.processors.JSONRenderer()
-    )
+    renderer = _renderer(fmt)
     logging.basicConfig(level=level.upper(), stream=sys.stderr, format="%(message)s")
     for handler in logging.getLogger().handlers:
+        handler.setFormatter(stdlib_formatter(fmt))
         if not any(isinstance(f, RepeatedLineLimiter) for f in handler.filters):
             handler.addFilter(RepeatedLineLimiter())
     # Kafka clients log whole records (keys are learner ids, values their completions) at

@@ -34,6 +34,11 @@ class Principal:
 
     kind: PrincipalKind
     principal_id: str
+    expire_time: datetime | None = None
+    """When the token that established it stops working (None: never)."""
+
+    def expired(self, now: datetime) -> bool:
+        return self.expire_time is not None and self.expire_time <= now
 
 
 class AlreadyExists(Exception):
@@ -120,9 +125,15 @@ async def claim_consent_request(
 
 
 async def issue_token(
-    connection: Connection, kind: PrincipalKind, principal_id: str
+    connection: Connection,
+    kind: PrincipalKind,
+    principal_id: str,
+    expire_time: datetime | None = None,
 ) -> tuple[str, str]:
-    """Create an API token for a principal. Returns (token_id, token); only the hash is kept."""
+    """Create an API token for a principal. Returns (token_id, token); only the hash is kept.
+
+    With ``expire_time`` the token stops working at that instant (even one already past).
+    """
     table, column = {
         PrincipalKind.ISSUER: ("issuers", "issuer_id"),
         PrincipalKind.UNIVERSITY: ("universities", "university_id"),
@@ -135,12 +146,13 @@ async def issue_token(
     token_id = secrets.token_hex(6)
     token = f"ll{kind.value[0]}_{token_id}_{secrets.token_urlsafe(32)}"
     await connection.execute(
-        "INSERT INTO api_tokens (token_id, token_hash, principal_kind, principal_id) "
-        "VALUES ($1, $2, $3, $4)",
+        "INSERT INTO api_tokens (token_id, token_hash, principal_kind, principal_id, expire_time) "
+        "VALUES ($1, $2, $3, $4, $5)",
         token_id,
         hash_token(token),
         kind.value,
         principal_id,
+        expire_time,
     )
     return token_id, token
 
@@ -155,12 +167,14 @@ async def revoke_token(connection: Connection, token_id: str) -> None:
 
 
 async def authenticate(connection: Connection, token: str) -> Principal | None:
+    """The principal of an unrevoked token (with its expire_time: the caller checks it, so that a
+    cached answer cannot outlive the token), or None."""
     row = await connection.fetchrow(
-        "SELECT principal_kind, principal_id FROM api_tokens "
+        "SELECT principal_kind, principal_id, expire_time FROM api_tokens "
         "WHERE token_hash = $1 AND revoked_at IS NULL",
         hash_token(token),
     )
-    return None if row is None else Principal(PrincipalKind(row[0]), row[1])
+    return None if row is None else Principal(PrincipalKind(row[0]), row[1], row[2])
 
 
 def course_from_row(row: asyncpg.Record, history: Sequence[RecommendationChange] = ()) -> Course:

@@ -5,7 +5,9 @@ to a :class:`~learnerledger.postgres.catalog.Principal` with a lookup function (
 ``catalog.authenticate`` on a pool) and caches answers briefly, keyed by the token's SHA-256
 (the token itself is never stored, logged or put in an error message). A revoked token keeps
 working for at most ``ttl_s`` seconds on each server; failures are cached for ``negative_ttl_s``
-so a client hammering with a wrong token cannot hammer the database.
+so a client hammering with a wrong token cannot hammer the database. A token's ``expire_time``
+travels with the cached principal and is checked on every call: an expired token is refused
+(UNAUTHENTICATED, ErrorInfo TOKEN_EXPIRED) at once, cache or not.
 """
 
 from __future__ import annotations
@@ -14,6 +16,7 @@ import hashlib
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
@@ -61,7 +64,9 @@ class BearerAuthenticator:
         negative_ttl_s: float = 2.0,
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
+        wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
     ) -> None:
+        self._wall_clock = wall_clock
         self._lookup = lookup
         self._ttl = ttl_s
         self._negative_ttl = negative_ttl_s
@@ -83,6 +88,15 @@ class BearerAuthenticator:
                 grpc.StatusCode.UNAUTHENTICATED,
                 "the bearer token is unknown or revoked",
                 reason=Reason.UNAUTHENTICATED,
+            )
+        # Checked on every call, cached or not: a cached principal never outlives its token.
+        if principal.expired(self._wall_clock()):
+            assert principal.expire_time is not None
+            raise RpcFailure(
+                grpc.StatusCode.UNAUTHENTICATED,
+                "the bearer token expired at "
+                f"{principal.expire_time.astimezone(UTC):%Y-%m-%dT%H:%M:%SZ}; ask for a new one",
+                reason=Reason.TOKEN_EXPIRED,
             )
         return principal
 

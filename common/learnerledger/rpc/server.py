@@ -18,6 +18,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from learnerledger.rpc.database_outage import DatabaseOutageInterceptor
+from learnerledger.rpc.requests import RequestCheckInterceptor
 
 _log = structlog.get_logger(__name__)
 
@@ -175,11 +176,13 @@ async def start_server(
 
     ``register`` adds the service's servicers; ``service_names`` are their full names
     (``DESCRIPTOR.services_by_name[...].full_name``) for health and reflection. Every handler
-    answers UNAVAILABLE when PostgreSQL is unreachable (:class:`DatabaseOutageInterceptor`).
+    answers UNAVAILABLE when PostgreSQL is unreachable (:class:`DatabaseOutageInterceptor`), and
+    every method answers INVALID_ARGUMENT to undecodable request bytes or a NUL in a string field
+    before its handler runs (:class:`RequestCheckInterceptor`).
     """
     credentials = (tls or TlsFiles()).credentials()
     server = grpc.aio.server(
-        interceptors=[DatabaseOutageInterceptor(), *interceptors],
+        interceptors=[RequestCheckInterceptor(), DatabaseOutageInterceptor(), *interceptors],
         options=server_options(
             max_message_bytes,
             max_connection_age_s=max_connection_age_s,

@@ -32,12 +32,13 @@ class _AcceptanceStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Acce
     ACCEPTANCE_STATUS_ACCEPTED: _AcceptanceStatus.ValueType  # 1
     """The completion event was written to completions.v1 and will be decided by the ledger."""
     ACCEPTANCE_STATUS_DUPLICATE: _AcceptanceStatus.ValueType  # 2
-    """The gateway knows the same completion was accepted before; nothing new was written. Treat
-    it like ACCEPTED (same event id).
+    """The ledger has already recorded this very completion (same content); nothing new was
+    written. Treat it like ACCEPTED (same event id).
     """
     ACCEPTANCE_STATUS_REJECTED: _AcceptanceStatus.ValueType  # 3
-    """The completion is invalid and was not written. Only in StreamCompletionsResponse; the
-    unary call fails with INVALID_ARGUMENT instead.
+    """The completion is invalid (or conflicts with the content the ledger recorded under its
+    completion_id) and was not written. Only in StreamCompletionsResponse; the unary call
+    fails with INVALID_ARGUMENT (or ALREADY_EXISTS for a conflict) instead.
     """
 
 class AcceptanceStatus(_AcceptanceStatus, metaclass=_AcceptanceStatusEnumTypeWrapper):
@@ -48,12 +49,13 @@ ACCEPTANCE_STATUS_UNSPECIFIED: AcceptanceStatus.ValueType  # 0
 ACCEPTANCE_STATUS_ACCEPTED: AcceptanceStatus.ValueType  # 1
 """The completion event was written to completions.v1 and will be decided by the ledger."""
 ACCEPTANCE_STATUS_DUPLICATE: AcceptanceStatus.ValueType  # 2
-"""The gateway knows the same completion was accepted before; nothing new was written. Treat
-it like ACCEPTED (same event id).
+"""The ledger has already recorded this very completion (same content); nothing new was
+written. Treat it like ACCEPTED (same event id).
 """
 ACCEPTANCE_STATUS_REJECTED: AcceptanceStatus.ValueType  # 3
-"""The completion is invalid and was not written. Only in StreamCompletionsResponse; the
-unary call fails with INVALID_ARGUMENT instead.
+"""The completion is invalid (or conflicts with the content the ledger recorded under its
+completion_id) and was not written. Only in StreamCompletionsResponse; the unary call
+fails with INVALID_ARGUMENT (or ALREADY_EXISTS for a conflict) instead.
 """
 Global___AcceptanceStatus: _TypeAlias = AcceptanceStatus  # noqa: Y015
 

@@ -33,7 +33,10 @@ class IssuerGatewayServiceStub:
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     def __init__(self, channel):
@@ -72,12 +75,19 @@ class IssuerGatewayServiceServicer:
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     def SubmitCompletion(self, request, context):
         """Submits one completion. Returns once the completion event is durably on completions.v1.
-        Submitting the same (issuer, completion_id) again is idempotent: same event id.
+        Submitting the same (issuer, completion_id) again is idempotent: same event id. Once the
+        ledger has recorded the completion, the same content again is answered DUPLICATE (nothing
+        is written) and different content fails with ALREADY_EXISTS (ErrorInfo reason
+        COMPLETION_CONFLICT); while it is still in flight (acknowledged, not yet in the ledger) a
+        resubmission is answered ACCEPTED and the ledger deduplicates it.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -149,7 +159,10 @@ class IssuerGatewayService:
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     @staticmethod

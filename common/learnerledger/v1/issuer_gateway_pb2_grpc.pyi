@@ -34,7 +34,10 @@ class IssuerGatewayServiceStub:
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     @_typing.overload
@@ -43,7 +46,11 @@ class IssuerGatewayServiceStub:
     def __new__(cls, channel: _aio.Channel) -> IssuerGatewayServiceAsyncStub: ...
     SubmitCompletion: _grpc.UnaryUnaryMultiCallable[_issuer_gateway_pb2.SubmitCompletionRequest, _issuer_gateway_pb2.SubmitCompletionResponse]
     """Submits one completion. Returns once the completion event is durably on completions.v1.
-    Submitting the same (issuer, completion_id) again is idempotent: same event id.
+    Submitting the same (issuer, completion_id) again is idempotent: same event id. Once the
+    ledger has recorded the completion, the same content again is answered DUPLICATE (nothing
+    is written) and different content fails with ALREADY_EXISTS (ErrorInfo reason
+    COMPLETION_CONFLICT); while it is still in flight (acknowledged, not yet in the ledger) a
+    resubmission is answered ACCEPTED and the ledger deduplicates it.
     """
     StreamCompletions: _grpc.StreamStreamMultiCallable[_issuer_gateway_pb2.StreamCompletionsRequest, _issuer_gateway_pb2.StreamCompletionsResponse]
     """Submits many completions over one stream. The server answers every request with exactly
@@ -70,13 +77,20 @@ class IssuerGatewayServiceAsyncStub(IssuerGatewayServiceStub):
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
     SubmitCompletion: _aio.UnaryUnaryMultiCallable[_issuer_gateway_pb2.SubmitCompletionRequest, _issuer_gateway_pb2.SubmitCompletionResponse]  # type: ignore[assignment]
     """Submits one completion. Returns once the completion event is durably on completions.v1.
-    Submitting the same (issuer, completion_id) again is idempotent: same event id.
+    Submitting the same (issuer, completion_id) again is idempotent: same event id. Once the
+    ledger has recorded the completion, the same content again is answered DUPLICATE (nothing
+    is written) and different content fails with ALREADY_EXISTS (ErrorInfo reason
+    COMPLETION_CONFLICT); while it is still in flight (acknowledged, not yet in the ledger) a
+    resubmission is answered ACCEPTED and the ledger deduplicates it.
     """
     StreamCompletions: _aio.StreamStreamMultiCallable[_issuer_gateway_pb2.StreamCompletionsRequest, _issuer_gateway_pb2.StreamCompletionsResponse]  # type: ignore[assignment]
     """Submits many completions over one stream. The server answers every request with exactly
@@ -102,7 +116,10 @@ class IssuerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     request. A call is acknowledged only after Kafka confirmed the write (acks=all, idempotent
     producer); if that is not possible the call fails with UNAVAILABLE and a RetryInfo detail,
     and the issuer retries (safe: event ids are deterministic). Invalid input fails with
-    INVALID_ARGUMENT and a BadRequest detail; a missing or bad token with UNAUTHENTICATED.
+    INVALID_ARGUMENT and a BadRequest detail (request bytes that are not a valid message of the
+    method's request type too, before authentication); a missing, bad or expired token with
+    UNAUTHENTICATED. A course id that is not in the calling issuer's catalog, whether unknown or
+    another issuer's, gets one answer: INVALID_ARGUMENT with a field violation on course_id.
     """
 
     @_abc_1.abstractmethod
@@ -112,7 +129,11 @@ class IssuerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_issuer_gateway_pb2.SubmitCompletionResponse, _abc.Awaitable[_issuer_gateway_pb2.SubmitCompletionResponse]]:
         """Submits one completion. Returns once the completion event is durably on completions.v1.
-        Submitting the same (issuer, completion_id) again is idempotent: same event id.
+        Submitting the same (issuer, completion_id) again is idempotent: same event id. Once the
+        ledger has recorded the completion, the same content again is answered DUPLICATE (nothing
+        is written) and different content fails with ALREADY_EXISTS (ErrorInfo reason
+        COMPLETION_CONFLICT); while it is still in flight (acknowledged, not yet in the ledger) a
+        resubmission is answered ACCEPTED and the ledger deduplicates it.
         """
 
     @_abc_1.abstractmethod

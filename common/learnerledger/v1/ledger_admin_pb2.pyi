@@ -515,7 +515,11 @@ class CreateIssuerTokenRequest(_message.Message):
     """A note on what the token is for (for example "nightly batch upload")."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the token stops working. Unset: it does not expire."""
+        """When the token stops working (it may already be past). Unset: it does not expire. From
+        that instant every call with the token fails with UNAUTHENTICATED (ErrorInfo reason
+        TOKEN_EXPIRED), on every service, whatever the servers have cached. INVALID_ARGUMENT
+        outside the years 1000 to 9000.
+        """
 
     def __init__(
         self,
@@ -629,7 +633,11 @@ class CreateUniversityTokenRequest(_message.Message):
     """A note on what the token is for."""
     @_builtins.property
     def expire_time(self) -> _timestamp_pb2.Timestamp:
-        """When the token stops working. Unset: it does not expire."""
+        """When the token stops working (it may already be past). Unset: it does not expire. From
+        that instant every call with the token fails with UNAUTHENTICATED (ErrorInfo reason
+        TOKEN_EXPIRED), on every service, whatever the servers have cached. INVALID_ARGUMENT
+        outside the years 1000 to 9000.
+        """
 
     def __init__(
         self,

@@ -282,7 +282,7 @@ class GetTranscriptRequest(_message.Message):
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """Optional: answer as of this instant; only entries recorded by then count, and statuses
         (expiry) are evaluated then. Answered by folding the ledger itself, not the read model.
-        Unset: now.
+        Unset: now. INVALID_ARGUMENT (a field violation on as_of) outside the years 1000 to 9000.
         """
 
     def __init__(

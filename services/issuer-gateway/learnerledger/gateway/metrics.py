@@ -20,3 +20,7 @@ LATENCY = Histogram(
 )
 IN_FLIGHT = Gauge("gateway_in_flight", "Completions being written to Kafka right now")
 STREAMS = Gauge("gateway_open_streams", "Open StreamCompletions calls")
+RECORDED_LOOKUP_SKIPPED = Counter(
+    "gateway_recorded_lookup_skipped_total",
+    "Submissions answered ACCEPTED without the already-recorded check: PostgreSQL unreachable",
+)

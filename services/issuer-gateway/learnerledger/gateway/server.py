@@ -5,11 +5,16 @@ Acks mean durable: a completion is answered ACCEPTED only after the idempotent p
 
 Choices worth knowing (also in the module docstrings of validation and rate_limit):
 
-- Submissions are always written and answered ACCEPTED (never DUPLICATE): the ledger
-  deduplicates by event id, and a resubmission with different content must reach it so the
-  conflict is recorded and shown by GetCompletionStatus.
-- Unknown course: INVALID_ARGUMENT (a field violation next to the others); another issuer's
-  course: PERMISSION_DENIED (stream: REJECTED with reason PERMISSION_DENIED).
+- A submission the ledger has already recorded is not written again: the same content is
+  answered DUPLICATE (same event id), different content ALREADY_EXISTS with ErrorInfo reason
+  COMPLETION_CONFLICT (stream: REJECTED with reason ALREADY_EXISTS). One lookup by the unique
+  source_event_id, batched for all submissions in flight. A resubmission still in flight
+  (acked, not yet in the log) is written and answered ACCEPTED; the ledger deduplicates it by
+  event id, or records the conflict, which GetCompletionStatus shows. The same while
+  PostgreSQL is unreachable: intake does not depend on the lookup.
+- Unknown course and another issuer's course get one answer: INVALID_ARGUMENT with the field
+  violation "unknown course" (stream: REJECTED with reason INVALID_ARGUMENT), so that the
+  answer does not tell whether a course id exists in someone else's catalog.
 - Rate limit: unary RESOURCE_EXHAUSTED + RetryInfo; a stream item over the limit is answered
   REJECTED with reason RESOURCE_EXHAUSTED and the retry delay in its message, and the stream
   goes on.
@@ -27,7 +32,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import time
+import uuid
 from collections import OrderedDict
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -37,12 +44,12 @@ import asyncpg
 import grpc
 import structlog
 from aiokafka.errors import KafkaError
-from google.protobuf.timestamp_pb2 import Timestamp
 
 from learnerledger.domain.catalog import Course
-from learnerledger.domain.credit_rules import is_expired
+from learnerledger.domain.credit_rules import completion_digest, is_expired
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
+    CompletionSubmitted,
     Envelope,
     LedgerRequest,
     RevocationRequested,
@@ -59,7 +66,7 @@ from learnerledger.gateway.validation import (
     validate_completion,
     validate_revocation_request,
 )
-from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.kafka.codec import encode_completion_event, to_timestamp
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.observability import TRACEPARENT, child_traceparent
 from learnerledger.postgres import catalog
@@ -87,6 +94,59 @@ class KafkaUnavailable(Exception):
     pass
 
 
+#: What the digest lookup can fail with: an outage, or PostgreSQL refusing the query.
+LOOKUP_FAILURES: tuple[type[Exception], ...] = (*DATABASE_UNREACHABLE, asyncpg.PostgresError)
+
+
+class RecordedDigests:
+    """The ledger's ``completion_digest`` of completions by event id, one query per batch.
+
+    Every lookup asked for while a query is being prepared joins it: the completions of a stream
+    (up to ``max_in_flight`` at once) and of concurrent calls cost one indexed
+    ``source_event_id = ANY(...)`` query per event-loop turn, not one query and one pool
+    acquisition each.
+    """
+
+    def __init__(self, pool: asyncpg.Pool, max_batch: int = 1000) -> None:
+        self._pool = pool
+        self._max_batch = max_batch
+        self._waiting: dict[uuid.UUID, list[asyncio.Future[str | None]]] = {}
+        self._flushing: asyncio.Task[None] | None = None
+
+    async def digest(self, event_id: uuid.UUID) -> str | None:
+        """The recorded digest, or None if the ledger has no entry for ``event_id``."""
+        answer: asyncio.Future[str | None] = asyncio.get_running_loop().create_future()
+        self._waiting.setdefault(event_id, []).append(answer)
+        if self._flushing is None or self._flushing.done():
+            self._flushing = asyncio.create_task(self._flush())
+        return await answer
+
+    async def _flush(self) -> None:
+        await asyncio.sleep(0)  # let the other items of this turn join the batch
+        while self._waiting:
+            ids = list(itertools.islice(self._waiting, self._max_batch))
+            batch = {i: self._waiting.pop(i) for i in ids}
+            try:
+                async with self._pool.acquire() as connection:
+                    rows = await connection.fetch(
+                        "SELECT source_event_id, payload->>'completion_digest' AS digest "
+                        "FROM credit_log WHERE source_event_id = ANY($1::uuid[])",
+                        ids,
+                    )
+            except LOOKUP_FAILURES as exc:
+                # Every waiter of the batch raises it (UNAVAILABLE for an outage).
+                for answers in batch.values():
+                    for answer in answers:
+                        if not answer.done():
+                            answer.set_exception(exc)
+                continue
+            found = {row["source_event_id"]: row["digest"] for row in rows}
+            for event_id, answers in batch.items():
+                for answer in answers:
+                    if not answer.done():
+                        answer.set_result(found.get(event_id))
+
+
 class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
     def __init__(
         self,
@@ -107,6 +167,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         self._in_flight = 0
         self._idle = asyncio.Event()
         self._idle.set()
+        self._recorded = RecordedDigests(pool)
 
     # --------------------------------------------------------------------- plumbing
     async def wait_idle(self) -> None:
@@ -209,26 +270,22 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         completion: common_pb2.Completion,
         traceparent: str | None,
         prefix: str,
-    ) -> str:
-        """Validate, authorize and publish one completion; its event id, or RpcFailure."""
+    ) -> tuple[str, pb.AcceptanceStatus.ValueType]:
+        """Validate, authorize and publish one completion: its event id and ACCEPTED, or
+        DUPLICATE when the ledger recorded the same completion before; or RpcFailure."""
         # Look a course up only when its id is well-formed: a malformed id (a NUL, say) is the
         # caller's error to report, not a query for PostgreSQL to refuse.
         well_formed = not check_id(completion.course_id, "course_id")
-        courses = await self._lookup_courses([completion.course_id]) if well_formed else {}
+        found = await self._lookup_courses([completion.course_id]) if well_formed else {}
+        # Another issuer's course is answered exactly as an unknown one (same code, message and
+        # reason): an issuer cannot learn from the gateway which course ids exist elsewhere.
+        courses = {cid: c for cid, c in found.items() if c.issuer_id == issuer_id}
         now = datetime.now(UTC)
         violations = validate_completion(
             completion, courses=courses, now=now, clock_skew=self._skew, prefix=prefix
         )
         if violations:
             raise invalid_argument(violations)
-        course = courses[completion.course_id]
-        if course.issuer_id != issuer_id:
-            raise RpcFailure(
-                grpc.StatusCode.PERMISSION_DENIED,
-                f"course {completion.course_id!r} is not in your catalog",
-                reason=Reason.FOREIGN_COURSE,
-                metadata={"course_id": completion.course_id},
-            )
         retry_after = self._rate_limit(issuer_id)
         if retry_after is not None:
             raise RpcFailure(
@@ -239,6 +296,10 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                 retry_after_s=retry_after,
             )
         event = to_domain(completion, issuer_id=issuer_id, now=now)
+        event_id = str(event.envelope.event_id)
+        if await self._already_recorded(event):
+            metrics.ACCEPTED.labels("duplicate").inc()
+            return event_id, pb.ACCEPTANCE_STATUS_DUPLICATE
         try:
             await self._publish(event, traceparent)
         except KafkaUnavailable as exc:
@@ -247,10 +308,38 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                 "nothing was acknowledged, retry (the event id is stable)",
                 reason=Reason.KAFKA_UNAVAILABLE,
             ) from exc
-        event_id = str(event.envelope.event_id)
         self._remember(issuer_id, completion.completion_id, completion.learner_id, event_id)
         metrics.ACCEPTED.labels("completion").inc()
-        return event_id
+        return event_id, pb.ACCEPTANCE_STATUS_ACCEPTED
+
+    async def _already_recorded(self, event: CompletionSubmitted) -> bool:
+        """True if the ledger recorded this very completion; COMPLETION_CONFLICT if it recorded
+        different content under the same completion id; False if it recorded nothing yet (new,
+        or still in flight: then ACCEPTED and the ledger deduplicates by event id).
+
+        One lookup by the unique (indexed) ``source_event_id``, batched with the lookups of the
+        other completions in flight (:class:`RecordedDigests`); the ledger's own digest of the
+        statement tells a retry from a conflicting resubmission.
+        """
+        try:
+            digest = await self._recorded.digest(event.envelope.event_id)
+        except DATABASE_UNREACHABLE:
+            # PostgreSQL down must not stop intake (Kafka is the path of record): write it and
+            # answer ACCEPTED, as for one in flight; the ledger deduplicates or records the
+            # conflict.
+            metrics.RECORDED_LOOKUP_SKIPPED.inc()
+            return False
+        if digest is None:
+            return False
+        if digest == completion_digest(event):
+            return True
+        raise RpcFailure(
+            grpc.StatusCode.ALREADY_EXISTS,
+            f"completion {event.completion_id!r} is already recorded with different content; "
+            "a completion cannot be changed (revoke it and submit a new completion_id)",
+            reason=Reason.COMPLETION_CONFLICT,
+            metadata={"completion_id": event.completion_id},
+        )
 
     # --------------------------------------------------------------------- RPCs
     async def SubmitCompletion(
@@ -260,12 +349,10 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             issuer_id = await self._issuer(context)
             if not request.HasField("completion"):
                 raise invalid_argument([Violation("completion", "required")])
-            event_id = await self._accept(
+            event_id, status = await self._accept(
                 issuer_id, request.completion, self._traceparent(context), "completion"
             )
-            return pb.SubmitCompletionResponse(
-                event_id=event_id, status=pb.ACCEPTANCE_STATUS_ACCEPTED
-            )
+            return pb.SubmitCompletionResponse(event_id=event_id, status=status)
 
         return await self._unary(context, "SubmitCompletion", body)
 
@@ -287,13 +374,11 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             try:
                 if not request.HasField("completion"):
                     raise invalid_argument([Violation("completion", "required")])
-                event_id = await self._accept(
+                event_id, status = await self._accept(
                     issuer_id, request.completion, traceparent, "completion"
                 )
                 return pb.StreamCompletionsResponse(
-                    completion_id=completion_id,
-                    event_id=event_id,
-                    status=pb.ACCEPTANCE_STATUS_ACCEPTED,
+                    completion_id=completion_id, event_id=event_id, status=status
                 )
             except RpcFailure as failure:
                 if failure.code in (grpc.StatusCode.UNAVAILABLE,):
@@ -458,7 +543,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             response.learner_id = decided["learner_id"]
             response.ledger_position = decided["position"]
             response.ledger_sequence = decided["sequence"]
-            response.update_time.CopyFrom(_stamp(decided["recorded_at"]))
+            response.update_time.CopyFrom(to_timestamp(decided["recorded_at"]))
             credits = float(decided["credits"] or 0)
             match decided["kind"]:
                 case "credit_revoked":
@@ -472,7 +557,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                         else pb.COMPLETION_STATE_CREDITED
                     )
                     response.credits = credits
-                    response.valid_until.CopyFrom(_stamp(valid_until))
+                    response.valid_until.CopyFrom(to_timestamp(valid_until))
                 case _:
                     response.state = pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
                     response.reason = decided["why"] or ""
@@ -489,13 +574,13 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             response.reason = last["reason"]
             response.detail = last["detail"]
             response.learner_id = last["learner_id"] or ""
-            response.update_time.CopyFrom(_stamp(last["rejected_at"]))
+            response.update_time.CopyFrom(to_timestamp(last["rejected_at"]))
             return response
         recent = self._recent.get((issuer_id, completion_id))
         if recent is not None:
             response.state = pb.COMPLETION_STATE_ACCEPTED
             response.learner_id = recent[0]
-            response.update_time.CopyFrom(_stamp(recent[2]))
+            response.update_time.CopyFrom(to_timestamp(recent[2]))
             return response
         raise RpcFailure(
             grpc.StatusCode.NOT_FOUND,
@@ -503,9 +588,3 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             "decided it yet)",
             reason=Reason.COMPLETION_NOT_FOUND,
         )
-
-
-def _stamp(value: datetime) -> Timestamp:
-    stamp = Timestamp()
-    stamp.FromDatetime(value.astimezone(UTC))
-    return stamp

@@ -31,9 +31,11 @@ from learnerledger.kafka.codec import (
     COVERAGE_TO_PROTO,
     LEVEL_TO_PROTO,
     PROTO_TO_LEVEL,
+    InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
     encode_completion_event,
+    from_timestamp,
     signed_checkpoint_to_proto,
     to_timestamp,
 )
@@ -264,19 +266,31 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self, request: ledger_admin_pb2.CreateIssuerTokenRequest, context: Any
     ) -> ledger_admin_pb2.CreateIssuerTokenResponse:
         await self._admin(context)
+        expire_time = await _expire_time(context, request)
         token_id, token = await self._write(
-            context, catalog.issue_token, PrincipalKind.ISSUER, request.issuer_id
+            context, catalog.issue_token, PrincipalKind.ISSUER, request.issuer_id, expire_time
         )
-        return ledger_admin_pb2.CreateIssuerTokenResponse(token_id=token_id, token=token)
+        response = ledger_admin_pb2.CreateIssuerTokenResponse(token_id=token_id, token=token)
+        if expire_time is not None:
+            response.expire_time.CopyFrom(to_timestamp(expire_time))
+        return response
 
     async def CreateUniversityToken(
         self, request: ledger_admin_pb2.CreateUniversityTokenRequest, context: Any
     ) -> ledger_admin_pb2.CreateUniversityTokenResponse:
         await self._admin(context)
+        expire_time = await _expire_time(context, request)
         token_id, token = await self._write(
-            context, catalog.issue_token, PrincipalKind.UNIVERSITY, request.university_id
+            context,
+            catalog.issue_token,
+            PrincipalKind.UNIVERSITY,
+            request.university_id,
+            expire_time,
         )
-        return ledger_admin_pb2.CreateUniversityTokenResponse(token_id=token_id, token=token)
+        response = ledger_admin_pb2.CreateUniversityTokenResponse(token_id=token_id, token=token)
+        if expire_time is not None:
+            response.expire_time.CopyFrom(to_timestamp(expire_time))
+        return response
 
     async def _write(self, context: Any, action: Any, *args: Any) -> Any:
         try:
@@ -530,6 +544,16 @@ class ReplayRunner:
         for task in self.tasks.values():
             task.cancel()
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
+
+
+async def _expire_time(context: Any, request: Any) -> datetime | None:
+    """A token request's ``expire_time`` (None when unset); INVALID_ARGUMENT out of range."""
+    if not request.HasField("expire_time"):
+        return None
+    try:
+        return from_timestamp(request.expire_time)
+    except InstantOutOfRange as exc:
+        await abort(context, invalid_argument([Violation("expire_time", exc.description)]))
 
 
 async def _require_printable(context: Any, fields: dict[str, str]) -> None:

@@ -29,9 +29,11 @@ from learnerledger.domain.transcript import (
 from learnerledger.kafka.codec import (
     COVERAGE_TO_PROTO,
     LEVEL_TO_PROTO,
+    InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
     encode_ledger_entry,
+    from_timestamp,
     signed_checkpoint_to_proto,
     to_timestamp,
 )
@@ -230,7 +232,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         if request.min_position < 0:
             raise invalid_argument([Violation("min_position", "must not be negative")])
         if request.HasField("as_of"):
-            instant = request.as_of.ToDatetime(tzinfo=UTC)
+            try:
+                instant = from_timestamp(request.as_of)
+            except InstantOutOfRange as exc:
+                raise invalid_argument([Violation("as_of", exc.description)]) from exc
             async with self._pool.acquire() as connection:
                 entries = await credit_log.learner_entries(connection, request.learner_id)
             if not entries:
