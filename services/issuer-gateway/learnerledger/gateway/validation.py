@@ -14,7 +14,7 @@ control character in ANY string field of the request, so a field added later is 
 from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 from google.protobuf.descriptor import FieldDescriptor
 from google.protobuf.message import Message
@@ -28,6 +28,7 @@ from learnerledger.domain.events import (
     Result,
     completion_event_id,
 )
+from learnerledger.kafka.codec import InstantOutOfRange, from_timestamp
 from learnerledger.rpc.errors import Violation
 from learnerledger.v1 import common_pb2
 from learnerledger.v1 import issuer_gateway_pb2 as gateway_pb2
@@ -101,8 +102,8 @@ def completed_at_of(completion: common_pb2.Completion) -> datetime | None:
     if not completion.HasField("completed_at"):
         return None
     try:
-        return completion.completed_at.ToDatetime(tzinfo=UTC)
-    except (ValueError, OverflowError):
+        return from_timestamp(completion.completed_at)
+    except InstantOutOfRange:
         return None
 
 

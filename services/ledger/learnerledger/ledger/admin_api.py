@@ -183,11 +183,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                     [Violation("reason", f"must be at most {MAX_REASON_LENGTH} characters")]
                 ),
             )
-        effective_at = (
-            request.effective_at.ToDatetime(tzinfo=UTC)
-            if request.HasField("effective_at")
-            else None
-        )
+        effective_at = await _optional_instant(context, request, "effective_at")
         try:
             async with self._pool.acquire() as connection:
                 course, _ = await catalog.set_recommendation(
@@ -266,7 +262,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self, request: ledger_admin_pb2.CreateIssuerTokenRequest, context: Any
     ) -> ledger_admin_pb2.CreateIssuerTokenResponse:
         await self._admin(context)
-        expire_time = await _expire_time(context, request)
+        expire_time = await _optional_instant(context, request, "expire_time")
         token_id, token = await self._write(
             context, catalog.issue_token, PrincipalKind.ISSUER, request.issuer_id, expire_time
         )
@@ -279,7 +275,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self, request: ledger_admin_pb2.CreateUniversityTokenRequest, context: Any
     ) -> ledger_admin_pb2.CreateUniversityTokenResponse:
         await self._admin(context)
-        expire_time = await _expire_time(context, request)
+        expire_time = await _optional_instant(context, request, "expire_time")
         token_id, token = await self._write(
             context,
             catalog.issue_token,
@@ -546,14 +542,14 @@ class ReplayRunner:
         await asyncio.gather(*self.tasks.values(), return_exceptions=True)
 
 
-async def _expire_time(context: Any, request: Any) -> datetime | None:
-    """A token request's ``expire_time`` (None when unset); INVALID_ARGUMENT out of range."""
-    if not request.HasField("expire_time"):
+async def _optional_instant(context: Any, request: Any, field: str) -> datetime | None:
+    """The request's Timestamp ``field`` (None when unset); INVALID_ARGUMENT out of range."""
+    if not request.HasField(field):
         return None
     try:
-        return from_timestamp(request.expire_time)
+        return from_timestamp(getattr(request, field))
     except InstantOutOfRange as exc:
-        await abort(context, invalid_argument([Violation("expire_time", exc.description)]))
+        await abort(context, invalid_argument([Violation(field, exc.description)]))
 
 
 async def _require_printable(context: Any, fields: dict[str, str]) -> None:
