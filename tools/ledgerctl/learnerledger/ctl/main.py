@@ -1,8 +1,11 @@
 """``ledgerctl``: run the services, manage the local stack, the catalog and the ledger.
 
 Every subcommand reads its settings from the environment (``DATABASE_URL``,
-``KAFKA_BOOTSTRAP_SERVERS``, ...). Errors a user can fix are printed as one message naming the
-setting or argument to change, with exit code 2; a broken ledger (``verify``) exits 1.
+``KAFKA_BOOTSTRAP_SERVERS``, ...). Without ``DATABASE_URL``, a command on the local stack logs in
+with the login meant for it (``ll_admin_login`` for admin commands, ``ll_migrator`` for
+``db migrate``, each service's own for ``serve``; see :mod:`learnerledger.ctl.db_logins`).
+Errors a user can fix are printed as one message naming the setting or argument to change,
+with exit code 2; a broken ledger (``verify``) exits 1.
 """
 
 from __future__ import annotations
@@ -31,18 +34,43 @@ def _settings() -> CommonSettings:
     return CommonSettings()
 
 
+def _database_url(purpose: str) -> str:
+    """DATABASE_URL when set; else the local stack's login for ``purpose`` (``admin``,
+    ``migrator`` or a service name) when the stack has made its logins; else the default."""
+    import os
+
+    from learnerledger.ctl.stack import StackConfig
+
+    if not os.environ.get("DATABASE_URL", "").strip():
+        postgres = StackConfig.from_env().postgres()
+        if postgres.logins_file.exists():
+            return postgres.login_urls()[purpose]
+    return _settings().database_url
+
+
 # stack ---------------------------------------------------------------------------------------
 def cmd_stack_up(args: argparse.Namespace) -> int:
     from learnerledger.ctl.stack import StackConfig, stack_up
 
-    info = stack_up(StackConfig.from_env())
+    cfg = StackConfig.from_env()
+    info = stack_up(cfg)
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     where = "external servers" if info.external else "local stack"
     print(f"{where} ready: kafka {info.kafka_bootstrap}, postgres {_redact(info.database_url)}")
     print("use it from a shell with:")
-    print(
-        f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} DATABASE_URL={info.database_url}"
-    )
+    if info.external:
+        print(
+            f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} "
+            f"DATABASE_URL={info.database_url}"
+        )
+    else:
+        # No DATABASE_URL: each ledgerctl command then logs in as the login meant for it.
+        print(f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap}")
+        print(
+            f"PostgreSQL logins (one per service, ll_admin_login for admin work) are in "
+            f"{cfg.postgres().logins_file}; ledgerctl picks the right one. As the admin:"
+        )
+        print(f"  DATABASE_URL={info.login_url('admin')}")
     return 0
 
 
@@ -98,9 +126,10 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_demo(
             state_dir=cfg.state_dir,
             bootstrap=info.kafka_bootstrap,
-            database_url=info.database_url,
+            database_url=info.login_url("admin"),
             env=env,
             total=args.completions,
+            logins=info.logins,
         )
     )
     return 0
@@ -110,7 +139,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_db_migrate(args: argparse.Namespace) -> int:
     from learnerledger.postgres.migrations import migrate
 
-    applied = await migrate(_settings().database_url)
+    applied = await migrate(_database_url("migrator"))
     print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
     return 0
 
@@ -139,6 +168,10 @@ SERVICE_ENTRYPOINTS = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    import os
+
+    # Each service logs in as its own login (the ledger's also serves the admin API).
+    os.environ["DATABASE_URL"] = _database_url(args.service)
     importlib.import_module(SERVICE_ENTRYPOINTS[args.service]).main()
     return 0
 
@@ -147,7 +180,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _with_connection(action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     from learnerledger.postgres.pool import create_pool
 
-    pool = await create_pool(_settings().database_url, role="ll_admin", max_size=1)
+    pool = await create_pool(_database_url("admin"), role="ll_admin", max_size=1)
     try:
         async with pool.acquire() as connection:
             return await action(connection)
@@ -368,7 +401,7 @@ async def cmd_replay_projections(args: argparse.Namespace) -> int:
 
     settings = _settings()
     final = await replay_projections(
-        settings.database_url,
+        _database_url("admin"),
         source=args.source,
         learner_ids=args.learner or (),
         bootstrap_servers=settings.kafka_bootstrap_servers,

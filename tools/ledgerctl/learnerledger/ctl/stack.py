@@ -190,7 +190,7 @@ class StackInfo:
 
     kafka_bootstrap: str
     database_url: str
-    """App role (``learnerledger``) over TCP."""
+    """The migration login (``ll_migrator``) over TCP; with external servers, DATABASE_URL."""
     admin_database_url: str
     """Superuser (``postgres``) over the private unix socket; same database."""
     kafka_pid: int | None
@@ -200,6 +200,18 @@ class StackInfo:
     state_dir: Path | None = None
     kafka_log: Path | None = None
     postgres_log: Path | None = None
+    logins: dict[str, str] = field(default_factory=dict)
+    """The local stack's DSN by purpose (``migrator``, ``gateway``, ``ledger``, ``projector``,
+    ``query``, ``admin``; see :mod:`learnerledger.ctl.db_logins`); empty for external servers,
+    where ``database_url`` serves every purpose."""
+
+    def login_url(self, purpose: str) -> str:
+        """DSN of the login for ``purpose`` (a service name, ``admin`` or ``migrator``)."""
+        return self.logins.get(purpose, self.database_url)
+
+    def service_env(self, purpose: str) -> dict[str, str]:
+        """``env()`` with DATABASE_URL set to the login of ``purpose`` (a service name)."""
+        return {**self.env(), "DATABASE_URL": self.login_url(purpose)}
 
     def env(self) -> dict[str, str]:
         """Environment for a service process that should use this stack."""
@@ -383,6 +395,7 @@ def stack_up(cfg: StackConfig) -> StackInfo:
         state_dir=cfg.state_dir,
         kafka_log=kafka.server_log,
         postgres_log=pg.log_file,
+        logins=pg.login_urls(),
     )
 
 
