@@ -51,6 +51,7 @@ from learnerledger.ctl.stack import (
     stack_up,
     with_database,
 )
+from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -340,7 +341,9 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[TopicNames]:
         ledger_entries=f"ledger.entries.v1.t{suffix}",
         completions_dlq=f"completions.dlq.v1.t{suffix}",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="pytest-topics")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka_bootstrap, client_id="pytest-topics", **client_options()
+    )
     await admin.start()
     try:
         await admin.create_topics(

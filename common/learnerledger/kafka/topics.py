@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from learnerledger.config import CommonSettings
+from learnerledger.kafka.security import client_options
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -51,7 +52,9 @@ async def ensure_topics(
     min_insync_replicas: int = 1,
 ) -> list[str]:
     """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=15000, **client_options()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())

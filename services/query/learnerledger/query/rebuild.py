@@ -40,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from learnerledger.domain.entries import Entry
 from learnerledger.kafka.codec import decode_ledger_entry
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import entry_from_row
 from learnerledger.query.projector import apply_entries
@@ -265,6 +266,7 @@ async def _build_from_kafka(
         enable_auto_commit=False,
         client_id=f"replay-{status.replay_id}",
         max_poll_records=batch,
+        **client_options(),
     )
     await consumer.start()
     try:
@@ -297,7 +299,9 @@ async def _build_from_kafka(
 async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="replay")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="replay", **client_options()
+    )
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -39,6 +39,7 @@ from learnerledger.ctl.stack_errors import (
     MavenMissing,
     StackError,
 )
+from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -484,6 +485,7 @@ async def _describe_cluster(bootstrap: str, seconds: float) -> dict[str, Any]:
         bootstrap_servers=bootstrap,
         client_id="ledgerctl-stack-check",
         request_timeout_ms=max(1000, int(seconds * 1000)),
+        **client_options(),
     )
     try:
         async with asyncio.timeout(seconds):
