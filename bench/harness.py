@@ -52,6 +52,12 @@ async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
             await admin.close()
 
 
+def use_kafka_admin(info: StackInfo) -> None:
+    """This process's Kafka clients (``client_options()`` reads the environment) and the
+    services it starts authenticate to the local stack's Kafka as its super user ``admin``."""
+    os.environ.update(info.kafka_env.get("admin", {}))
+
+
 BENCH_ISSUER = "bench"
 
 

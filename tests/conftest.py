@@ -99,8 +99,17 @@ def fresh_stack_config(prefix: str) -> StackConfig:
     )
 
 
-#: When these are set, ``stack_up`` uses those servers instead of starting its own.
-EXTERNAL_SERVER_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
+#: When these are set, ``stack_up`` uses those servers instead of starting its own (and Kafka
+#: clients authenticate with the credentials for them).
+EXTERNAL_SERVER_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "ADMIN_DATABASE_URL",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 @contextlib.contextmanager
@@ -114,15 +123,34 @@ def own_servers_only() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def kafka_admin_credentials(info: StackInfo) -> Iterator[None]:
+    """Let this process's Kafka clients (``client_options()`` reads the environment)
+    authenticate to ``info``'s Kafka as its super user ``admin``; restored afterwards."""
+    admin = info.kafka_env.get("admin", {})
+    saved = {name: os.environ.get(name) for name in admin}
+    os.environ.update(admin)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def private_stack(prefix: str) -> Iterator[tuple[StackConfig, StackInfo]]:
     """A Kafka and PostgreSQL of their own, for tests that stop and restart them (the session's
-    stack, or a developer's, is left alone); stopped afterwards."""
+    stack, or a developer's, is left alone); stopped afterwards. Meanwhile this process's Kafka
+    clients authenticate to it as ``admin``."""
     cfg = fresh_stack_config(prefix)
     try:
         with own_servers_only():
             info = stack_up(cfg)
         assert not info.external
-        yield cfg, info
+        with kafka_admin_credentials(info):
+            yield cfg, info
     finally:
         stack_down(cfg)
 
@@ -136,7 +164,8 @@ def _local_stack() -> Iterator[StackInfo]:
         stack_down(cfg)
         raise
     try:
-        yield info
+        with kafka_admin_credentials(info):
+            yield info
     finally:
         stack_down(cfg)
 

@@ -64,10 +64,16 @@ LOGINS = (MIGRATOR, *SERVICE_LOGINS)
 
 def load_or_create_passwords(path: Path) -> dict[str, str]:
     """Each login's password (by login name), generated once and kept in ``path`` (0600)."""
+    return load_or_create_secrets(path, [login.name for login in LOGINS])
+
+
+def load_or_create_secrets(path: Path, names: list[str]) -> dict[str, str]:
+    """A password for each of ``names`` (URL-safe alphabet: no quote, comma or equals sign),
+    generated once and kept in the JSON file ``path`` (mode 0600)."""
     known: dict[str, str] = {}
     if path.exists():
         known = dict(json.loads(path.read_text()))
-    missing = [login.name for login in LOGINS if login.name not in known]
+    missing = [name for name in names if name not in known]
     if missing:
         known.update({name: secrets.token_urlsafe(24) for name in missing})
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -34,11 +35,23 @@ def _settings() -> CommonSettings:
     return CommonSettings()
 
 
+def _use_local_kafka_principal(principal: str) -> None:
+    """Without KAFKA_SECURITY_PROTOCOL set, a command on the local stack authenticates to its
+    Kafka as ``principal`` (``admin`` for ledgerctl's own commands, a service's for ``serve``;
+    credentials from ``<state>/kafka/credentials.json``)."""
+    from learnerledger.ctl.kafka_broker import PRINCIPALS
+    from learnerledger.ctl.stack import StackConfig, external_servers
+
+    if os.environ.get("KAFKA_SECURITY_PROTOCOL", "").strip() or external_servers() is not None:
+        return
+    broker = StackConfig.from_env().kafka()
+    if broker.credentials_file.exists() and principal in PRINCIPALS:
+        os.environ.update(broker.client_env(principal))
+
+
 def _database_url(purpose: str) -> str:
     """DATABASE_URL when set; else the local stack's login for ``purpose`` (``admin``,
     ``migrator`` or a service name) when the stack has made its logins; else the default."""
-    import os
-
     from learnerledger.ctl.stack import StackConfig
 
     if not os.environ.get("DATABASE_URL", "").strip():
@@ -54,6 +67,7 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
 
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
+    os.environ.update(info.kafka_env.get("admin", {}))  # topics are created as the Kafka admin
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     where = "external servers" if info.external else "local stack"
     print(f"{where} ready: kafka {info.kafka_bootstrap}, postgres {_redact(info.database_url)}")
@@ -65,7 +79,11 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
         )
     else:
         # No DATABASE_URL: each ledgerctl command then logs in as the login meant for it.
-        print(f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap}")
+        admin = info.kafka_env.get("admin", {})
+        print(
+            f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} "
+            + " ".join(f"{name}={value}" for name, value in admin.items())
+        )
         print(
             f"PostgreSQL logins (one per service, ll_admin_login for admin work) are in "
             f"{cfg.postgres().logins_file}; ledgerctl picks the right one. As the admin:"
@@ -113,6 +131,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
+    os.environ.update(info.kafka_env.get("admin", {}))  # the demo's own clients act as admin
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     key = cfg.state_dir / "checkpoint-signing.key"
     if not key.exists():
@@ -130,6 +149,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
             env=env,
             total=args.completions,
             logins=info.logins,
+            kafka_env=info.kafka_env,
         )
     )
     return 0
@@ -168,10 +188,10 @@ SERVICE_ENTRYPOINTS = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
-    import os
-
-    # Each service logs in as its own login (the ledger's also serves the admin API).
+    # Each service logs in as its own login (the ledger's also serves the admin API), and to
+    # Kafka as its own principal.
     os.environ["DATABASE_URL"] = _database_url(args.service)
+    _use_local_kafka_principal(args.service)
     importlib.import_module(SERVICE_ENTRYPOINTS[args.service]).main()
     return 0
 
@@ -549,6 +569,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.handler is not cmd_serve:  # serve picks its service's principal itself
+        _use_local_kafka_principal("admin")
     sys.exit(run(args))
 
 

@@ -33,12 +33,17 @@ def _folder(state_dir: Path) -> Path:
 
 
 def start_services(
-    state_dir: Path, env: dict[str, str], logins: dict[str, str] | None = None
+    state_dir: Path,
+    env: dict[str, str],
+    logins: dict[str, str] | None = None,
+    kafka_env: dict[str, dict[str, str]] | None = None,
 ) -> list[RunningService]:
     """Start each service not already running; return all of them.
 
     ``logins`` (DSN by service name, e.g. ``StackInfo.logins``) gives each service the
-    DATABASE_URL of its own login; without it every service gets ``env``'s.
+    DATABASE_URL of its own login, and ``kafka_env`` (``StackInfo.kafka_env``) its own Kafka
+    principal (query, which has none, gets no credentials); without them every service gets
+    ``env``'s.
     """
     folder = _folder(state_dir)
     running = []
@@ -51,7 +56,7 @@ def start_services(
         with log.open("ab") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "learnerledger.ctl.main", "serve", name],
-                env={**os.environ, **env, **_own_login(name, logins)},
+                env={**os.environ, **env, **_own_identity(name, logins, kafka_env)},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -62,10 +67,24 @@ def start_services(
     return running
 
 
-def _own_login(name: str, logins: dict[str, str] | None) -> dict[str, str]:
+def _own_identity(
+    name: str, logins: dict[str, str] | None, kafka_env: dict[str, dict[str, str]] | None
+) -> dict[str, str]:
+    own: dict[str, str] = {}
     if logins and name in logins:
-        return {"DATABASE_URL": logins[name]}
-    return {}
+        own["DATABASE_URL"] = logins[name]
+    if kafka_env:
+        own.update(
+            kafka_env.get(
+                name,
+                {
+                    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                    "KAFKA_SASL_USERNAME": "",
+                    "KAFKA_SASL_PASSWORD": "",
+                },
+            )
+        )
+    return own
 
 
 def check_services(services: list[RunningService]) -> None:
