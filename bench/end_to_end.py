@@ -32,7 +32,14 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
+from bench.harness import (
+    free_port,
+    fresh_database,
+    save_report,
+    seed_issuer,
+    use_kafka_admin,
+    wait_ready,
+)
 from bench.ingest import completions, rss_mib, stream
 from learnerledger.ctl.services import (
     RunningService,
@@ -174,6 +181,7 @@ async def running_pipeline(info: StackInfo) -> AsyncIterator[Pipeline]:
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     async with running_pipeline(info) as pipeline:
         bulk = await time_to_visible(
             pipeline.gateway, pipeline.token, pipeline.connection, args.completions

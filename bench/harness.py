@@ -14,10 +14,12 @@ from contextlib import asynccontextmanager
 from datetime import UTC, datetime
 from decimal import Decimal
 from pathlib import Path
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
 
+from learnerledger.ctl.db_logins import OWNER_ROLE
 from learnerledger.ctl.stack import StackInfo, with_database
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.postgres import catalog
@@ -30,9 +32,12 @@ RESULTS = Path(__file__).parent / "results"
 async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
     """A new, migrated database on the stack's PostgreSQL (dropped afterwards); yields its DSN."""
     name = f"bench_{secrets.token_hex(4)}"
+    # The local stack's schema belongs to the NOLOGIN ll_owner (migrated as ll_migrator);
+    # external servers: to the login of DATABASE_URL.
+    owner = OWNER_ROLE if info.logins else urlsplit(info.database_url).username
     admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
     try:
-        await admin.execute(f'CREATE DATABASE "{name}" OWNER learnerledger')
+        await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     finally:
         await admin.close()
     dsn = with_database(info.database_url, name)
@@ -45,6 +50,12 @@ async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+def use_kafka_admin(info: StackInfo) -> None:
+    """This process's Kafka clients (``client_options()`` reads the environment) and the
+    services it starts authenticate to the local stack's Kafka as its super user ``admin``."""
+    os.environ.update(info.kafka_env.get("admin", {}))
 
 
 BENCH_ISSUER = "bench"

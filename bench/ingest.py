@@ -29,7 +29,14 @@ from pathlib import Path
 import asyncpg
 import grpc
 
-from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
+from bench.harness import (
+    free_port,
+    fresh_database,
+    save_report,
+    seed_issuer,
+    use_kafka_admin,
+    wait_ready,
+)
 from learnerledger.ctl.stack import (
     PRODUCER_PERF_MAIN,
     StackConfig,
@@ -101,6 +108,7 @@ def rss_mib(pid: int) -> float:
 async def run(args: argparse.Namespace) -> dict[str, object]:
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
+    use_kafka_admin(info)
     suffix = secrets.token_hex(4)
     ours_topic, limit_topic = f"bench.ingest.{suffix}", f"bench.perf.{suffix}"
     await ensure_topics(
@@ -149,7 +157,9 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         PRODUCER_PERF_MAIN,
         ["--topic", limit_topic, "--num-records", str(share * args.clients),
          "--record-size", str(size), "--throughput", "-1", "--producer-props",
-         f"bootstrap.servers={info.kafka_bootstrap}", "acks=all", "enable.idempotence=true"],
+         f"bootstrap.servers={info.kafka_bootstrap}", "acks=all", "enable.idempotence=true",
+         *(["--producer.config", str(cfg.kafka().admin_client_properties())]
+           if info.kafka_env else [])],
         timeout=600,
     )  # fmt: skip
     summary = re.findall(r"(\d+) records sent, ([\d.]+) records/sec", perf.stdout)[-1]

@@ -20,7 +20,7 @@ from datetime import UTC, datetime
 
 import asyncpg
 
-from bench.harness import fresh_database, save_report, seed_issuer
+from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -60,6 +60,7 @@ def records(entries: int, learners: int) -> list[SourceRecord]:
 
 async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
         await seed_issuer(connection, "bench-course")

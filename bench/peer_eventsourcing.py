@@ -27,7 +27,7 @@ import asyncpg
 from eventsourcing.persistence import StoredEvent
 from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastore
 
-from bench.harness import fresh_database, save_report, seed_issuer
+from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from bench.ledger_append import records
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.ledger.appender import CreditLogAppender
@@ -105,6 +105,7 @@ def peer(dsn: str, states: list[bytes], learners: int, batch: int) -> tuple[floa
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     async with fresh_database(info) as dsn:
         our_append, our_replay, states = await ours(dsn, args.entries, args.learners, args.batch)
         peer_append, peer_replay, read = await asyncio.to_thread(

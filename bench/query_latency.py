@@ -33,7 +33,14 @@ import asyncpg
 import grpc
 import grpc_tools
 
-from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
+from bench.harness import (
+    free_port,
+    fresh_database,
+    save_report,
+    seed_issuer,
+    use_kafka_admin,
+    wait_ready,
+)
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -210,6 +217,7 @@ async def drive(
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     learners = [f"{300000000000 + n}" for n in range(args.learners)]
     processes: list[subprocess.Popen[bytes]] = []
     async with fresh_database(info) as dsn:

@@ -21,7 +21,7 @@ import time
 
 import asyncpg
 
-from bench.harness import fresh_database, save_report, seed_issuer
+from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from bench.ledger_append import records
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.ledger.appender import CreditLogAppender
@@ -54,6 +54,7 @@ async def copy_limit(connection: asyncpg.Connection, batch: int) -> tuple[float,
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     async with fresh_database(info) as dsn:
         connection = await asyncpg.connect(dsn)
         await seed_issuer(connection, "bench-course")

@@ -21,7 +21,7 @@ from collections.abc import AsyncIterator
 import grpc
 
 from bench.end_to_end import Pipeline, running_pipeline
-from bench.harness import save_report
+from bench.harness import save_report, use_kafka_admin
 from bench.ingest import completions, rss_mib
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
@@ -59,6 +59,7 @@ async def paced_stream(
 async def run(args: argparse.Namespace) -> dict[str, object]:
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
+    use_kafka_admin(info)
     # LEDGER_STATE_DIR names the local stack's state even when it is used as an external one.
     kafka_dir = str(cfg.kafka().data_dir) if cfg.kafka().data_dir.exists() else None
     seconds = args.minutes * 60

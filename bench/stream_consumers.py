@@ -24,6 +24,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from bench.harness import save_report
+from learnerledger.kafka.security import client_options
 
 FAUST_WORKER = """
 import os, sys, time
@@ -48,11 +49,11 @@ app.main()
 
 
 async def fill(bootstrap: str, topic: str, records: int, size: int) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, **client_options())
     await admin.start()
     await admin.create_topics([NewTopic(topic, 3, 1)])
     await admin.close()
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20)
+    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, linger_ms=20, **client_options())
     await producer.start()
     sends = [
         await producer.send(topic, key=str(n % 1000).encode(), value=b"x" * size)
@@ -68,6 +69,7 @@ async def aiokafka_rate(bootstrap: str, topic: str, records: int) -> float:
         bootstrap_servers=bootstrap,
         group_id=f"aiokafka-{topic}",
         auto_offset_reset="earliest",
+        **client_options(),
     )
     await consumer.start()
     seen, start = 0, None

@@ -14,9 +14,11 @@ Where the servers come from (first match wins):
    ``LEDGER_KEEP_TEST_STATE=1`` keeps the state directory for a post-mortem.
 
 Fixtures: ``stack`` (session, :class:`StackInfo`), ``kafka_bootstrap`` (session, str),
-``database_url`` / ``admin_database_url`` (module: a fresh database per test module, migrated
-when ``learnerledger.postgres.migrations`` exists, dropped afterwards), ``topics`` (function:
-unique ``completions`` / ``ledger_entries`` / ``completions_dlq`` topics with 3 partitions).
+``database_url`` / ``login_urls`` / ``admin_database_url`` (module: a fresh database per test
+module, owned by ``ll_owner``, migrated as ``ll_migrator``, dropped afterwards;
+``database_url`` is the migration login, ``login_urls`` each service's own login),
+``topics`` (function: unique ``completions`` / ``ledger_entries`` / ``completions_dlq`` topics
+with 3 partitions).
 """
 
 from __future__ import annotations
@@ -34,10 +36,11 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import pytest
 
+from learnerledger.ctl import db_logins
 from learnerledger.ctl.stack import (
     StackConfig,
     StackError,
@@ -48,6 +51,7 @@ from learnerledger.ctl.stack import (
     stack_up,
     with_database,
 )
+from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -95,8 +99,17 @@ def fresh_stack_config(prefix: str) -> StackConfig:
     )
 
 
-#: When these are set, ``stack_up`` uses those servers instead of starting its own.
-EXTERNAL_SERVER_VARIABLES = ("KAFKA_BOOTSTRAP_SERVERS", "DATABASE_URL", "ADMIN_DATABASE_URL")
+#: When these are set, ``stack_up`` uses those servers instead of starting its own (and Kafka
+#: clients authenticate with the credentials for them).
+EXTERNAL_SERVER_VARIABLES = (
+    "KAFKA_BOOTSTRAP_SERVERS",
+    "DATABASE_URL",
+    "ADMIN_DATABASE_URL",
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 @contextlib.contextmanager
@@ -110,15 +123,34 @@ def own_servers_only() -> Iterator[None]:
 
 
 @contextlib.contextmanager
+def kafka_admin_credentials(info: StackInfo) -> Iterator[None]:
+    """Let this process's Kafka clients (``client_options()`` reads the environment)
+    authenticate to ``info``'s Kafka as its super user ``admin``; restored afterwards."""
+    admin = info.kafka_env.get("admin", {})
+    saved = {name: os.environ.get(name) for name in admin}
+    os.environ.update(admin)
+    try:
+        yield
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
 def private_stack(prefix: str) -> Iterator[tuple[StackConfig, StackInfo]]:
     """A Kafka and PostgreSQL of their own, for tests that stop and restart them (the session's
-    stack, or a developer's, is left alone); stopped afterwards."""
+    stack, or a developer's, is left alone); stopped afterwards. Meanwhile this process's Kafka
+    clients authenticate to it as ``admin``."""
     cfg = fresh_stack_config(prefix)
     try:
         with own_servers_only():
             info = stack_up(cfg)
         assert not info.external
-        yield cfg, info
+        with kafka_admin_credentials(info):
+            yield cfg, info
     finally:
         stack_down(cfg)
 
@@ -132,7 +164,8 @@ def _local_stack() -> Iterator[StackInfo]:
         stack_down(cfg)
         raise
     try:
-        yield info
+        with kafka_admin_credentials(info):
+            yield info
     finally:
         stack_down(cfg)
 
@@ -166,33 +199,30 @@ def _testcontainers_stack() -> Iterator[StackInfo]:
     )
     with kafka, postgres:
         admin = postgres.get_connection_url(driver=None)
-        asyncio.run(_create_app_role(admin))
-        parts = urlsplit(admin)
-        app = urlunsplit(
-            parts._replace(netloc=f"learnerledger:learnerledger@{parts.netloc.rsplit('@', 1)[-1]}")
-        )
+        logins = asyncio.run(_create_logins(admin, admin))
         yield StackInfo(
             kafka_bootstrap=kafka.get_bootstrap_server(),
-            database_url=app,
+            database_url=logins["migrator"],
             admin_database_url=admin,
             kafka_pid=None,
             postgres_pid=None,
             external=True,
+            logins=logins,
         )
 
 
-async def _create_app_role(admin_dsn: str) -> None:
+async def _create_logins(admin_dsn: str, base_dsn: str) -> dict[str, str]:
+    """The migration and service logins (``learnerledger.ctl.db_logins``), created as the
+    superuser ``admin_dsn`` with fresh passwords; their DSNs (host of ``base_dsn``) by purpose."""
     import asyncpg
 
+    passwords = {login.name: secrets.token_urlsafe(24) for login in db_logins.LOGINS}
     conn = await asyncpg.connect(admin_dsn)
     try:
-        if not await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = 'learnerledger'"):
-            await conn.execute(
-                "CREATE ROLE learnerledger LOGIN CREATEDB CREATEROLE PASSWORD 'learnerledger'"
-            )
-        await conn.execute("ALTER DATABASE learnerledger OWNER TO learnerledger")
+        await db_logins.ensure_logins(conn, passwords)
     finally:
         await conn.close()
+    return db_logins.login_dsns(base_dsn, passwords)
 
 
 @pytest.fixture(scope="session")
@@ -232,28 +262,48 @@ async def _apply_migrations(dsn: str) -> None:
 class FreshDatabase:
     name: str
     url: str
-    """App role (the database owner)."""
+    """The migration login ``ll_migrator`` (a member of the owner role ``ll_owner``): test setup."""
     admin_url: str
     """Superuser (local stack / containers) or whatever ADMIN_DATABASE_URL says."""
+    logins: dict[str, str]
+    """DSN by purpose (``migrator``, ``gateway``, ``ledger``, ``projector``, ``query``,
+    ``admin``): each service's own login; with external servers and no logins, ``url``."""
+
+
+@pytest.fixture(scope="session")
+def stack_logins(stack: StackInfo) -> dict[str, str]:
+    """The stack's logins (see :mod:`learnerledger.ctl.db_logins`). External servers whose
+    ADMIN_DATABASE_URL is a superuser get them created; otherwise DATABASE_URL serves all."""
+    if stack.logins:
+        return stack.logins
+    if stack.admin_database_url != stack.database_url:
+        return asyncio.run(_create_logins(stack.admin_database_url, stack.database_url))
+    return {login.purpose: stack.database_url for login in db_logins.LOGINS}
 
 
 @contextlib.asynccontextmanager
-async def new_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
-    """A fresh, migrated database on the session's PostgreSQL, dropped afterwards."""
+async def new_database(
+    stack: StackInfo, stack_logins: dict[str, str]
+) -> AsyncIterator[FreshDatabase]:
+    """A fresh database on the session's PostgreSQL, owned by ``ll_owner`` and migrated as
+    ``ll_migrator``, dropped afterwards."""
     import asyncpg
 
     name = f"test_{secrets.token_hex(6)}"
-    owner = urlsplit(stack.database_url).username or "learnerledger"
+    separate = stack_logins["migrator"] != stack.database_url or bool(stack.logins)
+    owner = db_logins.OWNER_ROLE if separate else urlsplit(stack.database_url).username
     maintenance = with_database(stack.admin_database_url, "postgres")
     conn = await asyncpg.connect(maintenance)
     try:
         await conn.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     finally:
         await conn.close()
+    logins = {purpose: with_database(dsn, name) for purpose, dsn in stack_logins.items()}
     db = FreshDatabase(
         name=name,
-        url=with_database(stack.database_url, name),
+        url=logins["migrator"],
         admin_url=with_database(stack.admin_database_url, name),
+        logins=logins,
     )
     try:
         await _apply_migrations(db.url)
@@ -267,15 +317,26 @@ async def new_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
 
 
 @pytest.fixture(scope="module")
-async def fresh_database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
-    async with new_database(stack) as db:
+async def fresh_database(
+    stack: StackInfo, stack_logins: dict[str, str]
+) -> AsyncIterator[FreshDatabase]:
+    async with new_database(stack, stack_logins) as db:
         yield db
 
 
 @pytest.fixture(scope="module")
 def database_url(fresh_database: FreshDatabase) -> str:
-    """DSN (app role, owner) of a fresh, migrated database for this test module."""
+    """DSN of a fresh, migrated database for this test module, as the migration login
+    ``ll_migrator`` (a member of the owner role and of every service role: for test setup and
+    for services whose privileges a test does not concern)."""
     return fresh_database.url
+
+
+@pytest.fixture(scope="module")
+def login_urls(fresh_database: FreshDatabase) -> dict[str, str]:
+    """DSN of the same database by purpose, each as its own login: ``gateway``, ``ledger``,
+    ``projector``, ``query``, ``admin`` (and ``migrator``)."""
+    return fresh_database.logins
 
 
 @pytest.fixture(scope="module")
@@ -319,7 +380,9 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[TopicNames]:
         ledger_entries=f"ledger.entries.v1.t{suffix}",
         completions_dlq=f"completions.dlq.v1.t{suffix}",
     )
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, client_id="pytest-topics")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=kafka_bootstrap, client_id="pytest-topics", **client_options()
+    )
     await admin.start()
     try:
         await admin.create_topics(

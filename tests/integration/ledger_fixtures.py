@@ -25,6 +25,7 @@ from learnerledger.domain.events import (
     revocation_event_id,
 )
 from learnerledger.kafka.codec import encode_completion_event
+from learnerledger.kafka.security import client_options
 from learnerledger.ledger.service import run_ledger
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres import catalog
@@ -107,7 +108,9 @@ def consent(learner_id: str, university_id: str = "du") -> ConsentGrantRequested
 async def produce(
     bootstrap: str, topic: str, items: list[LedgerRequest | tuple[bytes, bytes]]
 ) -> None:
-    producer = AIOKafkaProducer(bootstrap_servers=bootstrap, acks="all", enable_idempotence=True)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, **client_options()
+    )
     await producer.start()
     try:
         # Pipelined: the idempotent producer keeps each partition's order; all are awaited.
@@ -180,7 +183,11 @@ async def running_ledger_task(
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Any]:
     """At least ``count`` records of ``topic`` from its beginning (fails after ``timeout``)."""
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        **client_options(),
     )
     await consumer.start()
     records: list[Any] = []

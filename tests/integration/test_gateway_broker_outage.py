@@ -17,6 +17,7 @@ from aiokafka import AIOKafkaConsumer
 
 from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.kafka.codec import decode_completion_event
+from learnerledger.kafka.security import client_options
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
@@ -40,7 +41,11 @@ def outage_stack() -> Iterator[tuple[StackConfig, StackInfo]]:
 
 async def accepted_events(bootstrap: str) -> set[str]:
     consumer = AIOKafkaConsumer(
-        TOPIC, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        TOPIC,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        **client_options(),
     )
     await consumer.start()
     seen: set[str] = set()

@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from learnerledger.kafka.codec import decode_ledger_entry, encode_completion_event
+from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
 from tests.integration.ledger_fixtures import completion, eventually, seed_catalog
 
@@ -42,7 +43,11 @@ async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
     ]
     retries = random.Random(7).sample(requests, COMPLETIONS // 20)  # partners retrying
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True, linger_ms=20
+        bootstrap_servers=kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        linger_ms=20,
+        **client_options(),
     )
     await producer.start()
     try:
@@ -147,7 +152,11 @@ async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(
 
 async def _read_all_keys(bootstrap: str, topic: str) -> set[tuple[str, int]]:
     consumer = AIOKafkaConsumer(
-        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", group_id=None
+        topic,
+        bootstrap_servers=bootstrap,
+        auto_offset_reset="earliest",
+        group_id=None,
+        **client_options(),
     )
     await consumer.start()
     seen: set[tuple[str, int]] = set()

@@ -91,9 +91,11 @@ def test_an_edge_must_have_one_root_per_set_bit() -> None:
         TreeEdge(3, (LEAVES[0],))
 
 
-async def test_proofs_come_from_the_stored_nodes(stack: StackInfo) -> None:
+async def test_proofs_come_from_the_stored_nodes(
+    stack: StackInfo, stack_logins: dict[str, str]
+) -> None:
     leaves = [leaf_hash(b"grown" + n.to_bytes(4, "big")) for n in range(45)]
-    async with new_database(stack) as database:  # a tree of its own
+    async with new_database(stack, stack_logins) as database:  # a tree of its own
         pool = await create_pool(database.url, role="ll_ledger", max_size=1)
         try:
             async with pool.acquire() as connection:

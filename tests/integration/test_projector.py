@@ -15,6 +15,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 
 from learnerledger.domain.transcript import TranscriptProjection
 from learnerledger.kafka.codec import encode_ledger_entry
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.query import read_model
 from learnerledger.query.projector import GapNotFilled, apply_entries, run_projector
@@ -212,7 +213,7 @@ async def test_a_gap_is_filled_from_the_ledger_never_applied_out_of_order(
 
     # Through Kafka: the entries published newest first on a scratch topic.
     scratch = f"ledger.entries.scratch.{secrets.token_hex(4)}"
-    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap)
+    admin = AIOKafkaAdminClient(bootstrap_servers=kafka_bootstrap, **client_options())
     await admin.start()
     try:
         await admin.create_topics([NewTopic(scratch, num_partitions=1, replication_factor=1)])

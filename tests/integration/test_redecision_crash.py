@@ -14,6 +14,7 @@ import pytest
 from aiokafka import AIOKafkaConsumer
 
 from learnerledger.domain.catalog import CreditRecommendation
+from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from tests.integration.ledger_fixtures import (
@@ -129,7 +130,9 @@ async def test_sigkill_during_approval_redecision_credits_each_completion_exactl
 async def _consumed_everything(
     connection: asyncpg.Connection, bootstrap: str, topics, env: dict[str, str]
 ) -> bool:  # type: ignore[no-untyped-def]
-    consumer = AIOKafkaConsumer(topics.completions, bootstrap_servers=bootstrap, group_id=None)
+    consumer = AIOKafkaConsumer(
+        topics.completions, bootstrap_servers=bootstrap, group_id=None, **client_options()
+    )
     await consumer.start()
     try:
         end = await consumer.end_offsets(list(consumer.assignment()))

@@ -12,6 +12,7 @@ import pytest
 
 from learnerledger.ctl.main import build_parser, run
 from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres import catalog
 from tests.integration.ledger_fixtures import (
     completion,
@@ -156,7 +157,9 @@ async def test_rejected_completions_for_a_late_course_are_redriven_into_credits_
 async def _redriven_from(bootstrap: str, topic: str) -> list[str]:
     from aiokafka import AIOKafkaConsumer
 
-    consumer = AIOKafkaConsumer(topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest")
+    consumer = AIOKafkaConsumer(
+        topic, bootstrap_servers=bootstrap, auto_offset_reset="earliest", **client_options()
+    )
     await consumer.start()
     found: list[str] = []
     try:
@@ -178,7 +181,7 @@ async def _redriven_from(bootstrap: str, topic: str) -> list[str]:
 async def _all_consumed(database_url: str, bootstrap: str, topic: str) -> bool:
     from aiokafka import AIOKafkaConsumer, TopicPartition
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap)
+    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, **client_options())
     await consumer.start()
     try:
         partitions = [TopicPartition(topic, p) for p in consumer.partitions_for_topic(topic) or []]

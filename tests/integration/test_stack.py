@@ -23,6 +23,7 @@ from learnerledger.ctl.stack import (
     stack_status,
     stack_up,
 )
+from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -63,7 +64,10 @@ async def test_kafka_round_trip_keeps_key_value_and_headers(
     headers = [("traceparent", b"00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01")]
 
     producer = AIOKafkaProducer(
-        bootstrap_servers=kafka_bootstrap, acks="all", enable_idempotence=True
+        bootstrap_servers=kafka_bootstrap,
+        acks="all",
+        enable_idempotence=True,
+        **client_options(),
     )
     await producer.start()
     try:
@@ -77,6 +81,7 @@ async def test_kafka_round_trip_keeps_key_value_and_headers(
         group_id=f"pytest-{uuid.uuid4().hex}",
         auto_offset_reset="earliest",
         enable_auto_commit=False,
+        **client_options(),
     )
     await consumer.start()
     try:

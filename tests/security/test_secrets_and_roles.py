@@ -15,6 +15,7 @@ import json
 import tempfile
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import asyncpg
 import grpc
@@ -130,19 +131,154 @@ async def test_service_roles_cannot_write_what_they_must_not(
 
 
 async def test_service_roles_can_do_their_own_work(database_url: str) -> None:
-    """Control for the refusals above: each role's own reads succeed."""
+    """Control for the refusals above: each role reads what it needs, and sees every row the
+    owner sees (the refusals are not an artefact of a role that can read nothing)."""
+    await seed_catalog(database_url)
     connection = await asyncpg.connect(database_url)
     try:
-        for role, query in [
-            ("ll_ledger", "SELECT count(*) FROM credit_log"),
-            ("ll_query", "SELECT count(*) FROM read_transcripts"),
-            ("ll_gateway", "SELECT count(*) FROM courses"),
-            ("ll_projector", "SELECT count(*) FROM read_credentials"),
-            ("ll_admin", "SELECT count(*) FROM api_tokens"),
+        await catalog.issue_token(connection, PrincipalKind.ADMIN, "ops")
+        for role, table in [
+            ("ll_ledger", "courses"),
+            ("ll_query", "courses"),
+            ("ll_gateway", "courses"),
+            ("ll_gateway", "api_tokens"),
+            ("ll_admin", "api_tokens"),
+            ("ll_admin", "issuers"),
         ]:
+            everything = await connection.fetchval(f"SELECT count(*) FROM {table}")
+            assert everything > 0, f"seed_catalog left {table} empty"
             await connection.execute(f'SET ROLE "{role}"')
-            assert await connection.fetchval(query) >= 0
+            assert await connection.fetchval(f"SELECT count(*) FROM {table}") == everything
             await connection.execute("RESET ROLE")
+        # The projector's and query's tables are empty here; reading them must still work.
+        for role, table in [("ll_projector", "read_credentials"), ("ll_query", "read_transcripts")]:
+            await connection.execute(f'SET ROLE "{role}"')
+            assert await connection.fetchval(f"SELECT count(*) FROM {table}") == 0
+            await connection.execute("RESET ROLE")
+    finally:
+        await connection.close()
+
+
+# --------------------------------------------------------------- no login can rewrite the log
+SERVICE_LOGINS = {
+    # purpose (login_urls key) -> the group role its pool does SET ROLE to
+    "gateway": "ll_gateway",
+    "ledger": "ll_ledger",
+    "projector": "ll_projector",
+    "query": "ll_query",
+    "admin": "ll_admin",
+}
+
+#: What the owner of credit_log or checkpoints could do to rewrite or unprotect history.
+TAMPERING = [
+    "ALTER TABLE credit_log DISABLE TRIGGER USER",
+    "ALTER TABLE credit_log DISABLE TRIGGER credit_log_no_update_delete",
+    "ALTER TABLE credit_log ENABLE REPLICA TRIGGER credit_log_no_update_delete",
+    "ALTER TRIGGER credit_log_no_update_delete ON credit_log RENAME TO gone",
+    "DROP TRIGGER credit_log_no_update_delete ON credit_log",
+    "DROP TRIGGER credit_log_no_truncate ON credit_log",
+    "CREATE OR REPLACE FUNCTION credit_log_is_append_only() RETURNS trigger "
+    "LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+    "ALTER FUNCTION credit_log_is_append_only() RENAME TO gone",
+    "DROP FUNCTION credit_log_is_append_only() CASCADE",
+    "DROP TABLE credit_log CASCADE",
+    "ALTER TABLE credit_log OWNER TO CURRENT_USER",
+    "ALTER TABLE credit_log ADD COLUMN forged text",
+    "TRUNCATE credit_log",
+    "UPDATE credit_log SET kind = kind",
+    "DELETE FROM credit_log",
+    "ALTER TABLE checkpoints DISABLE TRIGGER USER",
+    "DROP TRIGGER checkpoints_no_update_delete ON checkpoints",
+    "DROP TABLE checkpoints CASCADE",
+    "ALTER TABLE checkpoints OWNER TO CURRENT_USER",
+    "TRUNCATE checkpoints",
+    "UPDATE checkpoints SET position = position",
+    "DELETE FROM checkpoints",
+]
+
+
+@pytest.mark.parametrize("purpose", sorted(SERVICE_LOGINS))
+async def test_no_service_login_can_alter_disable_or_drop_the_log(
+    login_urls: dict[str, str], purpose: str
+) -> None:
+    """Every service login, acting as its group role (as its pool does) and after RESET ROLE
+    (as itself, with every membership it has): each statement is refused as
+    insufficient_privilege (42501: "must be owner of ..." / "permission denied ...")."""
+    connection = await asyncpg.connect(login_urls[purpose])
+    try:
+        for acting_as in (SERVICE_LOGINS[purpose], None):
+            await connection.execute(
+                f'SET ROLE "{acting_as}"' if acting_as is not None else "RESET ROLE"
+            )
+            for statement in TAMPERING:
+                transaction = connection.transaction()
+                await transaction.start()
+                try:
+                    with pytest.raises(asyncpg.InsufficientPrivilegeError) as refused:
+                        await connection.execute(statement)
+                    assert refused.value.sqlstate == "42501", statement
+                finally:
+                    await transaction.rollback()
+    finally:
+        await connection.close()
+
+
+async def test_a_role_that_cannot_log_in_owns_the_schema(
+    database_url: str, login_urls: dict[str, str]
+) -> None:
+    connection = await asyncpg.connect(database_url)
+    try:
+        owners = dict(
+            await connection.fetch(
+                """SELECT c.relname, pg_get_userbyid(c.relowner) FROM pg_class c
+                   JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE n.nspname = 'public' AND c.relkind IN ('r', 'p', 'v', 'm', 'S')"""
+            )
+        )
+        read_model = {"read_transcripts", "read_credentials", "read_model_replays"}
+        assert {"credit_log", "checkpoints", "schema_migrations"} <= set(owners)
+        assert {t: o for t, o in owners.items() if t not in read_model} == {
+            t: "ll_owner" for t in owners if t not in read_model
+        }
+        assert {owners[t] for t in read_model} == {"ll_read_model_owner"}
+        functions = await connection.fetch(
+            """SELECT p.proname, pg_get_userbyid(p.proowner) AS owner FROM pg_proc p
+               JOIN pg_namespace n ON n.oid = p.pronamespace WHERE n.nspname = 'public'"""
+        )
+        assert {row["proname"]: row["owner"] for row in functions} == {
+            "credit_log_is_append_only": "ll_owner"
+        }
+        assert (
+            await connection.fetchval(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = current_database()"
+            )
+            == "ll_owner"
+        )
+        can_login = dict(
+            await connection.fetch(
+                "SELECT rolname, rolcanlogin FROM pg_roles WHERE rolname = ANY($1::text[])",
+                ["ll_owner", "ll_read_model_owner", *SERVICE_LOGINS.values()],
+            )
+        )
+        assert can_login == dict.fromkeys(
+            ["ll_owner", "ll_read_model_owner", *SERVICE_LOGINS.values()], False
+        )
+        for purpose in SERVICE_LOGINS:
+            login = urlsplit(login_urls[purpose]).username
+            assert login == f"ll_{purpose}_login"
+            assert not await connection.fetchval(
+                "SELECT pg_has_role($1, 'll_owner', 'MEMBER')", login
+            )
+            assert not await connection.fetchval(
+                "SELECT rolsuper OR rolcreaterole OR rolcreatedb OR rolbypassrls "
+                "FROM pg_roles WHERE rolname = $1",
+                login,
+            )
+            assert not await connection.fetchval(
+                """SELECT count(*) FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+                   WHERE c.relowner = $1::regrole""",
+                login,
+            )
     finally:
         await connection.close()
 
@@ -182,7 +318,7 @@ async def test_even_the_owner_cannot_change_an_entry(
 
 # ------------------------------------------------------------------------------ logs
 async def test_service_logs_hold_no_tokens_no_learner_ids_and_one_json_object_per_line(
-    kafka_bootstrap: str, database_url: str, topics: Any
+    kafka_bootstrap: str, database_url: str, login_urls: dict[str, str], topics: Any
 ) -> None:
     """The four services as real processes at DEBUG; a scenario with good and bad calls; then
     every line of their logs is searched."""
@@ -213,7 +349,7 @@ async def test_service_logs_hold_no_tokens_no_learner_ids_and_one_json_object_pe
         "LOG_FORMAT": "json",
     }
     state = Path(tempfile.mkdtemp(prefix="ll-logs-"))
-    services = start_services(state, env)
+    services = start_services(state, env, login_urls)  # each service as its own login
     try:
         for name in ("gateway", "query", "ledger"):
             await healthy(f"127.0.0.1:{ports[name]}")

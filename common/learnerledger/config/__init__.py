@@ -8,9 +8,9 @@ a service's own names carry its prefix (``GATEWAY_GRPC_PORT``).
 
 from __future__ import annotations
 
-from pathlib import Path
+from typing import Literal
 
-from pydantic import AliasChoices, Field, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://learnerledger:learnerledger@127.0.0.1:5432/learnerledger"
@@ -34,6 +34,18 @@ class CommonSettings(BaseSettings):
     kafka_bootstrap_servers: str = Field(
         DEFAULT_KAFKA_BOOTSTRAP, validation_alias=_shared("KAFKA_BOOTSTRAP_SERVERS")
     )
+    # How Kafka clients authenticate (learnerledger.kafka.security.client_options).
+    kafka_security_protocol: Literal["PLAINTEXT", "SASL_PLAINTEXT", "SASL_SSL"] = Field(
+        "PLAINTEXT", validation_alias=_shared("KAFKA_SECURITY_PROTOCOL")
+    )
+    kafka_sasl_mechanism: Literal["SCRAM-SHA-512", "SCRAM-SHA-256", "PLAIN"] = Field(
+        "SCRAM-SHA-512", validation_alias=_shared("KAFKA_SASL_MECHANISM")
+    )
+    kafka_sasl_username: str = Field("", validation_alias=_shared("KAFKA_SASL_USERNAME"))
+    kafka_sasl_password: SecretStr = Field(
+        SecretStr(""), validation_alias=_shared("KAFKA_SASL_PASSWORD")
+    )
+    kafka_ssl_cafile: str = Field("", validation_alias=_shared("KAFKA_SSL_CAFILE"))
     database_url: str = Field(DEFAULT_DATABASE_URL, validation_alias=_shared("DATABASE_URL"))
     topic_completions: str = Field("completions.v1", validation_alias=_shared("TOPIC_COMPLETIONS"))
     topic_ledger_entries: str = Field(
@@ -54,16 +66,6 @@ class CommonSettings(BaseSettings):
     grpc_max_connection_age_grace_s: float = Field(
         60.0, ge=0, validation_alias=_shared("GRPC_MAX_CONNECTION_AGE_GRACE_S")
     )
-    #: Kafka client security (deploy/k8s: Strimzi KafkaUsers, SCRAM-SHA-512 over TLS).
-    kafka_security_protocol: str = Field(
-        "PLAINTEXT", validation_alias=_shared("KAFKA_SECURITY_PROTOCOL")
-    )
-    kafka_sasl_mechanism: str = Field(
-        "SCRAM-SHA-512", validation_alias=_shared("KAFKA_SASL_MECHANISM")
-    )
-    kafka_sasl_username: str | None = Field(None, validation_alias=_shared("KAFKA_SASL_USERNAME"))
-    kafka_sasl_password: str | None = Field(None, validation_alias=_shared("KAFKA_SASL_PASSWORD"))
-    kafka_ssl_cafile: Path | None = Field(None, validation_alias=_shared("KAFKA_SSL_CAFILE"))
 
     @field_validator("database_url")
     @classmethod

@@ -14,6 +14,7 @@ from aiokafka import errors as kafka_errors
 from prometheus_client import Counter
 
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
+from learnerledger.kafka.security import client_options
 
 log = structlog.get_logger(__name__)
 
@@ -141,6 +142,7 @@ def durable_producer(
             request_timeout_ms=request_timeout_ms,
             max_batch_size=max_batch_size,
             compression_type=None,
+            **client_options(),
         )
         pace_metadata_retries(producer.client)
         return producer

@@ -16,6 +16,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
 from learnerledger.config import CommonSettings
+from learnerledger.kafka.security import client_options
 
 DAY_MS = 24 * 60 * 60 * 1000
 
@@ -50,14 +51,22 @@ async def ensure_topics(
     replication_factor: int = 1,
     min_insync_replicas: int = 1,
 ) -> list[str]:
-    """Create the topics that do not exist yet; return the names created."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, request_timeout_ms=15000)
+    """Create the topics that do not exist yet; return the names created.
+
+    A principal that may not create topics (every service but ``admin`` where Kafka authorizes)
+    sees only the topics it may describe; the others it leaves to the admin who creates them
+    (``ledgerctl topics create``): refused creations are not errors.
+    """
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, request_timeout_ms=15000, **client_options()
+    )
     await admin.start()
     try:
         existing = set(await admin.list_topics())
         missing = [spec for spec in specs if spec.name not in existing]
         if not missing:
             return []
+        refused: set[str] = set()
         with contextlib.suppress(TopicAlreadyExistsError):  # created meanwhile by another process
             response = await admin.create_topics(
                 [
@@ -70,8 +79,8 @@ async def ensure_topics(
                     for spec in missing
                 ]
             )
-            _raise_topic_errors(response)
-        return [spec.name for spec in missing]
+            refused = _raise_topic_errors(response)
+        return [spec.name for spec in missing if spec.name not in refused]
     finally:
         await admin.close()
 
@@ -81,11 +90,18 @@ class TopicCreationFailed(RuntimeError):
 
 
 _TOPIC_ALREADY_EXISTS = 36
+_TOPIC_AUTHORIZATION_FAILED = 29
+_CLUSTER_AUTHORIZATION_FAILED = 31
 
 
-def _raise_topic_errors(response: Any) -> None:
+def _raise_topic_errors(response: Any) -> set[str]:
+    """Raise for a refused creation; return the topics this principal may not create."""
+    refused = set()
     for topic_error in getattr(response, "topic_errors", ()):
         name, code = topic_error[0], topic_error[1]
-        if code not in (0, _TOPIC_ALREADY_EXISTS):
+        if code in (_TOPIC_AUTHORIZATION_FAILED, _CLUSTER_AUTHORIZATION_FAILED):
+            refused.add(name)
+        elif code not in (0, _TOPIC_ALREADY_EXISTS):
             message = topic_error[2] if len(topic_error) > 2 else ""
             raise TopicCreationFailed(f"cannot create topic {name}: error {code} {message}")
+    return refused

@@ -5,6 +5,11 @@ every service here speaks asyncpg, and the schema is plain SQL anyway. The runne
 files ``NNNN_name.sql`` in ``sql/``, each applied in its own transaction, recorded with a
 checksum in ``schema_migrations``; an advisory lock lets concurrent migrators (several pods)
 wait for each other; a changed, already-applied file is an error, never silently re-run.
+
+No login owns the schema: after each migration, in its transaction, whatever the migration login
+created is handed over to the NOLOGIN role ``ll_owner`` (:data:`HAND_OVER_TO_OWNER`; migration
+0009 creates the role and hands over what existed before). The migration login must be a member
+of ``ll_owner``; see OPERATIONS.md "Database logins".
 """
 
 from __future__ import annotations
@@ -16,6 +21,45 @@ from importlib import resources
 import asyncpg
 
 _LOCK_KEY = 0x4C4C_4D49  # "LLMI"
+
+OWNER_ROLE = "ll_owner"
+
+#: Gives every table, view, sequence and function in ``public`` that the migration login owns
+#: to ``ll_owner`` (sequences that belong to a column follow their table). Does nothing before
+#: migration 0009 has created ``ll_owner``.
+HAND_OVER_TO_OWNER = """
+DO $$
+DECLARE
+    obj record;
+BEGIN
+    IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = 'll_owner') THEN
+        RETURN;
+    END IF;
+    FOR obj IN
+        SELECT c.oid::regclass::text AS name,
+               CASE c.relkind WHEN 'S' THEN 'SEQUENCE' WHEN 'v' THEN 'VIEW'
+                              WHEN 'm' THEN 'MATERIALIZED VIEW' WHEN 'f' THEN 'FOREIGN TABLE'
+                              ELSE 'TABLE' END AS kind
+        FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+        WHERE n.nspname = 'public' AND c.relowner = current_user::regrole
+          AND c.relkind IN ('r', 'p', 'v', 'm', 'f', 'S')
+          AND NOT EXISTS (
+              SELECT 1 FROM pg_depend d
+              WHERE d.classid = 'pg_class'::regclass AND d.objid = c.oid
+                AND d.refclassid = 'pg_class'::regclass AND d.deptype IN ('a', 'i'))
+    LOOP
+        EXECUTE format('ALTER %s %s OWNER TO ll_owner', obj.kind, obj.name);
+    END LOOP;
+    FOR obj IN
+        SELECT p.oid::regprocedure::text AS name
+        FROM pg_proc p JOIN pg_namespace n ON n.oid = p.pronamespace
+        WHERE n.nspname = 'public' AND p.proowner = current_user::regrole
+    LOOP
+        EXECUTE format('ALTER ROUTINE %s OWNER TO ll_owner', obj.name);
+    END LOOP;
+END;
+$$;
+"""
 
 
 class MigrationChanged(RuntimeError):
@@ -69,6 +113,7 @@ async def migrate(dsn: str) -> list[str]:
                     continue
                 async with connection.transaction():
                     await connection.execute(migration.sql)
+                    await connection.execute(HAND_OVER_TO_OWNER)
                     await connection.execute(
                         "INSERT INTO schema_migrations (version, name, checksum) VALUES ($1,$2,$3)",
                         migration.version,
@@ -76,6 +121,8 @@ async def migrate(dsn: str) -> list[str]:
                         migration.checksum,
                     )
                 done.append(f"{migration.version}_{migration.name}")
+            # schema_migrations itself, created above before ll_owner may have existed.
+            await connection.execute(HAND_OVER_TO_OWNER)
             return done
         finally:
             await connection.execute("SELECT pg_advisory_unlock($1)", _LOCK_KEY)

@@ -498,8 +498,9 @@ def replay_to_proto(status: rebuild.ReplayStatus) -> ledger_admin_pb2.ReplayStat
 
 @dataclass(frozen=True, slots=True)
 class ReplayRunner:
-    """Runs replays for StartReplay: as the read model's owner (``database_url``'s login user,
-    no ``SET ROLE``), one at a time, each on a connection of its own."""
+    """Runs replays for StartReplay: as the read model's owner (``ll_read_model_owner``, which
+    the ledger's login holds through ``ll_admin``), one at a time, each on a connection of its
+    own."""
 
     database_url: str
     bootstrap_servers: str
@@ -507,7 +508,7 @@ class ReplayRunner:
     tasks: dict[uuid.UUID, asyncio.Task[rebuild.ReplayStatus]] = field(default_factory=dict)
 
     async def start(self, source: str, learner_ids: list[str]) -> rebuild.ReplayStatus:
-        connection = await asyncpg.connect(self.database_url)
+        connection = await rebuild.connect_as_read_model_owner(self.database_url)
         try:
             status = await rebuild.start_or_resume(
                 connection, source=source, learner_ids=learner_ids
@@ -522,7 +523,7 @@ class ReplayRunner:
         return status
 
     async def _run(self, status: rebuild.ReplayStatus) -> rebuild.ReplayStatus:
-        connection = await asyncpg.connect(self.database_url)
+        connection = await rebuild.connect_as_read_model_owner(self.database_url)
         try:
             return await rebuild.run_replay(
                 connection,

@@ -21,6 +21,7 @@ from learnerledger.domain.validation import DEFAULT_CLOCK_SKEW
 from learnerledger.kafka.codec import encode_dead_letter
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
 from learnerledger.kafka.producer import DurableProducer
+from learnerledger.kafka.security import client_options
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import bookkeeping
 
@@ -107,6 +108,7 @@ async def consume_completions(
         client_id=f"ledger-{group_id}",
         session_timeout_ms=session_timeout_ms,
         heartbeat_interval_ms=max(session_timeout_ms // 3, 1000),
+        **client_options(),
     )
     pace_metadata_retries(consumer._client)
     consumer.subscribe([topic], listener=_SeekToStoredOffsets(consumer, pool, group_id))

@@ -32,6 +32,7 @@ from learnerledger.domain.transcript import TranscriptProjection, TranscriptStat
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
@@ -118,6 +119,7 @@ async def project(
         auto_offset_reset="earliest",
         session_timeout_ms=session_timeout_ms,
         max_poll_records=max_records,
+        **client_options(),
     )
     pace_metadata_retries(consumer._client)
     await consumer.start()

@@ -18,8 +18,10 @@
    The retired tables are dropped after the commit. The projector resumes on the new tables; its
    fold is idempotent by (learner, sequence), so whatever it delivers next is skipped or applied.
 
-This runs as the owner of the read model's tables (the migration role): it creates schemas and
-moves tables.
+This runs as the owner of the read model's tables, the NOLOGIN role ``ll_read_model_owner``
+(migration 0009; granted to ``ll_admin``): it creates schemas and moves tables. Connect with
+:func:`connect_as_read_model_owner`, so that what it creates is owned by that role too and no
+login ever owns a table.
 """
 
 from __future__ import annotations
@@ -38,6 +40,7 @@ from aiokafka import AIOKafkaConsumer, TopicPartition
 
 from learnerledger.domain.entries import Entry
 from learnerledger.kafka.codec import decode_ledger_entry
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import entry_from_row
 from learnerledger.query.projector import apply_entries
@@ -50,6 +53,7 @@ _ENTRY_COLUMNS = (
     "source_event_id, source_partition, source_offset, prev_hash, entry_hash, recorded_at"
 )
 _TABLES = ("read_transcripts", "read_credentials")
+READ_MODEL_OWNER = "ll_read_model_owner"
 
 
 class ReplayConflict(RuntimeError):
@@ -101,6 +105,18 @@ def _status(row: asyncpg.Record) -> ReplayStatus:
         cursor_sequence=row["cursor_sequence"],
         kafka_offsets=json.loads(row["kafka_offsets"]),
     )
+
+
+async def connect_as_read_model_owner(dsn: str) -> asyncpg.Connection:
+    """A connection for a replay: a login that is a member of ``ll_read_model_owner`` (through
+    ``ll_admin``), acting as that role."""
+    connection = await asyncpg.connect(dsn)
+    try:
+        await connection.execute(f"SET ROLE {READ_MODEL_OWNER}")
+    except BaseException:
+        await connection.close()
+        raise
+    return connection
 
 
 async def get_status(connection: Connection, replay_id: uuid.UUID) -> ReplayStatus | None:
@@ -250,6 +266,7 @@ async def _build_from_kafka(
         enable_auto_commit=False,
         client_id=f"replay-{status.replay_id}",
         max_poll_records=batch,
+        **client_options(),
     )
     await consumer.start()
     try:
@@ -282,7 +299,9 @@ async def _build_from_kafka(
 async def _partitions(bootstrap_servers: str, topic: str) -> list[int]:
     from aiokafka.admin import AIOKafkaAdminClient
 
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers, client_id="replay")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap_servers, client_id="replay", **client_options()
+    )
     await admin.start()
     try:
         described = await admin.describe_topics([topic])

@@ -274,14 +274,21 @@ async def wait_until_ready(address: str, deadline: float) -> None:
 
 
 async def run_demo(
-    *, state_dir: Path, bootstrap: str, database_url: str, env: dict[str, str], total: int
+    *,
+    state_dir: Path,
+    bootstrap: str,
+    database_url: str,
+    env: dict[str, str],
+    total: int,
+    logins: dict[str, str] | None = None,
+    kafka_env: dict[str, dict[str, str]] | None = None,
 ) -> None:
     console = Console(soft_wrap=True)
     started = time.monotonic()
     # The services read their ports from the environment (GATEWAY_GRPC_PORT, ...); so does this.
     gateway = f"127.0.0.1:{GatewaySettings().grpc_port}"
     query = f"127.0.0.1:{QuerySettings().grpc_port}"
-    services = start_services(state_dir, env)
+    services = start_services(state_dir, env, logins, kafka_env)
     console.print("services: " + ", ".join(f"{s.name} (pid {s.pid})" for s in services))
     deadline = time.monotonic() + 120
     for address in (gateway, query):

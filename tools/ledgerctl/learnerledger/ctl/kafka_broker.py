@@ -39,6 +39,7 @@ from learnerledger.ctl.stack_errors import (
     MavenMissing,
     StackError,
 )
+from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -51,6 +52,35 @@ CONSUMER_PERF_MAIN = "org.apache.kafka.tools.ConsumerPerformance"
 API_VERSIONS_MAIN = "org.apache.kafka.tools.BrokerApiVersionsCommand"
 BROKER_HEAP = ("-Xms256m", "-Xmx512m")
 MARKER_PROPERTY = "learnerledger.stack.dir"
+
+SASL_MECHANISM = "SCRAM-SHA-512"
+ADMIN_PRINCIPAL = "admin"
+#: The local stack's Kafka principals. ``admin`` is a super user (topic creation, ``ledgerctl``
+#: lag / replay / re-drive, tests, benchmarks); the others get only the ACLs below. The query
+#: service and the migrations have no Kafka access.
+PRINCIPALS = (ADMIN_PRINCIPAL, "gateway", "ledger", "projector")
+
+# Kafka protocol codes (org.apache.kafka.common.acl / resource).
+_TOPIC, _GROUP = 2, 3
+_PREFIXED = 4
+_READ, _WRITE, _DESCRIBE = 3, 4, 8
+_ALLOW = 3
+
+#: (principal, resource type, name prefix, operations). PREFIXED, so that the suffixed topics
+#: and groups the tests create (``completions.v1.t<hex>``, ``ledger-<topic>``) are covered;
+#: ``completions.v1`` does not prefix ``completions.dlq.v1``. An idempotent producer needs only
+#: WRITE on a topic (KIP-679, Kafka 3.0+), not IdempotentWrite on the cluster.
+ACLS: tuple[tuple[str, int, str, tuple[int, ...]], ...] = (
+    ("gateway", _TOPIC, "completions.v1", (_WRITE, _DESCRIBE)),
+    # The ledger consumes completions, and writes consent events there (GrantConsent).
+    ("ledger", _TOPIC, "completions.v1", (_READ, _WRITE, _DESCRIBE)),
+    ("ledger", _GROUP, "ledger", (_READ, _DESCRIBE)),
+    # It publishes entries and dead letters, and StartReplay --source kafka reads the entries.
+    ("ledger", _TOPIC, "ledger.entries.v1", (_READ, _WRITE, _DESCRIBE)),
+    ("ledger", _TOPIC, "completions.dlq.v1", (_WRITE, _DESCRIBE)),
+    ("projector", _TOPIC, "ledger.entries.v1", (_READ, _DESCRIBE)),
+    ("projector", _GROUP, "projector", (_READ, _DESCRIBE)),
+)
 _STAMP = ".pom.sha256"
 _REPO_ROOT = Path(__file__).resolve().parents[4]
 
@@ -232,6 +262,47 @@ class KafkaBroker:
         return self.state_dir / "kafka.pid"
 
     @property
+    def credentials_file(self) -> Path:
+        return self.home / "credentials.json"
+
+    def credentials(self) -> dict[str, str]:
+        """SCRAM-SHA-512 password by principal (:data:`PRINCIPALS`), generated once, 0600."""
+        from learnerledger.ctl.db_logins import load_or_create_secrets
+
+        return load_or_create_secrets(self.credentials_file, list(PRINCIPALS))
+
+    def client_env(self, principal: str) -> dict[str, str]:
+        """The KAFKA_* settings with which a client authenticates as ``principal``."""
+        return {
+            "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
+            "KAFKA_SASL_MECHANISM": SASL_MECHANISM,
+            "KAFKA_SASL_USERNAME": principal,
+            "KAFKA_SASL_PASSWORD": self.credentials()[principal],
+        }
+
+    def admin_client_properties(self) -> Path:
+        """A Java client properties file (0600) for Kafka's own tools (``--producer.config``,
+        ``--command-config``) as the super user ``admin``."""
+        path = self.home / "admin-client.properties"
+        password = self.credentials()[ADMIN_PRINCIPAL]
+        text = (
+            "security.protocol=SASL_PLAINTEXT\n"
+            f"sasl.mechanism={SASL_MECHANISM}\n"
+            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
+            f'username="{ADMIN_PRINCIPAL}" password="{password}";\n'
+        )
+        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as sink:
+            sink.write(text)
+        return path
+
+    def admin_options(self) -> dict[str, Any]:
+        """aiokafka client options as the super user ``admin``."""
+        from learnerledger.config import CommonSettings
+
+        return client_options(CommonSettings.model_validate(self.client_env(ADMIN_PRINCIPAL)))
+
+    @property
     def bootstrap(self) -> str:
         return f"127.0.0.1:{self.port}"
 
@@ -266,11 +337,26 @@ class KafkaBroker:
             "node.id": 1,
             # Static single-voter quorum: the controller port may change between runs.
             "controller.quorum.voters": f"1@{host}:{self.controller_port}",
-            "listeners": f"PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}",
-            "advertised.listeners": f"PLAINTEXT://{host}:{self.port}",
+            # Clients (and the broker itself) authenticate with SCRAM-SHA-512 on the one client
+            # listener; the controller listener stays on 127.0.0.1 and is for KRaft only.
+            "listeners": (
+                f"SASL_PLAINTEXT://{host}:{self.port},CONTROLLER://{host}:{self.controller_port}"
+            ),
+            "advertised.listeners": f"SASL_PLAINTEXT://{host}:{self.port}",
             "controller.listener.names": "CONTROLLER",
-            "inter.broker.listener.name": "PLAINTEXT",
-            "listener.security.protocol.map": "PLAINTEXT:PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "inter.broker.listener.name": "SASL_PLAINTEXT",
+            "listener.security.protocol.map": "SASL_PLAINTEXT:SASL_PLAINTEXT,CONTROLLER:PLAINTEXT",
+            "sasl.enabled.mechanisms": SASL_MECHANISM,
+            "sasl.mechanism.inter.broker.protocol": SASL_MECHANISM,
+            "listener.name.sasl_plaintext.scram-sha-512.sasl.jaas.config": (
+                "org.apache.kafka.common.security.scram.ScramLoginModule required "
+                f'username="{ADMIN_PRINCIPAL}" password="{self.credentials()[ADMIN_PRINCIPAL]}";'
+            ),
+            # Every request is authorized; without an ACL nothing is allowed. ANONYMOUS is the
+            # principal of the PLAINTEXT controller listener only (KRaft's own traffic).
+            "authorizer.class.name": "org.apache.kafka.metadata.authorizer.StandardAuthorizer",
+            "allow.everyone.if.no.acl.found": "false",
+            "super.users": f"User:{ADMIN_PRINCIPAL};User:ANONYMOUS",
             "log.dirs": str(self.data_dir),
             "num.partitions": 12,
             "default.replication.factor": 1,
@@ -338,7 +424,11 @@ class KafkaBroker:
     def write_config(self) -> None:
         for directory in (self.home, self.data_dir, self.log_dir):
             directory.mkdir(parents=True, exist_ok=True)
-        self.properties_file.write_text(self.server_properties())
+        # It holds the admin principal's password.
+        descriptor = os.open(self.properties_file, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(descriptor, "w") as sink:
+            sink.write(self.server_properties())
+        self.properties_file.chmod(0o600)
         (self.home / "log4j2.properties").write_text(self.log4j2_properties(file=self.server_log))
         (self.home / "tools-log4j2.properties").write_text(self.log4j2_properties(file=None))
 
@@ -371,6 +461,11 @@ class KafkaBroker:
             # One argument, "--cluster-id=ID": an id that begins with "-" (URL-safe base64 can)
             # would otherwise be read as an option ("expected one argument").
             f"--cluster-id={cluster_id}",
+            # Each principal's SCRAM credentials, written into the metadata at format time.
+            *(
+                f"--add-scram={SASL_MECHANISM}=[name={name},password={password}]"
+                for name, password in self.credentials().items()
+            ),
             "-c",
             str(self.properties_file),
             "--ignore-formatted",
@@ -422,7 +517,11 @@ class KafkaBroker:
                     "kafka", self.log_tail(), reason=f"the broker JVM (pid {pid}) exited"
                 )
             try:
-                return check_kafka(self.bootstrap, timeout=min(5.0, max(1.0, timeout)))
+                return check_kafka(
+                    self.bootstrap,
+                    timeout=min(5.0, max(1.0, timeout)),
+                    options=self.admin_options(),
+                )
             except StackError as exc:
                 cause = exc.__cause__
                 last_error = f"{type(cause).__name__}: {cause}" if cause else str(exc)
@@ -449,14 +548,18 @@ class KafkaBroker:
 # Checks and tools
 
 
-def check_kafka(bootstrap: str, timeout: float = 5.0) -> dict[str, Any]:
+def check_kafka(
+    bootstrap: str, timeout: float = 5.0, *, options: dict[str, Any] | None = None
+) -> dict[str, Any]:
     """One metadata round-trip to ``bootstrap``; returns describe_cluster's answer.
+
+    ``options``: client security options (default: the environment's, ``client_options()``).
 
     Raises :class:`ComponentUnreachable` (naming ``KAFKA_BOOTSTRAP_SERVERS``) on failure.
     """
     try:
         with _quiet_aiokafka():
-            return processes.run_coro(_describe_cluster(bootstrap, timeout))
+            return processes.run_coro(_describe_cluster(bootstrap, timeout, options))
     except Exception as exc:
         raise ComponentUnreachable(
             f"Kafka at {bootstrap} did not answer a metadata request within {timeout:.0f}s "
@@ -477,13 +580,16 @@ def _quiet_aiokafka() -> Iterator[None]:
         logger.setLevel(previous)
 
 
-async def _describe_cluster(bootstrap: str, seconds: float) -> dict[str, Any]:
+async def _describe_cluster(
+    bootstrap: str, seconds: float, options: dict[str, Any] | None
+) -> dict[str, Any]:
     from aiokafka.admin import AIOKafkaAdminClient
 
     admin = AIOKafkaAdminClient(
         bootstrap_servers=bootstrap,
         client_id="ledgerctl-stack-check",
         request_timeout_ms=max(1000, int(seconds * 1000)),
+        **(options if options is not None else client_options()),
     )
     try:
         async with asyncio.timeout(seconds):
@@ -497,6 +603,37 @@ async def _describe_cluster(bootstrap: str, seconds: float) -> dict[str, Any]:
     if info.get("controller_id", -1) == -1:
         raise ComponentUnreachable(f"Kafka at {bootstrap} has no active controller yet")
     return info
+
+
+def create_acls(bootstrap: str, options: dict[str, Any], timeout: float = 30.0) -> None:
+    """Create :data:`ACLS` (idempotent: Kafka keeps one copy of an identical binding)."""
+    with _quiet_aiokafka():
+        processes.run_coro(_create_acls(bootstrap, options, timeout))
+
+
+async def _create_acls(bootstrap: str, options: dict[str, Any], seconds: float) -> None:
+    from aiokafka.admin import AIOKafkaAdminClient
+    from aiokafka.protocol.admin import CreateAclsRequest
+
+    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledgerctl-acls", **options)
+    try:
+        async with asyncio.timeout(seconds):
+            await admin.start()
+            for principal, resource, name, operations in ACLS:
+                for operation in operations:
+                    request = CreateAclsRequest(
+                        resource, name, _PREFIXED, f"User:{principal}", "*", operation, _ALLOW
+                    )
+                    response = await admin._send_request(request)
+                    for error_code, message in response.creation_responses:
+                        if error_code:
+                            raise ComponentUnreachable(
+                                f"creating the ACL {principal} {operation} on {name} failed: "
+                                f"error {error_code} {message}"
+                            )
+    finally:
+        with contextlib.suppress(Exception):
+            await admin.close()
 
 
 def run_tool(

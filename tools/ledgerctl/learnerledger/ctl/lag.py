@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from aiokafka import AIOKafkaConsumer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
+from learnerledger.kafka.security import client_options
 from learnerledger.postgres import Connection
 
 
@@ -53,7 +54,9 @@ class LagReport:
 
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledgerctl-lag")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="ledgerctl-lag", **client_options()
+    )
     await admin.start()
     try:
         described = await admin.describe_topics([topic])
@@ -62,7 +65,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     partitions = sorted(
         p["partition"] for t in described if t["error_code"] == 0 for p in t["partitions"]
     )
-    consumer = AIOKafkaConsumer(bootstrap_servers=bootstrap, client_id="ledgerctl-lag")
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=bootstrap, client_id="ledgerctl-lag", **client_options()
+    )
     await consumer.start()
     try:
         ends = await consumer.end_offsets([TopicPartition(topic, p) for p in partitions])
@@ -72,7 +77,9 @@ async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
 
 
 async def kafka_committed(bootstrap: str, group: str, topic: str) -> dict[int, int]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap, client_id="ledgerctl-lag")
+    admin = AIOKafkaAdminClient(
+        bootstrap_servers=bootstrap, client_id="ledgerctl-lag", **client_options()
+    )
     await admin.start()
     try:
         offsets = await admin.list_consumer_group_offsets(group)

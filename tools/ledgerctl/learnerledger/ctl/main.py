@@ -1,9 +1,12 @@
 """``ledgerctl``: run the services, manage the local stack, the catalog and the ledger.
 
 Every subcommand reads its settings from the environment (``DATABASE_URL``,
-``KAFKA_BOOTSTRAP_SERVERS``, ...). Errors a user can fix are printed as one message naming the
-setting or argument to change, with exit code 2; a broken ledger (``verify``) exits 1, and a
-ledger whose chains verify but that no signed checkpoint covers (yet) exits 3.
+``KAFKA_BOOTSTRAP_SERVERS``, ...). Without ``DATABASE_URL``, a command on the local stack logs in
+with the login meant for it (``ll_admin_login`` for admin commands, ``ll_migrator`` for
+``db migrate``, each service's own for ``serve``; see :mod:`learnerledger.ctl.db_logins`).
+Errors a user can fix are printed as one message naming the setting or argument to change,
+with exit code 2; a broken ledger (``verify``) exits 1, and a ledger whose chains verify but
+that no signed checkpoint covers (yet) exits 3.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import importlib
+import os
 import sys
 from collections.abc import Callable, Coroutine
 from datetime import UTC, datetime
@@ -32,18 +36,60 @@ def _settings() -> CommonSettings:
     return CommonSettings()
 
 
+def _use_local_kafka_principal(principal: str) -> None:
+    """Without KAFKA_SECURITY_PROTOCOL set, a command on the local stack authenticates to its
+    Kafka as ``principal`` (``admin`` for ledgerctl's own commands, a service's for ``serve``;
+    credentials from ``<state>/kafka/credentials.json``)."""
+    from learnerledger.ctl.kafka_broker import PRINCIPALS
+    from learnerledger.ctl.stack import StackConfig, external_servers
+
+    if os.environ.get("KAFKA_SECURITY_PROTOCOL", "").strip() or external_servers() is not None:
+        return
+    broker = StackConfig.from_env().kafka()
+    if broker.credentials_file.exists() and principal in PRINCIPALS:
+        os.environ.update(broker.client_env(principal))
+
+
+def _database_url(purpose: str) -> str:
+    """DATABASE_URL when set; else the local stack's login for ``purpose`` (``admin``,
+    ``migrator`` or a service name) when the stack has made its logins; else the default."""
+    from learnerledger.ctl.stack import StackConfig
+
+    if not os.environ.get("DATABASE_URL", "").strip():
+        postgres = StackConfig.from_env().postgres()
+        if postgres.logins_file.exists():
+            return postgres.login_urls()[purpose]
+    return _settings().database_url
+
+
 # stack ---------------------------------------------------------------------------------------
 def cmd_stack_up(args: argparse.Namespace) -> int:
     from learnerledger.ctl.stack import StackConfig, stack_up
 
-    info = stack_up(StackConfig.from_env())
+    cfg = StackConfig.from_env()
+    info = stack_up(cfg)
+    os.environ.update(info.kafka_env.get("admin", {}))  # topics are created as the Kafka admin
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     where = "external servers" if info.external else "local stack"
     print(f"{where} ready: kafka {info.kafka_bootstrap}, postgres {_redact(info.database_url)}")
     print("use it from a shell with:")
-    print(
-        f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} DATABASE_URL={info.database_url}"
-    )
+    if info.external:
+        print(
+            f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} "
+            f"DATABASE_URL={info.database_url}"
+        )
+    else:
+        # No DATABASE_URL: each ledgerctl command then logs in as the login meant for it.
+        admin = info.kafka_env.get("admin", {})
+        print(
+            f"  export KAFKA_BOOTSTRAP_SERVERS={info.kafka_bootstrap} "
+            + " ".join(f"{name}={value}" for name, value in admin.items())
+        )
+        print(
+            f"PostgreSQL logins (one per service, ll_admin_login for admin work) are in "
+            f"{cfg.postgres().logins_file}; ledgerctl picks the right one. As the admin:"
+        )
+        print(f"  DATABASE_URL={info.login_url('admin')}")
     return 0
 
 
@@ -86,6 +132,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
     cfg = StackConfig.from_env()
     info = stack_up(cfg)
+    os.environ.update(info.kafka_env.get("admin", {}))  # the demo's own clients act as admin
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     key = cfg.state_dir / "checkpoint-signing.key"
     if not key.exists():
@@ -99,9 +146,11 @@ def cmd_demo(args: argparse.Namespace) -> int:
         run_demo(
             state_dir=cfg.state_dir,
             bootstrap=info.kafka_bootstrap,
-            database_url=info.database_url,
+            database_url=info.login_url("admin"),
             env=env,
             total=args.completions,
+            logins=info.logins,
+            kafka_env=info.kafka_env,
         )
     )
     return 0
@@ -111,7 +160,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
 async def cmd_db_migrate(args: argparse.Namespace) -> int:
     from learnerledger.postgres.migrations import migrate
 
-    applied = await migrate(_settings().database_url)
+    applied = await migrate(_database_url("migrator"))
     print("\n".join(f"applied {name}" for name in applied) or "schema is up to date")
     return 0
 
@@ -140,6 +189,10 @@ SERVICE_ENTRYPOINTS = {
 
 
 def cmd_serve(args: argparse.Namespace) -> int:
+    # Each service logs in as its own login (the ledger's also serves the admin API), and to
+    # Kafka as its own principal.
+    os.environ["DATABASE_URL"] = _database_url(args.service)
+    _use_local_kafka_principal(args.service)
     importlib.import_module(SERVICE_ENTRYPOINTS[args.service]).main()
     return 0
 
@@ -148,7 +201,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 async def _with_connection(action: Callable[[Any], Coroutine[Any, Any, int]]) -> int:
     from learnerledger.postgres.pool import create_pool
 
-    pool = await create_pool(_settings().database_url, role="ll_admin", max_size=1)
+    pool = await create_pool(_database_url("admin"), role="ll_admin", max_size=1)
     try:
         async with pool.acquire() as connection:
             return await action(connection)
@@ -410,7 +463,7 @@ async def cmd_replay_projections(args: argparse.Namespace) -> int:
 
     settings = _settings()
     final = await replay_projections(
-        settings.database_url,
+        _database_url("admin"),
         source=args.source,
         learner_ids=args.learner or (),
         bootstrap_servers=settings.kafka_bootstrap_servers,
@@ -575,6 +628,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> None:
     args = build_parser().parse_args(argv)
+    if args.handler is not cmd_serve:  # serve picks its service's principal itself
+        _use_local_kafka_principal("admin")
     sys.exit(run(args))
 
 

@@ -7,9 +7,10 @@ Layout::
     <state>/postgres/run/          unix socket directory (mode 0700: only the owner connects)
     <state>/postgres/postgres.log  server log
 
-Authentication: TCP on 127.0.0.1 uses scram-sha-256 (role ``learnerledger``, password
-``learnerledger``, LOGIN CREATEDB CREATEROLE, owner of database ``learnerledger``; CREATEROLE
-because the migrations create the services' group roles). The unix socket trusts
+Authentication: TCP on 127.0.0.1 uses scram-sha-256 with one login per purpose (the migration
+login ``ll_migrator`` and one per service, see :mod:`learnerledger.ctl.db_logins`), each with a
+generated password kept in ``<state>/postgres/logins.json`` (mode 0600). Database
+``learnerledger`` is owned by the NOLOGIN role ``ll_owner``. The unix socket trusts
 local users, and the socket directory is private to the cluster's OS user, which gives the
 superuser ``postgres`` to this machine's owner (admin DSN) and to nobody else.
 
@@ -32,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from urllib.parse import quote, urlsplit, urlunsplit
 
-from learnerledger.ctl import processes
+from learnerledger.ctl import db_logins, processes
 from learnerledger.ctl.stack_errors import (
     ComponentFailedToStart,
     ComponentUnreachable,
@@ -42,8 +43,8 @@ from learnerledger.ctl.stack_errors import (
     StateDirUnusable,
 )
 
-APP_ROLE = "learnerledger"
-APP_PASSWORD = "learnerledger"
+#: The login that owned everything before issue 12; an old state dir's objects are handed over.
+LEGACY_APP_ROLE = "learnerledger"
 APP_DATABASE = "learnerledger"
 SUPERUSER = "postgres"
 _SOCKET_PATH_MAX = 107  # sun_path is 108 bytes on Linux, including the NUL
@@ -138,8 +139,19 @@ class PostgresServer:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def logins_file(self) -> Path:
+        return self.home / "logins.json"
+
+    def login_urls(self) -> dict[str, str]:
+        """DSN over TCP by purpose: ``migrator``, ``gateway``, ``ledger``, ``projector``,
+        ``query``, ``admin`` (passwords generated on first use)."""
+        passwords = db_logins.load_or_create_passwords(self.logins_file)
+        return db_logins.login_dsns(f"postgresql://127.0.0.1:{self.port}/{APP_DATABASE}", passwords)
+
+    @property
     def database_url(self) -> str:
-        return f"postgresql://{APP_ROLE}:{APP_PASSWORD}@127.0.0.1:{self.port}/{APP_DATABASE}"
+        """The migration login (``ll_migrator``): migrations, and setting up demo or test data."""
+        return self.login_urls()["migrator"]
 
     @property
     def admin_database_url(self) -> str:
@@ -334,7 +346,8 @@ class PostgresServer:
         return pid
 
     def ensure_app_role_and_database(self, timeout: float) -> None:
-        """Create role and database ``learnerledger`` if missing (superuser over the socket)."""
+        """Create the logins and database ``learnerledger`` if missing (superuser over the
+        socket); hand an old state dir's objects over to ``ll_owner``."""
         processes.run_coro(self._ensure_app_objects(timeout))
 
     async def _ensure_app_objects(self, seconds: float) -> None:
@@ -344,20 +357,39 @@ class PostgresServer:
             with_database(self.admin_database_url, "postgres"), timeout=seconds
         )
         try:
-            exists = await conn.fetchval("SELECT 1 FROM pg_roles WHERE rolname = $1", APP_ROLE)
-            verb = "ALTER" if exists else "CREATE"
-            # CREATEROLE: the migrations (run as the database owner) create the NOLOGIN
-            # service group roles ll_gateway, ll_ledger... and grant them to the owner.
-            await conn.execute(
-                f"{verb} ROLE {APP_ROLE} LOGIN CREATEDB CREATEROLE PASSWORD '{APP_PASSWORD}'"
+            passwords = db_logins.load_or_create_passwords(self.logins_file)
+            await db_logins.ensure_logins(conn, passwords)
+            owner = await conn.fetchval(
+                "SELECT pg_get_userbyid(datdba) FROM pg_database WHERE datname = $1", APP_DATABASE
             )
-            exists = await conn.fetchval(
-                "SELECT 1 FROM pg_database WHERE datname = $1", APP_DATABASE
-            )
-            if not exists:
-                await conn.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {APP_ROLE}")
+            if owner is None:
+                await conn.execute(f"CREATE DATABASE {APP_DATABASE} OWNER {db_logins.OWNER_ROLE}")
+            elif owner != db_logins.OWNER_ROLE:
+                await conn.execute(f"ALTER DATABASE {APP_DATABASE} OWNER TO {db_logins.OWNER_ROLE}")
         finally:
             await conn.close()
+        if await self._legacy_role_exists(seconds):
+            conn = await asyncpg.connect(self.admin_database_url, timeout=seconds)
+            try:
+                await conn.execute(f"REASSIGN OWNED BY {LEGACY_APP_ROLE} TO {db_logins.OWNER_ROLE}")
+                # Its password was well known (and it may CREATEROLE): it logs in no more.
+                await conn.execute(f"ALTER ROLE {LEGACY_APP_ROLE} NOLOGIN")
+            finally:
+                await conn.close()
+
+    async def _legacy_role_exists(self, seconds: float) -> bool:
+        import asyncpg
+
+        conn = await asyncpg.connect(
+            with_database(self.admin_database_url, "postgres"), timeout=seconds
+        )
+        try:
+            found = await conn.fetchval(
+                "SELECT 1 FROM pg_roles WHERE rolname = $1", LEGACY_APP_ROLE
+            )
+        finally:
+            await conn.close()
+        return bool(found)
 
     def wait_ready(self, pid: int, timeout: float) -> str:
         """``SELECT 1`` as the app role over TCP until it works; returns the server version."""
@@ -434,8 +466,8 @@ async def _select_one(dsn: str, seconds: float, setting: str) -> str:
     ) as exc:
         raise PostgresAuthFailed(
             f"PostgreSQL rejected the credentials in {setting}={shown}: {exc}. "
-            f"Fix the user name / password in {setting} (the local stack's app role is "
-            f"{APP_ROLE}/{APP_PASSWORD})"
+            f"Fix the user name / password in {setting} (the local stack's logins and their "
+            "passwords are in <state dir>/postgres/logins.json)"
         ) from exc
     except asyncpg.InvalidCatalogNameError as exc:
         raise ComponentUnreachable(

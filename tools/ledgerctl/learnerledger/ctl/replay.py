@@ -12,11 +12,10 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-import asyncpg
-
 from learnerledger.query.rebuild import (
     ProgressCallback,
     ReplayStatus,
+    connect_as_read_model_owner,
     run_replay,
     start_or_resume,
 )
@@ -97,7 +96,7 @@ async def replay_projections(
     batch: int,
     stream: TextIO = sys.stdout,
 ) -> ReplayStatus:
-    connection = await asyncpg.connect(database_url)
+    connection = await connect_as_read_model_owner(database_url)
     try:
         replay = await start_or_resume(connection, source=source, learner_ids=learner_ids)
         verb = "resuming" if replay.state == "running" else "starting"

@@ -32,8 +32,19 @@ def _folder(state_dir: Path) -> Path:
     return folder
 
 
-def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]:
-    """Start each service not already running; return all of them."""
+def start_services(
+    state_dir: Path,
+    env: dict[str, str],
+    logins: dict[str, str] | None = None,
+    kafka_env: dict[str, dict[str, str]] | None = None,
+) -> list[RunningService]:
+    """Start each service not already running; return all of them.
+
+    ``logins`` (DSN by service name, e.g. ``StackInfo.logins``) gives each service the
+    DATABASE_URL of its own login, and ``kafka_env`` (``StackInfo.kafka_env``) its own Kafka
+    principal (query, which has none, gets no credentials); without them every service gets
+    ``env``'s.
+    """
     folder = _folder(state_dir)
     running = []
     for name in SERVICES:
@@ -45,7 +56,7 @@ def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]
         with log.open("ab") as sink:
             process = subprocess.Popen(
                 [sys.executable, "-m", "learnerledger.ctl.main", "serve", name],
-                env={**os.environ, **env},
+                env={**os.environ, **env, **_own_identity(name, logins, kafka_env)},
                 stdout=sink,
                 stderr=subprocess.STDOUT,
                 stdin=subprocess.DEVNULL,
@@ -54,6 +65,26 @@ def start_services(state_dir: Path, env: dict[str, str]) -> list[RunningService]
         pid_file.write_text(str(process.pid))
         running.append(RunningService(name, process.pid, log))
     return running
+
+
+def _own_identity(
+    name: str, logins: dict[str, str] | None, kafka_env: dict[str, dict[str, str]] | None
+) -> dict[str, str]:
+    own: dict[str, str] = {}
+    if logins and name in logins:
+        own["DATABASE_URL"] = logins[name]
+    if kafka_env:
+        own.update(
+            kafka_env.get(
+                name,
+                {
+                    "KAFKA_SECURITY_PROTOCOL": "PLAINTEXT",
+                    "KAFKA_SASL_USERNAME": "",
+                    "KAFKA_SASL_PASSWORD": "",
+                },
+            )
+        )
+    return own
 
 
 def check_services(services: list[RunningService]) -> None:

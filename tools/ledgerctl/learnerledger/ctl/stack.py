@@ -32,7 +32,7 @@ import os
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from learnerledger.ctl import kafka_broker, processes
 from learnerledger.ctl.kafka_broker import (
@@ -190,7 +190,7 @@ class StackInfo:
 
     kafka_bootstrap: str
     database_url: str
-    """App role (``learnerledger``) over TCP."""
+    """The migration login (``ll_migrator``) over TCP; with external servers, DATABASE_URL."""
     admin_database_url: str
     """Superuser (``postgres``) over the private unix socket; same database."""
     kafka_pid: int | None
@@ -200,14 +200,42 @@ class StackInfo:
     state_dir: Path | None = None
     kafka_log: Path | None = None
     postgres_log: Path | None = None
+    kafka_env: dict[str, dict[str, str]] = field(default_factory=dict)
+    """The local stack's KAFKA_* settings by principal (``admin``, ``gateway``, ``ledger``,
+    ``projector``; :data:`kafka_broker.PRINCIPALS`); empty for external servers."""
+    logins: dict[str, str] = field(default_factory=dict)
+    """The local stack's DSN by purpose (``migrator``, ``gateway``, ``ledger``, ``projector``,
+    ``query``, ``admin``; see :mod:`learnerledger.ctl.db_logins`); empty for external servers,
+    where ``database_url`` serves every purpose."""
+
+    def login_url(self, purpose: str) -> str:
+        """DSN of the login for ``purpose`` (a service name, ``admin`` or ``migrator``)."""
+        return self.logins.get(purpose, self.database_url)
+
+    def service_env(self, purpose: str) -> dict[str, str]:
+        """``env()`` with the DATABASE_URL and Kafka principal of ``purpose`` (a service name;
+        a service without a principal, such as query, gets no Kafka credentials)."""
+        env = {**self.env(), "DATABASE_URL": self.login_url(purpose)}
+        for name in _KAFKA_CREDENTIAL_NAMES:
+            env.pop(name, None)
+        return {**env, **self.kafka_env.get(purpose, {})}
 
     def env(self) -> dict[str, str]:
-        """Environment for a service process that should use this stack."""
+        """Environment for a process that should use this stack (Kafka as ``admin``)."""
         return {
             "KAFKA_BOOTSTRAP_SERVERS": self.kafka_bootstrap,
             "DATABASE_URL": self.database_url,
             "ADMIN_DATABASE_URL": self.admin_database_url,
+            **self.kafka_env.get(kafka_broker.ADMIN_PRINCIPAL, {}),
         }
+
+
+_KAFKA_CREDENTIAL_NAMES = (
+    "KAFKA_SECURITY_PROTOCOL",
+    "KAFKA_SASL_MECHANISM",
+    "KAFKA_SASL_USERNAME",
+    "KAFKA_SASL_PASSWORD",
+)
 
 
 @dataclass(frozen=True)
@@ -374,6 +402,7 @@ def stack_up(cfg: StackConfig) -> StackInfo:
     pg.wait_ready(pg_pid, cfg.start_timeout)
 
     kafka.wait_ready(kafka_pid, cfg.start_timeout)
+    kafka_broker.create_acls(kafka.bootstrap, kafka.admin_options(), cfg.start_timeout)
     return StackInfo(
         kafka_bootstrap=kafka.bootstrap,
         database_url=pg.database_url,
@@ -383,6 +412,8 @@ def stack_up(cfg: StackConfig) -> StackInfo:
         state_dir=cfg.state_dir,
         kafka_log=kafka.server_log,
         postgres_log=pg.log_file,
+        logins=pg.login_urls(),
+        kafka_env={name: kafka.client_env(name) for name in kafka_broker.PRINCIPALS},
     )
 
 
@@ -433,7 +464,13 @@ def stack_status(cfg: StackConfig) -> list[ComponentStatus]:
         )
     else:
         statuses.append(
-            _probe("kafka", kafka.bootstrap, pid, lambda: _kafka_detail(kafka.bootstrap), "")
+            _probe(
+                "kafka",
+                kafka.bootstrap,
+                pid,
+                lambda: _kafka_detail(kafka.bootstrap, kafka.admin_options()),
+                "",
+            )
         )
     pid = pg.running_pid()
     if pid is None:
@@ -455,8 +492,8 @@ def stack_status(cfg: StackConfig) -> list[ComponentStatus]:
     return statuses
 
 
-def _kafka_detail(bootstrap: str) -> str:
-    info = check_kafka(bootstrap, timeout=5.0)
+def _kafka_detail(bootstrap: str, options: dict[str, Any] | None = None) -> str:
+    info = check_kafka(bootstrap, timeout=5.0, options=options)
     brokers = len(info.get("brokers", []))
     return f"Kafka {KAFKA_VERSION} KRaft, cluster {info.get('cluster_id')}, {brokers} broker(s)"
 
