@@ -34,9 +34,11 @@ ACLS = {
     "gateway": {("topic", "completions.v1", "Write"), ("topic", "completions.v1", "Describe")},
     "ledger": {
         ("topic", "completions.v1", "Read"),
+        ("topic", "completions.v1", "Write"),  # consent and re-decision requests
         ("topic", "completions.v1", "Describe"),
         ("group", "ledger", "Read"),
         ("group", "ledger", "Describe"),
+        ("topic", "ledger.entries.v1", "Read"),  # StartReplay --source kafka
         ("topic", "ledger.entries.v1", "Write"),
         ("topic", "ledger.entries.v1", "Describe"),
         ("topic", "completions.dlq.v1", "Write"),
