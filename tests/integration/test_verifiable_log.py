@@ -25,14 +25,16 @@ from learnerledger.domain.proofs import ConsistencyProof
 from learnerledger.domain.signed_note import NoteSigner, parse_verifier_key
 from learnerledger.domain.tlog_checkpoint import TreeCheckpoint, open_checkpoint, sign_checkpoint
 from learnerledger.ledger.service import Checkpointer
-from learnerledger.ledger.tree_heads import take_tree_head
+from learnerledger.ledger.tree_heads import TreeHeadResult, take_tree_head
 from learnerledger.ledger.verification import (
     CheckpointRefused,
     generate_signing_key,
     load_signing_key,
 )
+from learnerledger.postgres.credit_log import append_entries
 from learnerledger.postgres.merkle_tree import grow_from_log
 from learnerledger.postgres.pool import create_pool
+from learnerledger.postgres.tree_heads import inclusion_at
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
 from tests.integration.ledger_fixtures import (
@@ -43,6 +45,7 @@ from tests.integration.ledger_fixtures import (
     seed_catalog,
 )
 from tests.integration.test_checkpoints import insider_rewrite, refusals, wait_for_entries
+from tests.integration.test_credit_log_follow import first_entry
 from tests.integration.test_query_api import bearer, running_query, tokens
 from tests.integration.test_stack_cli import ledgerctl
 
@@ -346,3 +349,49 @@ async def test_consistency_proofs_from_the_server_and_the_witness_catch_rewrite_
         "", "proof", "consistency", str(old), str(forged), str(forged_proof), "--key", vkey
     )
     assert code == 1, out + err
+
+
+async def test_the_tree_never_skips_an_entry_that_commits_late(database: FreshDatabase) -> None:
+    signer = NoteSigner(ORIGIN, Ed25519PrivateKey.generate())
+    early, late, checkpointer = [await asyncpg.connect(database.url) for _ in range(3)]
+    try:
+        slow = early.transaction()
+        await slow.start()
+        await append_entries(early, [first_entry("500000000001")])  # takes the lower position
+        async with late.transaction():
+            await append_entries(late, [first_entry("500000000002")])  # commits first
+
+        held_back = await take_tree_head(checkpointer, signer)
+        assert held_back == TreeHeadResult(0, None)  # not the later entry alone, ahead of it
+
+        await slow.commit()
+        grown: list[TreeHeadResult] = []
+
+        async def both_in_tree() -> bool:  # the horizon is cluster-wide: wait out other writers
+            grown.append(await take_tree_head(checkpointer, signer))
+            return grown[-1].tree_size == 2
+
+        await eventually(both_in_tree, what="the tree to take both entries")
+        leaves = await checkpointer.fetch(
+            """SELECT c.learner_id FROM merkle_tree_leaves l JOIN credit_log c USING (position)
+                ORDER BY l.leaf_index"""
+        )
+        assert [r["learner_id"] for r in leaves] == ["500000000001", "500000000002"]
+        head = grown[-1].signed
+        assert head is not None
+        checkpoint = open_checkpoint(head.note, signer.verifier, origin=ORIGIN)
+        for learner, index in (("500000000001", 0), ("500000000002", 1)):
+            inclusion = await inclusion_at(checkpointer, learner, 1)
+            assert inclusion is not None
+            assert inclusion.leaf_index == index
+            entry_hash = await checkpointer.fetchval(
+                "SELECT entry_hash FROM credit_log WHERE learner_id = $1", learner
+            )
+            leaf = leaf_hash(bytes(entry_hash))
+            assert (
+                root_from_inclusion_proof(index, 2, leaf, inclusion.proof) == checkpoint.root_hash
+            )
+        assert await take_tree_head(checkpointer, signer) == TreeHeadResult(2, None)  # no growth
+    finally:
+        for connection in (early, late, checkpointer):
+            await connection.close()
