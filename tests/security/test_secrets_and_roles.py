@@ -116,6 +116,11 @@ async def test_tokens_are_stored_only_as_sha256_hashes(database_url: str) -> Non
         ("ll_admin", "INSERT INTO credit_log (learner_id) VALUES ('123456789012')"),
         ("ll_admin", "UPDATE credit_log SET kind = kind"),
         ("ll_admin", "DELETE FROM checkpoints"),
+        ("ll_ledger", "DELETE FROM tree_heads"),
+        ("ll_ledger", "UPDATE merkle_tree_leaves SET position = position"),
+        ("ll_query", "INSERT INTO tree_heads (tree_size) VALUES (1)"),
+        ("ll_admin", "INSERT INTO tree_heads (tree_size) VALUES (1)"),
+        ("ll_admin", "INSERT INTO merkle_tree_leaves (leaf_index) VALUES (0)"),
     ],
 )  # fmt: skip
 async def test_service_roles_cannot_write_what_they_must_not(

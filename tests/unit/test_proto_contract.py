@@ -276,6 +276,8 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "GetCreditSummary",
                 "WatchTranscript",
                 "VerifyEntry",
+                "GetCheckpoint",
+                "GetConsistencyProof",
             },
         ),
         (

@@ -1,15 +1,17 @@
-"""The incremental Merkle tree in PostgreSQL (append-only; not wired into the ledger yet).
+"""The incremental Merkle tree in PostgreSQL (append-only), grown by the checkpointer.
 
 ``merkle_tree_edges``: one row per recorded tree size, the roots of the tree's perfect subtrees
 and the tree's root; the tree grows from the latest row (``domain.merkle.extend``).
 ``merkle_tree_nodes``: every perfect subtree's hash, from which proofs are folded in O(log n)
 reads (``inclusion_proof_at``, ``consistency_proof_between``). ``grow`` writes both in the
-caller's transaction. Nothing is recomputed from the leaves.
+caller's transaction. Nothing is recomputed from the leaves. ``merkle_tree_leaves``: which
+entry (log position) is which leaf; ``grow_from_log`` appends the log's new entries.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from learnerledger.domain.merkle import (
@@ -19,10 +21,12 @@ from learnerledger.domain.merkle import (
     consistency_proof_ranges,
     extend_recording,
     inclusion_proof_ranges,
+    leaf_hash,
     proof_from_nodes,
     range_nodes,
 )
 from learnerledger.postgres import Connection
+from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 
 
 class EdgeConflict(RuntimeError):
@@ -117,3 +121,62 @@ async def inclusion_proof_at(connection: Connection, index: int, size: int) -> l
 async def consistency_proof_between(connection: Connection, size1: int, size2: int) -> list[bytes]:
     """The consistency proof from the tree of ``size1`` leaves to that of ``size2`` (one query)."""
     return await _proof(connection, consistency_proof_ranges(size1, size2))
+
+
+# --- the tree over the credit log (migration 0017) ----------------------------------------------
+
+
+async def tree_cursor(connection: Connection) -> tuple[LogCursor, int]:
+    """Where the tree stands in the log: the (tx_id, position) of its last leaf's entry (the
+    cursor ``read_committed_after`` continues from) and the tree's size."""
+    row = await connection.fetchrow(
+        """SELECT l.leaf_index, c.tx_id::text::bigint AS tx, c.position
+             FROM merkle_tree_leaves l JOIN credit_log c USING (position)
+            ORDER BY l.leaf_index DESC LIMIT 1"""
+    )
+    if row is None:
+        return LogCursor(), 0
+    return LogCursor(row["tx"], row["position"]), int(row["leaf_index"]) + 1
+
+
+async def grow_from_log(connection: Connection, *, batch: int = 10_000) -> TreeEdge:
+    """Append the log's entries not yet in the tree, in commit-safe order, as leaves (the leaf
+    data is the entry's ``entry_hash``), recording each entry's leaf index; the new edge.
+
+    Reads with ``credit_log.read_committed_after``, the relay's follow query, so the tree is
+    always a prefix of the log that no late commit can land behind. Call in a transaction."""
+    cursor, size = await tree_cursor(connection)
+    edge = await latest_edge(connection)
+    if edge.size != size:
+        raise EdgeConflict(f"the tree's edge is at size {edge.size}, its leaves at {size}")
+    while True:
+        entries, cursor = await read_committed_after(connection, cursor, batch)
+        if not entries:
+            return edge
+        await connection.copy_records_to_table(
+            "merkle_tree_leaves",
+            records=[(size + i, e.position) for i, e in enumerate(entries)],
+            columns=("leaf_index", "position"),
+        )
+        size += len(entries)
+        edge = await grow(connection, [leaf_hash(e.entry_hash) for e in entries])
+
+
+@dataclass(frozen=True, slots=True)
+class LeafOf:
+    """An entry's place in the tree."""
+
+    leaf_index: int
+    position: int
+
+
+async def leaf_of(connection: Connection, learner_id: str, sequence: int) -> LeafOf | None:
+    """The leaf index of a learner's entry (None until the checkpointer put it in the tree)."""
+    row = await connection.fetchrow(
+        """SELECT l.leaf_index, l.position FROM credit_log c
+             JOIN merkle_tree_leaves l USING (position)
+            WHERE c.learner_id = $1 AND c.sequence = $2""",
+        learner_id,
+        sequence,
+    )
+    return None if row is None else LeafOf(int(row["leaf_index"]), int(row["position"]))

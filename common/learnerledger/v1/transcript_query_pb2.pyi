@@ -566,19 +566,23 @@ class VerifyEntryRequest(_message.Message):
 
     LEARNER_ID_FIELD_NUMBER: _builtins.int
     SEQUENCE_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id). Required."""
     sequence: _builtins.int
     """The sequence number of the entry to verify (1 or more). Required."""
+    tree_size: _builtins.int
+    """The signed tree head to prove inclusion against (its tree size); 0: the latest."""
     def __init__(
         self,
         *,
         learner_id: _builtins.str = ...,
         sequence: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id", "sequence", b"sequence"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id", "sequence", b"sequence", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -599,6 +603,11 @@ class VerifyEntryResponse(_message.Message):
     CHECKPOINT_VALID_FIELD_NUMBER: _builtins.int
     CHECKPOINT_COVERAGE_FIELD_NUMBER: _builtins.int
     CHECKPOINT_PROBLEMS_FIELD_NUMBER: _builtins.int
+    IN_TREE_FIELD_NUMBER: _builtins.int
+    LEAF_INDEX_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    INCLUSION_PROOF_FIELD_NUMBER: _builtins.int
+    TREE_HEAD_NOTE_FIELD_NUMBER: _builtins.int
     chain_valid: _builtins.bool
     """True if the learner's chain from sequence 1 through this entry recomputes: every
     entry_hash = SHA-256(prev_hash || canonical_json) and links to its predecessor.
@@ -613,6 +622,19 @@ class VerifyEntryResponse(_message.Message):
     """
     checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType
     """The verdict on the checkpoints for this learner (NO_CHECKPOINT, NOT_COVERED, ...)."""
+    in_tree: _builtins.bool
+    """True if the entry is in the log's Merkle tree under the signed tree head below; then the
+    next four fields are set, and a verifier checks them offline with the log's public key:
+    the leaf SHA-256(0x00 || entry.entry_hash) at leaf_index, folded with inclusion_proof,
+    gives the root in tree_head_note (RFC 9162 section 2.1.3.2). False while the
+    checkpointer has not yet added the entry to a signed tree head.
+    """
+    leaf_index: _builtins.int
+    """The entry's zero-based leaf index in the log's Merkle tree."""
+    tree_size: _builtins.int
+    """The size of the tree the proof is for (tree_head_note's size)."""
+    tree_head_note: _builtins.str
+    """The signed tree head: a C2SP tlog-checkpoint note, verbatim."""
     @_builtins.property
     def entry(self) -> _events_pb2.LedgerEntry:
         """The entry, exactly as appended (with canonical_json and both hashes)."""
@@ -633,6 +655,10 @@ class VerifyEntryResponse(_message.Message):
     def checkpoint_problems(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.CheckpointProblem]:
         """Everything found wrong with the checkpoints."""
 
+    @_builtins.property
+    def inclusion_proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The RFC 9162 inclusion proof (audit path), leaf to root."""
+
     def __init__(
         self,
         *,
@@ -645,11 +671,126 @@ class VerifyEntryResponse(_message.Message):
         checkpoint_valid: _builtins.bool = ...,
         checkpoint_coverage: _common_pb2.CheckpointCoverage.ValueType = ...,
         checkpoint_problems: _abc.Iterable[_common_pb2.CheckpointProblem] | None = ...,
+        in_tree: _builtins.bool = ...,
+        leaf_index: _builtins.int = ...,
+        tree_size: _builtins.int = ...,
+        inclusion_proof: _abc.Iterable[_builtins.bytes] | None = ...,
+        tree_head_note: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "checkpoint_head", b"checkpoint_head", "entry", b"entry", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "chain_valid", b"chain_valid", "checkpoint_coverage", b"checkpoint_coverage", "checkpoint_covers_entry", b"checkpoint_covers_entry", "checkpoint_head", b"checkpoint_head", "checkpoint_problems", b"checkpoint_problems", "checkpoint_valid", b"checkpoint_valid", "entry", b"entry", "latest_checkpoint", b"latest_checkpoint"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["chain_break", b"chain_break", "chain_valid", b"chain_valid", "checkpoint_coverage", b"checkpoint_coverage", "checkpoint_covers_entry", b"checkpoint_covers_entry", "checkpoint_head", b"checkpoint_head", "checkpoint_problems", b"checkpoint_problems", "checkpoint_valid", b"checkpoint_valid", "entry", b"entry", "in_tree", b"in_tree", "inclusion_proof", b"inclusion_proof", "latest_checkpoint", b"latest_checkpoint", "leaf_index", b"leaf_index", "tree_head_note", b"tree_head_note", "tree_size", b"tree_size"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___VerifyEntryResponse: _TypeAlias = VerifyEntryResponse  # noqa: Y015
+
+@_typing.final
+class GetCheckpointRequest(_message.Message):
+    """Request of TranscriptQueryService.GetCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    tree_size: _builtins.int
+    """The tree size of the signed tree head wanted; 0: the latest."""
+    def __init__(
+        self,
+        *,
+        tree_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointRequest: _TypeAlias = GetCheckpointRequest  # noqa: Y015
+
+@_typing.final
+class GetCheckpointResponse(_message.Message):
+    """Response of TranscriptQueryService.GetCheckpoint."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    NOTE_FIELD_NUMBER: _builtins.int
+    TREE_SIZE_FIELD_NUMBER: _builtins.int
+    ROOT_HASH_FIELD_NUMBER: _builtins.int
+    note: _builtins.str
+    """The signed note (C2SP tlog-checkpoint: origin, tree size, base64 root, signature lines)."""
+    tree_size: _builtins.int
+    """The tree size it states."""
+    root_hash: _builtins.bytes
+    """The Merkle root it states (32 bytes)."""
+    def __init__(
+        self,
+        *,
+        note: _builtins.str = ...,
+        tree_size: _builtins.int = ...,
+        root_hash: _builtins.bytes = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["note", b"note", "root_hash", b"root_hash", "tree_size", b"tree_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetCheckpointResponse: _TypeAlias = GetCheckpointResponse  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofRequest(_message.Message):
+    """Request of TranscriptQueryService.GetConsistencyProof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_SIZE_FIELD_NUMBER: _builtins.int
+    TO_SIZE_FIELD_NUMBER: _builtins.int
+    from_size: _builtins.int
+    """The older tree's size (1 or more). Required."""
+    to_size: _builtins.int
+    """The newer tree's size (from_size or more, at most the tree's size). Required."""
+    def __init__(
+        self,
+        *,
+        from_size: _builtins.int = ...,
+        to_size: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_size", b"from_size", "to_size", b"to_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofRequest: _TypeAlias = GetConsistencyProofRequest  # noqa: Y015
+
+@_typing.final
+class GetConsistencyProofResponse(_message.Message):
+    """Response of TranscriptQueryService.GetConsistencyProof."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FROM_SIZE_FIELD_NUMBER: _builtins.int
+    TO_SIZE_FIELD_NUMBER: _builtins.int
+    PROOF_FIELD_NUMBER: _builtins.int
+    from_size: _builtins.int
+    """The older tree's size, as requested."""
+    to_size: _builtins.int
+    """The newer tree's size, as requested."""
+    @_builtins.property
+    def proof(self) -> _containers.RepeatedScalarFieldContainer[_builtins.bytes]:
+        """The RFC 9162 consistency proof PROOF(from_size, D[to_size])."""
+
+    def __init__(
+        self,
+        *,
+        from_size: _builtins.int = ...,
+        to_size: _builtins.int = ...,
+        proof: _abc.Iterable[_builtins.bytes] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["from_size", b"from_size", "proof", b"proof", "to_size", b"to_size"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015

@@ -65,6 +65,16 @@ class TranscriptQueryServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryResponse.FromString,
                 _registered_method=True)
+        self.GetCheckpoint = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/GetCheckpoint',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointResponse.FromString,
+                _registered_method=True)
+        self.GetConsistencyProof = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/GetConsistencyProof',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
+                _registered_method=True)
 
 
 class TranscriptQueryServiceServicer:
@@ -115,6 +125,24 @@ class TranscriptQueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def GetCheckpoint(self, request, context):
+        """Returns a signed tree head of the log's Merkle tree (RFC 9162): a C2SP tlog-checkpoint
+        note, the latest or the one of a given tree size. Any valid token may call it (the log's
+        heads are public). NOT_FOUND (reason "TREE_HEAD_NOT_FOUND") if there is none.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def GetConsistencyProof(self, request, context):
+        """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
+        to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
+        token may call it.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptQueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +170,16 @@ def add_TranscriptQueryServiceServicer_to_server(servicer, server):
                     servicer.VerifyEntry,
                     request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryResponse.SerializeToString,
+            ),
+            'GetCheckpoint': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetCheckpoint,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointResponse.SerializeToString,
+            ),
+            'GetConsistencyProof': grpc.unary_unary_rpc_method_handler(
+                    servicer.GetConsistencyProof,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -285,6 +323,60 @@ class TranscriptQueryService:
             '/learnerledger.v1.TranscriptQueryService/VerifyEntry',
             learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryRequest.SerializeToString,
             learnerledger_dot_v1_dot_transcript__query__pb2.VerifyEntryResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetCheckpoint(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/GetCheckpoint',
+            learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.GetCheckpointResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def GetConsistencyProof(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/GetConsistencyProof',
+            learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -58,6 +58,16 @@ class TranscriptQueryServiceStub:
     """Returns one ledger entry with what is needed to verify it: its chain, and the latest
     signed checkpoint.
     """
+    GetCheckpoint: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.GetCheckpointRequest, _transcript_query_pb2.GetCheckpointResponse]
+    """Returns a signed tree head of the log's Merkle tree (RFC 9162): a C2SP tlog-checkpoint
+    note, the latest or the one of a given tree size. Any valid token may call it (the log's
+    heads are public). NOT_FOUND (reason "TREE_HEAD_NOT_FOUND") if there is none.
+    """
+    GetConsistencyProof: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.GetConsistencyProofRequest, _transcript_query_pb2.GetConsistencyProofResponse]
+    """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
+    to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
+    token may call it.
+    """
 
 @_typing.type_check_only
 class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
@@ -86,6 +96,16 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
     VerifyEntry: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.VerifyEntryRequest, _transcript_query_pb2.VerifyEntryResponse]  # type: ignore[assignment]
     """Returns one ledger entry with what is needed to verify it: its chain, and the latest
     signed checkpoint.
+    """
+    GetCheckpoint: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.GetCheckpointRequest, _transcript_query_pb2.GetCheckpointResponse]  # type: ignore[assignment]
+    """Returns a signed tree head of the log's Merkle tree (RFC 9162): a C2SP tlog-checkpoint
+    note, the latest or the one of a given tree size. Any valid token may call it (the log's
+    heads are public). NOT_FOUND (reason "TREE_HEAD_NOT_FOUND") if there is none.
+    """
+    GetConsistencyProof: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.GetConsistencyProofRequest, _transcript_query_pb2.GetConsistencyProofResponse]  # type: ignore[assignment]
+    """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
+    to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
+    token may call it.
     """
 
 class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -142,6 +162,28 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_transcript_query_pb2.VerifyEntryResponse, _abc.Awaitable[_transcript_query_pb2.VerifyEntryResponse]]:
         """Returns one ledger entry with what is needed to verify it: its chain, and the latest
         signed checkpoint.
+        """
+
+    @_abc_1.abstractmethod
+    def GetCheckpoint(
+        self,
+        request: _transcript_query_pb2.GetCheckpointRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.GetCheckpointResponse, _abc.Awaitable[_transcript_query_pb2.GetCheckpointResponse]]:
+        """Returns a signed tree head of the log's Merkle tree (RFC 9162): a C2SP tlog-checkpoint
+        note, the latest or the one of a given tree size. Any valid token may call it (the log's
+        heads are public). NOT_FOUND (reason "TREE_HEAD_NOT_FOUND") if there is none.
+        """
+
+    @_abc_1.abstractmethod
+    def GetConsistencyProof(
+        self,
+        request: _transcript_query_pb2.GetConsistencyProofRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.GetConsistencyProofResponse, _abc.Awaitable[_transcript_query_pb2.GetConsistencyProofResponse]]:
+        """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
+        to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
+        token may call it.
         """
 
 def add_TranscriptQueryServiceServicer_to_server(servicer: TranscriptQueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

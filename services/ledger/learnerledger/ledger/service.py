@@ -12,6 +12,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import Counter, Gauge
 
 from learnerledger.domain.checkpoints import RecordedCheckpoint
+from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
@@ -19,7 +20,8 @@ from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.redecision import fan_out_approvals
 from learnerledger.ledger.relay import relay_entries
-from learnerledger.ledger.settings import LedgerSettings
+from learnerledger.ledger.settings import DEFAULT_LOG_ORIGIN, LedgerSettings
+from learnerledger.ledger.tree_heads import take_tree_head
 from learnerledger.ledger.verification import (
     CheckpointerBusy,
     CheckpointRefused,
@@ -27,6 +29,7 @@ from learnerledger.ledger.verification import (
     public_key_of,
     take_checkpoint,
 )
+from learnerledger.postgres import Connection
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
@@ -44,6 +47,12 @@ CHECKPOINT_REFUSING = Gauge(
     "ledger_checkpoint_refusing", "1 while the checkpointer refuses to sign, else 0"
 )
 CHECKPOINTS_SIGNED = Counter("ledger_checkpoints_signed_total", "Checkpoints signed and stored")
+TREE_HEADS_SIGNED = Counter(
+    "ledger_tree_heads_signed_total", "Signed tree heads (C2SP tlog-checkpoints) stored"
+)
+TREE_SIZE = Gauge(
+    "ledger_tree_size", "Entries in the Merkle tree (a commit-safe prefix of the log)"
+)
 
 
 async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
@@ -139,37 +148,36 @@ def _worker(
 
 
 class Checkpointer:
-    """Signs a checkpoint per tick, never over a state it could not check (``take_checkpoint``).
+    """Per tick: grows the Merkle tree and signs a tree head (``take_tree_head``), then signs an
+    issue-12 checkpoint of the chain heads (``take_checkpoint``), never over a state it could
+    not check.
 
     Remembers the checkpoint it signed last, so a newest checkpoint removed or replaced in the
-    database while it runs is refused too.
+    database while it runs is refused too. Tree heads are signed as ``origin`` (the key name
+    of the note signature is the log's origin).
     """
 
-    def __init__(self, key: Ed25519PrivateKey) -> None:
+    def __init__(self, key: Ed25519PrivateKey, origin: str = DEFAULT_LOG_ORIGIN) -> None:
         self._key = key
+        self._signer = NoteSigner(origin, key)
         self.last_signed: RecordedCheckpoint | None = None
 
     async def tick(self, pool: asyncpg.Pool) -> RecordedCheckpoint | None:
         """Sign one checkpoint; None if refused (logged, counted) or another pod is signing."""
         async with pool.acquire() as connection:
             try:
+                tree_refused = not await self._tree_step(connection)
                 signed = await take_checkpoint(connection, self._key, last_signed=self.last_signed)
             except CheckpointerBusy:
                 log.info("checkpoint_skipped", reason="another checkpointer holds the lock")
                 return None
             except CheckpointRefused as refused:
-                CHECKPOINT_REFUSALS.inc()
-                CHECKPOINT_REFUSING.set(1)
-                log.error(
-                    "checkpoint_refused",
-                    reason="the log is not the previous checkpoint extended by the new entries",
-                    problems=[d.describe() for d in refused.discrepancies[:20]],
-                    problem_count=len(refused.discrepancies),
-                    learner_ids=refused.learner_ids[:20],
+                _refused(
+                    "the log is not the previous checkpoint extended by the new entries", refused
                 )
                 return None
         self.last_signed = signed
-        CHECKPOINT_REFUSING.set(0)
+        CHECKPOINT_REFUSING.set(1 if tree_refused else 0)
         CHECKPOINTS_SIGNED.inc()
         log.info(
             "checkpoint_signed",
@@ -180,10 +188,37 @@ class Checkpointer:
         )
         return signed
 
+    async def _tree_step(self, connection: Connection) -> bool:
+        """Grow the tree and sign a tree head; False if refused (logged, counted)."""
+        try:
+            result = await take_tree_head(connection, self._signer)
+        except CheckpointRefused as refused:
+            _refused("the Merkle tree does not extend the last signed tree head", refused)
+            return False
+        TREE_SIZE.set(result.tree_size)
+        if result.signed is not None:
+            TREE_HEADS_SIGNED.inc()
+            log.info("tree_head_signed", tree_size=result.signed.tree_size)
+        return True
+
+
+def _refused(reason: str, refused: CheckpointRefused) -> None:
+    CHECKPOINT_REFUSALS.inc()
+    CHECKPOINT_REFUSING.set(1)
+    log.error(
+        "checkpoint_refused",
+        reason=reason,
+        problems=[d.describe() for d in refused.discrepancies[:20]],
+        problem_count=len(refused.discrepancies),
+        learner_ids=refused.learner_ids[:20],
+    )
+
 
 async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
     assert settings.checkpoint_signing_key_file is not None
-    checkpointer = Checkpointer(load_signing_key(settings.checkpoint_signing_key_file))
+    checkpointer = Checkpointer(
+        load_signing_key(settings.checkpoint_signing_key_file), settings.log_origin
+    )
     while not stop.is_set():
         await wait_or_stop(stop, settings.checkpoint_interval_s)  # and one more when stopping
         await checkpointer.tick(pool)

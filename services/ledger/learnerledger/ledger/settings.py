@@ -9,6 +9,9 @@ from pydantic_settings import SettingsConfigDict
 
 from learnerledger.config import LEDGER_CONSUMER_GROUP, CommonSettings
 
+# The log's name in its signed tree heads (C2SP tlog-checkpoint origin, and the note key name).
+DEFAULT_LOG_ORIGIN = "learnerledger.local/log"
+
 
 class LedgerSettings(CommonSettings):
     model_config = SettingsConfigDict(env_prefix="LEDGER_", extra="ignore", populate_by_name=True)
@@ -30,6 +33,7 @@ class LedgerSettings(CommonSettings):
     clock_skew_s: float = Field(300.0, ge=0)
     checkpoint_interval_s: float = Field(60.0, gt=0)
     checkpoint_signing_key_file: Path | None = None
+    log_origin: str = Field(DEFAULT_LOG_ORIGIN, min_length=1, pattern=r"^[^\s+]+$")
     database_role: str | None = "ll_ledger"
     admin_database_role: str | None = "ll_admin"
     tls_cert_file: Path | None = None

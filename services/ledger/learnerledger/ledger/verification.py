@@ -49,7 +49,7 @@ from learnerledger.postgres.checkpoints import (
 from learnerledger.postgres.credit_log import entry_from_row
 
 # Session-level advisory lock: one checkpointer at a time signs (several ledger pods may run).
-_CHECKPOINTER_LOCK = 0x4C4C_4350  # "LLCP"
+CHECKPOINTER_LOCK = 0x4C4C_4350  # "LLCP"
 
 _ENTRY_QUERY = (
     "SELECT position, learner_id, sequence, kind, payload, canonical_json, rules_version, "
@@ -141,7 +141,7 @@ async def take_checkpoint(
     if the newest stored checkpoint is another one, checkpoints were removed or replaced.
     Raises ``CheckpointerBusy`` while another checkpointer holds the lock.
     """
-    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", _CHECKPOINTER_LOCK):
+    if not await connection.fetchval("SELECT pg_try_advisory_lock($1)", CHECKPOINTER_LOCK):
         raise CheckpointerBusy
     try:
         async with connection.transaction(isolation="repeatable_read"):
@@ -160,7 +160,7 @@ async def take_checkpoint(
         number = await store_checkpoint(connection, signed, changed)
         return RecordedCheckpoint(number, signed, tuple(changed))
     finally:
-        await connection.execute("SELECT pg_advisory_unlock($1)", _CHECKPOINTER_LOCK)
+        await connection.execute("SELECT pg_advisory_unlock($1)", CHECKPOINTER_LOCK)
 
 
 async def _extend_previous(

@@ -18,6 +18,7 @@ from prometheus_client import Histogram
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import verify_chain
 from learnerledger.domain.learners import is_apaar_id
+from learnerledger.domain.merkle import ProofError
 from learnerledger.domain.transcript import (
     Credential,
     CredentialStatus,
@@ -37,8 +38,10 @@ from learnerledger.kafka.codec import (
     signed_checkpoint_to_proto,
     to_timestamp,
 )
-from learnerledger.postgres import catalog, credit_log
+from learnerledger.postgres import Connection, catalog, credit_log
 from learnerledger.postgres.checkpoints import verify_checkpoints
+from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
+from learnerledger.postgres.tree_heads import InclusionAt, NoTreeHead, head_of_size, inclusion_at
 from learnerledger.query import paging, read_model
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
@@ -370,6 +373,8 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         await self._authorize(context, request.learner_id)
         if request.sequence < 1:
             raise invalid_argument([Violation("sequence", "must be 1 or more")])
+        if request.tree_size < 0:
+            raise invalid_argument([Violation("tree_size", "must be 0 (the latest) or more")])
         async with (
             self._pool.acquire() as connection,
             connection.transaction(isolation="repeatable_read", readonly=True),
@@ -380,6 +385,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             checkpoints = await verify_checkpoints(
                 connection, self._trusted_public_key, request.learner_id
             )
+            inclusion = await self._inclusion(connection, request)
         if not chain or chain[-1].sequence != request.sequence:
             raise RpcFailure(
                 grpc.StatusCode.NOT_FOUND,
@@ -417,4 +423,69 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     )
                 )
             response.checkpoint_valid = checkpoints.ok
+        if inclusion is not None:
+            response.in_tree = True
+            response.leaf_index = inclusion.leaf_index
+            response.tree_size = inclusion.head.tree_size
+            response.inclusion_proof.extend(inclusion.proof)
+            response.tree_head_note = inclusion.head.note
         return response
+
+    async def _inclusion(
+        self, connection: Connection, request: pb.VerifyEntryRequest
+    ) -> InclusionAt | None:
+        try:
+            return await inclusion_at(
+                connection, request.learner_id, request.sequence, request.tree_size
+            )
+        except NoTreeHead as exc:
+            if request.tree_size == 0:
+                return None  # nothing signed yet: in_tree stays false
+            raise _tree_head_not_found(str(exc)) from exc
+
+    @_unary
+    async def GetCheckpoint(
+        self, request: pb.GetCheckpointRequest, context: Ctx
+    ) -> pb.GetCheckpointResponse:
+        await self._auth.principal(context.invocation_metadata())  # any valid token
+        if request.tree_size < 0:
+            raise invalid_argument([Violation("tree_size", "must be 0 (the latest) or more")])
+        async with self._pool.acquire() as connection:
+            try:
+                head = await head_of_size(connection, request.tree_size)
+            except NoTreeHead as exc:
+                raise _tree_head_not_found(str(exc)) from exc
+        return pb.GetCheckpointResponse(
+            note=head.note, tree_size=head.tree_size, root_hash=head.root_hash
+        )
+
+    @_unary
+    async def GetConsistencyProof(
+        self, request: pb.GetConsistencyProofRequest, context: Ctx
+    ) -> pb.GetConsistencyProofResponse:
+        await self._auth.principal(context.invocation_metadata())  # any valid token
+        violations = []
+        if request.from_size < 1:
+            violations.append(Violation("from_size", "must be 1 or more"))
+        if request.to_size < request.from_size:
+            violations.append(Violation("to_size", "must be from_size or more"))
+        if violations:
+            raise invalid_argument(violations)
+        async with self._pool.acquire() as connection:
+            try:
+                proof = await consistency_proof_between(
+                    connection, request.from_size, request.to_size
+                )
+            except (MissingNode, ProofError) as exc:
+                raise RpcFailure(
+                    grpc.StatusCode.OUT_OF_RANGE,
+                    f"the tree has not grown to {request.to_size} entries: {exc}",
+                    reason="TREE_TOO_SMALL",
+                ) from exc
+        return pb.GetConsistencyProofResponse(
+            from_size=request.from_size, to_size=request.to_size, proof=proof
+        )
+
+
+def _tree_head_not_found(message: str) -> RpcFailure:
+    return RpcFailure(grpc.StatusCode.NOT_FOUND, message, reason="TREE_HEAD_NOT_FOUND")

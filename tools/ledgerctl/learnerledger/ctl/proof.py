@@ -1,9 +1,15 @@
-"""``ledgerctl proof``: check exported proofs offline, with a key the verifier trusts.
+"""``ledgerctl proof``: check exported proofs offline, with a key the verifier trusts; and
+export them from the database.
 
-Needs no database, no Kafka and no settings: only the files and the key. Exit codes: 0 the proof
-holds, 1 it does not (a tampered entry, a wrong leaf index, a truncated proof, a checkpoint not
-signed by the key, inconsistent checkpoints), 2 the input cannot be read (a missing file, JSON
-that is not the format, a malformed note or key).
+``verify``, ``consistency`` and ``vkey`` need no database, no Kafka and no settings: only the
+files and the key. Exit codes: 0 the proof holds, 1 it does not (a tampered entry, a wrong leaf
+index, a truncated proof, a checkpoint not signed by the key, inconsistent checkpoints), 2 the
+input cannot be read (a missing file, JSON that is not the format, a malformed note or key).
+
+``export``, ``checkpoint`` and ``consistency-proof`` read the database (``DATABASE_URL``, as
+the admin role) and write what a third party checks with the commands above. Exit codes: 0
+written, 2 no such entry or tree head, 3 the entry is not yet under a signed tree head (the
+checkpointer adds it on its next tick).
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from typing import Any
 EXIT_OK = 0
 EXIT_REJECTED = 1
 EXIT_BAD_INPUT = 2
+EXIT_NOT_YET = 3
 
 KEY_HELP = (
     "the log's note verifier key <name>+<key id hex>+<base64 key>, obtained out of band "
@@ -118,6 +125,94 @@ def cmd_proof_vkey(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _write_output(path: str | None, text: str) -> None:
+    if path is None or path == "-":
+        sys.stdout.write(text)
+    else:
+        Path(path).write_text(text, encoding="utf-8")
+
+
+async def cmd_proof_export(args: argparse.Namespace) -> int:
+    """Write an entry's proof bundle (``learnerledger/proof-bundle/v1``) from the database."""
+    from learnerledger.ctl.main import _with_connection
+    from learnerledger.domain.proofs import Bundle, BundleEntry
+    from learnerledger.postgres.credit_log import entry_at
+    from learnerledger.postgres.tree_heads import NoTreeHead, inclusion_at
+
+    async def export(connection: Any) -> int:
+        async with connection.transaction(isolation="repeatable_read", readonly=True):
+            entry = await entry_at(connection, args.learner, args.sequence)
+            if entry is None:
+                print(
+                    f"ledgerctl proof export: learner {args.learner} has no entry with sequence "
+                    f"{args.sequence}",
+                    file=sys.stderr,
+                )
+                return EXIT_BAD_INPUT
+            try:
+                inclusion = await inclusion_at(
+                    connection, args.learner, args.sequence, args.tree_size
+                )
+            except NoTreeHead as exc:
+                print(f"ledgerctl proof export: {exc}", file=sys.stderr)
+                return EXIT_NOT_YET if args.tree_size == 0 else EXIT_BAD_INPUT
+        if inclusion is None:
+            print(
+                "ledgerctl proof export: the entry is not yet under a signed tree head (the "
+                "checkpointer adds it on its next tick)",
+                file=sys.stderr,
+            )
+            return EXIT_NOT_YET
+        bundle = Bundle(
+            BundleEntry(entry.canonical_json.decode("utf-8"), entry.prev_hash, entry.entry_hash),
+            inclusion.leaf_index,
+            tuple(inclusion.proof),
+            inclusion.head.note,
+        )
+        _write_output(args.output, bundle.to_json())
+        return EXIT_OK
+
+    return await _with_connection(export)
+
+
+async def cmd_proof_checkpoint(args: argparse.Namespace) -> int:
+    """Write a signed tree head (the latest, or of ``--tree-size``) from the database."""
+    from learnerledger.ctl.main import _with_connection
+    from learnerledger.postgres.tree_heads import NoTreeHead, head_of_size
+
+    async def fetch(connection: Any) -> int:
+        try:
+            head = await head_of_size(connection, args.tree_size)
+        except NoTreeHead as exc:
+            print(f"ledgerctl proof checkpoint: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        _write_output(args.output, head.note)
+        return EXIT_OK
+
+    return await _with_connection(fetch)
+
+
+async def cmd_proof_consistency_proof(args: argparse.Namespace) -> int:
+    """Write the consistency proof between two tree sizes from the database's stored nodes."""
+    from learnerledger.ctl.main import _with_connection
+    from learnerledger.domain.merkle import ProofError
+    from learnerledger.domain.proofs import ConsistencyProof
+    from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
+
+    async def fetch(connection: Any) -> int:
+        try:
+            proof = await consistency_proof_between(connection, args.old_size, args.new_size)
+        except (MissingNode, ProofError) as exc:
+            print(f"ledgerctl proof consistency-proof: {exc}", file=sys.stderr)
+            return EXIT_BAD_INPUT
+        _write_output(
+            args.output, ConsistencyProof(args.old_size, args.new_size, tuple(proof)).to_json()
+        )
+        return EXIT_OK
+
+    return await _with_connection(fetch)
+
+
 def add_proof_commands(commands: Any) -> None:
     """The ``proof`` group, under ``ledgerctl``'s subcommands."""
     group = commands.add_parser("proof", help="check exported proofs offline with a trusted key")
@@ -151,3 +246,31 @@ def add_proof_commands(commands: Any) -> None:
         "--public-key", help="the Ed25519 public key (hex, as keys generate prints)"
     )
     source.add_argument("--signing-key-file", help="the checkpoint signing key file")
+
+    export = actions.add_parser(
+        "export", help="write an entry's proof bundle from the database (as the admin role)"
+    )
+    export.set_defaults(handler=cmd_proof_export)
+    export.add_argument("--learner", required=True, help="the learner (APAAR id)")
+    export.add_argument("--sequence", required=True, type=int, help="the entry's sequence")
+    export.add_argument(
+        "--tree-size", type=int, default=0, help="prove against this signed tree head (0: latest)"
+    )
+    export.add_argument("-o", "--output", help="the bundle file (default: standard output)")
+
+    checkpoint = actions.add_parser(
+        "checkpoint", help="write a signed tree head (C2SP tlog-checkpoint) from the database"
+    )
+    checkpoint.set_defaults(handler=cmd_proof_checkpoint)
+    checkpoint.add_argument(
+        "--tree-size", type=int, default=0, help="the head of this tree size (0: the latest)"
+    )
+    checkpoint.add_argument("-o", "--output", help="the note file (default: standard output)")
+
+    consistency_proof = actions.add_parser(
+        "consistency-proof", help="write the consistency proof between two tree sizes"
+    )
+    consistency_proof.set_defaults(handler=cmd_proof_consistency_proof)
+    consistency_proof.add_argument("old_size", type=int, metavar="OLD_SIZE")
+    consistency_proof.add_argument("new_size", type=int, metavar="NEW_SIZE")
+    consistency_proof.add_argument("-o", "--output", help="the proof file (default: stdout)")
