@@ -25,6 +25,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "stream_consumers": ["--records", "5000"],
         "end_to_end": ["--completions", "2000", "--rate", "50", "--seconds", "2"],
         "replay": ["--entries", "2000", "--learners", "200"],
+        "bulk_upload": ["--rows", "2000"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -34,6 +35,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "stream_consumers": ["--records", "100000"],
         "end_to_end": ["--completions", "20000", "--rate", "200", "--seconds", "30"],
         "replay": ["--entries", "1000000", "--learners", "100000"],
+        "bulk_upload": ["--rows", "100000"],
     },
 }
 

@@ -8,8 +8,8 @@
 #   - PostgreSQL server binaries (apt `postgresql`; the Debian default cluster is NOT created:
 #     the stack runs its own cluster under .state/postgres, see learnerledger.ctl.postgres_server)
 #   - Java 17+ and Maven (apt `openjdk-17-jre-headless`, `maven`)
-#   - .venv (Python 3.11+) with the project installed editable, re-installed when
-#     pyproject.toml or constraints.txt change
+#   - .venv (Python 3.11+) with the project and the client library (clients/python) installed
+#     editable, re-installed when a pyproject.toml or constraints.txt change
 #   - the Kafka jars (Maven Central, cached in .state/kafka-libs)
 # Root is needed only for apt; as a normal user it uses `sudo -n` when available.
 set -euo pipefail
@@ -139,13 +139,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp_file=.venv/.bootstrap-stamp
-want_stamp="$(cat pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+want_stamp="$(cat pyproject.toml clients/python/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have_stamp="$(cat "$stamp_file" 2>/dev/null || true)"
 if [ "$want_stamp" != "$have_stamp" ]; then
-  say "venv: installing the project (pip install -c constraints.txt -e '.[dev]')"
+  say "venv: installing the project and the client library (pip install -e '.[dev]' -e clients/python)"
   pip_log=.venv/bootstrap-pip.log
   if ! { .venv/bin/pip install -q --disable-pip-version-check --upgrade pip \
-         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]'; } \
+         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' -e ./clients/python; } \
        >"$pip_log" 2>&1; then
     tail -n 40 "$pip_log" >&2
     die "pip install failed (full output: $pip_log)"

@@ -24,7 +24,7 @@ ruff check .
 ruff format --check .
 
 step "types (mypy; the domain core is strict)"
-mypy common services tools
+mypy common services tools clients/python/learnerledger_client
 
 step "protobuf contract: buf lint, generated code is current"
 python scripts/gen_proto.py --check --lint

@@ -50,6 +50,8 @@ class Pipeline:
     university_token: str
     admin_token: str
     state_dir: Path
+    #: The services' environment: start_services(state_dir, env) restarts one that was stopped.
+    env: dict[str, str]
 
 
 async def healthy(address: str, timeout: float = 60.0) -> None:
@@ -112,6 +114,7 @@ async def pipeline(kafka_bootstrap: str, database_url: str, topics) -> AsyncIter
             university_token=university,
             admin_token=admin,
             state_dir=state,
+            env=env,
         )
     finally:
         stop_services(state)

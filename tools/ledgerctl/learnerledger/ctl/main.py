@@ -585,11 +585,13 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--learner", help="only this learner's chain")
     verify.add_argument("--public-key", help="trusted checkpoint key (hex); default from settings")
 
+    from learnerledger.ctl.bulk import add_submit_command
     from learnerledger.ctl.proof import add_proof_commands
     from learnerledger.ctl.witness import add_witness_commands
 
     add_proof_commands(commands)
     add_witness_commands(commands)
+    add_submit_command(commands)
 
     keys = group("keys", "checkpoint signing keys")
     generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
