@@ -28,7 +28,13 @@ from pathlib import Path
 
 import asyncpg
 
-from bench.harness import free_port, fresh_database, save_report, seed_issuer, wait_ready
+from bench.harness import (
+    fresh_database,
+    running_gateway,
+    save_report,
+    seed_issuer,
+    use_kafka_admin,
+)
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
@@ -67,43 +73,21 @@ def submit(path: Path, report: Path, address: str, token: str) -> tuple[float, f
 
 async def run(args: argparse.Namespace) -> dict[str, object]:
     info = stack_up(StackConfig.from_env())
+    use_kafka_admin(info)
     topic = f"bench.bulk.{secrets.token_hex(4)}"
     await ensure_topics(info.kafka_bootstrap, [TopicSpec(topic, 12, -1)])
-    gateway: subprocess.Popen[bytes] | None = None
     async with fresh_database(info) as dsn:
-        try:
-            connection = await asyncpg.connect(dsn)
-            await seed_issuer(connection, "bulk-course")
-            _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
-            await connection.close()
-            port = free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": dsn,
-                "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
-                "TOPIC_COMPLETIONS": topic,
-                "GATEWAY_GRPC_PORT": str(port),
-                "GATEWAY_METRICS_PORT": "0",
-                "GATEWAY_RATE_LIMIT_PER_S": "1000000000",
-                "GATEWAY_RATE_LIMIT_BURST": "1000000000",
-                "LOG_LEVEL": "WARNING",
-            }
-            gateway = subprocess.Popen(
-                [sys.executable, "-m", "learnerledger.ctl.main", "serve", "gateway"], env=env
-            )
-            await wait_ready(f"127.0.0.1:{port}")
+        connection = await asyncpg.connect(dsn)
+        await seed_issuer(connection, "bulk-course")
+        _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
+        await connection.close()
+        async with running_gateway(info, dsn, topic) as (address, _):
             with tempfile.TemporaryDirectory(prefix="bench-bulk-") as folder:
                 path, report = Path(folder) / "rows.csv", Path(folder) / "report.csv"
                 write_csv(path, args.rows)
-                elapsed, peak_mib = await asyncio.to_thread(
-                    submit, path, report, f"127.0.0.1:{port}", token
-                )
+                elapsed, peak_mib = await asyncio.to_thread(submit, path, report, address, token)
                 with report.open(encoding="utf-8", newline="") as handle:
                     outcomes = [row["outcome"] for row in csv.DictReader(handle)]
-        finally:
-            if gateway is not None:
-                gateway.terminate()
-                gateway.wait(timeout=30)
     accepted = outcomes.count("accepted") + outcomes.count("duplicate")
     if accepted != args.rows:
         raise RuntimeError(f"{accepted} of {args.rows} rows acknowledged")

@@ -9,6 +9,7 @@ import platform
 import secrets
 import socket
 import subprocess
+import sys
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from datetime import UTC, datetime
@@ -32,11 +33,19 @@ RESULTS = Path(__file__).parent / "results"
 async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
     """A new, migrated database on the stack's PostgreSQL (dropped afterwards); yields its DSN."""
     name = f"bench_{secrets.token_hex(4)}"
-    # The local stack's schema belongs to the NOLOGIN ll_owner (migrated as ll_migrator);
-    # external servers: to the login of DATABASE_URL.
-    owner = OWNER_ROLE if info.logins else urlsplit(info.database_url).username
+    # The schema belongs to the NOLOGIN ll_owner where the login of DATABASE_URL is a member
+    # of it (ll_migrator on the local stack, also when a test hands its stack over as external
+    # servers); otherwise to that login.
+    login = urlsplit(info.database_url).username
     admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
     try:
+        migrates_as_owner = await admin.fetchval(
+            "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) "
+            "THEN pg_has_role($1, $2, 'MEMBER') ELSE false END",
+            login,
+            OWNER_ROLE,
+        )
+        owner = OWNER_ROLE if migrates_as_owner else login
         await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
     finally:
         await admin.close()
@@ -83,6 +92,36 @@ async def wait_ready(address: str) -> None:
         await asyncio.wait_for(channel.channel_ready(), timeout=60)
     finally:
         await channel.close()
+
+
+@asynccontextmanager
+async def running_gateway(
+    info: StackInfo, dsn: str, topic: str, *, python_args: tuple[str, ...] = ()
+) -> AsyncIterator[tuple[str, subprocess.Popen[bytes]]]:
+    """``ledgerctl serve gateway`` as a process on a free port, producing to ``topic``, with no
+    rate limit (``python_args``: e.g. a profiler); yields its address and process."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "DATABASE_URL": dsn,
+        "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
+        "TOPIC_COMPLETIONS": topic,
+        "GATEWAY_GRPC_PORT": str(port),
+        "GATEWAY_METRICS_PORT": "0",
+        "GATEWAY_RATE_LIMIT_PER_S": "1000000000",
+        "GATEWAY_RATE_LIMIT_BURST": "1000000000",
+        "LOG_LEVEL": "WARNING",
+    }
+    gateway = subprocess.Popen(
+        [sys.executable, *python_args, "-m", "learnerledger.ctl.main", "serve", "gateway"], env=env
+    )
+    try:
+        address = f"127.0.0.1:{port}"
+        await wait_ready(address)
+        yield address, gateway
+    finally:
+        gateway.terminate()
+        gateway.wait(timeout=30)
 
 
 def machine() -> dict[str, object]:

@@ -16,11 +16,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import re
 import secrets
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -30,12 +27,11 @@ import asyncpg
 import grpc
 
 from bench.harness import (
-    free_port,
     fresh_database,
+    running_gateway,
     save_report,
     seed_issuer,
     use_kafka_admin,
-    wait_ready,
 )
 from learnerledger.ctl.stack import (
     PRODUCER_PERF_MAIN,
@@ -114,43 +110,22 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
     await ensure_topics(
         info.kafka_bootstrap, [TopicSpec(ours_topic, 12, -1), TopicSpec(limit_topic, 12, -1)]
     )
-    gateway: subprocess.Popen[bytes] | None = None
     async with fresh_database(info) as dsn:
-        try:
-            connection = await asyncpg.connect(dsn)
-            await seed_issuer(connection, "ingest-course")
-            _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
-            await connection.close()
-            port = free_port()
-            env = {
-                **os.environ,
-                "DATABASE_URL": dsn,
-                "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
-                "TOPIC_COMPLETIONS": ours_topic,
-                "GATEWAY_GRPC_PORT": str(port),
-                "GATEWAY_METRICS_PORT": "0",
-                "GATEWAY_RATE_LIMIT_PER_S": "1000000000",
-                "GATEWAY_RATE_LIMIT_BURST": "1000000000",
-                "LOG_LEVEL": "WARNING",
-            }
-            profile = ["-m", "cProfile", "-o", args.profile] if args.profile else []
-            gateway = subprocess.Popen(
-                [sys.executable, *profile, "-m", "learnerledger.ctl.main", "serve", "gateway"],
-                env=env,
-            )
-            await wait_ready(f"127.0.0.1:{port}")
+        connection = await asyncpg.connect(dsn)
+        await seed_issuer(connection, "ingest-course")
+        _, token = await catalog.issue_token(connection, catalog.PrincipalKind.ISSUER, "bench")
+        await connection.close()
+        profile = ("-m", "cProfile", "-o", args.profile) if args.profile else ()
+        async with running_gateway(info, dsn, ours_topic, python_args=profile) as (
+            address,
+            gateway,
+        ):
             share = args.completions // args.clients
             batches = [completions(c, share) for c in range(args.clients)]
             started = time.perf_counter()
-            accepted = sum(
-                await asyncio.gather(*(stream(f"127.0.0.1:{port}", token, b) for b in batches))
-            )
+            accepted = sum(await asyncio.gather(*(stream(address, token, b) for b in batches)))
             ours_s = time.perf_counter() - started
             gateway_rss = rss_mib(gateway.pid)
-        finally:
-            if gateway is not None:
-                gateway.terminate()
-                gateway.wait(timeout=30)
     size = record_size()
     perf = run_kafka_tool(
         cfg,
