@@ -23,6 +23,7 @@ from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
 from tests.e2e.test_pipeline import Pipeline, pipeline  # noqa: F401
+from tests.integration.ledger_fixtures import seed_courses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -34,11 +35,13 @@ def row(cid: str, learner: str, course: str = "ml-101", score: str = "80") -> st
     return f"{cid},{learner},{course},{WHEN},pass,{score},,https://swayam.example/c/{cid}"
 
 
-def row_completion(cid: str, learner: str, days_ago: int = 3) -> common_pb2.Completion:
+def row_completion(
+    cid: str, learner: str, days_ago: int = 3, course: str = "ml-101"
+) -> common_pb2.Completion:
     return common_pb2.Completion(
         completion_id=cid,
         learner_id=learner,
-        course_id="ml-101",
+        course_id=course,
         completed_at=to_timestamp(datetime.now(UTC) - timedelta(days=days_ago)),
         result=common_pb2.COMPLETION_RESULT_PASS,
         evidence_url=f"https://swayam.example/c/{cid}",
@@ -90,8 +93,9 @@ async def test_a_csv_gives_a_report_per_row_and_a_rerun_credits_nothing_twice(
     database_url: str,
     tmp_path: Path,
 ) -> None:
-    learners = ["500000000001", "500000000002"]
-    good = [row(f"csv-{n}", learners[n % 2]) for n in range(6)]
+    # One learner per good row: a learner earns a course's credit once.
+    learners = [f"50000000000{n}" for n in range(6)]
+    good = [row(f"csv-{n}", learners[n]) for n in range(6)]
     lines = [
         HEADER,
         *good[:4],
@@ -142,13 +146,14 @@ async def test_a_csv_gives_a_report_per_row_and_a_rerun_credits_nothing_twice(
         else:
             assert after["outcome"] in ("accepted", "duplicate")
     # Events are keyed by learner, so a fresh completion per learner is decided after the
-    # re-run's: once both are credited, the re-run was decided too, and credited nothing.
+    # re-run's: once those are recorded, the re-run was decided too, and credited nothing.
+    # (Each learner holds the course's credit already: the fresh ones are already_credited.)
     sentinels = [row_completion(f"after-{learner}", learner) for learner in learners]
     async with IssuerClient(ClientConfig(pipeline.gateway, pipeline.issuer_token)) as client:
         await client.submit_many(sentinels)
-    await entries_settle(database_url, learners, 8)
+    await entries_settle(database_url, learners, 12)
     assert await ledger_entries(database_url, learners) == sorted(
-        [*credited, *((f"after-{learner}", "credit_awarded") for learner in learners)]
+        [*credited, *((f"after-{learner}", "recorded_without_credit") for learner in learners)]
     )
 
 
@@ -156,8 +161,8 @@ async def test_a_stream_interrupted_by_a_gateway_restart_completes_through_retri
     pipeline: Pipeline,  # noqa: F811
     database_url: str,
 ) -> None:
-    learner = "600000000001"
     total = 120
+    learners = [f"6000000{n:05d}" for n in range(total)]  # a course's credit is earned once
     pid_file = pipeline.state_dir / "services" / "gateway.pid"
     killed_pid: list[int] = []
 
@@ -171,7 +176,7 @@ async def test_a_stream_interrupted_by_a_gateway_restart_completes_through_retri
                 assert not is_alive(pid)
                 killed_pid.append(pid)
                 start_services(pipeline.state_dir, pipeline.env)
-            yield row_completion(f"restart-{n}", learner)
+            yield row_completion(f"restart-{n}", learners[n])
 
     config = ClientConfig(
         pipeline.gateway,
@@ -186,8 +191,8 @@ async def test_a_stream_interrupted_by_a_gateway_restart_completes_through_retri
     assert int(pid_file.read_text()) != killed_pid[0]
     assert [o.completion_id for o in outcomes] == [f"restart-{n}" for n in range(total)]
     assert {o.acceptance for o in outcomes} <= {Acceptance.ACCEPTED, Acceptance.DUPLICATE}
-    await entries_settle(database_url, [learner], total)
-    entries = await ledger_entries(database_url, [learner])
+    await entries_settle(database_url, learners, total)
+    entries = await ledger_entries(database_url, learners)
     assert entries == sorted((f"restart-{n}", "credit_awarded") for n in range(total))
 
 
@@ -198,7 +203,9 @@ async def test_a_registrar_reads_transcripts_pages_and_a_watch_through_the_libra
     learner = "700000000001"
     partner = ClientConfig(pipeline.gateway, pipeline.issuer_token)
     registrar = ClientConfig(pipeline.query, pipeline.university_token, timeout_s=20)
-    items = [row_completion(f"reg-{n}", learner) for n in range(7)]
+    courses = [f"reg-course-{n}" for n in range(7)]  # a course's credit is earned once
+    await seed_courses(database_url, courses)
+    items = [row_completion(f"reg-{n}", learner, course=courses[n]) for n in range(7)]
     async with IssuerClient(partner) as issuer:
         outcomes = await issuer.submit_many(items)
         assert {o.acceptance for o in outcomes} == {Acceptance.ACCEPTED}
