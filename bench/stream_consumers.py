@@ -30,7 +30,15 @@ FAUST_WORKER = """
 import os, sys, time
 import faust
 topic_name, expected, result_file = sys.argv[1], int(sys.argv[2]), sys.argv[3]
+credentials = None
+if os.environ.get("KAFKA_SASL_USERNAME"):  # the local stack's Kafka requires SCRAM
+    credentials = faust.SASLCredentials(
+        username=os.environ["KAFKA_SASL_USERNAME"],
+        password=os.environ["KAFKA_SASL_PASSWORD"],
+        mechanism=os.environ.get("KAFKA_SASL_MECHANISM", "SCRAM-SHA-512"),
+    )
 app = faust.App("bench-" + topic_name, broker="kafka://" + os.environ["KAFKA_BOOTSTRAP_SERVERS"],
+                broker_credentials=credentials,
                 store="memory://", web_enabled=False, consumer_auto_offset_reset="earliest")
 topic = app.topic(topic_name, value_serializer="raw", key_serializer="raw")
 state = {"seen": 0, "start": None}
