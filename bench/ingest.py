@@ -18,6 +18,7 @@ import argparse
 import asyncio
 import re
 import secrets
+import tempfile
 import time
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
@@ -41,6 +42,7 @@ from learnerledger.ctl.stack import (
 )
 from learnerledger.domain.events import CompletionSubmitted, Envelope, Result, completion_event_id
 from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.security import java_client_properties
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
@@ -127,16 +129,20 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
             ours_s = time.perf_counter() - started
             gateway_rss = rss_mib(gateway.pid)
     size = record_size()
-    perf = run_kafka_tool(
-        cfg,
-        PRODUCER_PERF_MAIN,
-        ["--topic", limit_topic, "--num-records", str(share * args.clients),
-         "--record-size", str(size), "--throughput", "-1", "--producer-props",
-         f"bootstrap.servers={info.kafka_bootstrap}", "acks=all", "enable.idempotence=true",
-         *(["--producer.config", str(cfg.kafka().admin_client_properties())]
-           if info.kafka_env else [])],
-        timeout=600,
-    )  # fmt: skip
+    with tempfile.TemporaryDirectory(prefix="ll-bench-") as private:
+        # The perf tool authenticates as this process does (the stack's admin, or the
+        # KAFKA_SECURITY_PROTOCOL/KAFKA_SASL_* of external servers).
+        client_config = Path(private) / "client.properties"
+        client_config.write_text(java_client_properties())
+        perf = run_kafka_tool(
+            cfg,
+            PRODUCER_PERF_MAIN,
+            ["--topic", limit_topic, "--num-records", str(share * args.clients),
+             "--record-size", str(size), "--throughput", "-1", "--producer-props",
+             f"bootstrap.servers={info.kafka_bootstrap}", "acks=all", "enable.idempotence=true",
+             "--producer.config", str(client_config)],
+            timeout=600,
+        )  # fmt: skip
     summary = re.findall(r"(\d+) records sent, ([\d.]+) records/sec", perf.stdout)[-1]
     limit_rate = float(summary[1])
     ours_rate = accepted / ours_s

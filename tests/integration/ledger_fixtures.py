@@ -174,10 +174,28 @@ async def running_ledger_task(
     stop = asyncio.Event()
     task = asyncio.create_task(run_ledger(settings, stop))
     try:
+        if grpc_port:
+            await _admin_api_listening(grpc_port, task)
         yield settings, task
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
+
+
+async def _admin_api_listening(port: int, task: asyncio.Task[None], timeout: float = 30) -> None:
+    """Wait until the ledger's admin API accepts connections (a call made sooner is refused:
+    gRPC fails fast with UNAVAILABLE), or the service ended."""
+    async with asyncio.timeout(timeout):
+        while not task.done():
+            try:
+                _, writer = await asyncio.open_connection("127.0.0.1", port)
+            except OSError:
+                await asyncio.sleep(0.05)
+                continue
+            writer.close()
+            await writer.wait_closed()
+            return
+    task.result()  # the service ended before it listened: raise what it raised
 
 
 async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60.0) -> list[Any]:

@@ -56,8 +56,8 @@ DAVE, ERIN = "444444444444", "555555555555"
 
 
 @pytest.fixture
-async def database(stack: StackInfo) -> AsyncIterator[FreshDatabase]:
-    async with new_database(stack) as db:
+async def database(stack: StackInfo, stack_logins: dict[str, str]) -> AsyncIterator[FreshDatabase]:
+    async with new_database(stack, stack_logins) as db:
         yield db
 
 

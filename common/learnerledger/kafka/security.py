@@ -43,3 +43,33 @@ def client_options(settings: CommonSettings | None = None) -> dict[str, Any]:
     if protocol == "SASL_SSL":
         options["ssl_context"] = create_ssl_context(cafile=settings.kafka_ssl_cafile or None)
     return options
+
+
+_JAAS_LOGIN_MODULES = {
+    "PLAIN": "org.apache.kafka.common.security.plain.PlainLoginModule",
+    "SCRAM-SHA-256": "org.apache.kafka.common.security.scram.ScramLoginModule",
+    "SCRAM-SHA-512": "org.apache.kafka.common.security.scram.ScramLoginModule",
+}
+
+
+def java_client_properties(settings: CommonSettings | None = None) -> str:
+    """The same settings as a Java client properties file, for Kafka's own tools
+    (``--producer.config``, ``--command-config``): what :func:`client_options` gives aiokafka."""
+    settings = settings if settings is not None else CommonSettings()
+    options = client_options(settings)
+    lines = [f"security.protocol={options['security_protocol']}"]
+    if "sasl_mechanism" in options:
+        mechanism = options["sasl_mechanism"]
+
+        def quoted(value: str) -> str:
+            return '"' + value.replace("\\", "\\\\").replace('"', '\\"') + '"'
+
+        lines += [
+            f"sasl.mechanism={mechanism}",
+            f"sasl.jaas.config={_JAAS_LOGIN_MODULES[mechanism]} required "
+            f"username={quoted(options['sasl_plain_username'])} "
+            f"password={quoted(options['sasl_plain_password'])};",
+        ]
+    if options["security_protocol"] == "SASL_SSL" and settings.kafka_ssl_cafile:
+        lines += ["ssl.truststore.type=PEM", f"ssl.truststore.location={settings.kafka_ssl_cafile}"]
+    return "\n".join(lines) + "\n"

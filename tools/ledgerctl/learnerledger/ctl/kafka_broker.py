@@ -280,22 +280,6 @@ class KafkaBroker:
             "KAFKA_SASL_PASSWORD": self.credentials()[principal],
         }
 
-    def admin_client_properties(self) -> Path:
-        """A Java client properties file (0600) for Kafka's own tools (``--producer.config``,
-        ``--command-config``) as the super user ``admin``."""
-        path = self.home / "admin-client.properties"
-        password = self.credentials()[ADMIN_PRINCIPAL]
-        text = (
-            "security.protocol=SASL_PLAINTEXT\n"
-            f"sasl.mechanism={SASL_MECHANISM}\n"
-            "sasl.jaas.config=org.apache.kafka.common.security.scram.ScramLoginModule required "
-            f'username="{ADMIN_PRINCIPAL}" password="{password}";\n'
-        )
-        descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-        with os.fdopen(descriptor, "w") as sink:
-            sink.write(text)
-        return path
-
     def admin_options(self) -> dict[str, Any]:
         """aiokafka client options as the super user ``admin``."""
         from learnerledger.config import CommonSettings
