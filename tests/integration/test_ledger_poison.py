@@ -211,8 +211,8 @@ POISONS = [
     Poison(
         "completed-in-year-9999",
         _completion(_set(f"{C}.completed_at.seconds", MAX_TIMESTAMP_SECONDS)),
-        "invalid_request",
-        "completion.completed_at",
+        "invalid_field",  # outside the instants the codec reads (codec.from_timestamp)
+        "completion.completed_at must be between",
     ),
     Poison(
         "completed-in-year-1500",
@@ -224,19 +224,19 @@ POISONS = [
         "completed-after-year-9999",
         _completion(_set(f"{C}.completed_at.seconds", MAX_TIMESTAMP_SECONDS + 86_400)),
         "invalid_field",
-        "completion.completed_at is out of range",
+        "completion.completed_at must be between",
     ),
     Poison(
         "completed-before-year-1",
         _completion(_set(f"{C}.completed_at.seconds", MIN_TIMESTAMP_SECONDS - 86_400)),
         "invalid_field",
-        "completion.completed_at is out of range",
+        "completion.completed_at must be between",
     ),
     Poison(
         "occurred-after-year-9999",
         _revocation(_set("envelope.occurred_at.seconds", MAX_TIMESTAMP_SECONDS + 86_400)),
         "invalid_field",
-        "envelope.occurred_at is out of range",
+        "envelope.occurred_at must be between",
     ),
     Poison(
         "schema-version-99",

@@ -23,6 +23,7 @@ from learnerledger.query import read_model
 from learnerledger.query.rebuild import (
     ReplayInterrupted,
     ReplayStatus,
+    connect_as_read_model_owner,
     run_replay,
     start_or_resume,
     unfinished,
@@ -188,7 +189,8 @@ async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_with
 
 
 async def _interrupted_replay(database_url: str) -> ReplayStatus:
-    connection = await asyncpg.connect(database_url)
+    # As the CLI that resumes it will: the build schema belongs to the read model's owner.
+    connection = await connect_as_read_model_owner(database_url)
     try:
         replay = await start_or_resume(connection, source="log")
         seen: list[ReplayStatus] = []

@@ -6,11 +6,9 @@ aiokafka upgrade renames or reshapes it, so the pacing cannot silently stop work
 
 from __future__ import annotations
 
-import asyncio
 import inspect
 from typing import Any
 
-import pytest
 from aiokafka import AIOKafkaClient
 
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
@@ -22,7 +20,7 @@ def test_aiokafka_still_has_the_wrapped_method() -> None:
     assert list(inspect.signature(method).parameters) == ["self", "cluster_metadata", "topics"]
 
 
-async def test_only_a_failed_update_pauses(monkeypatch: pytest.MonkeyPatch) -> None:
+async def test_only_a_failed_update_pauses() -> None:
     client = AIOKafkaClient(bootstrap_servers="127.0.0.1:9", retry_backoff_ms=250)
     outcomes = [False, True]
 
@@ -35,8 +33,9 @@ async def test_only_a_failed_update_pauses(monkeypatch: pytest.MonkeyPatch) -> N
         pauses.append(seconds)
 
     client._metadata_update = scripted
-    pace_metadata_retries(client)
-    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+    # Not a monkeypatch of asyncio.sleep: the test loop is the session's, and another test's
+    # background task calling a sleep that never yields would spin it for good.
+    pace_metadata_retries(client, sleep=recorded_sleep)
 
     assert await client._metadata_update(client.cluster, set()) is False
     assert pauses == [0.25]

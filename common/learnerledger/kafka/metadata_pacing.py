@@ -22,15 +22,18 @@ from typing import Any
 from aiokafka import AIOKafkaClient
 
 
-def pace_metadata_retries(client: AIOKafkaClient) -> None:
-    """Make ``client`` wait its ``retry_backoff_ms`` after a metadata update that failed."""
+def pace_metadata_retries(
+    client: AIOKafkaClient, *, sleep: Callable[[float], Awaitable[None]] = asyncio.sleep
+) -> None:
+    """Make ``client`` wait its ``retry_backoff_ms`` after a metadata update that failed
+    (``sleep``: how it waits; tests pass a recorder)."""
     update: Callable[[Any, Any], Awaitable[bool]] = client._metadata_update
     pause_s = max(float(client._retry_backoff), 0.1)
 
     async def paced(cluster_metadata: Any, topics: Any) -> bool:
         updated = await update(cluster_metadata, topics)
         if not updated:
-            await asyncio.sleep(pause_s)
+            await sleep(pause_s)
         return updated
 
     client._metadata_update = paced
