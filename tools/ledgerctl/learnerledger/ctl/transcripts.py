@@ -199,7 +199,13 @@ async def cmd_transcripts(args: argparse.Namespace) -> int:
         except LedgerClientError as error:  # CallFailed, RetriesExhausted, ProtocolViolation
             print(f"ledgerctl transcripts: stopped: {error}", file=sys.stderr)
             return EXIT_FAILED
-    counts = ", ".join(f"{n} {status}" for status, n in sorted(tally.by_status.items()))
+    order = ("ok", "permission_denied", "not_found", "invalid")
+    counts = ", ".join(
+        f"{n} {status}"
+        for status, n in sorted(
+            tally.by_status.items(), key=lambda i: order.index(i[0]) if i[0] in order else 9
+        )
+    )
     skipped = f" ({learners.duplicates} repeated id(s) read once)" if learners.duplicates else ""
     print(
         f"ledgerctl transcripts: {total} learners{skipped}: {counts or 'none'}; output: {out_path}",
