@@ -51,17 +51,32 @@ def row_completion(
     )
 
 
-async def ledgerctl(env: dict[str, str], *args: str) -> tuple[int, str]:
-    """Run ``ledgerctl ARGS`` as a user does; its exit code and stderr."""
+async def ledgerctl_output(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run ``ledgerctl ARGS`` as a user does; its exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "learnerledger.ctl.main", *args,
         env={**os.environ, **env},
-        stdout=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, err = await process.communicate()
+    out, err = await process.communicate()
     assert process.returncode is not None
-    return process.returncode, err.decode()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def ledgerctl(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run ``ledgerctl ARGS``; its exit code and stderr."""
+    code, _, err = await ledgerctl_output(env, *args)
+    return code, err
+
+
+async def new_token(database_url: str, kind: str, principal: str) -> str:
+    """README's ``ledgerctl issuer|university token ID | tail -1``."""
+    code, out, err = await ledgerctl_output(
+        {"DATABASE_URL": database_url}, kind, "token", principal
+    )
+    assert code == 0, err
+    return out.strip().splitlines()[-1]
 
 
 async def ledgerctl_submit(
@@ -259,15 +274,15 @@ async def test_the_readme_demo_csv_uploads_and_a_registrar_reads_its_learners_in
     """README's quick start after the demo: the demo partner uploads deploy/local/demo's CSV
     with ``ledgerctl submit``, and the demo university reads its learners with ``ledgerctl
     transcripts`` (the demo granted consent to three of them)."""
-    partners, reader_token = await demo.register(database_url)
-    swayam = next(p for p in partners if p.issuer_id == "demo-swayam")
+    await demo.register(database_url)  # what `ledgerctl demo` registers
     await demo.grant_consent(
         pipeline.env["KAFKA_BOOTSTRAP_SERVERS"],
         pipeline.env["TOPIC_COMPLETIONS"],
         list(demo.DEMO_CSV_CONSENTING),
     )
+    swayam_token = await new_token(database_url, "issuer", "demo-swayam")
     code, err = await ledgerctl_submit(
-        pipeline, DEMO_FILES / "completions.csv", tmp_path / "demo.report.csv", swayam.token
+        pipeline, DEMO_FILES / "completions.csv", tmp_path / "demo.report.csv", swayam_token
     )
     assert code == 0, err
     report = read_report(tmp_path / "demo.report.csv")
@@ -296,6 +311,7 @@ async def test_the_readme_demo_csv_uploads_and_a_registrar_reads_its_learners_in
     await eventually(projected, what="the demo CSV to reach the transcripts")
 
     out = tmp_path / "registrar.csv"
+    reader_token = await new_token(database_url, "university", "demo-university")
     code, err = await ledgerctl(
         {"LEDGERCTL_UNIVERSITY_TOKEN": reader_token},
         "transcripts", "--learners", str(DEMO_FILES / "learners.txt"),
