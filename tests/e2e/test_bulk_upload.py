@@ -16,6 +16,7 @@ import asyncpg
 import grpc
 import pytest
 
+from learnerledger.ctl import demo
 from learnerledger.ctl.processes import is_alive
 from learnerledger.ctl.services import start_services
 from learnerledger.kafka.codec import to_timestamp
@@ -23,10 +24,12 @@ from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
 from tests.e2e.test_pipeline import Pipeline, pipeline  # noqa: F401
-from tests.integration.ledger_fixtures import seed_courses
+from tests.integration.ledger_fixtures import eventually, seed_courses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
+REPO = Path(__file__).resolve().parents[2]
+DEMO_FILES = REPO / "deploy" / "local" / "demo"
 HEADER = "completion_id,learner_id,course_id,completed_at,result,score,grade,evidence_url"
 WHEN = (datetime.now(UTC) - timedelta(days=20)).strftime("%Y-%m-%dT%H:%M:%SZ")
 
@@ -48,17 +51,41 @@ def row_completion(
     )
 
 
-async def ledgerctl_submit(stack: Pipeline, path: Path, report: Path) -> tuple[int, str]:
+async def ledgerctl_output(env: dict[str, str], *args: str) -> tuple[int, str, str]:
+    """Run ``ledgerctl ARGS`` as a user does; its exit code, stdout and stderr."""
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "learnerledger.ctl.main", "submit", str(path),
-        "--gateway", stack.gateway, "--report", str(report),
-        env={**os.environ, "LEDGERCTL_ISSUER_TOKEN": stack.issuer_token},
-        stdout=asyncio.subprocess.DEVNULL,
+        sys.executable, "-m", "learnerledger.ctl.main", *args,
+        env={**os.environ, **env},
+        stdout=asyncio.subprocess.PIPE,
         stderr=asyncio.subprocess.PIPE,
     )  # fmt: skip
-    _, err = await process.communicate()
+    out, err = await process.communicate()
     assert process.returncode is not None
-    return process.returncode, err.decode()
+    return process.returncode, out.decode(), err.decode()
+
+
+async def ledgerctl(env: dict[str, str], *args: str) -> tuple[int, str]:
+    """Run ``ledgerctl ARGS``; its exit code and stderr."""
+    code, _, err = await ledgerctl_output(env, *args)
+    return code, err
+
+
+async def new_token(database_url: str, kind: str, principal: str) -> str:
+    """README's ``ledgerctl issuer|university token ID | tail -1``."""
+    code, out, err = await ledgerctl_output(
+        {"DATABASE_URL": database_url}, kind, "token", principal
+    )
+    assert code == 0, err
+    return out.strip().splitlines()[-1]
+
+
+async def ledgerctl_submit(
+    stack: Pipeline, path: Path, report: Path, token: str | None = None
+) -> tuple[int, str]:
+    return await ledgerctl(
+        {"LEDGERCTL_ISSUER_TOKEN": token or stack.issuer_token},
+        "submit", str(path), "--gateway", stack.gateway, "--report", str(report),
+    )  # fmt: skip
 
 
 def read_report(path: Path) -> list[dict[str, str]]:
@@ -237,3 +264,76 @@ async def test_a_registrar_reads_transcripts_pages_and_a_watch_through_the_libra
         assert [c.sequence for c in credentials] == sorted(c.sequence for c in credentials)
         first_update = await anext(aiter(reader.watch(learner)))
         assert first_update.transcript.active_credits == 7 * 3.0
+
+
+async def test_the_readme_demo_csv_uploads_and_a_registrar_reads_its_learners_in_a_batch(
+    pipeline: Pipeline,  # noqa: F811
+    database_url: str,
+    tmp_path: Path,
+) -> None:
+    """README's quick start after the demo: the demo partner uploads deploy/local/demo's CSV
+    with ``ledgerctl submit``, and the demo university reads its learners with ``ledgerctl
+    transcripts`` (the demo granted consent to three of them)."""
+    await demo.register(database_url)  # what `ledgerctl demo` registers
+    await demo.grant_consent(
+        pipeline.env["KAFKA_BOOTSTRAP_SERVERS"],
+        pipeline.env["TOPIC_COMPLETIONS"],
+        list(demo.DEMO_CSV_CONSENTING),
+    )
+    swayam_token = await new_token(database_url, "issuer", "demo-swayam")
+    code, err = await ledgerctl_submit(
+        pipeline, DEMO_FILES / "completions.csv", tmp_path / "demo.report.csv", swayam_token
+    )
+    assert code == 0, err
+    report = read_report(tmp_path / "demo.report.csv")
+    assert [r["outcome"] for r in report] == ["accepted"] * 6, report
+    assert "6 rows: 6 accepted, 0 duplicate, 0 rejected" in err
+
+    learners = [f"90000000000{n}" for n in range(1, 5)]
+
+    async def projected() -> bool:
+        """Every completion of the CSV decided, every entry of its learners in the read model."""
+        connection = await asyncpg.connect(database_url)
+        try:
+            decided = await connection.fetchval(
+                "SELECT count(*) FROM credit_log WHERE completion_id LIKE 'demo-csv-%'"
+            )
+            behind = await connection.fetchval(
+                """SELECT count(*) FROM credit_log c WHERE c.learner_id = ANY($1::text[])
+                     AND c.sequence > coalesce((SELECT last_sequence FROM read_transcripts r
+                                                 WHERE r.learner_id = c.learner_id), 0)""",
+                learners,
+            )
+        finally:
+            await connection.close()
+        return bool(decided == 6 and behind == 0)
+
+    await eventually(projected, what="the demo CSV to reach the transcripts")
+
+    out = tmp_path / "registrar.csv"
+    reader_token = await new_token(database_url, "university", "demo-university")
+    code, err = await ledgerctl(
+        {"LEDGERCTL_UNIVERSITY_TOKEN": reader_token},
+        "transcripts", "--learners", str(DEMO_FILES / "learners.txt"),
+        "--query", pipeline.query, "--out", str(out),
+    )  # fmt: skip
+    assert code == 1, err  # some learners were refused
+    rows = read_report(out)
+    assert [
+        (r["learner_id"], r["status"], r["active_credits"], r["expired_credits"],
+         r["revoked_credits"], r["reason"])
+        for r in rows
+    ] == [
+        ("900000000001", "ok", "5.0", "0.0", "0.0", ""),  # ml 3 + stats 2 credits
+        ("900000000002", "ok", "3.0", "0.0", "0.0", ""),  # the fail earned nothing
+        ("900000000003", "ok", "0.0", "3.0", "0.0", ""),  # completed 2018: expired
+        ("900000000004", "permission_denied", "", "", "", "CONSENT_NOT_GRANTED"),
+        ("900000000099", "permission_denied", "", "", "", "CONSENT_NOT_GRANTED"),
+        ("12345", "invalid", "", "", "", "INVALID_ARGUMENT"),
+    ]  # fmt: skip
+    assert "has not granted university demo-university consent" in rows[3]["message"]
+    assert "APAAR" in rows[5]["message"]
+    assert "transcripts: 6/6 learners (100%)" in err
+    assert "learners/s ETA" in err
+    assert "(1 repeated id(s) read once)" in err
+    assert "6 learners (1 repeated id(s) read once): 3 ok, 2 permission_denied, 1 invalid;" in err

@@ -6,8 +6,9 @@ from the service descriptors, so a new method is covered without editing this fi
 - no token, a malformed header and an unknown token: UNAUTHENTICATED;
 - a token of the wrong kind (issuer / university / admin): PERMISSION_DENIED;
 - the right kind with the wrong scope: issuer A on issuer B's course and completions, a
-  university without consent, and a consent revoked while a WatchTranscript is open (the stream
-  ends with PERMISSION_DENIED).
+  university without consent (in a batch read: that learner's PERMISSION_DENIED inside the
+  answer), and a consent revoked while a WatchTranscript is open (the stream ends with
+  PERMISSION_DENIED).
 """
 
 from __future__ import annotations
@@ -60,6 +61,9 @@ OK = grpc.StatusCode.OK
 #: (transcript_query.proto). Every other query method reads one learner's record.
 PUBLIC_LOG_METHODS = {"GetCheckpoint", "GetConsistencyProof"}
 LEARNER_QUERY_METHODS = [m for m in QUERY.methods if m.name not in PUBLIC_LOG_METHODS]
+#: Batch reads answer each learner on its own: no consent is that learner's PERMISSION_DENIED
+#: inside an OK response (the call itself is refused only for the caller).
+BATCH_QUERY_METHODS = {"BatchGetTranscripts"}
 
 
 @dataclass
@@ -140,6 +144,8 @@ def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
     for name, value in fields.items():
         if name in cls.DESCRIPTOR.fields_by_name:
             setattr(request, name, value)
+    if "learner_id" in fields and "learner_ids" in cls.DESCRIPTOR.fields_by_name:
+        request.learner_ids.append(fields["learner_id"])  # a batch of that one learner
     return request
 
 
@@ -353,11 +359,22 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
 
 async def test_a_university_reads_only_with_consent(services: Stack) -> None:
     du = bearer(services.tokens["du"])
+    assert {m.name for m in QUERY.methods} >= BATCH_QUERY_METHODS
     for method in LEARNER_QUERY_METHODS:
+        if method.name in BATCH_QUERY_METHODS:
+            continue
         with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=1)
         without = await call(services.query, QUERY, method, du, learner_id=EVE, sequence=1)
         assert with_consent is OK, method.name
         assert without is grpc.StatusCode.PERMISSION_DENIED, method.name
+    query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(services.query)
+    batch = await query.BatchGetTranscripts(
+        transcript_query_pb2.BatchGetTranscriptsRequest(learner_ids=[DIANA, EVE]), metadata=du
+    )
+    assert [r.WhichOneof("result") for r in batch.results] == ["transcript", "error"]
+    assert batch.results[0].transcript.learner_id == DIANA
+    assert batch.results[1].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    assert batch.results[1].learner_id == EVE
 
 
 async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(

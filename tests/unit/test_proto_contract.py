@@ -272,6 +272,7 @@ def test_dead_letter_keeps_original_bytes() -> None:
             "TranscriptQueryService",
             {
                 "GetTranscript",
+                "BatchGetTranscripts",
                 "ListCredentials",
                 "GetCreditSummary",
                 "WatchTranscript",

@@ -11,15 +11,25 @@ from learnerledger_client.errors import (
     ProtocolViolation,
     RetriesExhausted,
 )
-from learnerledger_client.outcomes import Acceptance, FieldProblem, SubmitOutcome
+from learnerledger_client.outcomes import (
+    MAX_LEARNERS_PER_BATCH,
+    Acceptance,
+    FieldProblem,
+    LearnerTranscript,
+    ReadStatus,
+    SubmitOutcome,
+)
 
 __all__ = [
+    "MAX_LEARNERS_PER_BATCH",
     "Acceptance",
     "CallFailed",
     "ClientConfig",
     "FieldProblem",
+    "LearnerTranscript",
     "LedgerClientError",
     "ProtocolViolation",
+    "ReadStatus",
     "RetriesExhausted",
     "RetryPolicy",
     "SubmitOutcome",

@@ -27,14 +27,18 @@ from learnerledger.v1 import (
 )
 from learnerledger_client.config import ClientConfig
 from learnerledger_client.errors import CallFailed, ProtocolViolation, RetriesExhausted
-from learnerledger_client.outcomes import SubmitOutcome
+from learnerledger_client.outcomes import (
+    MAX_LEARNERS_PER_BATCH,
+    LearnerTranscript,
+    SubmitOutcome,
+)
 
 T = TypeVar("T")
 
 Completions = Iterable[common_pb2.Completion] | AsyncIterable[common_pb2.Completion]
 
 
-async def _aiter(items: Completions) -> AsyncIterator[common_pb2.Completion]:
+async def _aiter(items: Iterable[T] | AsyncIterable[T]) -> AsyncIterator[T]:
     if isinstance(items, AsyncIterable):
         async for item in items:
             yield item
@@ -292,6 +296,63 @@ class RegistrarClient(_Client):
             ),
         )
         return response.transcript
+
+    async def batch_get_transcripts(
+        self,
+        learner_ids: Iterable[str] | AsyncIterable[str],
+        *,
+        batch_size: int = MAX_LEARNERS_PER_BATCH,
+    ) -> list[LearnerTranscript]:
+        """The current transcript of every learner, or why it was refused: one result per id,
+        in input order (see ``batch_get_transcripts_stream``)."""
+        return [
+            result
+            async for result in self.batch_get_transcripts_stream(
+                learner_ids, batch_size=batch_size
+            )
+        ]
+
+    async def batch_get_transcripts_stream(
+        self,
+        learner_ids: Iterable[str] | AsyncIterable[str],
+        *,
+        batch_size: int = MAX_LEARNERS_PER_BATCH,
+    ) -> AsyncIterator[LearnerTranscript]:
+        """Yield one ``LearnerTranscript`` per id, in input order, reading the ids lazily and
+        sending them in BatchGetTranscripts calls of at most ``batch_size`` (the server's
+        maximum, 100, by default). A learner without consent, unknown or with an invalid id is
+        that learner's result (``status``), not an error; the call as a whole raises
+        ``CallFailed`` only when the server refuses the caller (UNAUTHENTICATED,
+        PERMISSION_DENIED for a token that may not read transcripts) or the request. Each call
+        is retried on UNAVAILABLE (a read: safe)."""
+        if batch_size < 1:
+            raise ValueError("batch_size must be 1 or more")
+        chunk: list[str] = []
+        async for learner_id in _aiter(learner_ids):
+            chunk.append(learner_id)
+            if len(chunk) == batch_size:
+                for result in await self._batch_get(chunk):
+                    yield result
+                chunk = []
+        if chunk:
+            for result in await self._batch_get(chunk):
+                yield result
+
+    async def _batch_get(self, learner_ids: list[str]) -> list[LearnerTranscript]:
+        request = transcript_query_pb2.BatchGetTranscriptsRequest(learner_ids=learner_ids)
+        response: transcript_query_pb2.BatchGetTranscriptsResponse = await self._unary(
+            "BatchGetTranscripts",
+            lambda: self._stub.BatchGetTranscripts(
+                request, metadata=self.config.metadata, timeout=self.config.timeout_s
+            ),
+        )
+        answered = [result.learner_id for result in response.results]
+        if answered != learner_ids:
+            raise ProtocolViolation(
+                f"BatchGetTranscripts answered {len(answered)} learners for {len(learner_ids)}"
+                " requested, or not in the order requested"
+            )
+        return [LearnerTranscript.from_result(result) for result in response.results]
 
     async def list_credentials(
         self, learner_id: str, *, filter: str = "", page_size: int = 0

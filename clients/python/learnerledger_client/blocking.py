@@ -12,7 +12,11 @@ from typing import Self, TypeVar
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, transcript_query_pb2
 from learnerledger_client import aio
 from learnerledger_client.config import ClientConfig
-from learnerledger_client.outcomes import SubmitOutcome
+from learnerledger_client.outcomes import (
+    MAX_LEARNERS_PER_BATCH,
+    LearnerTranscript,
+    SubmitOutcome,
+)
 
 T = TypeVar("T")
 
@@ -95,6 +99,18 @@ class RegistrarClient(_Blocking):
     ) -> transcript_query_pb2.Transcript:
         return self._loop.run_until_complete(
             self._client.get_transcript(learner_id, as_of=as_of, min_position=min_position)
+        )
+
+    def batch_get_transcripts(
+        self, learner_ids: Iterable[str], *, batch_size: int = MAX_LEARNERS_PER_BATCH
+    ) -> list[LearnerTranscript]:
+        return list(self.batch_get_transcripts_stream(learner_ids, batch_size=batch_size))
+
+    def batch_get_transcripts_stream(
+        self, learner_ids: Iterable[str], *, batch_size: int = MAX_LEARNERS_PER_BATCH
+    ) -> Iterator[LearnerTranscript]:
+        return self._iterate(
+            self._client.batch_get_transcripts_stream(learner_ids, batch_size=batch_size)
         )
 
     def list_credentials(

@@ -77,17 +77,23 @@ def retry_info(seconds: float) -> error_details_pb2.RetryInfo:
     )
 
 
-def rich_status(
+def status_message(
     code: grpc.StatusCode, message: str, details: Iterable[Message] = ()
-) -> grpc.Status:
-    """A ``grpc.Status`` whose trailer carries ``google.rpc.Status`` with ``details``."""
+) -> status_pb2.Status:
+    """The ``google.rpc.Status`` of ``code`` with ``details`` packed."""
     packed = []
     for detail in details:
         holder = any_pb2.Any()
         holder.Pack(detail)
         packed.append(holder)
-    proto = status_pb2.Status(code=_code_number(code), message=message, details=packed)
-    return rpc_status.to_status(proto)
+    return status_pb2.Status(code=_code_number(code), message=message, details=packed)
+
+
+def rich_status(
+    code: grpc.StatusCode, message: str, details: Iterable[Message] = ()
+) -> grpc.Status:
+    """A ``grpc.Status`` whose trailer carries ``google.rpc.Status`` with ``details``."""
+    return rpc_status.to_status(status_message(code, message, details))
 
 
 def _code_number(code: grpc.StatusCode) -> int:
@@ -123,6 +129,11 @@ class RpcFailure(Exception):
 
     def status(self) -> grpc.Status:
         return rich_status(self.code, self.message, self.details())
+
+    def status_message(self) -> status_pb2.Status:
+        """The ``google.rpc.Status`` this failure is sent as (for a per-item error inside a
+        response, as in a batch)."""
+        return status_message(self.code, self.message, self.details())
 
 
 def invalid_argument(violations: list[Violation], message: str | None = None) -> RpcFailure:

@@ -6,6 +6,7 @@ service's read model (a fold over ledger.entries.v1).
 """
 
 from collections import abc as _abc
+from google.protobuf import any_pb2 as _any_pb2
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
 from google.protobuf import timestamp_pb2 as _timestamp_pb2
@@ -323,6 +324,132 @@ class GetTranscriptResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetTranscriptResponse: _TypeAlias = GetTranscriptResponse  # noqa: Y015
+
+@_typing.final
+class BatchGetTranscriptsRequest(_message.Message):
+    """Request of TranscriptQueryService.BatchGetTranscripts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEARNER_IDS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def learner_ids(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The learners (APAAR ids), 1 to 100 of them. Required. More than 100, or none, fails the
+        call with INVALID_ARGUMENT (a field violation on learner_ids). An id that is not an APAAR
+        id is that learner's INVALID_ARGUMENT (a field violation on learner_ids[i]); an id given
+        twice is answered twice, each time the same.
+        """
+
+    def __init__(
+        self,
+        *,
+        learner_ids: _abc.Iterable[_builtins.str] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_ids", b"learner_ids"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetTranscriptsRequest: _TypeAlias = BatchGetTranscriptsRequest  # noqa: Y015
+
+@_typing.final
+class LearnerError(_message.Message):
+    """Why one learner of a batch was not answered: the status GetTranscript would have failed
+    with for that learner. Wire-compatible with google.rpc.Status (AIP-193): its bytes decode as
+    one, and its details are the same google.rpc messages (ErrorInfo with a reason such as
+    "CONSENT_NOT_GRANTED" or "LEARNER_NOT_FOUND", BadRequest for an invalid id).
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CODE_FIELD_NUMBER: _builtins.int
+    MESSAGE_FIELD_NUMBER: _builtins.int
+    DETAILS_FIELD_NUMBER: _builtins.int
+    code: _builtins.int
+    """The status code, a google.rpc.Code value: PERMISSION_DENIED (7), NOT_FOUND (5),
+    INVALID_ARGUMENT (3).
+    """
+    message: _builtins.str
+    """A developer-facing message in English."""
+    @_builtins.property
+    def details(self) -> _containers.RepeatedCompositeFieldContainer[_any_pb2.Any]:
+        """google.rpc.ErrorInfo and google.rpc.BadRequest, packed."""
+
+    def __init__(
+        self,
+        *,
+        code: _builtins.int = ...,
+        message: _builtins.str = ...,
+        details: _abc.Iterable[_any_pb2.Any] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["code", b"code", "details", b"details", "message", b"message"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___LearnerError: _TypeAlias = LearnerError  # noqa: Y015
+
+@_typing.final
+class TranscriptResult(_message.Message):
+    """The answer for one learner of a BatchGetTranscripts call."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEARNER_ID_FIELD_NUMBER: _builtins.int
+    TRANSCRIPT_FIELD_NUMBER: _builtins.int
+    ERROR_FIELD_NUMBER: _builtins.int
+    learner_id: _builtins.str
+    """The learner id exactly as requested."""
+    @_builtins.property
+    def transcript(self) -> Global___Transcript:
+        """The learner's transcript now."""
+
+    @_builtins.property
+    def error(self) -> Global___LearnerError:
+        """The learner's refusal."""
+
+    def __init__(
+        self,
+        *,
+        learner_id: _builtins.str = ...,
+        transcript: Global___Transcript | None = ...,
+        error: Global___LearnerError | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "result", b"result", "transcript", b"transcript"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["error", b"error", "learner_id", b"learner_id", "result", b"result", "transcript", b"transcript"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType_result: _TypeAlias = _typing.Literal["transcript", "error"]  # noqa: Y015
+    _WhichOneofArgType_result: _TypeAlias = _typing.Literal["result", b"result"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType_result) -> _WhichOneofReturnType_result | None: ...
+
+Global___TranscriptResult: _TypeAlias = TranscriptResult  # noqa: Y015
+
+@_typing.final
+class BatchGetTranscriptsResponse(_message.Message):
+    """Response of TranscriptQueryService.BatchGetTranscripts."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RESULTS_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def results(self) -> _containers.RepeatedCompositeFieldContainer[Global___TranscriptResult]:
+        """One result per requested learner id, in the order of the request."""
+
+    def __init__(
+        self,
+        *,
+        results: _abc.Iterable[Global___TranscriptResult] | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["results", b"results"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___BatchGetTranscriptsResponse: _TypeAlias = BatchGetTranscriptsResponse  # noqa: Y015
 
 @_typing.final
 class ListCredentialsRequest(_message.Message):

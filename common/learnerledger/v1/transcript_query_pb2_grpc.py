@@ -45,6 +45,11 @@ class TranscriptQueryServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptResponse.FromString,
                 _registered_method=True)
+        self.BatchGetTranscripts = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/BatchGetTranscripts',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsResponse.FromString,
+                _registered_method=True)
         self.ListCredentials = channel.unary_unary(
                 '/learnerledger.v1.TranscriptQueryService/ListCredentials',
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListCredentialsRequest.SerializeToString,
@@ -88,6 +93,19 @@ class TranscriptQueryServiceServicer:
 
     def GetTranscript(self, request, context):
         """Returns a learner's transcript now, or as it was at `as_of`.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def BatchGetTranscripts(self, request, context):
+        """Returns the current transcripts of up to 100 learners in one call (AIP-231). Unlike a
+        strict AIP-231 batch it is not atomic: each learner is answered or refused on its own,
+        with the status GetTranscript would have given for that learner alone (no consent,
+        NOT_FOUND, an invalid id), so one refused learner never fails the call. The call itself
+        fails only for the caller (UNAUTHENTICATED, PERMISSION_DENIED for a token that may not
+        read transcripts) or for the request as a whole (INVALID_ARGUMENT: no learner ids, or more
+        than 100).
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -150,6 +168,11 @@ def add_TranscriptQueryServiceServicer_to_server(servicer, server):
                     servicer.GetTranscript,
                     request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptResponse.SerializeToString,
+            ),
+            'BatchGetTranscripts': grpc.unary_unary_rpc_method_handler(
+                    servicer.BatchGetTranscripts,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsResponse.SerializeToString,
             ),
             'ListCredentials': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCredentials,
@@ -215,6 +238,33 @@ class TranscriptQueryService:
             '/learnerledger.v1.TranscriptQueryService/GetTranscript',
             learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptRequest.SerializeToString,
             learnerledger_dot_v1_dot_transcript__query__pb2.GetTranscriptResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def BatchGetTranscripts(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/BatchGetTranscripts',
+            learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.BatchGetTranscriptsResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -43,6 +43,15 @@ class TranscriptQueryServiceStub:
     def __new__(cls, channel: _aio.Channel) -> TranscriptQueryServiceAsyncStub: ...
     GetTranscript: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.GetTranscriptRequest, _transcript_query_pb2.GetTranscriptResponse]
     """Returns a learner's transcript now, or as it was at `as_of`."""
+    BatchGetTranscripts: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.BatchGetTranscriptsRequest, _transcript_query_pb2.BatchGetTranscriptsResponse]
+    """Returns the current transcripts of up to 100 learners in one call (AIP-231). Unlike a
+    strict AIP-231 batch it is not atomic: each learner is answered or refused on its own,
+    with the status GetTranscript would have given for that learner alone (no consent,
+    NOT_FOUND, an invalid id), so one refused learner never fails the call. The call itself
+    fails only for the caller (UNAUTHENTICATED, PERMISSION_DENIED for a token that may not
+    read transcripts) or for the request as a whole (INVALID_ARGUMENT: no learner ids, or more
+    than 100).
+    """
     ListCredentials: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.ListCredentialsRequest, _transcript_query_pb2.ListCredentialsResponse]
     """Lists a learner's credentials, filtered and paged (AIP-132, AIP-158, AIP-160), in
     sequence order.
@@ -82,6 +91,15 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
     def __init__(self, channel: _aio.Channel) -> None: ...
     GetTranscript: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.GetTranscriptRequest, _transcript_query_pb2.GetTranscriptResponse]  # type: ignore[assignment]
     """Returns a learner's transcript now, or as it was at `as_of`."""
+    BatchGetTranscripts: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.BatchGetTranscriptsRequest, _transcript_query_pb2.BatchGetTranscriptsResponse]  # type: ignore[assignment]
+    """Returns the current transcripts of up to 100 learners in one call (AIP-231). Unlike a
+    strict AIP-231 batch it is not atomic: each learner is answered or refused on its own,
+    with the status GetTranscript would have given for that learner alone (no consent,
+    NOT_FOUND, an invalid id), so one refused learner never fails the call. The call itself
+    fails only for the caller (UNAUTHENTICATED, PERMISSION_DENIED for a token that may not
+    read transcripts) or for the request as a whole (INVALID_ARGUMENT: no learner ids, or more
+    than 100).
+    """
     ListCredentials: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.ListCredentialsRequest, _transcript_query_pb2.ListCredentialsResponse]  # type: ignore[assignment]
     """Lists a learner's credentials, filtered and paged (AIP-132, AIP-158, AIP-160), in
     sequence order.
@@ -124,6 +142,21 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_transcript_query_pb2.GetTranscriptResponse, _abc.Awaitable[_transcript_query_pb2.GetTranscriptResponse]]:
         """Returns a learner's transcript now, or as it was at `as_of`."""
+
+    @_abc_1.abstractmethod
+    def BatchGetTranscripts(
+        self,
+        request: _transcript_query_pb2.BatchGetTranscriptsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.BatchGetTranscriptsResponse, _abc.Awaitable[_transcript_query_pb2.BatchGetTranscriptsResponse]]:
+        """Returns the current transcripts of up to 100 learners in one call (AIP-231). Unlike a
+        strict AIP-231 batch it is not atomic: each learner is answered or refused on its own,
+        with the status GetTranscript would have given for that learner alone (no consent,
+        NOT_FOUND, an invalid id), so one refused learner never fails the call. The call itself
+        fails only for the caller (UNAUTHENTICATED, PERMISSION_DENIED for a token that may not
+        read transcripts) or for the request as a whole (INVALID_ARGUMENT: no learner ids, or more
+        than 100).
+        """
 
     @_abc_1.abstractmethod
     def ListCredentials(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import wraps
@@ -52,11 +52,18 @@ from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
 log = structlog.get_logger(__name__)
 
 RPC_SECONDS = Histogram("query_rpc_seconds", "TranscriptQueryService call latency", ["method"])
+BATCH_LEARNERS = Histogram(
+    "query_batch_learners",
+    "Learner ids per BatchGetTranscripts call",
+    buckets=(1, 5, 10, 25, 50, 75, 100),
+)
 ANNUAL_LIMIT = Decimal(40)
 CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
 LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
 POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
 DEFAULT_MIN_POSITION_WAIT_S = 10.0
+#: The most learners one BatchGetTranscripts call may name (transcript_query.proto).
+MAX_BATCH_LEARNERS = 100
 
 _STATUS_TO_PROTO = {
     CredentialStatus.ACTIVE: pb.CREDENTIAL_STATUS_ACTIVE,
@@ -171,22 +178,35 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         self._trusted_public_key = trusted_public_key
 
     # -- access ---------------------------------------------------------------------------
-    async def _authorize(self, context: Ctx, learner_id: str) -> catalog.Principal:
+    async def _reader(self, context: Ctx) -> catalog.Principal:
+        """The caller, if its token may read transcripts at all (university or admin)."""
         principal = await self._auth.principal(context.invocation_metadata())
-        _check_learner_id(learner_id)
-        if principal.kind is catalog.PrincipalKind.ADMIN:
-            return principal
-        if principal.kind is not catalog.PrincipalKind.UNIVERSITY:
+        if principal.kind not in (catalog.PrincipalKind.ADMIN, catalog.PrincipalKind.UNIVERSITY):
             raise RpcFailure(
                 grpc.StatusCode.PERMISSION_DENIED,
                 "only university and admin tokens may read transcripts",
                 reason=Reason.WRONG_PRINCIPAL_KIND,
                 metadata={"principal_kind": principal.kind.value},
             )
-        # Consent is checked on every call (never cached): a revocation takes effect at once.
-        pair = (learner_id, principal.principal_id)
+        return principal
+
+    async def _readable(
+        self, connection: Connection, principal: catalog.Principal, learner_ids: Iterable[str]
+    ) -> set[str]:
+        """Which of ``learner_ids`` the reader may read now: all for an admin, those whose
+        consent to the university stands for a university. Consent is checked on every call
+        (never cached): a revocation takes effect at once."""
+        ids = set(learner_ids)
+        if principal.kind is catalog.PrincipalKind.ADMIN:
+            return ids
+        pairs = [(learner_id, principal.principal_id) for learner_id in ids]
+        return {learner for learner, _ in await credit_log.active_consents(connection, pairs)}
+
+    async def _authorize(self, context: Ctx, learner_id: str) -> catalog.Principal:
+        principal = await self._reader(context)
+        _check_learner_id(learner_id)
         async with self._pool.acquire() as connection:
-            if pair not in await credit_log.active_consents(connection, [pair]):
+            if learner_id not in await self._readable(connection, principal, [learner_id]):
                 raise self._consent_denied(learner_id, principal.principal_id)
         return principal
 
@@ -249,6 +269,49 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             await self._wait_for_position(context, request.learner_id, request.min_position)
         state = await self._load(request.learner_id)
         return pb.GetTranscriptResponse(transcript=state_to_transcript(state, datetime.now(UTC)))
+
+    @_unary
+    async def BatchGetTranscripts(
+        self, request: pb.BatchGetTranscriptsRequest, context: Ctx
+    ) -> pb.BatchGetTranscriptsResponse:
+        principal = await self._reader(context)
+        learner_ids = list(request.learner_ids)
+        if not learner_ids:
+            raise invalid_argument([Violation("learner_ids", "give at least one learner id")])
+        if len(learner_ids) > MAX_BATCH_LEARNERS:
+            raise invalid_argument(
+                [
+                    Violation(
+                        "learner_ids",
+                        f"at most {MAX_BATCH_LEARNERS} learner ids per call, got "
+                        f"{len(learner_ids)}: split the list",
+                    )
+                ]
+            )
+        valid = {learner_id for learner_id in learner_ids if is_apaar_id(learner_id)}
+        async with self._pool.acquire() as connection:
+            readable = await self._readable(connection, principal, valid)
+            states = await read_model.load_states(connection, readable)
+        now = datetime.now(UTC)
+        BATCH_LEARNERS.observe(len(learner_ids))
+        results = []
+        for index, learner_id in enumerate(learner_ids):
+            result = pb.TranscriptResult(learner_id=learner_id)
+            refusal: RpcFailure | None = None
+            if learner_id not in valid:
+                refusal = invalid_argument(
+                    [Violation(f"learner_ids[{index}]", "must be an APAAR id: exactly 12 digits")]
+                )
+            elif learner_id not in readable:
+                refusal = self._consent_denied(learner_id, principal.principal_id)
+            elif learner_id not in states:
+                refusal = _not_found(learner_id)
+            if refusal is None:
+                result.transcript.CopyFrom(state_to_transcript(states[learner_id], now))
+            else:
+                result.error.MergeFromString(refusal.status_message().SerializeToString())
+            results.append(result)
+        return pb.BatchGetTranscriptsResponse(results=results)
 
     @_unary
     async def ListCredentials(

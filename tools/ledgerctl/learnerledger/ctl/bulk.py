@@ -212,11 +212,20 @@ def check_file(path: Path) -> int:
 
 
 class Progress:
-    """Progress lines on stderr ("rows done/total, rate, ETA"), at most one a second; plain
+    """Progress lines on stderr ("done/total rows, rate, ETA"), at most one a second; plain
     lines, so it reads the same in a terminal, a log file or CI."""
 
-    def __init__(self, total: int, stream: TextIO, every_s: float = 1.0) -> None:
+    def __init__(
+        self,
+        total: int,
+        stream: TextIO,
+        every_s: float = 1.0,
+        *,
+        label: str = "submit",
+        unit: str = "rows",
+    ) -> None:
         self.total, self.stream, self.every_s = total, stream, every_s
+        self.label, self.unit = label, unit
         self.started = self.last = time.monotonic()
 
     def update(self, done: int, *, final: bool = False) -> None:
@@ -230,7 +239,8 @@ class Progress:
         share = 100.0 * done / self.total if self.total else 100.0
         eta_text = f"{eta:.0f}s" if math.isfinite(eta) else "?"
         print(
-            f"submit: {done}/{self.total} rows ({share:.0f}%) {rate:.0f} rows/s ETA {eta_text}",
+            f"{self.label}: {done}/{self.total} {self.unit} ({share:.0f}%) {rate:.0f}"
+            f" {self.unit}/s ETA {eta_text}",
             file=self.stream,
             flush=True,
         )

@@ -54,6 +54,11 @@ PARTNERS = {
         ("iitm-thesis", "Research methods", "7", 30),
     ],
 }
+#: The learners of the demo's CSV (deploy/local/demo/completions.csv, uploaded with
+#: ``ledgerctl submit`` as README's quick start shows) who consent to the demo university;
+#: 900000000004 does not, so the registrar's batch read of deploy/local/demo/learners.txt
+#: shows a refusal beside the transcripts.
+DEMO_CSV_CONSENTING = ("900000000001", "900000000002", "900000000003")
 PENDING_COURSE = "iitm-thesis"  # registered without approval: recorded without credit, until
 # the demo approves it backdated: its completions then earn credit by re-decision.
 
@@ -298,7 +303,11 @@ async def run_demo(
     run = uuid.uuid4().hex[:6]
     # Enough learners that no one completes the same course twice (each partner has two).
     learners = [f"{random.randrange(10**11, 10**12)}" for _ in range(total // 4 + 2)]
-    await grant_consent(bootstrap, env.get("TOPIC_COMPLETIONS", "completions.v1"), learners[:5])
+    await grant_consent(
+        bootstrap,
+        env.get("TOPIC_COMPLETIONS", "completions.v1"),
+        learners[:5] + list(DEMO_CSV_CONSENTING),
+    )
     share = total // len(partners)
     batches = [
         completions_for(p, share + (total % len(partners) if i == 0 else 0), learners, run, i)

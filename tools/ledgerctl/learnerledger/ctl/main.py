@@ -587,11 +587,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     from learnerledger.ctl.bulk import add_submit_command
     from learnerledger.ctl.proof import add_proof_commands
+    from learnerledger.ctl.transcripts import add_transcripts_command
     from learnerledger.ctl.witness import add_witness_commands
 
     add_proof_commands(commands)
     add_witness_commands(commands)
     add_submit_command(commands)
+    add_transcripts_command(commands)
 
     keys = group("keys", "checkpoint signing keys")
     generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
