@@ -32,6 +32,7 @@ from google.rpc import error_details_pb2
 
 from learnerledger.observability import stdlib_formatter
 from learnerledger.rpc.errors import decode_details
+from learnerledger.v1 import redemption_pb2
 from tests.badinput.test_hostile_requests import _field, assert_one_json_object_per_line, json_logs
 from tests.integration.test_gateway import completion as wire_completion
 from tests.security.test_authorization import (
@@ -174,7 +175,13 @@ def first_string_field(descriptor: pd.Descriptor) -> pd.FieldDescriptor | None:
     return next((f for f in descriptor.fields if f.type == FD.TYPE_STRING), None)
 
 
-SERVICES = (("gateway", GATEWAY, "swayam"), ("admin", ADMIN, "admin"), ("query", QUERY, "du"))
+REDEMPTION = redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"]
+SERVICES = (
+    ("gateway", GATEWAY, "swayam"),
+    ("admin", ADMIN, "admin"),
+    ("query", QUERY, "du"),
+    ("admin", REDEMPTION, "du"),  # served by the ledger process, on the admin API's port
+)
 
 
 async def test_no_hostile_request_is_answered_unknown_or_internal(services: Stack) -> None:
@@ -251,6 +258,6 @@ async def test_undecodable_bytes_are_invalid_argument_on_every_method(services: 
         finally:
             logging.getLogger().removeHandler(sink_handler)
         events = assert_one_json_object_per_line(sink.getvalue())
-    methods = len(GATEWAY.methods) + len(ADMIN.methods) + len(QUERY.methods)
+    methods = sum(len(service.methods) for _, service, _ in SERVICES)
     assert len({a[0] for a in answers}) == methods
     assert [e for e in events if "exception" in e] == []

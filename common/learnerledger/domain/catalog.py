@@ -23,6 +23,15 @@ class CreditRecommendation(enum.StrEnum):
     WITHDRAWN = "withdrawn"
 
 
+class CourseCategory(enum.StrEnum):
+    """Where a course's credit comes from, for the redemption caps (DESIGN.md)."""
+
+    SWAYAM_MOOC = "swayam_mooc"
+    MICRO_CREDENTIAL = "micro_credential"
+    UNIVERSITY_COURSE = "university_course"
+    SKILLING = "skilling"
+
+
 class InvalidCourse(ValueError):
     """A course definition breaks a catalog rule; ``field`` names the offending field."""
 
@@ -147,6 +156,9 @@ class Course:
     history: tuple[RecommendationChange, ...] = field(default=())
     #: A version of another course names it here; empty: the course counts as itself.
     counts_as: str = ""
+    #: Where the course's credit comes from (caps at redemption); the catalog's default is a
+    #: university course.
+    category: CourseCategory = CourseCategory.UNIVERSITY_COURSE
 
     def __post_init__(self) -> None:
         if not self.course_id:

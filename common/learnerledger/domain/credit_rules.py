@@ -9,12 +9,13 @@ from __future__ import annotations
 import enum
 import hashlib
 import uuid
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import ROUND_FLOOR, Decimal
 
 from learnerledger.domain.canonical_json import canonical_json
-from learnerledger.domain.catalog import Course, approved_periods
+from learnerledger.domain.catalog import Course, CourseCategory, approved_periods
 from learnerledger.domain.entries import EntryDraft, EntryKind, JsonValue, Payload
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -22,12 +23,19 @@ from learnerledger.domain.events import (
     ConsentRevokeRequested,
     CreditRedecisionRequested,
     LedgerRequest,
+    RedemptionRequested,
     Result,
     RevocationRequested,
     redecided_entry_event_id,
 )
 from learnerledger.domain.instants import format_instant, parse_instant
 from learnerledger.domain.learners import is_apaar_id
+from learnerledger.domain.redemption import (
+    HeldCredential,
+    Programme,
+    RedemptionRules,
+    assess,
+)
 
 RULES_VERSION = 1
 
@@ -72,6 +80,11 @@ class RejectionReason(enum.StrEnum):
     UNPROCESSABLE = "unprocessable"
     #: PostgreSQL refused to store the outcome because of its data (not an outage).
     UNSTORABLE = "unstorable"
+    #: A redemption names a programme the catalog does not hold, or one of another university.
+    UNKNOWN_PROGRAMME = "unknown_programme"
+    FOREIGN_PROGRAMME = "foreign_programme"
+    #: The same redemption id was decided before with different content.
+    REDEMPTION_CONFLICT = "redemption_conflict"
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,6 +95,8 @@ class CreditRules:
     hours_basis: HoursBasis = HoursBasis.NCRF
     validity_years: int = 7
     annual_credit_limit: Decimal = Decimal(40)
+    #: The caps and the level rule applied at redemption.
+    redemption: RedemptionRules = field(default_factory=RedemptionRules)
 
     def credits_for_hours(self, notional_hours: int) -> Decimal:
         """Credits for ``notional_hours`` under this basis, rounded down to 0.5."""
@@ -175,6 +190,11 @@ class Facts:
     #: The sequence of the learner's entry holding (unrevoked) credit for the course's credit
     #: group (the course or a version that counts as the same course), if any.
     credit_held_by: int | None = None
+    #: For a redemption: the programme it names, the learner's credit entries by sequence with
+    #: their state, what the learner already redeemed toward the programme by category.
+    programme: Programme | None = None
+    held: Mapping[int, HeldCredential] = field(default_factory=dict)
+    redeemed_toward_programme: Mapping[CourseCategory, Decimal] = field(default_factory=dict)
 
 
 def completion_digest(request: CompletionSubmitted) -> str:
@@ -206,6 +226,56 @@ def decide(request: LedgerRequest, facts: Facts, *, rules: CreditRules, now: dat
             return _decide_consent(request, facts, rules, now)
         case CreditRedecisionRequested():
             return _redecide(request, facts, rules, now)
+        case RedemptionRequested():
+            return _decide_redemption(request, facts, rules, now)
+
+
+def _decide_redemption(
+    request: RedemptionRequested, facts: Facts, rules: CreditRules, now: datetime
+) -> Decision:
+    """One entry per redemption request: ``credits_redeemed`` when anything was redeemed,
+    ``redemption_refused`` otherwise; both list every credential with its outcome."""
+    if facts.same_event is not None:
+        if facts.same_event.payload.get("request_digest") == request.request_digest:
+            return AlreadyRecorded(facts.same_event.sequence)
+        return Rejected(
+            RejectionReason.REDEMPTION_CONFLICT,
+            f"redemption {request.redemption_id} was decided at sequence "
+            f"{facts.same_event.sequence} with different content",
+        )
+    programme = facts.programme
+    if programme is None:
+        return Rejected(
+            RejectionReason.UNKNOWN_PROGRAMME, f"programme {request.programme_id} is unknown"
+        )
+    if programme.university_id != request.university_id:
+        return Rejected(
+            RejectionReason.FOREIGN_PROGRAMME,
+            f"programme {programme.programme_id} is not university {request.university_id}'s",
+        )
+    assessment = assess(
+        programme=programme,
+        held=facts.held,
+        asked=None if request.all_eligible else request.credential_sequences,
+        already_redeemed=facts.redeemed_toward_programme,
+        consent=facts.consent_active,
+        allow_partial=request.allow_partial,
+        instant=now,
+        rules=rules.redemption,
+    )
+    payload: dict[str, JsonValue] = {
+        "redemption_id": request.redemption_id,
+        "university_id": request.university_id,
+        "programme_id": programme.programme_id,
+        "programme_credits": float(programme.total_credits),
+        "all_eligible": request.all_eligible,
+        "allow_partial": request.allow_partial,
+        "request_digest": request.request_digest,
+        "lines": [line.to_json() for line in assessment.lines],
+        "redeemed_credits": float(assessment.redeemed_credits),
+    }
+    kind = EntryKind.CREDITS_REDEEMED if assessment.redeemed else EntryKind.REDEMPTION_REFUSED
+    return _append(request, kind, payload, rules, now)
 
 
 def _decide_completion(

@@ -19,6 +19,11 @@ class EntryKind(enum.StrEnum):
     CREDIT_REVOKED = "credit_revoked"
     CONSENT_GRANTED = "consent_granted"
     CONSENT_REVOKED = "consent_revoked"
+    #: A university redeemed some of the learner's credits toward a programme (an irrevocable
+    #: debit; the payload lists every credential asked for with its outcome).
+    CREDITS_REDEEMED = "credits_redeemed"
+    #: A redemption request was decided and nothing was redeemed (every outcome a refusal).
+    REDEMPTION_REFUSED = "redemption_refused"
 
 
 @dataclass(frozen=True, slots=True)

@@ -59,6 +59,14 @@ def redecided_entry_event_id(approval_id: uuid.UUID, original_event_id: uuid.UUI
     )
 
 
+def redemption_event_id(university_id: str, redemption_id: str) -> uuid.UUID:
+    """The event id of a redemption request: one per (university, redemption id), so a
+    university's retry is the same event and the ledger decides it once."""
+    return uuid.uuid5(
+        COMPLETION_EVENT_NAMESPACE, f"redemption\x1f{university_id}\x1f{redemption_id}"
+    )
+
+
 class Result(enum.StrEnum):
     PASS = "pass"
     FAIL = "fail"
@@ -124,10 +132,31 @@ class CreditRedecisionRequested:
     approval_id: uuid.UUID
 
 
+@dataclass(frozen=True, slots=True)
+class RedemptionRequested:
+    """A university asks to redeem the learner's credits toward one of its programmes.
+
+    ``credential_sequences`` names the learner's credit entries by sequence; empty together with
+    ``all_eligible`` means every credential that is eligible when the ledger decides. With
+    ``allow_partial`` false the request is all or nothing. ``request_digest`` fingerprints what
+    the university asked (see :func:`learnerledger.domain.redemption.request_digest`).
+    """
+
+    envelope: Envelope
+    redemption_id: str
+    university_id: str
+    programme_id: str
+    credential_sequences: tuple[int, ...]
+    all_eligible: bool
+    allow_partial: bool
+    request_digest: str
+
+
 LedgerRequest = (
     CompletionSubmitted
     | RevocationRequested
     | ConsentGrantRequested
     | ConsentRevokeRequested
     | CreditRedecisionRequested
+    | RedemptionRequested
 )

@@ -21,6 +21,8 @@ class CredentialStatus(enum.StrEnum):
     ACTIVE = "active"
     REVOKED = "revoked"
     EXPIRED = "expired"
+    #: Debited toward a programme (irrevocably; a later revocation or expiry does not undo it).
+    REDEEMED = "redeemed"
 
 
 class OutOfOrderEntry(Exception):
@@ -51,8 +53,27 @@ class Credential:
     recorded_at: datetime
     revoked_by_sequence: int | None = None
     revoked_at: datetime | None = None
+    #: The entry that redeemed it, when, toward which university's programme, under which id.
+    redeemed_by_sequence: int | None = None
+    redeemed_at: datetime | None = None
+    redeemed_university_id: str | None = None
+    redeemed_programme_id: str | None = None
+    redemption_id: str | None = None
+
+    def redeemed_by(self, instant: datetime) -> bool:
+        return self.redeemed_at is not None and self.redeemed_at <= instant
+
+    def revoked_after_redemption(self, instant: datetime) -> bool:
+        """Redeemed, then revoked by its issuer: the debit stays; the registrar should know."""
+        return (
+            self.redeemed_at is not None
+            and self.revoked_at is not None
+            and self.redeemed_at <= self.revoked_at <= instant
+        )
 
     def status_at(self, instant: datetime) -> CredentialStatus:
+        if self.redeemed_by(instant):
+            return CredentialStatus.REDEEMED
         if self.revoked_at is not None and self.revoked_at <= instant:
             return CredentialStatus.REVOKED
         if self.valid_until <= instant:  # the same test as credit_rules.is_expired
@@ -128,6 +149,27 @@ class TranscriptProjection:
                 return replace(moved, consents=state.consents | {_text(payload, "university_id")})
             case EntryKind.CONSENT_REVOKED:
                 return replace(moved, consents=state.consents - {_text(payload, "university_id")})
+            case EntryKind.CREDITS_REDEEMED:
+                credentials = dict(state.credentials)
+                lines = payload.get("lines")
+                for line in lines if isinstance(lines, list) else []:
+                    if not isinstance(line, Mapping) or line.get("outcome") != "redeemed":
+                        continue
+                    sequence = line.get("sequence")
+                    target = credentials.get(sequence) if isinstance(sequence, int) else None
+                    if target is None:
+                        continue
+                    credentials[target.sequence] = replace(
+                        target,
+                        redeemed_by_sequence=entry.sequence,
+                        redeemed_at=entry.recorded_at,
+                        redeemed_university_id=_text(payload, "university_id"),
+                        redeemed_programme_id=_text(payload, "programme_id"),
+                        redemption_id=_text(payload, "redemption_id"),
+                    )
+                return replace(moved, credentials=credentials)
+            case EntryKind.REDEMPTION_REFUSED:
+                return moved
 
     @classmethod
     def fold(
@@ -155,6 +197,9 @@ class TranscriptView:
     active_credits: Decimal
     revoked_credits: Decimal
     expired_credits: Decimal
+    #: Credits debited toward programmes, in total and by (university, programme).
+    redeemed_credits: Decimal
+    redeemed_by_programme: Mapping[tuple[str, str], Decimal]
     active_by_level: Mapping[str, Decimal]
     active_by_issuer: Mapping[str, Decimal]
     credits_last_365_days: Decimal
@@ -172,8 +217,12 @@ def view_at(
     totals = {status: Decimal(0) for status in CredentialStatus}
     by_level: dict[str, Decimal] = {}
     by_issuer: dict[str, Decimal] = {}
+    by_programme: dict[tuple[str, str], Decimal] = {}
     for credential, status in rows:
         totals[status] += credential.credits
+        if status is CredentialStatus.REDEEMED:
+            key = (credential.redeemed_university_id or "", credential.redeemed_programme_id or "")
+            by_programme[key] = by_programme.get(key, Decimal(0)) + credential.credits
         if status is CredentialStatus.ACTIVE:
             by_level[credential.level] = by_level.get(credential.level, Decimal(0)) + (
                 credential.credits
@@ -200,6 +249,8 @@ def view_at(
         active_credits=totals[CredentialStatus.ACTIVE],
         revoked_credits=totals[CredentialStatus.REVOKED],
         expired_credits=totals[CredentialStatus.EXPIRED],
+        redeemed_credits=totals[CredentialStatus.REDEEMED],
+        redeemed_by_programme=by_programme,
         active_by_level=by_level,
         active_by_issuer=by_issuer,
         credits_last_365_days=last_365,

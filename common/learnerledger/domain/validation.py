@@ -38,6 +38,7 @@ from learnerledger.domain.events import (
     ConsentRevokeRequested,
     CreditRedecisionRequested,
     LedgerRequest,
+    RedemptionRequested,
     Result,
     RevocationRequested,
 )
@@ -241,6 +242,55 @@ def validate_request(
             out = check_learner_id(env.learner_id, "envelope.learner_id")
             out += check_id(request.course_id, "course_id", "course id")
             return out
+        case RedemptionRequested():
+            out = check_learner_id(env.learner_id, "envelope.learner_id")
+            out += check_redemption_fields(
+                redemption_id=request.redemption_id,
+                programme_id=request.programme_id,
+                credential_sequences=request.credential_sequences,
+                all_eligible=request.all_eligible,
+            )
+            out += check_id(request.university_id, "university_id", "university id")
+            return out
+
+
+#: A redemption names at most this many credentials (a degree is at most 320 credits).
+MAX_REDEMPTION_CREDENTIALS = 1000
+
+
+def check_redemption_fields(
+    *,
+    redemption_id: str,
+    programme_id: str,
+    credential_sequences: Iterable[int],
+    all_eligible: bool,
+) -> list[FieldViolation]:
+    """The field rules of a redemption request (RedeemCredits and RedemptionRequested): ids,
+    and either credential sequences (each at least 1, none twice, at most 1000) or
+    ``all_eligible``, not both."""
+    out = check_id(redemption_id, "redemption_id", "redemption id")
+    out += check_id(programme_id, "programme_id", "programme id")
+    sequences = list(credential_sequences)
+    if all_eligible and sequences:
+        out.append(FieldViolation("credential_sequences", "must be empty when all_eligible is set"))
+    elif not all_eligible and not sequences:
+        out.append(
+            FieldViolation("credential_sequences", "required: name credentials or set all_eligible")
+        )
+    if len(sequences) > MAX_REDEMPTION_CREDENTIALS:
+        out.append(
+            FieldViolation(
+                "credential_sequences", f"at most {MAX_REDEMPTION_CREDENTIALS} credentials"
+            )
+        )
+    seen: set[int] = set()
+    for index, sequence in enumerate(sequences):
+        if sequence < 1:
+            out.append(FieldViolation(f"credential_sequences[{index}]", "must be at least 1"))
+        elif sequence in seen:
+            out.append(FieldViolation(f"credential_sequences[{index}]", "named twice"))
+        seen.add(sequence)
+    return out
 
 
 def _once_per_field(violations: list[FieldViolation]) -> list[FieldViolation]:

@@ -8,14 +8,15 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
+from learnerledger.domain.catalog import CourseCategory
 from learnerledger.domain.checkpoints import Coverage, Discrepancy, SignedCheckpoint
-from learnerledger.domain.entries import Entry, EntryKind
+from learnerledger.domain.entries import Entry, EntryKind, JsonValue
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     CompletionSubmitted,
@@ -24,11 +25,13 @@ from learnerledger.domain.events import (
     CreditRedecisionRequested,
     Envelope,
     LedgerRequest,
+    RedemptionRequested,
     Result,
     RevocationRequested,
 )
 from learnerledger.domain.hash_chain import ChainBreak
 from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.redemption import Outcome
 from learnerledger.v1 import common_pb2, events_pb2
 
 LEVEL_TO_PROTO: dict[str, common_pb2.NcrfLevel.ValueType] = {
@@ -54,6 +57,26 @@ KIND_TO_PROTO = {
     EntryKind.CREDIT_REVOKED: events_pb2.ENTRY_KIND_CREDIT_REVOKED,
     EntryKind.CONSENT_GRANTED: events_pb2.ENTRY_KIND_CONSENT_GRANTED,
     EntryKind.CONSENT_REVOKED: events_pb2.ENTRY_KIND_CONSENT_REVOKED,
+    EntryKind.CREDITS_REDEEMED: events_pb2.ENTRY_KIND_CREDITS_REDEEMED,
+    EntryKind.REDEMPTION_REFUSED: events_pb2.ENTRY_KIND_REDEMPTION_REFUSED,
+}
+CATEGORY_TO_PROTO: dict[CourseCategory, common_pb2.CourseCategory.ValueType] = {
+    CourseCategory.SWAYAM_MOOC: common_pb2.COURSE_CATEGORY_SWAYAM_MOOC,
+    CourseCategory.MICRO_CREDENTIAL: common_pb2.COURSE_CATEGORY_MICRO_CREDENTIAL,
+    CourseCategory.UNIVERSITY_COURSE: common_pb2.COURSE_CATEGORY_UNIVERSITY_COURSE,
+    CourseCategory.SKILLING: common_pb2.COURSE_CATEGORY_SKILLING,
+}
+PROTO_TO_CATEGORY = {v: k for k, v in CATEGORY_TO_PROTO.items()}
+OUTCOME_TO_PROTO: dict[Outcome, common_pb2.RedemptionOutcome.ValueType] = {
+    Outcome.REDEEMED: common_pb2.REDEMPTION_OUTCOME_REDEEMED,
+    Outcome.EXPIRED: common_pb2.REDEMPTION_OUTCOME_EXPIRED,
+    Outcome.REVOKED: common_pb2.REDEMPTION_OUTCOME_REVOKED,
+    Outcome.ALREADY_REDEEMED: common_pb2.REDEMPTION_OUTCOME_ALREADY_REDEEMED,
+    Outcome.CAP_EXCEEDED: common_pb2.REDEMPTION_OUTCOME_CAP_EXCEEDED,
+    Outcome.LEVEL_MISMATCH: common_pb2.REDEMPTION_OUTCOME_LEVEL_MISMATCH,
+    Outcome.NO_CONSENT: common_pb2.REDEMPTION_OUTCOME_NO_CONSENT,
+    Outcome.NOT_A_CREDENTIAL: common_pb2.REDEMPTION_OUTCOME_NOT_A_CREDENTIAL,
+    Outcome.WITHHELD: common_pb2.REDEMPTION_OUTCOME_WITHHELD,
 }
 HOURS_BASIS_TO_PROTO = {
     "ncrf": common_pb2.HOURS_BASIS_NCRF,
@@ -214,6 +237,18 @@ def decode_completion_event(value: bytes | None) -> LedgerRequest:
                     "invalid_field", "credit_redecision_requested.approval_id is not a UUID"
                 ) from exc
             return CreditRedecisionRequested(envelope, redecision.course_id, approval_id)
+        case "redemption_requested":
+            asked = event.redemption_requested
+            return RedemptionRequested(
+                envelope,
+                redemption_id=asked.redemption_id,
+                university_id=asked.university_id,
+                programme_id=asked.programme_id,
+                credential_sequences=tuple(asked.credential_sequences),
+                all_eligible=asked.all_eligible,
+                allow_partial=asked.allow_partial,
+                request_digest=asked.request_digest,
+            )
         case _:
             raise UndecodableEvent("missing_event", "CompletionEvent carries no event")
 
@@ -256,6 +291,18 @@ def encode_completion_event(request: LedgerRequest) -> bytes:
         case CreditRedecisionRequested():
             event.credit_redecision_requested.course_id = request.course_id
             event.credit_redecision_requested.approval_id = str(request.approval_id)
+        case RedemptionRequested():
+            event.redemption_requested.CopyFrom(
+                events_pb2.RedemptionRequested(
+                    redemption_id=request.redemption_id,
+                    university_id=request.university_id,
+                    programme_id=request.programme_id,
+                    credential_sequences=list(request.credential_sequences),
+                    all_eligible=request.all_eligible,
+                    allow_partial=request.allow_partial,
+                    request_digest=request.request_digest,
+                )
+            )
     return event.SerializeToString(deterministic=True)
 
 
@@ -314,7 +361,46 @@ def encode_ledger_entry(entry: Entry) -> bytes:
             message.consent_granted.university_id = str(p["university_id"])
         case EntryKind.CONSENT_REVOKED:
             message.consent_revoked.university_id = str(p["university_id"])
+        case EntryKind.CREDITS_REDEEMED:
+            message.credits_redeemed.CopyFrom(redemption_decided_to_proto(p))
+        case EntryKind.REDEMPTION_REFUSED:
+            message.redemption_refused.CopyFrom(redemption_decided_to_proto(p))
     return message.SerializeToString(deterministic=True)
+
+
+def redemption_lines_to_proto(payload: Mapping[str, JsonValue]) -> list[common_pb2.RedemptionLine]:
+    """The lines of a credits_redeemed / redemption_refused entry's payload."""
+    lines = payload.get("lines")
+    out = []
+    for line in lines if isinstance(lines, list) else []:
+        if not isinstance(line, Mapping):
+            continue
+        category = line.get("category")
+        out.append(
+            common_pb2.RedemptionLine(
+                sequence=int(str(line["sequence"])),
+                outcome=OUTCOME_TO_PROTO[Outcome(str(line["outcome"]))],
+                credits=float(str(line["credits"])),
+                category=CATEGORY_TO_PROTO[CourseCategory(category)]
+                if isinstance(category, str)
+                else common_pb2.COURSE_CATEGORY_UNSPECIFIED,
+                course_id=str(line.get("course_id") or ""),
+            )
+        )
+    return out
+
+
+def redemption_decided_to_proto(p: Mapping[str, JsonValue]) -> events_pb2.RedemptionDecided:
+    return events_pb2.RedemptionDecided(
+        redemption_id=str(p["redemption_id"]),
+        university_id=str(p["university_id"]),
+        programme_id=str(p["programme_id"]),
+        programme_credits=float(str(p["programme_credits"])),
+        all_eligible=bool(p.get("all_eligible")),
+        allow_partial=bool(p.get("allow_partial")),
+        lines=redemption_lines_to_proto(p),
+        redeemed_credits=float(str(p["redeemed_credits"])),
+    )
 
 
 def decode_ledger_entry(value: bytes) -> Entry:

@@ -14,11 +14,13 @@ import asyncpg
 
 from learnerledger.domain.catalog import (
     Course,
+    CourseCategory,
     CreditRecommendation,
     RecommendationChange,
     parse_level,
     recommendation_at,
 )
+from learnerledger.domain.redemption import Programme
 from learnerledger.postgres import Connection
 
 
@@ -188,6 +190,7 @@ def course_from_row(row: asyncpg.Record, history: Sequence[RecommendationChange]
         skills=tuple(row["skills"]),
         history=tuple(history),
         counts_as=row["counts_as_course_id"] or "",
+        category=CourseCategory(row["category"]),
     )
 
 
@@ -265,8 +268,9 @@ async def add_course(connection: Connection, course: Course) -> None:
         async with connection.transaction():
             await connection.execute(
                 """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
-                                        skills, credit_recommendation, counts_as_course_id)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                        skills, credit_recommendation, counts_as_course_id,
+                                        category)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
                 course.course_id,
                 course.issuer_id,
                 course.title,
@@ -275,6 +279,7 @@ async def add_course(connection: Connection, course: Course) -> None:
                 list(course.skills),
                 course.credit_recommendation.value,
                 course.counts_as or None,
+                course.category.value,
             )
             if course.credit_recommendation is not CreditRecommendation.PENDING:
                 # A course created approved (or withdrawn) has held that state from the start.
@@ -370,3 +375,125 @@ async def list_courses(
         limit,
     )
     return [course_from_row(r) for r in rows]
+
+
+# programmes and redemption requests (issue 14) ---------------------------------------------
+
+
+def programme_from_row(row: asyncpg.Record) -> Programme:
+    return Programme(
+        programme_id=row["programme_id"],
+        university_id=row["university_id"],
+        title=row["title"],
+        level=parse_level(row["ncrf_level"]),
+        total_credits=row["total_credits"],
+        validity_years=row["validity_years"],
+    )
+
+
+async def add_programme(connection: Connection, programme: Programme) -> datetime:
+    """Register ``programme``; returns its create time."""
+    try:
+        created: datetime = await connection.fetchval(
+            """INSERT INTO programmes (programme_id, university_id, title, ncrf_level,
+                                       total_credits, validity_years)
+               VALUES ($1, $2, $3, $4, $5, $6) RETURNING created_at""",
+            programme.programme_id,
+            programme.university_id,
+            programme.title,
+            programme.level,
+            programme.total_credits,
+            programme.validity_years,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists("programme", programme.programme_id) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        raise NotFound("university", programme.university_id) from exc
+    return created
+
+
+async def programmes_by_id(
+    connection: Connection, programme_ids: Sequence[str]
+) -> dict[str, tuple[Programme, datetime]]:
+    rows = await connection.fetch(
+        "SELECT * FROM programmes WHERE programme_id = ANY($1::text[])", list(set(programme_ids))
+    )
+    return {r["programme_id"]: (programme_from_row(r), r["created_at"]) for r in rows}
+
+
+async def list_programmes(
+    connection: Connection, *, university_id: str | None, after_programme_id: str, limit: int
+) -> list[tuple[Programme, datetime]]:
+    rows = await connection.fetch(
+        "SELECT * FROM programmes WHERE ($1::text IS NULL OR university_id = $1) "
+        "AND programme_id > $2 ORDER BY programme_id LIMIT $3",
+        university_id,
+        after_programme_id,
+        limit,
+    )
+    return [(programme_from_row(r), r["created_at"]) for r in rows]
+
+
+@dataclass(frozen=True, slots=True)
+class RedemptionClaim:
+    """What a redemption id names (``redemption_requests``)."""
+
+    university_id: str
+    redemption_id: str
+    learner_id: str
+    programme_id: str
+    request_digest: str
+    event_id: uuid.UUID
+    requested_at: datetime
+
+
+class RedemptionIdConflict(Exception):
+    """A redemption id was reused for a different request."""
+
+    def __init__(self, redemption_id: str) -> None:
+        super().__init__(f"redemption id {redemption_id} was used for a different request")
+        self.redemption_id = redemption_id
+
+
+async def claim_redemption(
+    connection: Connection,
+    *,
+    university_id: str,
+    redemption_id: str,
+    learner_id: str,
+    programme_id: str,
+    request_digest: str,
+    event_id: uuid.UUID,
+) -> RedemptionClaim:
+    """Record that the university's ``redemption_id`` names this request. The same request
+    again is a retry (the first claim is returned); different content raises
+    :class:`RedemptionIdConflict`."""
+    await connection.execute(
+        "INSERT INTO redemption_requests (university_id, redemption_id, learner_id, "
+        "programme_id, request_digest, event_id) VALUES ($1, $2, $3, $4, $5, $6) "
+        "ON CONFLICT (university_id, redemption_id) DO NOTHING",
+        university_id,
+        redemption_id,
+        learner_id,
+        programme_id,
+        request_digest,
+        event_id,
+    )
+    claim = await find_redemption_claim(connection, university_id, redemption_id)
+    assert claim is not None  # inserted now or before; rows are never deleted
+    if claim.request_digest != request_digest:
+        raise RedemptionIdConflict(redemption_id)
+    return claim
+
+
+async def find_redemption_claim(
+    connection: Connection, university_id: str, redemption_id: str
+) -> RedemptionClaim | None:
+    row = await connection.fetchrow(
+        "SELECT university_id, redemption_id, learner_id, programme_id, request_digest, "
+        "event_id, requested_at FROM redemption_requests "
+        "WHERE university_id = $1 AND redemption_id = $2",
+        university_id,
+        redemption_id,
+    )
+    return None if row is None else RedemptionClaim(**dict(row))

@@ -10,14 +10,18 @@ from __future__ import annotations
 
 import json
 import uuid
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 
 import asyncpg
 
+from learnerledger.domain.catalog import CourseCategory
 from learnerledger.domain.credit_rules import PriorEntry, UncreditedCompletion
 from learnerledger.domain.entries import Entry, EntryKind
 from learnerledger.domain.hash_chain import ChainHead
+from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.redemption import HeldCredential
 from learnerledger.postgres import Connection
 
 _ENTRY_COLUMNS = (
@@ -321,3 +325,107 @@ async def active_consents(
         [p[1] for p in pairs],
     )
     return {(r["learner_id"], r["university_id"]) for r in rows if r["kind"] == "consent_granted"}
+
+
+# redemption (issue 14) -------------------------------------------------------------------
+
+
+async def held_credentials(
+    connection: Connection, learner_ids: Iterable[str]
+) -> dict[str, dict[int, HeldCredential]]:
+    """Every credit entry of each learner with its state now: category (from the catalog),
+    revoked (a credit_revoked entry names it), redeemed (``redeemed_credentials``)."""
+    rows = await connection.fetch(
+        """SELECT l.learner_id, l.sequence, l.payload, c.category,
+                  EXISTS (SELECT 1 FROM credit_log r
+                           WHERE r.learner_id = l.learner_id AND r.kind = 'credit_revoked'
+                             AND (r.payload->>'revoked_sequence')::bigint = l.sequence)
+                      AS revoked,
+                  EXISTS (SELECT 1 FROM redeemed_credentials d
+                           WHERE d.learner_id = l.learner_id
+                             AND d.credential_sequence = l.sequence) AS redeemed
+             FROM credit_log l
+             LEFT JOIN courses c ON c.course_id = l.payload->>'course_id'
+            WHERE l.learner_id = ANY($1::text[]) AND l.kind = 'credit_awarded'
+            ORDER BY l.learner_id, l.sequence""",
+        list(set(learner_ids)),
+    )
+    held: dict[str, dict[int, HeldCredential]] = {}
+    for r in rows:
+        payload = json.loads(r["payload"])
+        held.setdefault(r["learner_id"], {})[r["sequence"]] = HeldCredential(
+            sequence=r["sequence"],
+            course_id=str(payload["course_id"]),
+            category=CourseCategory(r["category"] or CourseCategory.UNIVERSITY_COURSE.value),
+            level=Decimal(str(payload["level"])),
+            credits=Decimal(str(payload["credits"])),
+            completed_at=parse_instant(str(payload["completed_at"])),
+            valid_until=parse_instant(str(payload["valid_until"])),
+            revoked=bool(r["revoked"]),
+            redeemed=bool(r["redeemed"]),
+        )
+    return held
+
+
+async def redeemed_toward(
+    connection: Connection, keys: Iterable[tuple[str, str]]
+) -> dict[tuple[str, str], dict[CourseCategory, Decimal]]:
+    """Per (learner_id, programme_id): the credits already redeemed toward it, by category."""
+    keys = list(set(keys))
+    if not keys:
+        return {}
+    rows = await connection.fetch(
+        """SELECT learner_id, programme_id, category, sum(credits) AS credits
+             FROM redeemed_credentials
+            WHERE (learner_id, programme_id) IN (SELECT * FROM unnest($1::text[], $2::text[]))
+            GROUP BY learner_id, programme_id, category""",
+        [k[0] for k in keys],
+        [k[1] for k in keys],
+    )
+    totals: dict[tuple[str, str], dict[CourseCategory, Decimal]] = {}
+    for r in rows:
+        key = (r["learner_id"], r["programme_id"])
+        totals.setdefault(key, {})[CourseCategory(r["category"])] = Decimal(r["credits"])
+    return totals
+
+
+async def record_redeemed_credentials(connection: Connection, entries: Sequence[Entry]) -> None:
+    """One ``redeemed_credentials`` row per credential a ``credits_redeemed`` entry redeemed.
+    Call in the transaction that appends the entries (after them: the rows reference them). A
+    credential redeemed before violates the primary key and fails the transaction."""
+    rows = []
+    for entry in entries:
+        if entry.kind is not EntryKind.CREDITS_REDEEMED:
+            continue
+        p = entry.payload
+        lines = p.get("lines")
+        for line in lines if isinstance(lines, list) else []:
+            if not isinstance(line, Mapping) or line.get("outcome") != "redeemed":
+                continue
+            rows.append(
+                (
+                    entry.learner_id,
+                    int(str(line["sequence"])),
+                    entry.sequence,
+                    str(p["university_id"]),
+                    str(p["programme_id"]),
+                    str(p["redemption_id"]),
+                    str(line["category"]),
+                    Decimal(str(line["credits"])),
+                    entry.recorded_at,
+                )
+            )
+    if rows:
+        await connection.executemany(
+            "INSERT INTO redeemed_credentials (learner_id, credential_sequence, "
+            "redemption_sequence, university_id, programme_id, redemption_id, category, "
+            "credits, redeemed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
+            rows,
+        )
+
+
+async def find_entry_by_source_event(connection: Connection, event_id: uuid.UUID) -> Entry | None:
+    row = await connection.fetchrow(
+        f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE source_event_id = $1", event_id
+    )
+    return None if row is None else entry_from_row(row)

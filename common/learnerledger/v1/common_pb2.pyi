@@ -167,6 +167,100 @@ HOURS_BASIS_NHEQF_PRACTICAL: HoursBasis.ValueType  # 3
 """NHEQF, practical work: 1 credit = 30 hours."""
 Global___HoursBasis: _TypeAlias = HoursBasis  # noqa: Y015
 
+class _CourseCategory:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _CourseCategoryEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_CourseCategory.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    COURSE_CATEGORY_UNSPECIFIED: _CourseCategory.ValueType  # 0
+    """Not set. On CreateCourse: a university course."""
+    COURSE_CATEGORY_SWAYAM_MOOC: _CourseCategory.ValueType  # 1
+    """A SWAYAM MOOC (capped at 40% of a programme's credits)."""
+    COURSE_CATEGORY_MICRO_CREDENTIAL: _CourseCategory.ValueType  # 2
+    """A micro-credential (capped at 50% of a programme's credits)."""
+    COURSE_CATEGORY_UNIVERSITY_COURSE: _CourseCategory.ValueType  # 3
+    """A university's own course (no cap but the programme's total)."""
+    COURSE_CATEGORY_SKILLING: _CourseCategory.ValueType  # 4
+    """Skilling (NSQF) (no cap but the programme's total)."""
+
+class CourseCategory(_CourseCategory, metaclass=_CourseCategoryEnumTypeWrapper):
+    """Where a course's credit comes from, for the caps at redemption (a programme takes at most
+    40% of its credits from SWAYAM MOOCs and at most 50% from micro-credentials).
+    """
+
+COURSE_CATEGORY_UNSPECIFIED: CourseCategory.ValueType  # 0
+"""Not set. On CreateCourse: a university course."""
+COURSE_CATEGORY_SWAYAM_MOOC: CourseCategory.ValueType  # 1
+"""A SWAYAM MOOC (capped at 40% of a programme's credits)."""
+COURSE_CATEGORY_MICRO_CREDENTIAL: CourseCategory.ValueType  # 2
+"""A micro-credential (capped at 50% of a programme's credits)."""
+COURSE_CATEGORY_UNIVERSITY_COURSE: CourseCategory.ValueType  # 3
+"""A university's own course (no cap but the programme's total)."""
+COURSE_CATEGORY_SKILLING: CourseCategory.ValueType  # 4
+"""Skilling (NSQF) (no cap but the programme's total)."""
+Global___CourseCategory: _TypeAlias = CourseCategory  # noqa: Y015
+
+class _RedemptionOutcome:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _RedemptionOutcomeEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_RedemptionOutcome.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    REDEMPTION_OUTCOME_UNSPECIFIED: _RedemptionOutcome.ValueType  # 0
+    """Not set. Never sent by the server."""
+    REDEMPTION_OUTCOME_REDEEMED: _RedemptionOutcome.ValueType  # 1
+    """Redeemed: irrevocably debited toward the programme."""
+    REDEMPTION_OUTCOME_EXPIRED: _RedemptionOutcome.ValueType  # 2
+    """Refused: past its validity, or past the programme's own shelf life, at the redemption
+    instant.
+    """
+    REDEMPTION_OUTCOME_REVOKED: _RedemptionOutcome.ValueType  # 3
+    """Refused: its issuer revoked it."""
+    REDEMPTION_OUTCOME_ALREADY_REDEEMED: _RedemptionOutcome.ValueType  # 4
+    """Refused: already redeemed (by this or any university)."""
+    REDEMPTION_OUTCOME_CAP_EXCEEDED: _RedemptionOutcome.ValueType  # 5
+    """Refused: it would take the programme's running total for the learner past a cap (SWAYAM
+    40%, micro-credentials 50%, all credits 100% of the programme's credits).
+    """
+    REDEMPTION_OUTCOME_LEVEL_MISMATCH: _RedemptionOutcome.ValueType  # 6
+    """Refused: its level is above the programme's, or more than 1.5 levels below it."""
+    REDEMPTION_OUTCOME_NO_CONSENT: _RedemptionOutcome.ValueType  # 7
+    """Refused: the learner's consent for the university was not in force when decided."""
+    REDEMPTION_OUTCOME_NOT_A_CREDENTIAL: _RedemptionOutcome.ValueType  # 8
+    """Refused: the sequence is not one of the learner's credit entries."""
+    REDEMPTION_OUTCOME_WITHHELD: _RedemptionOutcome.ValueType  # 9
+    """Not redeemed: eligible, but the request was all or nothing and another was refused."""
+
+class RedemptionOutcome(_RedemptionOutcome, metaclass=_RedemptionOutcomeEnumTypeWrapper):
+    """The answer for one credential of a redemption request."""
+
+REDEMPTION_OUTCOME_UNSPECIFIED: RedemptionOutcome.ValueType  # 0
+"""Not set. Never sent by the server."""
+REDEMPTION_OUTCOME_REDEEMED: RedemptionOutcome.ValueType  # 1
+"""Redeemed: irrevocably debited toward the programme."""
+REDEMPTION_OUTCOME_EXPIRED: RedemptionOutcome.ValueType  # 2
+"""Refused: past its validity, or past the programme's own shelf life, at the redemption
+instant.
+"""
+REDEMPTION_OUTCOME_REVOKED: RedemptionOutcome.ValueType  # 3
+"""Refused: its issuer revoked it."""
+REDEMPTION_OUTCOME_ALREADY_REDEEMED: RedemptionOutcome.ValueType  # 4
+"""Refused: already redeemed (by this or any university)."""
+REDEMPTION_OUTCOME_CAP_EXCEEDED: RedemptionOutcome.ValueType  # 5
+"""Refused: it would take the programme's running total for the learner past a cap (SWAYAM
+40%, micro-credentials 50%, all credits 100% of the programme's credits).
+"""
+REDEMPTION_OUTCOME_LEVEL_MISMATCH: RedemptionOutcome.ValueType  # 6
+"""Refused: its level is above the programme's, or more than 1.5 levels below it."""
+REDEMPTION_OUTCOME_NO_CONSENT: RedemptionOutcome.ValueType  # 7
+"""Refused: the learner's consent for the university was not in force when decided."""
+REDEMPTION_OUTCOME_NOT_A_CREDENTIAL: RedemptionOutcome.ValueType  # 8
+"""Refused: the sequence is not one of the learner's credit entries."""
+REDEMPTION_OUTCOME_WITHHELD: RedemptionOutcome.ValueType  # 9
+"""Not redeemed: eligible, but the request was all or nothing and another was refused."""
+Global___RedemptionOutcome: _TypeAlias = RedemptionOutcome  # noqa: Y015
+
 class _CheckpointCoverage:
     ValueType = _typing.NewType("ValueType", _builtins.int)
     V: _TypeAlias = ValueType  # noqa: Y015
@@ -208,6 +302,44 @@ holds what one signed: history was rewritten or checkpoints were forged.
 Global___CheckpointCoverage: _TypeAlias = CheckpointCoverage  # noqa: Y015
 
 @_typing.final
+class RedemptionLine(_message.Message):
+    """One credential of a redemption and its outcome."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    OUTCOME_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The learner's credit entry (its sequence)."""
+    outcome: Global___RedemptionOutcome.ValueType
+    """Redeemed or why not."""
+    credits: _builtins.float
+    """The credential's credits (0 for NOT_A_CREDENTIAL)."""
+    category: Global___CourseCategory.ValueType
+    """The credential's course category when decided."""
+    course_id: _builtins.str
+    """The credential's course."""
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        outcome: Global___RedemptionOutcome.ValueType = ...,
+        credits: _builtins.float = ...,
+        category: Global___CourseCategory.ValueType = ...,
+        course_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "course_id", b"course_id", "credits", b"credits", "outcome", b"outcome", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedemptionLine: _TypeAlias = RedemptionLine  # noqa: Y015
+
+@_typing.final
 class Course(_message.Message):
     """An issuer's catalog entry. A course belongs to exactly one issuer; course ids are unique
     across the ledger.
@@ -225,6 +357,7 @@ class Course(_message.Message):
     CREATE_TIME_FIELD_NUMBER: _builtins.int
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     COUNTS_AS_COURSE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course's id, chosen by the issuer (for example "NPTEL-CS101"). Immutable."""
     issuer_id: _builtins.str
@@ -246,6 +379,10 @@ class Course(_message.Message):
     learner earns credit once per such group (the course itself and every version that counts
     as it); a second passing completion is recorded without credit (already_credited). Empty:
     the course counts as itself.
+    """
+    category: Global___CourseCategory.ValueType
+    """Where the course's credit comes from, for the redemption caps. UNSPECIFIED on
+    CreateCourse means a university course.
     """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -272,10 +409,11 @@ class Course(_message.Message):
         create_time: _timestamp_pb2.Timestamp | None = ...,
         update_time: _timestamp_pb2.Timestamp | None = ...,
         counts_as_course_id: _builtins.str = ...,
+        category: Global___CourseCategory.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

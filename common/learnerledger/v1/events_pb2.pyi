@@ -49,6 +49,10 @@ class _EntryKindEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_EntryKind.V
     """The learner granted a university consent to read their record."""
     ENTRY_KIND_CONSENT_REVOKED: _EntryKind.ValueType  # 5
     """The learner revoked a university's consent."""
+    ENTRY_KIND_CREDITS_REDEEMED: _EntryKind.ValueType  # 6
+    """A university redeemed some of the learner's credits toward a programme (irrevocable)."""
+    ENTRY_KIND_REDEMPTION_REFUSED: _EntryKind.ValueType  # 7
+    """A redemption request was decided and nothing was redeemed."""
 
 class EntryKind(_EntryKind, metaclass=_EntryKindEnumTypeWrapper):
     """The kind of a ledger entry. The canonical JSON spells it in lower snake case
@@ -67,6 +71,10 @@ ENTRY_KIND_CONSENT_GRANTED: EntryKind.ValueType  # 4
 """The learner granted a university consent to read their record."""
 ENTRY_KIND_CONSENT_REVOKED: EntryKind.ValueType  # 5
 """The learner revoked a university's consent."""
+ENTRY_KIND_CREDITS_REDEEMED: EntryKind.ValueType  # 6
+"""A university redeemed some of the learner's credits toward a programme (irrevocable)."""
+ENTRY_KIND_REDEMPTION_REFUSED: EntryKind.ValueType  # 7
+"""A redemption request was decided and nothing was redeemed."""
 Global___EntryKind: _TypeAlias = EntryKind  # noqa: Y015
 
 class _NoCreditReason:
@@ -298,6 +306,60 @@ class CreditRedecisionRequested(_message.Message):
 Global___CreditRedecisionRequested: _TypeAlias = CreditRedecisionRequested  # noqa: Y015
 
 @_typing.final
+class RedemptionRequested(_message.Message):
+    """A university asks to redeem some of the learner's credits toward one of its programmes.
+    Published by RedemptionService.RedeemCredits, keyed by the learner like every request, so
+    that the ledger decides it in the learner's order (no credit can be redeemed twice).
+    Envelope event id: UUIDv5 of the university id and the redemption id.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_SEQUENCES_FIELD_NUMBER: _builtins.int
+    ALL_ELIGIBLE_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
+    REQUEST_DIGEST_FIELD_NUMBER: _builtins.int
+    redemption_id: _builtins.str
+    """The university's id for this redemption (idempotency key, unique per university)."""
+    university_id: _builtins.str
+    """The redeeming university (from its token)."""
+    programme_id: _builtins.str
+    """The university's programme the credits count toward."""
+    all_eligible: _builtins.bool
+    """Redeem every credential eligible when the ledger decides (in sequence order)."""
+    allow_partial: _builtins.bool
+    """false: all or nothing; true: redeem what can be redeemed."""
+    request_digest: _builtins.str
+    """SHA-256 (hex) of the request's canonical JSON, to tell a retry from a conflict."""
+    @_builtins.property
+    def credential_sequences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The learner's credit entries to redeem, by sequence, in the order asked. Empty with
+        all_eligible.
+        """
+
+    def __init__(
+        self,
+        *,
+        redemption_id: _builtins.str = ...,
+        university_id: _builtins.str = ...,
+        programme_id: _builtins.str = ...,
+        credential_sequences: _abc.Iterable[_builtins.int] | None = ...,
+        all_eligible: _builtins.bool = ...,
+        allow_partial: _builtins.bool = ...,
+        request_digest: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_eligible", b"all_eligible", "allow_partial", b"allow_partial", "credential_sequences", b"credential_sequences", "programme_id", b"programme_id", "redemption_id", b"redemption_id", "request_digest", b"request_digest", "university_id", b"university_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedemptionRequested: _TypeAlias = RedemptionRequested  # noqa: Y015
+
+@_typing.final
 class CompletionEvent(_message.Message):
     """The value on topic completions.v1: one request to the ledger. These are requests, not
     facts; the ledger decides each with the credit rules and appends the outcome.
@@ -311,6 +373,7 @@ class CompletionEvent(_message.Message):
     CONSENT_GRANT_REQUESTED_FIELD_NUMBER: _builtins.int
     CONSENT_REVOKE_REQUESTED_FIELD_NUMBER: _builtins.int
     CREDIT_REDECISION_REQUESTED_FIELD_NUMBER: _builtins.int
+    REDEMPTION_REQUESTED_FIELD_NUMBER: _builtins.int
     @_builtins.property
     def envelope(self) -> Global___EventEnvelope:
         """Id, schema version, time, issuer and learner of the event."""
@@ -335,6 +398,10 @@ class CompletionEvent(_message.Message):
     def credit_redecision_requested(self) -> Global___CreditRedecisionRequested:
         """The ledger re-decides a learner's completions of a newly approved course."""
 
+    @_builtins.property
+    def redemption_requested(self) -> Global___RedemptionRequested:
+        """A university redeems the learner's credits toward a programme."""
+
     def __init__(
         self,
         *,
@@ -344,12 +411,13 @@ class CompletionEvent(_message.Message):
         consent_grant_requested: Global___ConsentGrantRequested | None = ...,
         consent_revoke_requested: Global___ConsentRevokeRequested | None = ...,
         credit_redecision_requested: Global___CreditRedecisionRequested | None = ...,
+        redemption_requested: Global___RedemptionRequested | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "redemption_requested", b"redemption_requested", "revocation_requested", b"revocation_requested"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "revocation_requested", b"revocation_requested"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completion_submitted", b"completion_submitted", "consent_grant_requested", b"consent_grant_requested", "consent_revoke_requested", b"consent_revoke_requested", "credit_redecision_requested", b"credit_redecision_requested", "envelope", b"envelope", "event", b"event", "redemption_requested", b"redemption_requested", "revocation_requested", b"revocation_requested"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["completion_submitted", "revocation_requested", "consent_grant_requested", "consent_revoke_requested", "credit_redecision_requested"]  # noqa: Y015
+    _WhichOneofReturnType_event: _TypeAlias = _typing.Literal["completion_submitted", "revocation_requested", "consent_grant_requested", "consent_revoke_requested", "credit_redecision_requested", "redemption_requested"]  # noqa: Y015
     _WhichOneofArgType_event: _TypeAlias = _typing.Literal["event", b"event"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_event) -> _WhichOneofReturnType_event | None: ...
 
@@ -578,6 +646,58 @@ class ConsentRevoked(_message.Message):
 Global___ConsentRevoked: _TypeAlias = ConsentRevoked  # noqa: Y015
 
 @_typing.final
+class RedemptionDecided(_message.Message):
+    """Payload of ENTRY_KIND_CREDITS_REDEEMED and ENTRY_KIND_REDEMPTION_REFUSED entries."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_CREDITS_FIELD_NUMBER: _builtins.int
+    ALL_ELIGIBLE_FIELD_NUMBER: _builtins.int
+    ALLOW_PARTIAL_FIELD_NUMBER: _builtins.int
+    LINES_FIELD_NUMBER: _builtins.int
+    REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
+    redemption_id: _builtins.str
+    """The university's id for the redemption."""
+    university_id: _builtins.str
+    """The redeeming university."""
+    programme_id: _builtins.str
+    """The programme the credits count toward."""
+    programme_credits: _builtins.float
+    """The programme's total credits when decided."""
+    all_eligible: _builtins.bool
+    """Whether the request asked for every eligible credential."""
+    allow_partial: _builtins.bool
+    """Whether a partial result was acceptable."""
+    redeemed_credits: _builtins.float
+    """The credits redeemed by this entry (0 for a refusal)."""
+    @_builtins.property
+    def lines(self) -> _containers.RepeatedCompositeFieldContainer[_common_pb2.RedemptionLine]:
+        """Every credential considered, with its outcome, in the order decided."""
+
+    def __init__(
+        self,
+        *,
+        redemption_id: _builtins.str = ...,
+        university_id: _builtins.str = ...,
+        programme_id: _builtins.str = ...,
+        programme_credits: _builtins.float = ...,
+        all_eligible: _builtins.bool = ...,
+        allow_partial: _builtins.bool = ...,
+        lines: _abc.Iterable[_common_pb2.RedemptionLine] | None = ...,
+        redeemed_credits: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["all_eligible", b"all_eligible", "allow_partial", b"allow_partial", "lines", b"lines", "programme_credits", b"programme_credits", "programme_id", b"programme_id", "redeemed_credits", b"redeemed_credits", "redemption_id", b"redemption_id", "university_id", b"university_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RedemptionDecided: _TypeAlias = RedemptionDecided  # noqa: Y015
+
+@_typing.final
 class LedgerEntry(_message.Message):
     """The value on topic ledger.entries.v1: one entry exactly as the ledger appended it.
 
@@ -607,6 +727,8 @@ class LedgerEntry(_message.Message):
     CREDIT_REVOKED_FIELD_NUMBER: _builtins.int
     CONSENT_GRANTED_FIELD_NUMBER: _builtins.int
     CONSENT_REVOKED_FIELD_NUMBER: _builtins.int
+    CREDITS_REDEEMED_FIELD_NUMBER: _builtins.int
+    REDEMPTION_REFUSED_FIELD_NUMBER: _builtins.int
     position: _builtins.int
     """The entry's global position in the log: increasing in commit order, may have gaps."""
     learner_id: _builtins.str
@@ -655,6 +777,14 @@ class LedgerEntry(_message.Message):
     def consent_revoked(self) -> Global___ConsentRevoked:
         """Set when kind is ENTRY_KIND_CONSENT_REVOKED."""
 
+    @_builtins.property
+    def credits_redeemed(self) -> Global___RedemptionDecided:
+        """Set when kind is ENTRY_KIND_CREDITS_REDEEMED."""
+
+    @_builtins.property
+    def redemption_refused(self) -> Global___RedemptionDecided:
+        """Set when kind is ENTRY_KIND_REDEMPTION_REFUSED."""
+
     def __init__(
         self,
         *,
@@ -675,12 +805,14 @@ class LedgerEntry(_message.Message):
         credit_revoked: Global___CreditRevoked | None = ...,
         consent_granted: Global___ConsentGranted | None = ...,
         consent_revoked: Global___ConsentRevoked | None = ...,
+        credits_redeemed: Global___RedemptionDecided | None = ...,
+        redemption_refused: Global___RedemptionDecided | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_granted", b"consent_granted", "consent_revoked", b"consent_revoked", "credit_awarded", b"credit_awarded", "credit_revoked", b"credit_revoked", "detail", b"detail", "recorded_at", b"recorded_at", "recorded_without_credit", b"recorded_without_credit"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["consent_granted", b"consent_granted", "consent_revoked", b"consent_revoked", "credit_awarded", b"credit_awarded", "credit_revoked", b"credit_revoked", "credits_redeemed", b"credits_redeemed", "detail", b"detail", "recorded_at", b"recorded_at", "recorded_without_credit", b"recorded_without_credit", "redemption_refused", b"redemption_refused"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_json", b"canonical_json", "consent_granted", b"consent_granted", "consent_revoked", b"consent_revoked", "credit_awarded", b"credit_awarded", "credit_revoked", b"credit_revoked", "detail", b"detail", "entry_hash", b"entry_hash", "kind", b"kind", "learner_id", b"learner_id", "position", b"position", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "recorded_without_credit", b"recorded_without_credit", "rules_version", b"rules_version", "sequence", b"sequence", "source_event_id", b"source_event_id", "source_offset", b"source_offset", "source_partition", b"source_partition"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["canonical_json", b"canonical_json", "consent_granted", b"consent_granted", "consent_revoked", b"consent_revoked", "credit_awarded", b"credit_awarded", "credit_revoked", b"credit_revoked", "credits_redeemed", b"credits_redeemed", "detail", b"detail", "entry_hash", b"entry_hash", "kind", b"kind", "learner_id", b"learner_id", "position", b"position", "prev_hash", b"prev_hash", "recorded_at", b"recorded_at", "recorded_without_credit", b"recorded_without_credit", "redemption_refused", b"redemption_refused", "rules_version", b"rules_version", "sequence", b"sequence", "source_event_id", b"source_event_id", "source_offset", b"source_offset", "source_partition", b"source_partition"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
-    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["credit_awarded", "recorded_without_credit", "credit_revoked", "consent_granted", "consent_revoked"]  # noqa: Y015
+    _WhichOneofReturnType_detail: _TypeAlias = _typing.Literal["credit_awarded", "recorded_without_credit", "credit_revoked", "consent_granted", "consent_revoked", "credits_redeemed", "redemption_refused"]  # noqa: Y015
     _WhichOneofArgType_detail: _TypeAlias = _typing.Literal["detail", b"detail"]  # noqa: Y015
     def WhichOneof(self, oneof_group: _WhichOneofArgType_detail) -> _WhichOneofReturnType_detail | None: ...
 

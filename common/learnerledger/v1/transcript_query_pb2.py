@@ -28,61 +28,65 @@ from learnerledger.v1 import common_pb2 as learnerledger_dot_v1_dot_common__pb2
 from learnerledger.v1 import events_pb2 as learnerledger_dot_v1_dot_events__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'learnerledger/v1/transcript_query.proto\x12\x10learnerledger.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\x1a\x1dlearnerledger/v1/events.proto\"\xc1\x03\n\nCredential\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\tissuer_id\x18\x03 \x01(\t\x12\x15\n\rcompletion_id\x18\x04 \x01(\t\x12\x11\n\tcourse_id\x18\x05 \x01(\t\x12*\n\x05level\x18\x06 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x0f\n\x07\x63redits\x18\x07 \x01(\x01\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06status\x18\n \x01(\x0e\x32\".learnerledger.v1.CredentialStatus\x12\x1b\n\x13revoked_by_sequence\x18\x0b \x01(\x03\x12/\n\x0brecorded_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"K\n\x0cLevelCredits\x12*\n\x05level\x18\x01 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x01\"3\n\rIssuerCredits\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x01\"\x99\x03\n\nTranscript\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\rtotal_credits\x18\x02 \x01(\x01\x12\x16\n\x0e\x61\x63tive_credits\x18\x03 \x01(\x01\x12\x17\n\x0frevoked_credits\x18\x04 \x01(\x01\x12\x17\n\x0f\x65xpired_credits\x18\x05 \x01(\x01\x12\x30\n\x08\x62y_level\x18\x06 \x03(\x0b\x32\x1e.learnerledger.v1.LevelCredits\x12\x32\n\tby_issuer\x18\x07 \x03(\x0b\x32\x1f.learnerledger.v1.IssuerCredits\x12\x31\n\x0b\x63redentials\x18\x08 \x03(\x0b\x32\x1c.learnerledger.v1.Credential\x12\x15\n\rlast_sequence\x18\t \x01(\x03\x12\x17\n\x0fledger_position\x18\n \x01(\x03\x12)\n\x05\x61s_of\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1a\x63ompletions_without_credit\x18\x0c \x01(\x03\"k\n\x14GetTranscriptRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmin_position\x18\x03 \x01(\x03\"I\n\x15GetTranscriptResponse\x12\x30\n\ntranscript\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Transcript\"1\n\x1a\x42\x61tchGetTranscriptsRequest\x12\x13\n\x0blearner_ids\x18\x01 \x03(\t\"T\n\x0cLearnerError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x95\x01\n\x10TranscriptResult\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1c.learnerledger.v1.TranscriptH\x00\x12/\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.learnerledger.v1.LearnerErrorH\x00\x42\x08\n\x06result\"R\n\x1b\x42\x61tchGetTranscriptsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".learnerledger.v1.TranscriptResult\"c\n\x16ListCredentialsRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"y\n\x17ListCredentialsResponse\x12\x31\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1c.learnerledger.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\xc6\x02\n\rCreditSummary\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x1c\n\x14total_active_credits\x18\x02 \x01(\x01\x12\x30\n\x08\x62y_level\x18\x03 \x03(\x0b\x32\x1e.learnerledger.v1.LevelCredits\x12\x32\n\tby_issuer\x18\x04 \x03(\x0b\x32\x1f.learnerledger.v1.IssuerCredits\x12\x1d\n\x15\x63redits_last_365_days\x18\x05 \x01(\x01\x12\x1c\n\x14\x65xceeds_annual_limit\x18\x06 \x01(\x08\x12\x17\n\x0fledger_position\x18\x07 \x01(\x03\x12\x1c\n\x14\x61nnual_limit_credits\x18\x08 \x01(\x01\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x17GetCreditSummaryRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"L\n\x18GetCreditSummaryResponse\x12\x30\n\x07summary\x18\x01 \x01(\x0b\x32\x1f.learnerledger.v1.CreditSummary\",\n\x16WatchTranscriptRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"e\n\x17WatchTranscriptResponse\x12\x30\n\ntranscript\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Transcript\x12\x18\n\x10\x61pplied_sequence\x18\x02 \x01(\x03\"M\n\x12VerifyEntryRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"\xa9\x04\n\x13VerifyEntryResponse\x12,\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1d.learnerledger.v1.LedgerEntry\x12\x13\n\x0b\x63hain_valid\x18\x02 \x01(\x08\x12\x31\n\x0b\x63hain_break\x18\x03 \x01(\x0b\x32\x1c.learnerledger.v1.ChainBreak\x12=\n\x11latest_checkpoint\x18\x04 \x01(\x0b\x32\".learnerledger.v1.SignedCheckpoint\x12\x1f\n\x17\x63heckpoint_covers_entry\x18\x05 \x01(\x08\x12\x34\n\x0f\x63heckpoint_head\x18\x06 \x01(\x0b\x32\x1b.learnerledger.v1.ChainHead\x12\x18\n\x10\x63heckpoint_valid\x18\x07 \x01(\x08\x12\x41\n\x13\x63heckpoint_coverage\x18\x08 \x01(\x0e\x32$.learnerledger.v1.CheckpointCoverage\x12@\n\x13\x63heckpoint_problems\x18\t \x03(\x0b\x32#.learnerledger.v1.CheckpointProblem\x12\x0f\n\x07in_tree\x18\n \x01(\x08\x12\x12\n\nleaf_index\x18\x0b \x01(\x03\x12\x11\n\ttree_size\x18\x0c \x01(\x03\x12\x17\n\x0finclusion_proof\x18\r \x03(\x0c\x12\x16\n\x0etree_head_note\x18\x0e \x01(\t\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x03\"K\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\"P\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x03(\x0c*\x91\x01\n\x10\x43redentialStatus\x12!\n\x1d\x43REDENTIAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43REDENTIAL_STATUS_ACTIVE\x10\x01\x12\x1d\n\x19\x43REDENTIAL_STATUS_REVOKED\x10\x02\x12\x1d\n\x19\x43REDENTIAL_STATUS_EXPIRED\x10\x03\x32\xdd\x06\n\x16TranscriptQueryService\x12`\n\rGetTranscript\x12&.learnerledger.v1.GetTranscriptRequest\x1a\'.learnerledger.v1.GetTranscriptResponse\x12r\n\x13\x42\x61tchGetTranscripts\x12,.learnerledger.v1.BatchGetTranscriptsRequest\x1a-.learnerledger.v1.BatchGetTranscriptsResponse\x12\x66\n\x0fListCredentials\x12(.learnerledger.v1.ListCredentialsRequest\x1a).learnerledger.v1.ListCredentialsResponse\x12i\n\x10GetCreditSummary\x12).learnerledger.v1.GetCreditSummaryRequest\x1a*.learnerledger.v1.GetCreditSummaryResponse\x12h\n\x0fWatchTranscript\x12(.learnerledger.v1.WatchTranscriptRequest\x1a).learnerledger.v1.WatchTranscriptResponse0\x01\x12Z\n\x0bVerifyEntry\x12$.learnerledger.v1.VerifyEntryRequest\x1a%.learnerledger.v1.VerifyEntryResponse\x12`\n\rGetCheckpoint\x12&.learnerledger.v1.GetCheckpointRequest\x1a\'.learnerledger.v1.GetCheckpointResponse\x12r\n\x13GetConsistencyProof\x12,.learnerledger.v1.GetConsistencyProofRequest\x1a-.learnerledger.v1.GetConsistencyProofResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\'learnerledger/v1/transcript_query.proto\x12\x10learnerledger.v1\x1a\x19google/protobuf/any.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\x1a\x1dlearnerledger/v1/events.proto\"\xcb\x01\n\x14\x43redentialRedemption\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x14\n\x0cprogramme_id\x18\x02 \x01(\t\x12\x15\n\rredemption_id\x18\x03 \x01(\t\x12\x1c\n\x14redeemed_by_sequence\x18\x04 \x01(\x03\x12/\n\x0bredeem_time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12 \n\x18revoked_after_redemption\x18\x06 \x01(\x08\"\xfd\x03\n\nCredential\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\tissuer_id\x18\x03 \x01(\t\x12\x15\n\rcompletion_id\x18\x04 \x01(\t\x12\x11\n\tcourse_id\x18\x05 \x01(\t\x12*\n\x05level\x18\x06 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x0f\n\x07\x63redits\x18\x07 \x01(\x01\x12\x30\n\x0c\x63ompleted_at\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06status\x18\n \x01(\x0e\x32\".learnerledger.v1.CredentialStatus\x12\x1b\n\x13revoked_by_sequence\x18\x0b \x01(\x03\x12/\n\x0brecorded_at\x18\x0c \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12.\n\nrevoked_at\x18\r \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12:\n\nredemption\x18\x0e \x01(\x0b\x32&.learnerledger.v1.CredentialRedemption\"K\n\x0cLevelCredits\x12*\n\x05level\x18\x01 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x01\"3\n\rIssuerCredits\x12\x11\n\tissuer_id\x18\x01 \x01(\t\x12\x0f\n\x07\x63redits\x18\x02 \x01(\x01\"\xf6\x03\n\nTranscript\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x15\n\rtotal_credits\x18\x02 \x01(\x01\x12\x16\n\x0e\x61\x63tive_credits\x18\x03 \x01(\x01\x12\x17\n\x0frevoked_credits\x18\x04 \x01(\x01\x12\x17\n\x0f\x65xpired_credits\x18\x05 \x01(\x01\x12\x30\n\x08\x62y_level\x18\x06 \x03(\x0b\x32\x1e.learnerledger.v1.LevelCredits\x12\x32\n\tby_issuer\x18\x07 \x03(\x0b\x32\x1f.learnerledger.v1.IssuerCredits\x12\x31\n\x0b\x63redentials\x18\x08 \x03(\x0b\x32\x1c.learnerledger.v1.Credential\x12\x15\n\rlast_sequence\x18\t \x01(\x03\x12\x17\n\x0fledger_position\x18\n \x01(\x03\x12)\n\x05\x61s_of\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\"\n\x1a\x63ompletions_without_credit\x18\x0c \x01(\x03\x12\x18\n\x10redeemed_credits\x18\r \x01(\x01\x12\x41\n\x15redeemed_by_programme\x18\x0e \x03(\x0b\x32\".learnerledger.v1.ProgrammeCredits\"P\n\x10ProgrammeCredits\x12\x15\n\runiversity_id\x18\x01 \x01(\t\x12\x14\n\x0cprogramme_id\x18\x02 \x01(\t\x12\x0f\n\x07\x63redits\x18\x03 \x01(\x01\"k\n\x14GetTranscriptRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12)\n\x05\x61s_of\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x14\n\x0cmin_position\x18\x03 \x01(\x03\"I\n\x15GetTranscriptResponse\x12\x30\n\ntranscript\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Transcript\"1\n\x1a\x42\x61tchGetTranscriptsRequest\x12\x13\n\x0blearner_ids\x18\x01 \x03(\t\"T\n\x0cLearnerError\x12\x0c\n\x04\x63ode\x18\x01 \x01(\x05\x12\x0f\n\x07message\x18\x02 \x01(\t\x12%\n\x07\x64\x65tails\x18\x03 \x03(\x0b\x32\x14.google.protobuf.Any\"\x95\x01\n\x10TranscriptResult\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x32\n\ntranscript\x18\x02 \x01(\x0b\x32\x1c.learnerledger.v1.TranscriptH\x00\x12/\n\x05\x65rror\x18\x03 \x01(\x0b\x32\x1e.learnerledger.v1.LearnerErrorH\x00\x42\x08\n\x06result\"R\n\x1b\x42\x61tchGetTranscriptsResponse\x12\x33\n\x07results\x18\x01 \x03(\x0b\x32\".learnerledger.v1.TranscriptResult\"c\n\x16ListCredentialsRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x0e\n\x06\x66ilter\x18\x02 \x01(\t\x12\x11\n\tpage_size\x18\x03 \x01(\x05\x12\x12\n\npage_token\x18\x04 \x01(\t\"y\n\x17ListCredentialsResponse\x12\x31\n\x0b\x63redentials\x18\x01 \x03(\x0b\x32\x1c.learnerledger.v1.Credential\x12\x17\n\x0fnext_page_token\x18\x02 \x01(\t\x12\x12\n\ntotal_size\x18\x03 \x01(\x05\"\xc6\x02\n\rCreditSummary\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x1c\n\x14total_active_credits\x18\x02 \x01(\x01\x12\x30\n\x08\x62y_level\x18\x03 \x03(\x0b\x32\x1e.learnerledger.v1.LevelCredits\x12\x32\n\tby_issuer\x18\x04 \x03(\x0b\x32\x1f.learnerledger.v1.IssuerCredits\x12\x1d\n\x15\x63redits_last_365_days\x18\x05 \x01(\x01\x12\x1c\n\x14\x65xceeds_annual_limit\x18\x06 \x01(\x08\x12\x17\n\x0fledger_position\x18\x07 \x01(\x03\x12\x1c\n\x14\x61nnual_limit_credits\x18\x08 \x01(\x01\x12)\n\x05\x61s_of\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\"-\n\x17GetCreditSummaryRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"L\n\x18GetCreditSummaryResponse\x12\x30\n\x07summary\x18\x01 \x01(\x0b\x32\x1f.learnerledger.v1.CreditSummary\",\n\x16WatchTranscriptRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\"e\n\x17WatchTranscriptResponse\x12\x30\n\ntranscript\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Transcript\x12\x18\n\x10\x61pplied_sequence\x18\x02 \x01(\x03\"M\n\x12VerifyEntryRequest\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x11\n\ttree_size\x18\x03 \x01(\x03\"\xa9\x04\n\x13VerifyEntryResponse\x12,\n\x05\x65ntry\x18\x01 \x01(\x0b\x32\x1d.learnerledger.v1.LedgerEntry\x12\x13\n\x0b\x63hain_valid\x18\x02 \x01(\x08\x12\x31\n\x0b\x63hain_break\x18\x03 \x01(\x0b\x32\x1c.learnerledger.v1.ChainBreak\x12=\n\x11latest_checkpoint\x18\x04 \x01(\x0b\x32\".learnerledger.v1.SignedCheckpoint\x12\x1f\n\x17\x63heckpoint_covers_entry\x18\x05 \x01(\x08\x12\x34\n\x0f\x63heckpoint_head\x18\x06 \x01(\x0b\x32\x1b.learnerledger.v1.ChainHead\x12\x18\n\x10\x63heckpoint_valid\x18\x07 \x01(\x08\x12\x41\n\x13\x63heckpoint_coverage\x18\x08 \x01(\x0e\x32$.learnerledger.v1.CheckpointCoverage\x12@\n\x13\x63heckpoint_problems\x18\t \x03(\x0b\x32#.learnerledger.v1.CheckpointProblem\x12\x0f\n\x07in_tree\x18\n \x01(\x08\x12\x12\n\nleaf_index\x18\x0b \x01(\x03\x12\x11\n\ttree_size\x18\x0c \x01(\x03\x12\x17\n\x0finclusion_proof\x18\r \x03(\x0c\x12\x16\n\x0etree_head_note\x18\x0e \x01(\t\")\n\x14GetCheckpointRequest\x12\x11\n\ttree_size\x18\x01 \x01(\x03\"K\n\x15GetCheckpointResponse\x12\x0c\n\x04note\x18\x01 \x01(\t\x12\x11\n\ttree_size\x18\x02 \x01(\x03\x12\x11\n\troot_hash\x18\x03 \x01(\x0c\"@\n\x1aGetConsistencyProofRequest\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\"P\n\x1bGetConsistencyProofResponse\x12\x11\n\tfrom_size\x18\x01 \x01(\x03\x12\x0f\n\x07to_size\x18\x02 \x01(\x03\x12\r\n\x05proof\x18\x03 \x03(\x0c*\xb1\x01\n\x10\x43redentialStatus\x12!\n\x1d\x43REDENTIAL_STATUS_UNSPECIFIED\x10\x00\x12\x1c\n\x18\x43REDENTIAL_STATUS_ACTIVE\x10\x01\x12\x1d\n\x19\x43REDENTIAL_STATUS_REVOKED\x10\x02\x12\x1d\n\x19\x43REDENTIAL_STATUS_EXPIRED\x10\x03\x12\x1e\n\x1a\x43REDENTIAL_STATUS_REDEEMED\x10\x04\x32\xdd\x06\n\x16TranscriptQueryService\x12`\n\rGetTranscript\x12&.learnerledger.v1.GetTranscriptRequest\x1a\'.learnerledger.v1.GetTranscriptResponse\x12r\n\x13\x42\x61tchGetTranscripts\x12,.learnerledger.v1.BatchGetTranscriptsRequest\x1a-.learnerledger.v1.BatchGetTranscriptsResponse\x12\x66\n\x0fListCredentials\x12(.learnerledger.v1.ListCredentialsRequest\x1a).learnerledger.v1.ListCredentialsResponse\x12i\n\x10GetCreditSummary\x12).learnerledger.v1.GetCreditSummaryRequest\x1a*.learnerledger.v1.GetCreditSummaryResponse\x12h\n\x0fWatchTranscript\x12(.learnerledger.v1.WatchTranscriptRequest\x1a).learnerledger.v1.WatchTranscriptResponse0\x01\x12Z\n\x0bVerifyEntry\x12$.learnerledger.v1.VerifyEntryRequest\x1a%.learnerledger.v1.VerifyEntryResponse\x12`\n\rGetCheckpoint\x12&.learnerledger.v1.GetCheckpointRequest\x1a\'.learnerledger.v1.GetCheckpointResponse\x12r\n\x13GetConsistencyProof\x12,.learnerledger.v1.GetConsistencyProofRequest\x1a-.learnerledger.v1.GetConsistencyProofResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerledger.v1.transcript_query_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_CREDENTIALSTATUS']._serialized_start=3465
-  _globals['_CREDENTIALSTATUS']._serialized_end=3610
-  _globals['_CREDENTIAL']._serialized_start=184
-  _globals['_CREDENTIAL']._serialized_end=633
-  _globals['_LEVELCREDITS']._serialized_start=635
-  _globals['_LEVELCREDITS']._serialized_end=710
-  _globals['_ISSUERCREDITS']._serialized_start=712
-  _globals['_ISSUERCREDITS']._serialized_end=763
-  _globals['_TRANSCRIPT']._serialized_start=766
-  _globals['_TRANSCRIPT']._serialized_end=1175
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1177
-  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1284
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=1286
-  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=1359
-  _globals['_BATCHGETTRANSCRIPTSREQUEST']._serialized_start=1361
-  _globals['_BATCHGETTRANSCRIPTSREQUEST']._serialized_end=1410
-  _globals['_LEARNERERROR']._serialized_start=1412
-  _globals['_LEARNERERROR']._serialized_end=1496
-  _globals['_TRANSCRIPTRESULT']._serialized_start=1499
-  _globals['_TRANSCRIPTRESULT']._serialized_end=1648
-  _globals['_BATCHGETTRANSCRIPTSRESPONSE']._serialized_start=1650
-  _globals['_BATCHGETTRANSCRIPTSRESPONSE']._serialized_end=1732
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=1734
-  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=1833
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=1835
-  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=1956
-  _globals['_CREDITSUMMARY']._serialized_start=1959
-  _globals['_CREDITSUMMARY']._serialized_end=2285
-  _globals['_GETCREDITSUMMARYREQUEST']._serialized_start=2287
-  _globals['_GETCREDITSUMMARYREQUEST']._serialized_end=2332
-  _globals['_GETCREDITSUMMARYRESPONSE']._serialized_start=2334
-  _globals['_GETCREDITSUMMARYRESPONSE']._serialized_end=2410
-  _globals['_WATCHTRANSCRIPTREQUEST']._serialized_start=2412
-  _globals['_WATCHTRANSCRIPTREQUEST']._serialized_end=2456
-  _globals['_WATCHTRANSCRIPTRESPONSE']._serialized_start=2458
-  _globals['_WATCHTRANSCRIPTRESPONSE']._serialized_end=2559
-  _globals['_VERIFYENTRYREQUEST']._serialized_start=2561
-  _globals['_VERIFYENTRYREQUEST']._serialized_end=2638
-  _globals['_VERIFYENTRYRESPONSE']._serialized_start=2641
-  _globals['_VERIFYENTRYRESPONSE']._serialized_end=3194
-  _globals['_GETCHECKPOINTREQUEST']._serialized_start=3196
-  _globals['_GETCHECKPOINTREQUEST']._serialized_end=3237
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=3239
-  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=3314
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=3316
-  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=3380
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=3382
-  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=3462
-  _globals['_TRANSCRIPTQUERYSERVICE']._serialized_start=3613
-  _globals['_TRANSCRIPTQUERYSERVICE']._serialized_end=4474
+  _globals['_CREDENTIALSTATUS']._serialized_start=3906
+  _globals['_CREDENTIALSTATUS']._serialized_end=4083
+  _globals['_CREDENTIALREDEMPTION']._serialized_start=184
+  _globals['_CREDENTIALREDEMPTION']._serialized_end=387
+  _globals['_CREDENTIAL']._serialized_start=390
+  _globals['_CREDENTIAL']._serialized_end=899
+  _globals['_LEVELCREDITS']._serialized_start=901
+  _globals['_LEVELCREDITS']._serialized_end=976
+  _globals['_ISSUERCREDITS']._serialized_start=978
+  _globals['_ISSUERCREDITS']._serialized_end=1029
+  _globals['_TRANSCRIPT']._serialized_start=1032
+  _globals['_TRANSCRIPT']._serialized_end=1534
+  _globals['_PROGRAMMECREDITS']._serialized_start=1536
+  _globals['_PROGRAMMECREDITS']._serialized_end=1616
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_start=1618
+  _globals['_GETTRANSCRIPTREQUEST']._serialized_end=1725
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_start=1727
+  _globals['_GETTRANSCRIPTRESPONSE']._serialized_end=1800
+  _globals['_BATCHGETTRANSCRIPTSREQUEST']._serialized_start=1802
+  _globals['_BATCHGETTRANSCRIPTSREQUEST']._serialized_end=1851
+  _globals['_LEARNERERROR']._serialized_start=1853
+  _globals['_LEARNERERROR']._serialized_end=1937
+  _globals['_TRANSCRIPTRESULT']._serialized_start=1940
+  _globals['_TRANSCRIPTRESULT']._serialized_end=2089
+  _globals['_BATCHGETTRANSCRIPTSRESPONSE']._serialized_start=2091
+  _globals['_BATCHGETTRANSCRIPTSRESPONSE']._serialized_end=2173
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_start=2175
+  _globals['_LISTCREDENTIALSREQUEST']._serialized_end=2274
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_start=2276
+  _globals['_LISTCREDENTIALSRESPONSE']._serialized_end=2397
+  _globals['_CREDITSUMMARY']._serialized_start=2400
+  _globals['_CREDITSUMMARY']._serialized_end=2726
+  _globals['_GETCREDITSUMMARYREQUEST']._serialized_start=2728
+  _globals['_GETCREDITSUMMARYREQUEST']._serialized_end=2773
+  _globals['_GETCREDITSUMMARYRESPONSE']._serialized_start=2775
+  _globals['_GETCREDITSUMMARYRESPONSE']._serialized_end=2851
+  _globals['_WATCHTRANSCRIPTREQUEST']._serialized_start=2853
+  _globals['_WATCHTRANSCRIPTREQUEST']._serialized_end=2897
+  _globals['_WATCHTRANSCRIPTRESPONSE']._serialized_start=2899
+  _globals['_WATCHTRANSCRIPTRESPONSE']._serialized_end=3000
+  _globals['_VERIFYENTRYREQUEST']._serialized_start=3002
+  _globals['_VERIFYENTRYREQUEST']._serialized_end=3079
+  _globals['_VERIFYENTRYRESPONSE']._serialized_start=3082
+  _globals['_VERIFYENTRYRESPONSE']._serialized_end=3635
+  _globals['_GETCHECKPOINTREQUEST']._serialized_start=3637
+  _globals['_GETCHECKPOINTREQUEST']._serialized_end=3678
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_start=3680
+  _globals['_GETCHECKPOINTRESPONSE']._serialized_end=3755
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_start=3757
+  _globals['_GETCONSISTENCYPROOFREQUEST']._serialized_end=3821
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_start=3823
+  _globals['_GETCONSISTENCYPROOFRESPONSE']._serialized_end=3903
+  _globals['_TRANSCRIPTQUERYSERVICE']._serialized_start=4086
+  _globals['_TRANSCRIPTQUERYSERVICE']._serialized_end=4947
 # @@protoc_insertion_point(module_scope)

@@ -39,6 +39,10 @@ class _CredentialStatusEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_Cred
     """Cancelled by a later CreditRevoked entry."""
     CREDENTIAL_STATUS_EXPIRED: _CredentialStatus.ValueType  # 3
     """Past valid_until; still part of the record, no longer redeemable."""
+    CREDENTIAL_STATUS_REDEEMED: _CredentialStatus.ValueType  # 4
+    """Redeemed toward a programme (irrevocably debited); see Credential.redemption. A later
+    revocation or expiry does not undo it.
+    """
 
 class CredentialStatus(_CredentialStatus, metaclass=_CredentialStatusEnumTypeWrapper):
     """The status of a credential at the instant a transcript is read. Expiry is not an event: it
@@ -53,7 +57,57 @@ CREDENTIAL_STATUS_REVOKED: CredentialStatus.ValueType  # 2
 """Cancelled by a later CreditRevoked entry."""
 CREDENTIAL_STATUS_EXPIRED: CredentialStatus.ValueType  # 3
 """Past valid_until; still part of the record, no longer redeemable."""
+CREDENTIAL_STATUS_REDEEMED: CredentialStatus.ValueType  # 4
+"""Redeemed toward a programme (irrevocably debited); see Credential.redemption. A later
+revocation or expiry does not undo it.
+"""
 Global___CredentialStatus: _TypeAlias = CredentialStatus  # noqa: Y015
+
+@_typing.final
+class CredentialRedemption(_message.Message):
+    """Where a credential was redeemed."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_ID_FIELD_NUMBER: _builtins.int
+    REDEMPTION_ID_FIELD_NUMBER: _builtins.int
+    REDEEMED_BY_SEQUENCE_FIELD_NUMBER: _builtins.int
+    REDEEM_TIME_FIELD_NUMBER: _builtins.int
+    REVOKED_AFTER_REDEMPTION_FIELD_NUMBER: _builtins.int
+    university_id: _builtins.str
+    """The redeeming university."""
+    programme_id: _builtins.str
+    """Its programme."""
+    redemption_id: _builtins.str
+    """The university's redemption id."""
+    redeemed_by_sequence: _builtins.int
+    """The sequence of the CreditsRedeemed entry."""
+    revoked_after_redemption: _builtins.bool
+    """The issuer revoked the completion after it was redeemed: the debit stays; the
+    registrar should act.
+    """
+    @_builtins.property
+    def redeem_time(self) -> _timestamp_pb2.Timestamp:
+        """When the redemption was appended."""
+
+    def __init__(
+        self,
+        *,
+        university_id: _builtins.str = ...,
+        programme_id: _builtins.str = ...,
+        redemption_id: _builtins.str = ...,
+        redeemed_by_sequence: _builtins.int = ...,
+        redeem_time: _timestamp_pb2.Timestamp | None = ...,
+        revoked_after_redemption: _builtins.bool = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["redeem_time", b"redeem_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["programme_id", b"programme_id", "redeem_time", b"redeem_time", "redeemed_by_sequence", b"redeemed_by_sequence", "redemption_id", b"redemption_id", "revoked_after_redemption", b"revoked_after_redemption", "university_id", b"university_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___CredentialRedemption: _TypeAlias = CredentialRedemption  # noqa: Y015
 
 @_typing.final
 class Credential(_message.Message):
@@ -74,6 +128,7 @@ class Credential(_message.Message):
     REVOKED_BY_SEQUENCE_FIELD_NUMBER: _builtins.int
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
+    REDEMPTION_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner who holds the credit."""
     sequence: _builtins.int
@@ -110,6 +165,10 @@ class Credential(_message.Message):
     def revoked_at(self) -> _timestamp_pb2.Timestamp:
         """When the revoking entry was appended; unset if not revoked."""
 
+    @_builtins.property
+    def redemption(self) -> Global___CredentialRedemption:
+        """Set when the credential was redeemed by `as_of`."""
+
     def __init__(
         self,
         *,
@@ -126,10 +185,11 @@ class Credential(_message.Message):
         revoked_by_sequence: _builtins.int = ...,
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
+        redemption: Global___CredentialRedemption | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at", "revoked_at", b"revoked_at", "valid_until", b"valid_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "recorded_at", b"recorded_at", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "sequence", b"sequence", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "sequence", b"sequence", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -207,12 +267,14 @@ class Transcript(_message.Message):
     LEDGER_POSITION_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     COMPLETIONS_WITHOUT_CREDIT_FIELD_NUMBER: _builtins.int
+    REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
+    REDEEMED_BY_PROGRAMME_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id)."""
     total_credits: _builtins.float
-    """All credits ever awarded: active + revoked + expired."""
+    """All credits ever awarded: active + revoked + expired + redeemed."""
     active_credits: _builtins.float
-    """Credits that are active at `as_of`."""
+    """Credits that are active at `as_of` (available to redeem)."""
     revoked_credits: _builtins.float
     """Credits that were revoked by `as_of`."""
     expired_credits: _builtins.float
@@ -223,6 +285,8 @@ class Transcript(_message.Message):
     """The global log position of that entry."""
     completions_without_credit: _builtins.int
     """How many completions were recorded without credit."""
+    redeemed_credits: _builtins.float
+    """Credits redeemed toward programmes by `as_of`."""
     @_builtins.property
     def by_level(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelCredits]:
         """Active credits by level, ordered by level; levels without credit are left out."""
@@ -239,6 +303,10 @@ class Transcript(_message.Message):
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The instant the transcript describes (the request's as_of, or the time of reading)."""
 
+    @_builtins.property
+    def redeemed_by_programme(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgrammeCredits]:
+        """Redeemed credits by programme, ordered by university and programme id."""
+
     def __init__(
         self,
         *,
@@ -254,14 +322,46 @@ class Transcript(_message.Message):
         ledger_position: _builtins.int = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         completions_without_credit: _builtins.int = ...,
+        redeemed_credits: _builtins.float = ...,
+        redeemed_by_programme: _abc.Iterable[Global___ProgrammeCredits] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___Transcript: _TypeAlias = Transcript  # noqa: Y015
+
+@_typing.final
+class ProgrammeCredits(_message.Message):
+    """Credits redeemed toward one programme."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PROGRAMME_ID_FIELD_NUMBER: _builtins.int
+    CREDITS_FIELD_NUMBER: _builtins.int
+    university_id: _builtins.str
+    """The redeeming university."""
+    programme_id: _builtins.str
+    """Its programme."""
+    credits: _builtins.float
+    """Credits redeemed toward it."""
+    def __init__(
+        self,
+        *,
+        university_id: _builtins.str = ...,
+        programme_id: _builtins.str = ...,
+        credits: _builtins.float = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credits", b"credits", "programme_id", b"programme_id", "university_id", b"university_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProgrammeCredits: _TypeAlias = ProgrammeCredits  # noqa: Y015
 
 @_typing.final
 class GetTranscriptRequest(_message.Message):

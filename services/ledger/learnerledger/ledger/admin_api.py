@@ -17,7 +17,13 @@ import asyncpg
 import grpc
 import structlog
 
-from learnerledger.domain.catalog import Course, CreditRecommendation, InvalidCourse, parse_level
+from learnerledger.domain.catalog import (
+    Course,
+    CourseCategory,
+    CreditRecommendation,
+    InvalidCourse,
+    parse_level,
+)
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     ConsentAction,
@@ -28,8 +34,10 @@ from learnerledger.domain.events import (
 )
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.kafka.codec import (
+    CATEGORY_TO_PROTO,
     COVERAGE_TO_PROTO,
     LEVEL_TO_PROTO,
+    PROTO_TO_CATEGORY,
     PROTO_TO_LEVEL,
     InstantOutOfRange,
     chain_break_to_proto,
@@ -85,6 +93,7 @@ def course_to_proto(course: Course) -> common_pb2.Course:
         skills=list(course.skills),
         credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
         counts_as_course_id=course.counts_as,
+        category=CATEGORY_TO_PROTO[course.category],
     )
 
 
@@ -142,13 +151,14 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 notional_hours=c.notional_hours,
                 skills=tuple(c.skills),
                 counts_as=c.counts_as_course_id,
+                category=PROTO_TO_CATEGORY.get(c.category, CourseCategory.UNIVERSITY_COURSE),
             )
             async with self._pool.acquire() as connection:
                 await catalog.add_course(connection, course)
         except InvalidCourse as exc:
             await abort(context, invalid_argument([Violation(f"course.{exc.field}", exc.message)]))
         except (AlreadyExists, NotFound) as exc:
-            await abort(context, _catalog_failure(exc))
+            await abort(context, catalog_failure(exc))
         return ledger_admin_pb2.CreateCourseResponse(course=course_to_proto(course))
 
     async def ApproveCourse(
@@ -197,7 +207,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         except InvalidCourse as exc:
             await abort(context, invalid_argument([Violation(exc.field, exc.message)]))
         except NotFound as exc:
-            await abort(context, _catalog_failure(exc))
+            await abort(context, catalog_failure(exc))
 
     async def ListCourses(
         self, request: ledger_admin_pb2.ListCoursesRequest, context: Any
@@ -293,7 +303,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
             async with self._pool.acquire() as connection:
                 return await action(connection, *args)
         except (AlreadyExists, NotFound) as exc:
-            await abort(context, _catalog_failure(exc))
+            await abort(context, catalog_failure(exc))
         except asyncpg.CheckViolationError as exc:
             # Constraint names are <table>_<column>_check: name the column that was refused.
             table = exc.table_name or ""
@@ -337,9 +347,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         )
         async with self._pool.acquire() as connection:
             if not await catalog.university_exists(connection, request.university_id):
-                await abort(
-                    context, _catalog_failure(NotFound("university", request.university_id))
-                )
+                await abort(context, catalog_failure(NotFound("university", request.university_id)))
             if request.request_id:
                 try:
                     await catalog.claim_consent_request(
@@ -564,7 +572,7 @@ async def _require_printable(context: Any, fields: dict[str, str]) -> None:
         await abort(context, invalid_argument(violations))
 
 
-def _catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:
+def catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:
     if isinstance(exc, AlreadyExists):
         return RpcFailure(
             grpc.StatusCode.ALREADY_EXISTS,

@@ -22,13 +22,13 @@ from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from decimal import InvalidOperation
+from decimal import Decimal, InvalidOperation
 
 import asyncpg
 import prometheus_client
 import structlog
 
-from learnerledger.domain.catalog import Course
+from learnerledger.domain.catalog import Course, CourseCategory
 from learnerledger.domain.credit_rules import (
     AlreadyRecorded,
     Append,
@@ -49,10 +49,13 @@ from learnerledger.domain.events import (
     ConsentRevokeRequested,
     CreditRedecisionRequested,
     LedgerRequest,
+    RedemptionRequested,
     RevocationRequested,
     completion_event_id,
 )
 from learnerledger.domain.hash_chain import ChainHead, append_to_chain, head_of
+from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.redemption import HeldCredential, Programme
 from learnerledger.domain.validation import (
     DEFAULT_CLOCK_SKEW,
     describe,
@@ -213,6 +216,8 @@ class CreditLogAppender:
         if outcome.rejected and self._dead_letters is not None:
             await self._dead_letters(outcome.rejected)
         await credit_log.append_entries(connection, outcome.appended)
+        # Never spent twice, also as a constraint: a credential redeemed before fails the batch.
+        await credit_log.record_redeemed_credentials(connection, outcome.appended)
         await bookkeeping.record_rejections(connection, outcome.rejected)
         next_offsets: dict[int, int] = {}
         for record in records:
@@ -312,6 +317,11 @@ class _BatchFacts:
     uncredited: dict[tuple[str, str], list[UncreditedCompletion]]
     #: (learner, credit group) -> sequence of the entry holding the learner's credit for it.
     credit_holders: dict[tuple[str, str], int]
+    #: For redemptions: the programmes named, the learners' credit entries with their state,
+    #: and per (learner, programme) the credits already redeemed toward it by category.
+    programmes: dict[str, Programme] = field(default_factory=dict)
+    held: dict[str, dict[int, HeldCredential]] = field(default_factory=dict)
+    redeemed: dict[tuple[str, str], dict[CourseCategory, Decimal]] = field(default_factory=dict)
 
     @classmethod
     async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
@@ -334,6 +344,8 @@ class _BatchFacts:
             completion_event_id(r.envelope.issuer_id, r.completion_id) for r in revocations
         ]
         universities = {r.university_id for r in consent_requests}
+        redemptions = [r for r in requests if isinstance(r, RedemptionRequested)]
+        redeemers = {r.envelope.learner_id for r in redemptions}
         if course_ids:
             # Until this batch commits, no approval or withdrawal of these courses can be
             # recorded (and miss a completion decided here); see catalog.hold_courses_shared.
@@ -345,6 +357,18 @@ class _BatchFacts:
             if isinstance(r, CompletionSubmitted | CreditRedecisionRequested)
             and r.course_id in courses
         ]
+        programmes = (
+            {
+                programme_id: programme
+                for programme_id, (programme, _) in (
+                    await catalog.programmes_by_id(
+                        connection, [r.programme_id for r in redemptions]
+                    )
+                ).items()
+            }
+            if redemptions
+            else {}
+        )
         return cls(
             heads=await credit_log.load_heads(connection, learners),
             same_event=dict(await credit_log.find_by_source_events(connection, event_ids)),
@@ -360,10 +384,19 @@ class _BatchFacts:
                 u for u in universities if await catalog.university_exists(connection, u)
             },
             consents=await credit_log.active_consents(
-                connection, [(r.envelope.learner_id, r.university_id) for r in consent_requests]
+                connection,
+                [
+                    (r.envelope.learner_id, r.university_id)
+                    for r in [*consent_requests, *redemptions]
+                ],
             ),
             uncredited=await credit_log.uncredited_completions(connection, redecisions),
             credit_holders=await credit_log.credit_holders(connection, credit_keys),
+            programmes=programmes,
+            held=await credit_log.held_credentials(connection, redeemers) if redeemers else {},
+            redeemed=await credit_log.redeemed_toward(
+                connection, [(r.envelope.learner_id, r.programme_id) for r in redemptions]
+            ),
         )
 
     def for_request(self, request: LedgerRequest) -> Facts:
@@ -400,14 +433,63 @@ class _BatchFacts:
                         self.uncredited.get((request.envelope.learner_id, request.course_id), ())
                     ),
                 )
+            case RedemptionRequested():
+                learner = request.envelope.learner_id
+                return Facts(
+                    same_event=same_event,
+                    programme=self.programmes.get(request.programme_id),
+                    held=dict(self.held.get(learner, {})),
+                    redeemed_toward_programme=dict(
+                        self.redeemed.get((learner, request.programme_id), {})
+                    ),
+                    consent_active=(learner, request.university_id) in self.consents,
+                )
 
     def _credit_held_by(self, learner_id: str, course: Course | None) -> int | None:
         return (
             None if course is None else self.credit_holders.get((learner_id, course.credit_group))
         )
 
+    def _remember_for_redemptions(self, entry: Entry) -> None:
+        """Keep the redemption facts of a learner current within the batch."""
+        held = self.held.get(entry.learner_id)
+        if held is None:
+            return
+        p = entry.payload
+        match entry.kind:
+            case EntryKind.CREDIT_AWARDED:
+                course = self.courses.get(str(p["course_id"]))
+                held[entry.sequence] = HeldCredential(
+                    sequence=entry.sequence,
+                    course_id=str(p["course_id"]),
+                    category=course.category if course else CourseCategory.UNIVERSITY_COURSE,
+                    level=Decimal(str(p["level"])),
+                    credits=Decimal(str(p["credits"])),
+                    completed_at=parse_instant(str(p["completed_at"])),
+                    valid_until=parse_instant(str(p["valid_until"])),
+                )
+            case EntryKind.CREDIT_REVOKED:
+                revoked = p.get("revoked_sequence")
+                if isinstance(revoked, int) and revoked in held:
+                    held[revoked] = dataclasses.replace(held[revoked], revoked=True)
+            case EntryKind.CREDITS_REDEEMED:
+                totals = self.redeemed.setdefault((entry.learner_id, str(p["programme_id"])), {})
+                lines = p.get("lines")
+                for line in lines if isinstance(lines, list) else []:
+                    if not isinstance(line, Mapping) or line.get("outcome") != "redeemed":
+                        continue
+                    sequence = int(str(line["sequence"]))
+                    credential = held[sequence]
+                    held[sequence] = dataclasses.replace(credential, redeemed=True)
+                    totals[credential.category] = (
+                        totals.get(credential.category, Decimal(0)) + credential.credits
+                    )
+            case _:
+                pass
+
     def remember(self, request: LedgerRequest, entry: Entry) -> None:
         self.heads[entry.learner_id] = head_of(entry)
+        self._remember_for_redemptions(entry)
         if entry.kind is EntryKind.CREDIT_AWARDED:
             course = self.courses.get(str(entry.payload["course_id"]))
             if course is not None:

@@ -7,6 +7,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 
 import asyncpg
+import grpc
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from prometheus_client import Counter, Gauge
@@ -19,6 +20,7 @@ from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
 from learnerledger.ledger.redecision import fan_out_approvals
+from learnerledger.ledger.redemption_api import RedemptionApi
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import DEFAULT_LOG_ORIGIN, LedgerSettings
 from learnerledger.ledger.tree_heads import take_tree_head
@@ -35,7 +37,12 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
 from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
-from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.v1 import (
+    ledger_admin_pb2,
+    ledger_admin_pb2_grpc,
+    redemption_pb2,
+    redemption_pb2_grpc,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -235,18 +242,31 @@ async def _start_admin_api(
         if settings.checkpoint_signing_key_file is not None
         else None
     )
+    authenticator = BearerAuthenticator(pool_lookup(pool))
     admin = LedgerAdmin(
         pool=pool,
         producer=producer,
         completions_topic=settings.topic_completions,
-        authenticator=BearerAuthenticator(pool_lookup(pool)),
+        authenticator=authenticator,
         trusted_public_key=trusted,
         replay=replays,
     )
+    redemptions = RedemptionApi(
+        pool=pool,
+        producer=producer,
+        completions_topic=settings.topic_completions,
+        authenticator=authenticator,
+    )
+
+    def register(server: grpc.aio.Server) -> None:
+        ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, server)
+        redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(redemptions, server)
+
     server = await start_server(
-        register=lambda s: ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, s),
+        register=register,
         service_names=[
-            ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name
+            ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name,
+            redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
         ],
         bind=settings.grpc_bind,
         port=settings.grpc_port,

@@ -123,7 +123,7 @@ def parse_filter(text: str) -> CredentialFilter:
             parsed_status = CredentialStatus(status.lower())
         except ValueError as exc:
             raise InvalidFilter(
-                f"status {status!r} is not one of ACTIVE, REVOKED, EXPIRED"
+                f"status {status!r} is not one of ACTIVE, REVOKED, EXPIRED, REDEEMED"
             ) from exc
     return CredentialFilter(
         issuer_id=values.get("issuer_id"),

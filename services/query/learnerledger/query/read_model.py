@@ -20,7 +20,8 @@ from learnerledger.query.paging import CredentialFilter
 
 _CREDENTIAL_COLUMNS = (
     "learner_id, sequence, issuer_id, completion_id, course_id, level, credits, completed_at, "
-    "valid_until, recorded_at, revoked_by_sequence, revoked_at"
+    "valid_until, recorded_at, revoked_by_sequence, revoked_at, redeemed_by_sequence, "
+    "redeemed_at, redeemed_university_id, redeemed_programme_id, redemption_id"
 )
 
 
@@ -38,6 +39,11 @@ def _credential(row: asyncpg.Record) -> Credential:
         recorded_at=row["recorded_at"],
         revoked_by_sequence=row["revoked_by_sequence"],
         revoked_at=row["revoked_at"],
+        redeemed_by_sequence=row["redeemed_by_sequence"],
+        redeemed_at=row["redeemed_at"],
+        redeemed_university_id=row["redeemed_university_id"],
+        redeemed_programme_id=row["redeemed_programme_id"],
+        redemption_id=row["redemption_id"],
     )
 
 
@@ -135,15 +141,26 @@ async def save_states(
                         credential.recorded_at,
                         credential.revoked_by_sequence,
                         credential.revoked_at,
+                        credential.redeemed_by_sequence,
+                        credential.redeemed_at,
+                        credential.redeemed_university_id,
+                        credential.redeemed_programme_id,
+                        credential.redemption_id,
                     )
                 )
     if rows:
         await connection.executemany(
             f"""INSERT INTO read_credentials ({_CREDENTIAL_COLUMNS})
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
+                        $16, $17)
                 ON CONFLICT (learner_id, sequence) DO UPDATE SET
                     revoked_by_sequence = EXCLUDED.revoked_by_sequence,
-                    revoked_at = EXCLUDED.revoked_at""",
+                    revoked_at = EXCLUDED.revoked_at,
+                    redeemed_by_sequence = EXCLUDED.redeemed_by_sequence,
+                    redeemed_at = EXCLUDED.redeemed_at,
+                    redeemed_university_id = EXCLUDED.redeemed_university_id,
+                    redeemed_programme_id = EXCLUDED.redeemed_programme_id,
+                    redemption_id = EXCLUDED.redemption_id""",
             rows,
         )
     return len(rows)
@@ -177,10 +194,14 @@ async def has_applied_position(connection: Connection, learner_id: str, min_posi
     )
 
 
-_STATUS_SQL = {
-    CredentialStatus.REVOKED: "revoked_at IS NOT NULL AND revoked_at <= $3",
-    CredentialStatus.EXPIRED: "(revoked_at IS NULL OR revoked_at > $3) AND valid_until <= $3",
-    CredentialStatus.ACTIVE: "(revoked_at IS NULL OR revoked_at > $3) AND valid_until > $3",
+_NOT_REDEEMED = "(redeemed_at IS NULL OR redeemed_at > $3)"
+_STATUS_SQL = {  # the same precedence as Credential.status_at
+    CredentialStatus.REDEEMED: "redeemed_at IS NOT NULL AND redeemed_at <= $3",
+    CredentialStatus.REVOKED: f"{_NOT_REDEEMED} AND revoked_at IS NOT NULL AND revoked_at <= $3",
+    CredentialStatus.EXPIRED: f"{_NOT_REDEEMED} AND (revoked_at IS NULL OR revoked_at > $3) "
+    "AND valid_until <= $3",
+    CredentialStatus.ACTIVE: f"{_NOT_REDEEMED} AND (revoked_at IS NULL OR revoked_at > $3) "
+    "AND valid_until > $3",
 }
 
 

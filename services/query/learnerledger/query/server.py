@@ -69,6 +69,7 @@ _STATUS_TO_PROTO = {
     CredentialStatus.ACTIVE: pb.CREDENTIAL_STATUS_ACTIVE,
     CredentialStatus.REVOKED: pb.CREDENTIAL_STATUS_REVOKED,
     CredentialStatus.EXPIRED: pb.CREDENTIAL_STATUS_EXPIRED,
+    CredentialStatus.REDEEMED: pb.CREDENTIAL_STATUS_REDEEMED,
 }
 
 R = TypeVar("R")
@@ -108,6 +109,20 @@ def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.
     )
     if credential.revoked_at is not None:
         message.revoked_at.CopyFrom(to_timestamp(credential.revoked_at))
+    if status is CredentialStatus.REDEEMED and credential.redeemed_at is not None:
+        message.redemption.CopyFrom(
+            pb.CredentialRedemption(
+                university_id=credential.redeemed_university_id or "",
+                programme_id=credential.redeemed_programme_id or "",
+                redemption_id=credential.redemption_id or "",
+                redeemed_by_sequence=credential.redeemed_by_sequence or 0,
+                redeem_time=to_timestamp(credential.redeemed_at),
+                # The transcript's statuses are evaluated at as_of; a revocation it shows was
+                # recorded by then (the fold or the read model holds nothing later).
+                revoked_after_redemption=credential.revoked_at is not None
+                and credential.revoked_at >= credential.redeemed_at,
+            )
+        )
     return message
 
 
@@ -140,6 +155,11 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
         ledger_position=view.ledger_position,
         as_of=to_timestamp(view.as_of),
         completions_without_credit=completions_without_credit,
+        redeemed_credits=float(view.redeemed_credits),
+        redeemed_by_programme=[
+            pb.ProgrammeCredits(university_id=university, programme_id=programme, credits=float(c))
+            for (university, programme), c in sorted(view.redeemed_by_programme.items())
+        ],
     )
 
 

@@ -1,0 +1,376 @@
+"""``RedemptionService``: programmes and redemptions over gRPC (issue 14), in the ledger process.
+
+A redemption is a request on ``completions.v1`` keyed by the learner, like consent and the
+re-decision requests: the API validates and authorizes it, records the university's
+redemption id (``redemption_requests``: a retry is the same event, other content under the same
+id is a conflict), publishes ``RedemptionRequested`` with ``acks=all``, and answers PENDING.
+The ledger decides it in the learner's order and appends ``credits_redeemed`` or
+``redemption_refused``; ``GetRedemption`` reads that entry.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from decimal import Decimal, InvalidOperation
+from typing import Any
+
+import asyncpg
+import grpc
+import structlog
+
+from learnerledger.domain.entries import EntryKind
+from learnerledger.domain.events import (
+    CURRENT_SCHEMA_VERSION,
+    Envelope,
+    RedemptionRequested,
+    redemption_event_id,
+)
+from learnerledger.domain.redemption import (
+    InvalidProgramme,
+    Programme,
+    programme_level,
+    request_digest,
+)
+from learnerledger.domain.validation import check_learner_id, check_redemption_fields
+from learnerledger.kafka.codec import (
+    LEVEL_TO_PROTO,
+    PROTO_TO_LEVEL,
+    encode_completion_event,
+    redemption_lines_to_proto,
+    to_timestamp,
+)
+from learnerledger.kafka.producer import DurableProducer
+from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
+from learnerledger.postgres import Connection, catalog, credit_log
+from learnerledger.postgres.catalog import (
+    AlreadyExists,
+    NotFound,
+    Principal,
+    PrincipalKind,
+    RedemptionClaim,
+    RedemptionIdConflict,
+)
+from learnerledger.rpc.auth import BearerAuthenticator
+from learnerledger.rpc.errors import (
+    Reason,
+    RpcFailure,
+    Violation,
+    abort,
+    invalid_argument,
+    unavailable,
+)
+from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
+
+log = structlog.get_logger(__name__)
+
+
+def programme_to_proto(programme: Programme, created: datetime) -> redemption_pb2.Programme:
+    return redemption_pb2.Programme(
+        programme_id=programme.programme_id,
+        university_id=programme.university_id,
+        title=programme.title,
+        level=LEVEL_TO_PROTO[str(programme.level)],
+        total_credits=float(programme.total_credits),
+        validity_years=programme.validity_years or 0,
+        create_time=to_timestamp(created),
+    )
+
+
+class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
+    def __init__(
+        self,
+        *,
+        pool: asyncpg.Pool,
+        producer: DurableProducer,
+        completions_topic: str,
+        authenticator: BearerAuthenticator,
+    ) -> None:
+        self._pool = pool
+        self._producer = producer
+        self._topic = completions_topic
+        self._auth = authenticator
+
+    async def _caller(self, context: Any, *kinds: PrincipalKind) -> Principal:
+        try:
+            principal = await self._auth.principal(context.invocation_metadata())
+        except RpcFailure as failure:
+            await abort(context, failure)
+        if principal.kind not in kinds:
+            await abort(
+                context,
+                RpcFailure(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    f"this method is for {' or '.join(k.value for k in kinds)} tokens; the "
+                    f"token belongs to a {principal.kind.value}",
+                    reason=Reason.WRONG_PRINCIPAL_KIND,
+                    metadata={"token_kind": principal.kind.value},
+                ),
+            )
+        return principal
+
+    # programmes -----------------------------------------------------------------------------
+    async def CreateProgramme(
+        self, request: redemption_pb2.CreateProgrammeRequest, context: Any
+    ) -> redemption_pb2.CreateProgrammeResponse:
+        caller = await self._caller(context, PrincipalKind.ADMIN, PrincipalKind.UNIVERSITY)
+        p = request.programme
+        violations = [
+            Violation(f"programme.{name}", "must contain only printable characters")
+            for name, value in (
+                ("programme_id", p.programme_id),
+                ("university_id", p.university_id),
+                ("title", p.title),
+            )
+            if not value.isprintable()
+        ]
+        if p.level not in PROTO_TO_LEVEL:
+            violations.append(Violation("programme.level", "must be an NCrF level (4.5 to 8)"))
+        if violations:
+            await abort(context, invalid_argument(violations))
+        if caller.kind is PrincipalKind.UNIVERSITY and p.university_id != caller.principal_id:
+            await abort(
+                context,
+                RpcFailure(
+                    grpc.StatusCode.PERMISSION_DENIED,
+                    "a university registers only its own programmes",
+                    reason="FOREIGN_UNIVERSITY",
+                    metadata={"university_id": caller.principal_id},
+                ),
+            )
+        try:
+            programme = Programme(
+                programme_id=p.programme_id,
+                university_id=p.university_id,
+                title=p.title,
+                level=programme_level(PROTO_TO_LEVEL[p.level]),
+                total_credits=Decimal(repr(p.total_credits)),
+                validity_years=p.validity_years or None,
+            )
+        except InvalidProgramme as exc:
+            await abort(
+                context, invalid_argument([Violation(f"programme.{exc.field}", exc.message)])
+            )
+        except InvalidOperation:
+            await abort(
+                context, invalid_argument([Violation("programme.total_credits", "not a number")])
+            )
+        try:
+            async with self._pool.acquire() as connection:
+                created = await catalog.add_programme(connection, programme)
+        except (AlreadyExists, NotFound) as exc:
+            await abort(context, catalog_failure(exc))
+        except asyncpg.CheckViolationError:
+            await abort(
+                context,
+                invalid_argument(
+                    [Violation("programme.programme_id", "ids: a-z, 0-9, . _ - (at most 128)")]
+                ),
+            )
+        return redemption_pb2.CreateProgrammeResponse(
+            programme=programme_to_proto(programme, created)
+        )
+
+    async def ListProgrammes(
+        self, request: redemption_pb2.ListProgrammesRequest, context: Any
+    ) -> redemption_pb2.ListProgrammesResponse:
+        caller = await self._caller(context, PrincipalKind.ADMIN, PrincipalKind.UNIVERSITY)
+        university_id = request.university_id or None
+        if caller.kind is PrincipalKind.UNIVERSITY:
+            if university_id not in (None, caller.principal_id):
+                await abort(
+                    context,
+                    RpcFailure(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        "a university lists only its own programmes",
+                        reason="FOREIGN_UNIVERSITY",
+                    ),
+                )
+            university_id = caller.principal_id
+        if request.page_size < 0:
+            await abort(context, invalid_argument([Violation("page_size", "must not be negative")]))
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        async with self._pool.acquire() as connection:
+            found = await catalog.list_programmes(
+                connection,
+                university_id=university_id,
+                after_programme_id=request.page_token,  # the last id of the previous page
+                limit=size + 1,
+            )
+        page, more = found[:size], len(found) > size
+        return redemption_pb2.ListProgrammesResponse(
+            programmes=[programme_to_proto(p, created) for p, created in page],
+            next_page_token=page[-1][0].programme_id if more else "",
+        )
+
+    # redemptions ----------------------------------------------------------------------------
+    async def RedeemCredits(
+        self, request: redemption_pb2.RedeemCreditsRequest, context: Any
+    ) -> redemption_pb2.RedeemCreditsResponse:
+        caller = await self._caller(context, PrincipalKind.UNIVERSITY)
+        university_id = caller.principal_id
+        problems = check_learner_id(request.learner_id, "learner_id")
+        problems += check_redemption_fields(
+            redemption_id=request.redemption_id,
+            programme_id=request.programme_id,
+            credential_sequences=request.credential_sequences,
+            all_eligible=request.all_eligible,
+        )
+        if problems:
+            await abort(
+                context, invalid_argument([Violation(v.field, v.description) for v in problems])
+            )
+        sequences = tuple(request.credential_sequences)
+        digest = request_digest(
+            university_id=university_id,
+            learner_id=request.learner_id,
+            programme_id=request.programme_id,
+            credential_sequences=sequences,
+            all_eligible=request.all_eligible,
+            allow_partial=request.allow_partial,
+        )
+        event_id = redemption_event_id(university_id, request.redemption_id)
+        async with self._pool.acquire() as connection:
+            earlier = await catalog.find_redemption_claim(
+                connection, university_id, request.redemption_id
+            )
+            if earlier is not None and earlier.request_digest != digest:
+                await abort(context, _conflict(request.redemption_id))
+            if earlier is None:
+                programmes = await catalog.programmes_by_id(connection, [request.programme_id])
+                found = programmes.get(request.programme_id)
+                if found is None or found[0].university_id != university_id:
+                    # Unknown or another university's: one answer for both.
+                    await abort(
+                        context,
+                        invalid_argument(
+                            [Violation("programme_id", "is not one of your programmes")]
+                        ),
+                    )
+                consents = await credit_log.active_consents(
+                    connection, [(request.learner_id, university_id)]
+                )
+                if not consents:
+                    await abort(
+                        context,
+                        RpcFailure(
+                            grpc.StatusCode.PERMISSION_DENIED,
+                            f"learner {request.learner_id} has not consented to university "
+                            f"{university_id}",
+                            reason="NO_CONSENT",
+                            metadata={"learner_id": request.learner_id},
+                        ),
+                    )
+            try:
+                claim = await catalog.claim_redemption(
+                    connection,
+                    university_id=university_id,
+                    redemption_id=request.redemption_id,
+                    learner_id=request.learner_id,
+                    programme_id=request.programme_id,
+                    request_digest=digest,
+                    event_id=event_id,
+                )
+            except RedemptionIdConflict:
+                await abort(context, _conflict(request.redemption_id))
+            decided = await self._redemption(connection, claim)
+        if decided.state != redemption_pb2.REDEMPTION_STATE_PENDING:
+            return redemption_pb2.RedeemCreditsResponse(redemption=decided)
+        event = RedemptionRequested(
+            Envelope(event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id),
+            redemption_id=request.redemption_id,
+            university_id=university_id,
+            programme_id=request.programme_id,
+            credential_sequences=sequences,
+            all_eligible=request.all_eligible,
+            allow_partial=request.allow_partial,
+            request_digest=digest,
+        )
+        try:
+            await self._producer.send_and_wait(
+                self._topic,
+                key=request.learner_id.encode(),
+                value=encode_completion_event(event),
+            )
+        except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
+            await abort(
+                context,
+                unavailable(
+                    f"redemption not requested: {exc}; retry with the same redemption_id",
+                    reason=Reason.KAFKA_UNAVAILABLE,
+                ),
+            )
+        log.info(
+            "redemption_requested",
+            redemption_id=request.redemption_id,
+            university_id=university_id,
+            programme_id=request.programme_id,
+        )
+        return redemption_pb2.RedeemCreditsResponse(redemption=decided)
+
+    async def GetRedemption(
+        self, request: redemption_pb2.GetRedemptionRequest, context: Any
+    ) -> redemption_pb2.GetRedemptionResponse:
+        caller = await self._caller(context, PrincipalKind.UNIVERSITY)
+        if not request.redemption_id:
+            await abort(context, invalid_argument([Violation("redemption_id", "is required")]))
+        async with self._pool.acquire() as connection:
+            claim = await catalog.find_redemption_claim(
+                connection, caller.principal_id, request.redemption_id
+            )
+            if claim is None:
+                await abort(
+                    context,
+                    RpcFailure(
+                        grpc.StatusCode.NOT_FOUND,
+                        f"no redemption {request.redemption_id} of university "
+                        f"{caller.principal_id}",
+                        reason="REDEMPTION_NOT_FOUND",
+                        metadata={"redemption_id": request.redemption_id},
+                    ),
+                )
+            return redemption_pb2.GetRedemptionResponse(
+                redemption=await self._redemption(connection, claim)
+            )
+
+    async def _redemption(
+        self, connection: Connection, claim: RedemptionClaim
+    ) -> redemption_pb2.Redemption:
+        """The redemption a claim names, as decided by the ledger (or PENDING)."""
+        message = redemption_pb2.Redemption(
+            redemption_id=claim.redemption_id,
+            university_id=claim.university_id,
+            learner_id=claim.learner_id,
+            programme_id=claim.programme_id,
+            state=redemption_pb2.REDEMPTION_STATE_PENDING,
+            request_time=to_timestamp(claim.requested_at),
+        )
+        entry = await credit_log.find_entry_by_source_event(connection, claim.event_id)
+        if entry is not None and entry.learner_id == claim.learner_id:
+            message.state = (
+                redemption_pb2.REDEMPTION_STATE_REDEEMED
+                if entry.kind is EntryKind.CREDITS_REDEEMED
+                else redemption_pb2.REDEMPTION_STATE_REFUSED
+            )
+            message.lines.extend(redemption_lines_to_proto(entry.payload))
+            message.redeemed_credits = float(str(entry.payload.get("redeemed_credits", 0)))
+            message.entry_sequence = entry.sequence
+            message.decide_time.CopyFrom(to_timestamp(entry.recorded_at))
+            return message
+        rejected = await connection.fetchval(
+            "SELECT reason FROM rejections WHERE source_event_id = $1 "
+            "ORDER BY rejected_at DESC LIMIT 1",
+            claim.event_id,
+        )
+        if rejected is not None:
+            message.state = redemption_pb2.REDEMPTION_STATE_REJECTED
+            message.rejection_reason = rejected
+        return message
+
+
+def _conflict(redemption_id: str) -> RpcFailure:
+    return RpcFailure(
+        grpc.StatusCode.ALREADY_EXISTS,
+        f"redemption id {redemption_id} was used for a different request; use a new id",
+        reason="REDEMPTION_ID_CONFLICT",
+        metadata={"redemption_id": redemption_id},
+    )

@@ -1,0 +1,503 @@
+"""Redemption on the real stack (issue 14): RedemptionService in the ledger process, requests on
+Kafka keyed by the learner, decided by the ledger in order, appended to the hash-chained log."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import Counter
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Any
+
+import asyncpg
+import grpc
+import pytest
+from google.rpc import error_details_pb2
+
+from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommendation
+from learnerledger.domain.transcript import CredentialStatus, TranscriptProjection
+from learnerledger.ledger.verification import verify_ledger
+from learnerledger.postgres import catalog, credit_log
+from learnerledger.query.server import state_to_transcript
+from learnerledger.rpc.errors import decode_details
+from learnerledger.v1 import (
+    common_pb2,
+    redemption_pb2,
+    redemption_pb2_grpc,
+    transcript_query_pb2,
+)
+from tests.integration.ledger_fixtures import (
+    completion,
+    consent,
+    eventually,
+    produce,
+    revocation,
+    running_ledger,
+    seed_catalog,
+)
+from tests.integration.test_admin_api import free_port
+
+pytestmark = pytest.mark.integration
+
+R = redemption_pb2
+OUT = common_pb2
+
+
+@dataclass
+class Stack:
+    db: asyncpg.Connection
+    stub: redemption_pb2_grpc.RedemptionServiceStub
+    du: tuple[tuple[str, str]]
+    iitm: tuple[tuple[str, str]]
+    admin: tuple[tuple[str, str]]
+    issuer: tuple[tuple[str, str]]
+    bootstrap: str
+    topic: str
+
+
+def bearer(token: str) -> tuple[tuple[str, str]]:
+    return (("authorization", f"Bearer {token}"),)
+
+
+@contextlib.asynccontextmanager
+async def stack(kafka_bootstrap: str, database_url: str, topics: Any) -> AsyncIterator[Stack]:
+    await seed_catalog(database_url)
+    db = await asyncpg.connect(database_url)
+    with contextlib.suppress(catalog.AlreadyExists):
+        await catalog.add_university(db, "iitm", "IIT Madras")
+    for course_id, category in (
+        ("sw-1", CourseCategory.SWAYAM_MOOC),
+        ("sw-2", CourseCategory.SWAYAM_MOOC),
+        ("uc-1", CourseCategory.UNIVERSITY_COURSE),
+        ("uc-2", CourseCategory.UNIVERSITY_COURSE),
+        ("uc-3", CourseCategory.UNIVERSITY_COURSE),
+        ("uc-4", CourseCategory.UNIVERSITY_COURSE),
+    ):
+        with contextlib.suppress(catalog.AlreadyExists):
+            await catalog.add_course(
+                db,
+                Course(course_id, "swayam", course_id, Decimal("5.5"), 90,
+                       CreditRecommendation.APPROVED, category=category),
+            )  # fmt: skip
+    tokens = {}
+    for kind, principal in (
+        (catalog.PrincipalKind.UNIVERSITY, "du"),
+        (catalog.PrincipalKind.UNIVERSITY, "iitm"),
+        (catalog.PrincipalKind.ADMIN, "ops"),
+        (catalog.PrincipalKind.ISSUER, "swayam"),
+    ):
+        _, tokens[principal] = await catalog.issue_token(db, kind, principal)
+    port = free_port()
+    try:
+        async with (
+            running_ledger(kafka_bootstrap, database_url, topics, grpc_port=port),
+            grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
+        ):
+            await channel.channel_ready()
+            yield Stack(
+                db=db,
+                stub=redemption_pb2_grpc.RedemptionServiceStub(channel),
+                du=bearer(tokens["du"]),
+                iitm=bearer(tokens["iitm"]),
+                admin=bearer(tokens["ops"]),
+                issuer=bearer(tokens["swayam"]),
+                bootstrap=kafka_bootstrap,
+                topic=topics.completions,
+            )
+    finally:
+        await db.close()
+
+
+async def credited(s: Stack, learner: str, courses: list[str], universities: list[str]) -> dict:
+    """Credit ``learner`` with ``courses`` and grant consent to ``universities``; returns the
+    credential sequence of each course once the ledger has recorded everything."""
+    requests: list[Any] = [completion(learner, f"{learner}-{c}", course_id=c) for c in courses]
+    requests += [consent(learner, u) for u in universities]
+    await produce(s.bootstrap, s.topic, requests)
+
+    async def recorded() -> bool:
+        count = await s.db.fetchval(
+            "SELECT count(*) FROM credit_log WHERE learner_id = $1", learner
+        )
+        return count == len(requests)
+
+    await eventually(recorded, what=f"{learner}'s credits and consents")
+    rows = await s.db.fetch(
+        "SELECT payload->>'course_id' AS course, sequence FROM credit_log "
+        "WHERE learner_id = $1 AND kind = 'credit_awarded'",
+        learner,
+    )
+    return {r["course"]: r["sequence"] for r in rows}
+
+
+async def create_programme(
+    s: Stack, programme_id: str, university: str, credits: float, metadata: Any
+) -> None:
+    await s.stub.CreateProgramme(
+        R.CreateProgrammeRequest(
+            programme=R.Programme(
+                programme_id=programme_id,
+                university_id=university,
+                title=programme_id,
+                level=OUT.NCRF_LEVEL_6,
+                total_credits=credits,
+            )
+        ),
+        metadata=metadata,
+    )
+
+
+async def decided(s: Stack, redemption_id: str, metadata: Any) -> R.Redemption:
+    found: list[R.Redemption] = []
+
+    async def done() -> bool:
+        reply = await s.stub.GetRedemption(
+            R.GetRedemptionRequest(redemption_id=redemption_id), metadata=metadata
+        )
+        found[:] = [reply.redemption]
+        return reply.redemption.state != R.REDEMPTION_STATE_PENDING
+
+    await eventually(done, what=f"redemption {redemption_id} decided")
+    return found[0]
+
+
+def outcomes(redemption: R.Redemption) -> list[tuple[int, int]]:
+    return [(line.sequence, line.outcome) for line in redemption.lines]
+
+
+def error_info(error: grpc.aio.AioRpcError) -> error_details_pb2.ErrorInfo:
+    (info,) = [
+        d for d in decode_details(error.trailing_metadata())
+        if isinstance(d, error_details_pb2.ErrorInfo)
+    ]  # fmt: skip
+    return info
+
+
+def violations(error: grpc.aio.AioRpcError) -> list[str]:
+    return [
+        v.field
+        for d in decode_details(error.trailing_metadata())
+        if isinstance(d, error_details_pb2.BadRequest)
+        for v in d.field_violations
+    ]
+
+
+async def test_redeem_caps_retry_conflict_second_university_revocation_and_verify(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> None:
+    learner = "931000000001"
+    async with stack(kafka_bootstrap, database_url, topics) as s:
+        # A 10-credit programme takes at most 4 SWAYAM credits: one 3-credit MOOC, not two.
+        await create_programme(s, "du-bsc", "du", 10, s.du)
+        await create_programme(s, "iitm-btech", "iitm", 20, s.admin)
+        seq = await credited(s, learner, ["sw-1", "sw-2", "uc-1"], ["du", "iitm"])
+        ask = R.RedeemCreditsRequest(
+            redemption_id="du-2026-001",
+            learner_id=learner,
+            programme_id="du-bsc",
+            credential_sequences=[seq["sw-1"], seq["sw-2"], seq["uc-1"]],
+            allow_partial=True,
+        )
+        first = await s.stub.RedeemCredits(ask, metadata=s.du)
+        assert first.redemption.state in (R.REDEMPTION_STATE_PENDING, R.REDEMPTION_STATE_REDEEMED)
+        done = await decided(s, "du-2026-001", s.du)
+        assert done.state == R.REDEMPTION_STATE_REDEEMED
+        assert outcomes(done) == [
+            (seq["sw-1"], OUT.REDEMPTION_OUTCOME_REDEEMED),
+            (seq["sw-2"], OUT.REDEMPTION_OUTCOME_CAP_EXCEEDED),
+            (seq["uc-1"], OUT.REDEMPTION_OUTCOME_REDEEMED),
+        ]
+        assert done.redeemed_credits == 6.0
+
+        # A retry answers the first outcome and appends nothing; other content is a conflict.
+        again = await s.stub.RedeemCredits(ask, metadata=s.du)
+        assert again.redemption == done
+        other = R.RedeemCreditsRequest()
+        other.CopyFrom(ask)
+        other.allow_partial = False
+        with pytest.raises(grpc.aio.AioRpcError) as conflict:
+            await s.stub.RedeemCredits(other, metadata=s.du)
+        assert conflict.value.code() == grpc.StatusCode.ALREADY_EXISTS
+        assert error_info(conflict.value).reason == "REDEMPTION_ID_CONFLICT"
+
+        # A second university: the credit DU redeemed is ALREADY_REDEEMED; all or nothing
+        # withholds the other, a partial request redeems it.
+        await s.stub.RedeemCredits(
+            R.RedeemCreditsRequest(
+                redemption_id="iitm-1",
+                learner_id=learner,
+                programme_id="iitm-btech",
+                credential_sequences=[seq["sw-1"], seq["sw-2"]],
+            ),
+            metadata=s.iitm,
+        )
+        refused = await decided(s, "iitm-1", s.iitm)
+        assert refused.state == R.REDEMPTION_STATE_REFUSED
+        assert outcomes(refused) == [
+            (seq["sw-1"], OUT.REDEMPTION_OUTCOME_ALREADY_REDEEMED),
+            (seq["sw-2"], OUT.REDEMPTION_OUTCOME_WITHHELD),
+        ]
+        await s.stub.RedeemCredits(
+            R.RedeemCreditsRequest(
+                redemption_id="iitm-2",
+                learner_id=learner,
+                programme_id="iitm-btech",
+                all_eligible=True,
+                allow_partial=True,
+            ),
+            metadata=s.iitm,
+        )
+        partial = await decided(s, "iitm-2", s.iitm)
+        assert outcomes(partial) == [(seq["sw-2"], OUT.REDEMPTION_OUTCOME_REDEEMED)]
+
+        kinds = Counter(
+            r["kind"]
+            for r in await s.db.fetch("SELECT kind FROM credit_log WHERE learner_id = $1", learner)
+        )
+        assert kinds["credits_redeemed"] == 2  # du-2026-001 once (the retry appended nothing)
+        assert kinds["redemption_refused"] == 1
+
+        # The issuer revokes a redeemed completion: recorded, the debit stays, and the
+        # transcript says "revoked after redemption".
+        await produce(s.bootstrap, s.topic, [revocation(learner, f"{learner}-sw-1")])
+
+        async def revoked() -> bool:
+            return bool(
+                await s.db.fetchval(
+                    "SELECT count(*) FROM credit_log WHERE learner_id = $1 "
+                    "AND kind = 'credit_revoked'",
+                    learner,
+                )
+            )
+
+        await eventually(revoked, what="the revocation")
+        assert (
+            await s.db.fetchval(
+                "SELECT university_id FROM redeemed_credentials "
+                "WHERE learner_id = $1 AND credential_sequence = $2",
+                learner,
+                seq["sw-1"],
+            )
+            == "du"
+        )
+        entries = await credit_log.learner_entries(s.db, learner)
+        state = TranscriptProjection.fold(learner, entries)
+        now = datetime.now(UTC)
+        swayam_1 = state.credentials[seq["sw-1"]]
+        assert swayam_1.status_at(now) is CredentialStatus.REDEEMED
+        assert swayam_1.revoked_after_redemption(now)
+        transcript = state_to_transcript(state, now)
+        shown = {c.sequence: c for c in transcript.credentials}
+        assert shown[seq["sw-1"]].status == transcript_query_pb2.CREDENTIAL_STATUS_REDEEMED
+        assert shown[seq["sw-1"]].redemption.university_id == "du"
+        assert shown[seq["sw-1"]].redemption.revoked_after_redemption
+        assert not shown[seq["uc-1"]].redemption.revoked_after_redemption
+        assert shown[seq["sw-2"]].redemption.programme_id == "iitm-btech"
+        assert transcript.redeemed_credits == 9.0
+        assert [(p.programme_id, p.credits) for p in transcript.redeemed_by_programme] == [
+            ("du-bsc", 6.0),
+            ("iitm-btech", 3.0),
+        ]
+
+        # Redemption entries verify like every other entry (what `ledgerctl verify` runs).
+        report = await verify_ledger(s.db, learner_id=learner)
+        assert report.first_break is None
+        assert report.entries_checked == len(entries) == 9
+
+
+async def test_bad_input_consent_and_programmes(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> None:
+    learner = "932000000001"
+    async with stack(kafka_bootstrap, database_url, topics) as s:
+        await create_programme(s, "du-ma", "du", 40, s.du)
+        await create_programme(s, "du-mba", "du", 60, s.admin)
+        await create_programme(s, "iitm-ms", "iitm", 40, s.iitm)
+        seq = await credited(s, learner, ["uc-1"], [])  # no consent to anyone
+
+        with pytest.raises(grpc.aio.AioRpcError) as bad:
+            await s.stub.RedeemCredits(
+                R.RedeemCreditsRequest(
+                    redemption_id="", learner_id="12ab", programme_id="du-ma",
+                    credential_sequences=[1, 0, 1],
+                ),
+                metadata=s.du,
+            )  # fmt: skip
+        assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+        assert violations(bad.value) == [
+            "learner_id",
+            "redemption_id",
+            "credential_sequences[1]",
+            "credential_sequences[2]",
+        ]
+        with pytest.raises(grpc.aio.AioRpcError) as neither:
+            await s.stub.RedeemCredits(
+                R.RedeemCreditsRequest(redemption_id="x", learner_id=learner, programme_id="du-ma"),
+                metadata=s.du,
+            )
+        assert violations(neither.value) == ["credential_sequences"]
+        # Another university's programme (or an unknown one): a field violation.
+        with pytest.raises(grpc.aio.AioRpcError) as foreign:
+            await s.stub.RedeemCredits(
+                R.RedeemCreditsRequest(
+                    redemption_id="x", learner_id=learner, programme_id="iitm-ms",
+                    credential_sequences=[seq["uc-1"]],
+                ),
+                metadata=s.du,
+            )  # fmt: skip
+        assert violations(foreign.value) == ["programme_id"]
+        # No consent: PERMISSION_DENIED, and nothing was requested.
+        with pytest.raises(grpc.aio.AioRpcError) as denied:
+            await s.stub.RedeemCredits(
+                R.RedeemCreditsRequest(
+                    redemption_id="no-consent", learner_id=learner, programme_id="du-ma",
+                    credential_sequences=[seq["uc-1"]],
+                ),
+                metadata=s.du,
+            )  # fmt: skip
+        assert denied.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        assert error_info(denied.value).reason == "NO_CONSENT"
+        with pytest.raises(grpc.aio.AioRpcError) as unknown:
+            await s.stub.GetRedemption(
+                R.GetRedemptionRequest(redemption_id="no-consent"), metadata=s.du
+            )
+        assert unknown.value.code() == grpc.StatusCode.NOT_FOUND
+        # Only universities redeem.
+        for token in (s.admin, s.issuer):
+            with pytest.raises(grpc.aio.AioRpcError) as wrong:
+                await s.stub.RedeemCredits(R.RedeemCreditsRequest(), metadata=token)
+            assert wrong.value.code() == grpc.StatusCode.PERMISSION_DENIED
+
+        # Programmes: a university registers only its own; bad values are field violations.
+        with pytest.raises(grpc.aio.AioRpcError) as foreign_programme:
+            await create_programme(s, "du-fake", "iitm", 40, s.du)
+        assert foreign_programme.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as too_big:
+            await create_programme(s, "du-huge", "du", 400, s.du)
+        assert violations(too_big.value) == ["programme.total_credits"]
+        with pytest.raises(grpc.aio.AioRpcError) as taken:
+            await create_programme(s, "du-ma", "du", 40, s.du)
+        assert taken.value.code() == grpc.StatusCode.ALREADY_EXISTS
+
+        # AIP-158 pages: a university sees its own programmes, an admin every one.
+        own = sorted(
+            r["programme_id"]
+            for r in await s.db.fetch(
+                "SELECT programme_id FROM programmes WHERE university_id = 'du'"
+            )
+        )
+        assert {"du-ma", "du-mba"} <= set(own)
+        paged: list[str] = []
+        token = ""
+        while True:
+            page = await s.stub.ListProgrammes(
+                R.ListProgrammesRequest(page_size=1, page_token=token), metadata=s.du
+            )
+            assert len(page.programmes) == 1
+            paged += [p.programme_id for p in page.programmes]
+            token = page.next_page_token
+            if not token:
+                break
+        assert paged == own
+        every = await s.stub.ListProgrammes(R.ListProgrammesRequest(), metadata=s.admin)
+        assert {p.programme_id for p in every.programmes} >= {"du-ma", "du-mba", "iitm-ms"}
+        with pytest.raises(grpc.aio.AioRpcError) as negative:
+            await s.stub.ListProgrammes(R.ListProgrammesRequest(page_size=-1), metadata=s.du)
+        assert violations(negative.value) == ["page_size"]
+
+
+async def test_concurrent_conflicting_redemptions_redeem_each_credit_at_most_once(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> None:
+    """Two universities race: 300 concurrent redemptions over the same learners' credits.
+    (The ledger is not killed during this run; tests/integration/test_ledger_crash.py covers
+    SIGKILL of the same append path.)"""
+    learners = [f"933000000{n:03d}" for n in range(10)]
+    courses = ["uc-1", "uc-2", "uc-3", "uc-4"]
+    rng = random.Random(14)
+    async with stack(kafka_bootstrap, database_url, topics) as s:
+        await create_programme(s, "du-race", "du", 160, s.du)
+        await create_programme(s, "iitm-race", "iitm", 160, s.iitm)
+        sequences = {
+            learner: await credited(s, learner, courses, ["du", "iitm"]) for learner in learners
+        }
+        asks: list[tuple[Any, R.RedeemCreditsRequest]] = []
+        for n in range(150):
+            for university, token in (("du", s.du), ("iitm", s.iitm)):
+                learner = rng.choice(learners)
+                chosen = rng.sample(list(sequences[learner].values()), rng.randint(1, 4))
+                asks.append(
+                    (
+                        token,
+                        R.RedeemCreditsRequest(
+                            redemption_id=f"{university}-race-{n}",
+                            learner_id=learner,
+                            programme_id=f"{university}-race",
+                            credential_sequences=chosen,
+                            allow_partial=rng.random() < 0.5,
+                        ),
+                    )
+                )
+        gate = asyncio.Semaphore(50)
+
+        async def send(token: Any, ask: R.RedeemCreditsRequest) -> str:
+            async with gate:
+                await s.stub.RedeemCredits(ask, metadata=token)
+                return ask.redemption_id
+
+        acknowledged = await asyncio.gather(*(send(t, a) for t, a in asks))
+        assert len(acknowledged) == 300
+
+        async def all_decided() -> bool:
+            count = await s.db.fetchval(
+                "SELECT count(*) FROM credit_log WHERE learner_id = ANY($1::text[]) "
+                "AND kind IN ('credits_redeemed', 'redemption_refused')",
+                learners,
+            )
+            return count == len(asks)
+
+        await eventually(all_decided, timeout=120, what="every redemption decided")
+        rows = await s.db.fetch(
+            "SELECT learner_id, payload FROM credit_log WHERE learner_id = ANY($1::text[]) "
+            "AND kind IN ('credits_redeemed', 'redemption_refused')",
+            learners,
+        )
+        import json
+
+        redeemed: Counter[tuple[str, int]] = Counter()
+        decided_ids: Counter[str] = Counter()
+        for row in rows:
+            payload = json.loads(row["payload"])
+            decided_ids[payload["redemption_id"]] += 1
+            for line in payload["lines"]:
+                if line["outcome"] == "redeemed":
+                    redeemed[(row["learner_id"], line["sequence"])] += 1
+        # Every acknowledged redemption decided exactly once; every credit redeemed at most once.
+        assert decided_ids == Counter(acknowledged)
+        assert max(redeemed.values()) == 1
+        table = await s.db.fetch(
+            "SELECT learner_id, credential_sequence FROM redeemed_credentials "
+            "WHERE learner_id = ANY($1::text[])",
+            learners,
+        )
+        assert {(r["learner_id"], r["credential_sequence"]) for r in table} == set(redeemed)
+        # Both universities won some: the race was real.
+        winners = Counter(
+            r["university_id"]
+            for r in await s.db.fetch(
+                "SELECT university_id FROM redeemed_credentials WHERE learner_id = ANY($1)",
+                learners,
+            )
+        )
+        print(
+            f"concurrency: {len(acknowledged)} acknowledged, {len(rows)} decided, "
+            f"{len(redeemed)} credits redeemed once each of "
+            f"{sum(len(v) for v in sequences.values())}, by university {dict(winners)}"
+        )
+        assert set(winners) == {"du", "iitm"}
+        for learner in learners:
+            assert (await verify_ledger(s.db, learner_id=learner)).first_break is None
