@@ -61,6 +61,16 @@ class InclusionAt:
     proof: list[bytes]
 
 
+@dataclass(frozen=True, slots=True)
+class LeafInclusion:
+    """A leaf (its hash as stored), a signed tree head over it and its inclusion proof."""
+
+    leaf_index: int
+    leaf_hash: bytes
+    head: StoredTreeHead
+    proof: list[bytes]
+
+
 async def head_of_size(connection: Connection, tree_size: int) -> StoredTreeHead:
     """The signed head of ``tree_size`` leaves, or the latest for 0 (``NoTreeHead`` if none)."""
     head = (
@@ -88,3 +98,30 @@ async def inclusion_at(
         return None
     proof = await inclusion_proof_at(connection, leaf.leaf_index, head.tree_size)
     return InclusionAt(leaf.leaf_index, head, proof)
+
+
+async def inclusion_of_leaf(
+    connection: Connection, leaf_index: int, tree_size: int = 0
+) -> LeafInclusion | None:
+    """Leaf ``leaf_index``'s inclusion proof under the signed head of ``tree_size`` (0: the
+    latest); None if the leaf is outside that head's tree. Raises ``NoTreeHead``."""
+    head = await head_of_size(connection, tree_size)
+    if leaf_index >= head.tree_size:
+        return None
+    leaf = await connection.fetchval(
+        "SELECT hash FROM merkle_tree_nodes WHERE level = 0 AND node_index = $1", leaf_index
+    )
+    if leaf is None:
+        return None
+    proof = await inclusion_proof_at(connection, leaf_index, head.tree_size)
+    return LeafInclusion(leaf_index, bytes(leaf), head, proof)
+
+
+async def leaf_index_of_entry_hash(connection: Connection, entry_hash: bytes) -> int | None:
+    """The leaf index of the entry with ``entry_hash`` (None if no such entry is in the tree)."""
+    value = await connection.fetchval(
+        """SELECT l.leaf_index FROM credit_log c JOIN merkle_tree_leaves l USING (position)
+            WHERE c.entry_hash = $1 ORDER BY l.leaf_index LIMIT 1""",
+        entry_hash,
+    )
+    return None if value is None else int(value)
