@@ -19,6 +19,7 @@ from learnerledger.domain.merkle import (
     Node,
     TreeEdge,
     consistency_proof_ranges,
+    extend,
     extend_recording,
     inclusion_proof_ranges,
     leaf_hash,
@@ -180,3 +181,31 @@ async def leaf_of(connection: Connection, learner_id: str, sequence: int) -> Lea
         sequence,
     )
     return None if row is None else LeafOf(int(row["leaf_index"]), int(row["position"]))
+
+
+class LeavesMissing(LookupError):
+    """The leaf index does not hold every leaf below a tree size (rows were removed)."""
+
+
+async def root_over_log(connection: Connection, tree_size: int, *, batch: int = 5000) -> bytes:
+    """The Merkle root recomputed from the log itself: the first ``tree_size`` leaves, each the
+    ``entry_hash`` of the entry the leaf index names, now (not from the stored nodes). Streams
+    with a cursor (call it in a transaction); O(n) hashing, O(log n) memory."""
+    edge = EMPTY_EDGE
+    pending: list[bytes] = []
+    async for row in connection.cursor(
+        """SELECT l.leaf_index, c.entry_hash FROM merkle_tree_leaves l
+             JOIN credit_log c USING (position)
+            WHERE l.leaf_index < $1 ORDER BY l.leaf_index""",
+        tree_size,
+        prefetch=batch,
+    ):
+        if int(row["leaf_index"]) != edge.size + len(pending):
+            raise LeavesMissing(f"leaf {edge.size + len(pending)} is missing from the leaf index")
+        pending.append(leaf_hash(bytes(row["entry_hash"])))
+        if len(pending) >= batch:
+            edge, pending = extend(edge, pending), []
+    edge = extend(edge, pending)
+    if edge.size != tree_size:
+        raise LeavesMissing(f"the leaf index holds {edge.size} of the {tree_size} leaves")
+    return edge.root()
