@@ -108,20 +108,33 @@ async def _nodes(connection: Connection, wanted: set[Node]) -> dict[Node, bytes]
     return found
 
 
-async def _proof(connection: Connection, ranges: list[tuple[int, int]]) -> list[bytes]:
-    wanted = {node for start, end in ranges for node in range_nodes(start, end)}
+async def _proof(
+    connection: Connection, ranges: list[tuple[int, int]], also: set[Node] | None = None
+) -> tuple[list[bytes], dict[Node, bytes]]:
+    wanted = {node for start, end in ranges for node in range_nodes(start, end)} | (also or set())
     stored = await _nodes(connection, wanted)
-    return proof_from_nodes(ranges, stored.__getitem__)
+    return proof_from_nodes(ranges, stored.__getitem__), stored
 
 
 async def inclusion_proof_at(connection: Connection, index: int, size: int) -> list[bytes]:
     """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves (one query)."""
-    return await _proof(connection, inclusion_proof_ranges(index, size))
+    proof, _ = await _proof(connection, inclusion_proof_ranges(index, size))
+    return proof
+
+
+async def leaf_and_inclusion_proof(
+    connection: Connection, index: int, size: int
+) -> tuple[bytes, list[bytes]]:
+    """Leaf ``index``'s hash and its inclusion proof in the tree of ``size`` leaves, read
+    together in one query (the leaf is node (0, index))."""
+    proof, stored = await _proof(connection, inclusion_proof_ranges(index, size), {(0, index)})
+    return stored[(0, index)], proof
 
 
 async def consistency_proof_between(connection: Connection, size1: int, size2: int) -> list[bytes]:
     """The consistency proof from the tree of ``size1`` leaves to that of ``size2`` (one query)."""
-    return await _proof(connection, consistency_proof_ranges(size1, size2))
+    proof, _ = await _proof(connection, consistency_proof_ranges(size1, size2))
+    return proof
 
 
 # --- the tree over the credit log (migration 0017) ----------------------------------------------

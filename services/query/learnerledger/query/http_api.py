@@ -41,8 +41,8 @@ from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_be
 from learnerledger.postgres.tree_heads import (
     NoTreeHead,
     head_of_size,
+    inclusion_of_entry_hash,
     inclusion_of_leaf,
-    leaf_index_of_entry_hash,
 )
 
 log = structlog.get_logger(__name__)
@@ -170,19 +170,21 @@ async def _inclusion(request: web.Request, pool: asyncpg.Pool) -> web.StreamResp
             raise _bad("entry_hash", "must be 64 hexadecimal digits (a SHA-256 entry hash)")
     tree_size = _size_param(query, "tree_size", minimum=1) or 0
     async with pool.acquire() as connection:
-        if entry_hash is not None:
-            leaf_index = await leaf_index_of_entry_hash(connection, entry_hash)
-            if leaf_index is None:
-                raise _not_found(
-                    "LEAF_NOT_FOUND",
-                    "no entry with this entry_hash is in the tree (unknown, or not yet under a "
-                    "signed tree head: the checkpointer adds it on its next tick)",
-                )
-        assert leaf_index is not None
         try:
-            inclusion = await inclusion_of_leaf(connection, leaf_index, tree_size)
+            if entry_hash is not None:
+                inclusion = await inclusion_of_entry_hash(connection, entry_hash, tree_size)
+            else:
+                assert leaf_index is not None
+                inclusion = await inclusion_of_leaf(connection, leaf_index, tree_size)
         except NoTreeHead as exc:
             raise _not_found("TREE_HEAD_NOT_FOUND", str(exc)) from exc
+    if inclusion is None and entry_hash is not None:
+        raise _not_found(
+            "LEAF_NOT_FOUND",
+            "no entry with this entry_hash is in the tree of the signed head asked for "
+            "(unknown, or not yet under a signed tree head: the checkpointer adds it on its "
+            "next tick)",
+        )
     if inclusion is None:
         raise _not_found(
             "LEAF_NOT_FOUND",
