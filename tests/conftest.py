@@ -354,6 +354,7 @@ class TopicNames:
     completions: str
     ledger_entries: str
     completions_dlq: str
+    checkpoints: str = ""  # ledger.checkpoints.v1: one partition, like the real one
     partitions: int = TEST_TOPIC_PARTITIONS
 
     def all(self) -> tuple[str, str, str]:
@@ -365,6 +366,7 @@ class TopicNames:
             "TOPIC_COMPLETIONS": self.completions,
             "TOPIC_LEDGER_ENTRIES": self.ledger_entries,
             "TOPIC_COMPLETIONS_DLQ": self.completions_dlq,
+            "TOPIC_LEDGER_CHECKPOINTS": self.checkpoints,
             "TOPIC_PARTITIONS": str(self.partitions),
         }
 
@@ -379,6 +381,7 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[TopicNames]:
         completions=f"completions.v1.t{suffix}",
         ledger_entries=f"ledger.entries.v1.t{suffix}",
         completions_dlq=f"completions.dlq.v1.t{suffix}",
+        checkpoints=f"ledger.checkpoints.v1.t{suffix}",
     )
     admin = AIOKafkaAdminClient(
         bootstrap_servers=kafka_bootstrap, client_id="pytest-topics", **client_options()
@@ -390,12 +393,14 @@ async def topics(kafka_bootstrap: str) -> AsyncIterator[TopicNames]:
                 NewTopic(name, num_partitions=names.partitions, replication_factor=1)
                 for name in names.all()
             ]
+            + [NewTopic(names.checkpoints, num_partitions=1, replication_factor=1)]
         )
         await _wait_for_leaders(admin, names.all(), names.partitions)
+        await _wait_for_leaders(admin, (names.checkpoints,), 1)
         yield names
     finally:
         with contextlib.suppress(Exception):
-            await admin.delete_topics(list(names.all()))
+            await admin.delete_topics([*names.all(), names.checkpoints])
         await admin.close()
 
 

@@ -517,6 +517,7 @@ def reference_problems(objects: list[Obj]) -> list[str]:
             "TOPIC_COMPLETIONS": SETTINGS.topic_completions,
             "TOPIC_LEDGER_ENTRIES": SETTINGS.topic_ledger_entries,
             "TOPIC_COMPLETIONS_DLQ": SETTINGS.topic_completions_dlq,
+            "TOPIC_LEDGER_CHECKPOINTS": SETTINGS.topic_ledger_checkpoints,
             "TOPIC_PARTITIONS": str(SETTINGS.topic_partitions),
         }
         for setting, value in expected.items():

@@ -43,12 +43,19 @@ ACLS = {
         ("topic", "ledger.entries.v1", "Describe"),
         ("topic", "completions.dlq.v1", "Write"),
         ("topic", "completions.dlq.v1", "Describe"),
+        ("topic", "ledger.checkpoints.v1", "Write"),  # signed tree heads (issue 15)
+        ("topic", "ledger.checkpoints.v1", "Describe"),
     },
     "projector": {
         ("topic", "ledger.entries.v1", "Read"),
         ("topic", "ledger.entries.v1", "Describe"),
         ("group", "projector", "Read"),
         ("group", "projector", "Describe"),
+    },
+    # an outside witness follows the signed tree heads, and reads nothing else
+    "witness": {
+        ("topic", "ledger.checkpoints.v1", "Read"),
+        ("topic", "ledger.checkpoints.v1", "Describe"),
     },
 }
 

@@ -166,6 +166,7 @@ async def running_ledger_task(
         topic_completions_dlq=topics.completions_dlq,
         topic_partitions=topics.partitions,
         consumer_group=f"ledger-{topics.completions}",
+        **({"topic_ledger_checkpoints": topics.checkpoints} if topics.checkpoints else {}),
         metrics_port=0,
         grpc_port=grpc_port,
         batch_wait_ms=20,

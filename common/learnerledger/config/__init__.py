@@ -54,6 +54,10 @@ class CommonSettings(BaseSettings):
     topic_completions_dlq: str = Field(
         "completions.dlq.v1", validation_alias=_shared("TOPIC_COMPLETIONS_DLQ")
     )
+    #: The signed tree heads, in order, for outside parties (witnesses) to follow.
+    topic_ledger_checkpoints: str = Field(
+        "ledger.checkpoints.v1", validation_alias=_shared("TOPIC_LEDGER_CHECKPOINTS")
+    )
     topic_partitions: int = Field(12, ge=1, validation_alias=_shared("TOPIC_PARTITIONS"))
     log_level: str = Field("INFO", validation_alias=_shared("LOG_LEVEL"))
     log_format: str = Field("json", validation_alias=_shared("LOG_FORMAT"))

@@ -3,7 +3,9 @@
 Retention (also in OPERATIONS.md): ``completions.v1`` 7 days (the ledger consumes within
 seconds; a replay of requests older than that comes from the rejections table or partners),
 ``ledger.entries.v1`` forever (projections can always be rebuilt from Kafka as well as from the
-log), ``completions.dlq.v1`` 30 days (the rejections table keeps the bytes indefinitely).
+log), ``completions.dlq.v1`` 30 days (the rejections table keeps the bytes indefinitely),
+``ledger.checkpoints.v1`` forever and one partition (the signed tree heads in the order they
+were signed: a witness that follows it sees every head, in order).
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ def topic_specs(settings: CommonSettings) -> list[TopicSpec]:
         TopicSpec(settings.topic_completions, partitions, 7 * DAY_MS),
         TopicSpec(settings.topic_ledger_entries, partitions, -1),
         TopicSpec(settings.topic_completions_dlq, partitions, 30 * DAY_MS),
+        TopicSpec(settings.topic_ledger_checkpoints, 1, -1),
     ]
 
 

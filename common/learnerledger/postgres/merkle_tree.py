@@ -19,6 +19,7 @@ from learnerledger.domain.merkle import (
     Node,
     TreeEdge,
     consistency_proof_ranges,
+    extend,
     extend_recording,
     inclusion_proof_ranges,
     leaf_hash,
@@ -107,20 +108,33 @@ async def _nodes(connection: Connection, wanted: set[Node]) -> dict[Node, bytes]
     return found
 
 
-async def _proof(connection: Connection, ranges: list[tuple[int, int]]) -> list[bytes]:
-    wanted = {node for start, end in ranges for node in range_nodes(start, end)}
+async def _proof(
+    connection: Connection, ranges: list[tuple[int, int]], also: set[Node] | None = None
+) -> tuple[list[bytes], dict[Node, bytes]]:
+    wanted = {node for start, end in ranges for node in range_nodes(start, end)} | (also or set())
     stored = await _nodes(connection, wanted)
-    return proof_from_nodes(ranges, stored.__getitem__)
+    return proof_from_nodes(ranges, stored.__getitem__), stored
 
 
 async def inclusion_proof_at(connection: Connection, index: int, size: int) -> list[bytes]:
     """The inclusion proof of leaf ``index`` in the tree of ``size`` leaves (one query)."""
-    return await _proof(connection, inclusion_proof_ranges(index, size))
+    proof, _ = await _proof(connection, inclusion_proof_ranges(index, size))
+    return proof
+
+
+async def leaf_and_inclusion_proof(
+    connection: Connection, index: int, size: int
+) -> tuple[bytes, list[bytes]]:
+    """Leaf ``index``'s hash and its inclusion proof in the tree of ``size`` leaves, read
+    together in one query (the leaf is node (0, index))."""
+    proof, stored = await _proof(connection, inclusion_proof_ranges(index, size), {(0, index)})
+    return stored[(0, index)], proof
 
 
 async def consistency_proof_between(connection: Connection, size1: int, size2: int) -> list[bytes]:
     """The consistency proof from the tree of ``size1`` leaves to that of ``size2`` (one query)."""
-    return await _proof(connection, consistency_proof_ranges(size1, size2))
+    proof, _ = await _proof(connection, consistency_proof_ranges(size1, size2))
+    return proof
 
 
 # --- the tree over the credit log (migration 0017) ----------------------------------------------
@@ -180,3 +194,31 @@ async def leaf_of(connection: Connection, learner_id: str, sequence: int) -> Lea
         sequence,
     )
     return None if row is None else LeafOf(int(row["leaf_index"]), int(row["position"]))
+
+
+class LeavesMissing(LookupError):
+    """The leaf index does not hold every leaf below a tree size (rows were removed)."""
+
+
+async def root_over_log(connection: Connection, tree_size: int, *, batch: int = 5000) -> bytes:
+    """The Merkle root recomputed from the log itself: the first ``tree_size`` leaves, each the
+    ``entry_hash`` of the entry the leaf index names, now (not from the stored nodes). Streams
+    with a cursor (call it in a transaction); O(n) hashing, O(log n) memory."""
+    edge = EMPTY_EDGE
+    pending: list[bytes] = []
+    async for row in connection.cursor(
+        """SELECT l.leaf_index, c.entry_hash FROM merkle_tree_leaves l
+             JOIN credit_log c USING (position)
+            WHERE l.leaf_index < $1 ORDER BY l.leaf_index""",
+        tree_size,
+        prefetch=batch,
+    ):
+        if int(row["leaf_index"]) != edge.size + len(pending):
+            raise LeavesMissing(f"leaf {edge.size + len(pending)} is missing from the leaf index")
+        pending.append(leaf_hash(bytes(row["entry_hash"])))
+        if len(pending) >= batch:
+            edge, pending = extend(edge, pending), []
+    edge = extend(edge, pending)
+    if edge.size != tree_size:
+        raise LeavesMissing(f"the leaf index holds {edge.size} of the {tree_size} leaves")
+    return edge.root()

@@ -23,7 +23,7 @@ from learnerledger.ledger.redecision import fan_out_approvals
 from learnerledger.ledger.redemption_api import RedemptionApi
 from learnerledger.ledger.relay import relay_entries
 from learnerledger.ledger.settings import DEFAULT_LOG_ORIGIN, LedgerSettings
-from learnerledger.ledger.tree_heads import take_tree_head
+from learnerledger.ledger.tree_heads import publish_tree_heads, take_tree_head
 from learnerledger.ledger.verification import (
     CheckpointerBusy,
     CheckpointRefused,
@@ -56,6 +56,9 @@ CHECKPOINT_REFUSING = Gauge(
 CHECKPOINTS_SIGNED = Counter("ledger_checkpoints_signed_total", "Checkpoints signed and stored")
 TREE_HEADS_SIGNED = Counter(
     "ledger_tree_heads_signed_total", "Signed tree heads (C2SP tlog-checkpoints) stored"
+)
+TREE_HEADS_PUBLISHED = Counter(
+    "ledger_tree_heads_published_total", "Signed tree heads appended to ledger.checkpoints.v1"
 )
 TREE_SIZE = Gauge(
     "ledger_tree_size", "Entries in the Merkle tree (a commit-safe prefix of the log)"
@@ -118,7 +121,9 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
         ),
     ]
     if settings.checkpoint_signing_key_file is not None:
-        tasks.append(_worker("checkpoints", lambda: _checkpoints(settings, pool, stop), stop))
+        tasks.append(
+            _worker("checkpoints", lambda: _checkpoints(settings, pool, producer, stop), stop)
+        )
     else:
         log.warning("checkpoints_disabled", reason="LEDGER_CHECKPOINT_SIGNING_KEY_FILE is not set")
     log.info("ledger_started")
@@ -164,9 +169,18 @@ class Checkpointer:
     of the note signature is the log's origin).
     """
 
-    def __init__(self, key: Ed25519PrivateKey, origin: str = DEFAULT_LOG_ORIGIN) -> None:
+    def __init__(
+        self,
+        key: Ed25519PrivateKey,
+        origin: str = DEFAULT_LOG_ORIGIN,
+        *,
+        producer: DurableProducer | None = None,
+        checkpoints_topic: str | None = None,
+    ) -> None:
         self._key = key
         self._signer = NoteSigner(origin, key)
+        self._producer = producer
+        self._checkpoints_topic = checkpoints_topic
         self.last_signed: RecordedCheckpoint | None = None
 
     async def tick(self, pool: asyncpg.Pool) -> RecordedCheckpoint | None:
@@ -206,6 +220,13 @@ class Checkpointer:
         if result.signed is not None:
             TREE_HEADS_SIGNED.inc()
             log.info("tree_head_signed", tree_size=result.signed.tree_size)
+        if self._producer is not None and self._checkpoints_topic is not None:
+            published = await publish_tree_heads(
+                connection, self._producer, self._checkpoints_topic
+            )
+            if published:
+                TREE_HEADS_PUBLISHED.inc(published)
+                log.info("tree_heads_published", topic=self._checkpoints_topic, count=published)
         return True
 
 
@@ -221,10 +242,15 @@ def _refused(reason: str, refused: CheckpointRefused) -> None:
     )
 
 
-async def _checkpoints(settings: LedgerSettings, pool: asyncpg.Pool, stop: asyncio.Event) -> None:
+async def _checkpoints(
+    settings: LedgerSettings, pool: asyncpg.Pool, producer: DurableProducer, stop: asyncio.Event
+) -> None:
     assert settings.checkpoint_signing_key_file is not None
     checkpointer = Checkpointer(
-        load_signing_key(settings.checkpoint_signing_key_file), settings.log_origin
+        load_signing_key(settings.checkpoint_signing_key_file),
+        settings.log_origin,
+        producer=producer,
+        checkpoints_topic=settings.topic_ledger_checkpoints,
     )
     while not stop.is_set():
         await wait_or_stop(stop, settings.checkpoint_interval_s)  # and one more when stopping

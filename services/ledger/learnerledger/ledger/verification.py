@@ -35,6 +35,8 @@ from learnerledger.domain.hash_chain import (
     heads_root,
     verify_chain,
 )
+from learnerledger.domain.signed_note import NoteError, NoteVerifier
+from learnerledger.domain.tlog_checkpoint import open_checkpoint, parse_checkpoint_body
 from learnerledger.postgres import Connection
 from learnerledger.postgres.checkpoints import (
     entries_between,
@@ -47,6 +49,8 @@ from learnerledger.postgres.checkpoints import (
     verify_checkpoints,
 )
 from learnerledger.postgres.credit_log import entry_from_row
+from learnerledger.postgres.merkle_tree import LeavesMissing, root_over_log
+from learnerledger.postgres.tree_heads import latest_tree_head
 
 # Session-level advisory lock: one checkpointer at a time signs (several ledger pods may run).
 CHECKPOINTER_LOCK = 0x4C4C_4350  # "LLCP"
@@ -75,6 +79,11 @@ class VerificationReport:
     coverage: Coverage = Coverage.NO_CHECKPOINT
     latest_checkpoint: SignedCheckpoint | None = None
     latest_checkpoint_number: int = 0
+    #: The Merkle tree check (whole-log verifies only): the size of the latest signed tree
+    #: head whose root was recomputed over the log (0: no head yet, or not checked).
+    tree_checked: bool = False
+    tree_size: int = 0
+    tree_ok: bool = True  # its problems, if any, are among ``checkpoint_problems``
 
     @property
     def checkpoint_problem(self) -> str | None:
@@ -290,13 +299,65 @@ async def verify_ledger(
             learners += 1
             first_break = first_break or verify_chain(current)
         checkpoints = await verify_checkpoints(connection, trusted_public_key, learner_id)
+        tree_size = 0
+        tree_problems: tuple[Discrepancy, ...] = ()
+        if learner_id is None:
+            tree_size, tree_problems = await verify_tree(connection, trusted_public_key)
     return VerificationReport(
         learners,
         entries,
         first_break,
         checkpoints.checked,
-        checkpoints.problems,
+        checkpoints.problems + tree_problems,
         checkpoints.coverage,
         None if checkpoints.latest is None else checkpoints.latest.signed,
         0 if checkpoints.latest is None else checkpoints.latest.number,
+        tree_checked=learner_id is None,
+        tree_size=tree_size,
+        tree_ok=not tree_problems,
     )
+
+
+async def verify_tree(
+    connection: Connection, trusted_public_key: bytes | None
+) -> tuple[int, tuple[Discrepancy, ...]]:
+    """Check the latest signed tree head against the log: its note is a checkpoint signed by
+    ``trusted_public_key`` (when given) stating the row's size and root, and the Merkle root
+    recomputed over the log's first ``tree_size`` entries (in leaf order, from their stored
+    ``entry_hash``) is that root. Returns the head's size (0: none yet) and the problems."""
+    head = await latest_tree_head(connection)
+    if head is None:
+        return 0, ()
+    problems: list[Discrepancy] = []
+    try:
+        body = parse_checkpoint_body(head.note.split("\n\n", 1)[0] + "\n")
+        if trusted_public_key is not None:
+            verifier = NoteVerifier.for_key(body.origin, trusted_public_key)
+            body = open_checkpoint(head.note, verifier, origin=body.origin)
+    except NoteError as exc:
+        problems.append(
+            Discrepancy(
+                f"Merkle tree: the tree head of size {head.tree_size} does not verify: {exc}"
+            )
+        )
+        return head.tree_size, tuple(problems)
+    if (body.size, body.root_hash) != (head.tree_size, head.root_hash):
+        problems.append(
+            Discrepancy(
+                f"Merkle tree: the tree head row of size {head.tree_size} differs from its note"
+            )
+        )
+    try:
+        root = await root_over_log(connection, body.size)
+    except LeavesMissing as exc:
+        problems.append(Discrepancy(f"Merkle tree: {exc}"))
+        return head.tree_size, tuple(problems)
+    if root != body.root_hash:
+        problems.append(
+            Discrepancy(
+                f"Merkle tree: the root recomputed over the log's first {body.size} entries is "
+                f"{root.hex()}, not the signed root {body.root_hash.hex()}: entries or their "
+                "order in the tree changed after the head was signed"
+            )
+        )
+    return head.tree_size, tuple(problems)

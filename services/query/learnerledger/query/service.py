@@ -7,6 +7,7 @@ import asyncio
 import structlog
 
 from learnerledger.postgres.pool import create_pool
+from learnerledger.query.http_api import start_http
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
 from learnerledger.rpc.server import TlsFiles, start_server
@@ -22,8 +23,10 @@ async def run_query(
     settings: QuerySettings,
     stop: asyncio.Event | None = None,
     bound: asyncio.Future[int] | None = None,
+    http_bound: asyncio.Future[int] | None = None,
 ) -> None:
-    """Serve until ``stop`` is set; ``bound`` receives the port actually bound."""
+    """Serve until ``stop`` is set; ``bound`` receives the gRPC port actually bound,
+    ``http_bound`` the HTTP API's (when ``http_port`` is set)."""
     stop = stop or stop_on_signals()
     pool = await create_pool(
         settings.database_url, role=settings.database_role, max_size=settings.pool_max_size
@@ -45,6 +48,18 @@ async def run_query(
         max_connection_age_s=settings.grpc_max_connection_age_s,
         max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
     )
+    http = None
+    if settings.http_port is not None:
+        http = await start_http(
+            pool,
+            bind=settings.http_bind,
+            port=settings.http_port,
+            tls_cert_file=settings.tls_cert_file,
+            tls_key_file=settings.tls_key_file,
+        )
+        log.info("query_http_listening", address=f"{settings.http_bind}:{http.port}")
+        if http_bound is not None:
+            http_bound.set_result(http.port)
     port = server.port
     if bound is not None:
         bound.set_result(port)
@@ -52,6 +67,8 @@ async def run_query(
     try:
         await stop.wait()
     finally:
+        if http is not None:
+            await http.stop()
         await server.stop(grace_s=2)
         await pool.close()
         log.info("query_stopped")

@@ -19,6 +19,11 @@ class QuerySettings(CommonSettings):
     grpc_bind: str = "127.0.0.1"
     health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9103, ge=0, le=65535)
+    #: The verifiable log over HTTP (GET /checkpoint, /proof/inclusion, /proof/consistency;
+    #: public, read-only): None (unset) = off, 0 = any free port. HTTPS when the TLS files are
+    #: set (the same certificate as the gRPC API).
+    http_port: int | None = Field(None, ge=0, le=65535)
+    http_bind: str = "127.0.0.1"
     database_role: str | None = "ll_query"
     pool_max_size: int = Field(10, ge=1)
     watch_poll_ms: int = Field(200, ge=10)

@@ -360,6 +360,14 @@ async def cmd_verify(args: argparse.Namespace) -> int:
             print(f"  expected {b.expected_hash.hex()}\n  stored   {b.stored_hash.hex()}")
         for problem in report.checkpoint_problems:
             print(f"BROKEN: {problem.describe()}")
+        if report.tree_checked and report.tree_size == 0:
+            print("Merkle tree: no signed tree head yet (nothing to recompute)")
+        elif report.tree_checked and report.tree_ok:
+            print(
+                f"Merkle tree: the root recomputed over the log's first {report.tree_size} "
+                f"entries matches the latest signed tree head (size {report.tree_size})"
+                + ("" if trusted is not None else ", whose signature was not checked (no key)")
+            )
         if trusted is None and report.checkpoints_checked:
             print(
                 "note: the checkpoints were checked against the key stored beside them, which a "
