@@ -35,6 +35,7 @@ from learnerledger.postgres import Connection
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
+from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
 from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
 from learnerledger.v1 import (
@@ -242,7 +243,9 @@ async def _start_admin_api(
         if settings.checkpoint_signing_key_file is not None
         else None
     )
-    authenticator = BearerAuthenticator(pool_lookup(pool))
+    authenticator = BearerAuthenticator(
+        pool_lookup(pool), learner_tokens=verifier_from_settings(settings)
+    )
     admin = LedgerAdmin(
         pool=pool,
         producer=producer,
