@@ -35,6 +35,12 @@ def _payload(request: ConsentGrantRequested | ConsentRevokeRequested) -> dict[st
     facts = Facts(university_known=True, consent_active=True)
     decision = decide(request, facts, rules=CreditRules(), now=NOW)
     assert isinstance(decision, Append)
+    expected = (
+        EntryKind.CONSENT_GRANTED
+        if isinstance(request, ConsentGrantRequested)
+        else EntryKind.CONSENT_REVOKED
+    )
+    assert decision.draft.kind is expected
     return dict(decision.draft.payload)
 
 
