@@ -32,7 +32,7 @@ from google.rpc import error_details_pb2
 
 from learnerledger.observability import stdlib_formatter
 from learnerledger.rpc.errors import decode_details
-from learnerledger.v1 import redemption_pb2
+from learnerledger.v1 import learner_consent_pb2, redemption_pb2
 from tests.badinput.test_hostile_requests import _field, assert_one_json_object_per_line, json_logs
 from tests.integration.test_gateway import completion as wire_completion
 from tests.security.test_authorization import (
@@ -176,11 +176,14 @@ def first_string_field(descriptor: pd.Descriptor) -> pd.FieldDescriptor | None:
 
 
 REDEMPTION = redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"]
+LEARNER_CONSENT = learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"]
 SERVICES = (
     ("gateway", GATEWAY, "swayam"),
     ("admin", ADMIN, "admin"),
     ("query", QUERY, "du"),
     ("admin", REDEMPTION, "du"),  # served by the ledger process, on the admin API's port
+    ("admin", LEARNER_CONSENT, "diana"),  # learners' own consent (an ID token), same port
+    ("query", QUERY, "diana"),  # a learner reading their own record
 )
 
 
@@ -258,6 +261,6 @@ async def test_undecodable_bytes_are_invalid_argument_on_every_method(services: 
         finally:
             logging.getLogger().removeHandler(sink_handler)
         events = assert_one_json_object_per_line(sink.getvalue())
-    methods = sum(len(service.methods) for _, service, _ in SERVICES)
-    assert len({a[0] for a in answers}) == methods
+    methods = {m.full_name for _, service, _ in SERVICES for m in service.methods}
+    assert {a[0] for a in answers} == methods
     assert [e for e in events if "exception" in e] == []

@@ -4,7 +4,11 @@ For each method of IssuerGatewayService, LedgerAdminService and TranscriptQueryS
 from the service descriptors, so a new method is covered without editing this file):
 
 - no token, a malformed header and an unknown token: UNAUTHENTICATED;
-- a token of the wrong kind (issuer / university / admin): PERMISSION_DENIED;
+- a token of the wrong kind (issuer / university / admin / learner): PERMISSION_DENIED;
+- learners (OpenID Connect ID tokens from the local development provider): their own record
+  and consent OK, another learner's PERMISSION_DENIED, issuer and admin methods
+  PERMISSION_DENIED; an expired, forged, wrong-issuer or wrong-audience ID token
+  UNAUTHENTICATED on every method, and never logged;
 - the right kind with the wrong scope: issuer A on issuer B's course and completions, a
   university without consent (in a batch read: that learner's PERMISSION_DENIED inside the
   answer), and a consent revoked while a WatchTranscript is open (the stream ends with
@@ -15,16 +19,24 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
 import grpc
+import jwt
 import pytest
+import structlog
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor as pd
 from google.protobuf import message_factory
+from google.protobuf.message import Message
 
+from learnerledger.ctl.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
@@ -32,6 +44,7 @@ from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import (
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
+    learner_consent_pb2,
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
     transcript_query_pb2,
@@ -56,6 +69,8 @@ DIANA, EVE = "611111111111", "622222222222"  # DIANA consents to du; EVE to nobo
 GATEWAY = issuer_gateway_pb2.DESCRIPTOR.services_by_name["IssuerGatewayService"]
 ADMIN = ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"]
 QUERY = transcript_query_pb2.DESCRIPTOR.services_by_name["TranscriptQueryService"]
+#: Served by the ledger process, beside LedgerAdminService: learners' own consent.
+LEARNER = learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"]
 OK = grpc.StatusCode.OK
 #: The log's tree heads and consistency proofs are public: any valid token may read them
 #: (transcript_query.proto). Every other query method reads one learner's record.
@@ -64,6 +79,8 @@ LEARNER_QUERY_METHODS = [m for m in QUERY.methods if m.name not in PUBLIC_LOG_ME
 #: Batch reads answer each learner on its own: no consent is that learner's PERMISSION_DENIED
 #: inside an OK response (the call itself is refused only for the caller).
 BATCH_QUERY_METHODS = {"BatchGetTranscripts"}
+#: Who read my record: the learner alone may list it.
+LEARNER_ONLY_QUERY_METHODS = {"ListRecordAccesses"}
 
 
 @dataclass
@@ -72,6 +89,7 @@ class Stack:
     admin: grpc.aio.Channel
     query: grpc.aio.Channel
     tokens: dict[str, str]
+    provider: DevIdentityProvider
 
 
 def bearer(token: str) -> tuple[tuple[str, str], ...]:
@@ -79,15 +97,24 @@ def bearer(token: str) -> tuple[tuple[str, str], ...]:
 
 
 @pytest.fixture
-async def services(kafka_bootstrap: str, database_url: str, topics: Any) -> AsyncIterator[Stack]:
+async def services(
+    kafka_bootstrap: str, database_url: str, topics: Any, tmp_path: Any
+) -> AsyncIterator[Stack]:
+    provider = DevIdentityProvider(tmp_path / "learner-idp").ensure()
+    sign_in = learner_sign_in(provider)
     await seed_catalog(database_url)
     connection = await asyncpg.connect(database_url)
     try:
+        # a second reader, for learners' own consent changes (du's consent stays as seeded)
+        if not await catalog.university_exists(connection, "acme-hr"):
+            await catalog.add_university(connection, "acme-hr", "Acme (employer)")
         tokens = {
             "swayam": (await catalog.issue_token(connection, PrincipalKind.ISSUER, "swayam"))[1],
             "nptel": (await catalog.issue_token(connection, PrincipalKind.ISSUER, "nptel"))[1],
             "du": (await catalog.issue_token(connection, PrincipalKind.UNIVERSITY, "du"))[1],
             "admin": (await catalog.issue_token(connection, PrincipalKind.ADMIN, "ops"))[1],
+            "diana": provider.mint(DIANA),  # learners: ID tokens, not API tokens
+            "eve": provider.mint(EVE),
         }
     finally:
         await connection.close()
@@ -98,22 +125,32 @@ async def services(kafka_bootstrap: str, database_url: str, topics: Any) -> Asyn
     )
     admin_port = free_port()
     async with (
-        running_ledger(kafka_bootstrap, database_url, topics, grpc_port=admin_port),
+        running_ledger(kafka_bootstrap, database_url, topics, grpc_port=admin_port, **sign_in),
         running_projector(
             kafka_bootstrap, database_url, topics.ledger_entries, f"p-{topics.ledger_entries}"
         ),
-        running_query_channel(database_url) as query_channel,
-        running_gateway(kafka_bootstrap, database_url, topics) as (_, gateway_channel),
+        running_query_channel(database_url, **sign_in) as query_channel,
+        running_gateway(kafka_bootstrap, database_url, topics, **sign_in) as (_, gateway_channel),
         grpc.aio.insecure_channel(f"127.0.0.1:{admin_port}") as admin_channel,
     ):
         await eventually(lambda: _projected(database_url), what="the seed to be projected")
-        yield Stack(gateway_channel, admin_channel, query_channel, tokens)
+        yield Stack(gateway_channel, admin_channel, query_channel, tokens, provider)
+
+
+def learner_sign_in(provider: DevIdentityProvider) -> dict[str, Any]:
+    """The settings that make a service accept the provider's ID tokens."""
+    return {
+        "learner_oidc_issuer": DEV_ISSUER,
+        "learner_oidc_audience": DEV_AUDIENCE,
+        "learner_oidc_jwks_file": str(provider.jwks_file),
+        "learner_id_claim": "apaar_id",
+    }
 
 
 @contextlib.asynccontextmanager
-async def running_query_channel(database_url: str) -> AsyncIterator[grpc.aio.Channel]:
+async def running_query_channel(database_url: str, **more: Any) -> AsyncIterator[grpc.aio.Channel]:
     settings = QuerySettings(
-        database_url=database_url, grpc_port=0, metrics_port=0, watch_poll_ms=50
+        database_url=database_url, grpc_port=0, metrics_port=0, watch_poll_ms=50, **more
     )
     stop = asyncio.Event()
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -143,7 +180,10 @@ def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
     request = cls()
     for name, value in fields.items():
         if name in cls.DESCRIPTOR.fields_by_name:
-            setattr(request, name, value)
+            if isinstance(value, Message):
+                getattr(request, name).CopyFrom(value)
+            else:
+                setattr(request, name, value)
     if "learner_id" in fields and "learner_ids" in cls.DESCRIPTOR.fields_by_name:
         request.learner_ids.append(fields["learner_id"])  # a batch of that one learner
     return request
@@ -217,6 +257,7 @@ async def test_no_or_unknown_token_is_unauthenticated_on_every_method(services: 
         (services.gateway, GATEWAY),
         (services.admin, ADMIN),
         (services.query, QUERY),
+        (services.admin, LEARNER),
     ):
         for method in service.methods:
             for metadata in BAD_CREDENTIALS:
@@ -224,33 +265,46 @@ async def test_no_or_unknown_token_is_unauthenticated_on_every_method(services: 
                 assert code is grpc.StatusCode.UNAUTHENTICATED, (method.full_name, metadata, code)
                 calls += 1
     print(f"{calls} unauthenticated calls refused")
-    assert calls == 4 * (len(GATEWAY.methods) + len(ADMIN.methods) + len(QUERY.methods))
+    assert calls == 4 * (
+        len(GATEWAY.methods) + len(ADMIN.methods) + len(QUERY.methods) + len(LEARNER.methods)
+    )
 
 
 async def test_a_token_of_the_wrong_kind_is_permission_denied_on_every_method(
     services: Stack,
 ) -> None:
     wrong = {
-        GATEWAY.full_name: ("du", "admin"),
-        ADMIN.full_name: ("swayam", "du"),
+        GATEWAY.full_name: ("du", "admin", "diana"),
+        ADMIN.full_name: ("swayam", "du", "diana"),
         QUERY.full_name: ("swayam",),  # admins may read transcripts (ops), issuers may not
+        LEARNER.full_name: ("swayam", "du", "admin"),  # learners' own consent only
     }
     calls = 0
     for channel, service in (
         (services.gateway, GATEWAY),
         (services.admin, ADMIN),
         (services.query, QUERY),
+        (services.admin, LEARNER),
     ):
         methods = LEARNER_QUERY_METHODS if service is QUERY else service.methods
         for method in methods:
-            for who in wrong[service.full_name]:
+            wrong_kinds = wrong[service.full_name]
+            if method.name in LEARNER_ONLY_QUERY_METHODS:
+                wrong_kinds = ("swayam", "du", "admin")
+            for who in wrong_kinds:
                 code = await call(
                     channel, service, method, bearer(services.tokens[who]), learner_id=DIANA
                 )
                 assert code is grpc.StatusCode.PERMISSION_DENIED, (method.full_name, who, code)
                 calls += 1
     print(f"{calls} wrong-kind calls refused")
-    assert calls == 2 * len(GATEWAY.methods) + 2 * len(ADMIN.methods) + len(LEARNER_QUERY_METHODS)
+    assert calls == (
+        3 * len(GATEWAY.methods)
+        + 3 * len(ADMIN.methods)
+        + len(LEARNER_QUERY_METHODS)
+        + 2 * len(LEARNER_ONLY_QUERY_METHODS)
+        + 3 * len(LEARNER.methods)
+    )
 
 
 async def test_the_public_log_methods_answer_every_kind_of_valid_token(services: Stack) -> None:
@@ -258,7 +312,7 @@ async def test_the_public_log_methods_answer_every_kind_of_valid_token(services:
     through (nothing is signed yet in this fixture: NOT_FOUND / OUT_OF_RANGE, not a refusal)."""
     assert {m.name for m in QUERY.methods} >= PUBLIC_LOG_METHODS
     for method in (QUERY.methods_by_name[name] for name in sorted(PUBLIC_LOG_METHODS)):
-        for who in ("swayam", "du", "admin"):
+        for who in ("swayam", "du", "admin", "diana"):
             code = await call(
                 services.query, QUERY, method, bearer(services.tokens[who]),
                 from_size=1, to_size=1,
@@ -276,8 +330,12 @@ async def test_the_right_kind_of_token_is_let_through(services: Stack) -> None:
         (services.admin, ADMIN, "admin"),
         (services.query, QUERY, "du"),
         (services.query, QUERY, "admin"),
+        (services.query, QUERY, "diana"),
+        (services.admin, LEARNER, "diana"),
     ):
         for method in service.methods:
+            if method.name in LEARNER_ONLY_QUERY_METHODS and who != "diana":
+                continue  # their refusal is the wrong-kind test's
             code = await call(
                 channel,
                 service,
@@ -286,6 +344,9 @@ async def test_the_right_kind_of_token_is_let_through(services: Stack) -> None:
                 learner_id=DIANA,
                 sequence=1,
                 completion_id="az-1",
+                university_id="no-such-reader",  # NOT_FOUND: not a refusal, changes nothing
+                purpose="authorization test",
+                expire_time=_in_an_hour(),
             )
             assert code not in refused, (method.full_name, who, code)
 
@@ -361,7 +422,7 @@ async def test_a_university_reads_only_with_consent(services: Stack) -> None:
     du = bearer(services.tokens["du"])
     assert {m.name for m in QUERY.methods} >= BATCH_QUERY_METHODS
     for method in LEARNER_QUERY_METHODS:
-        if method.name in BATCH_QUERY_METHODS:
+        if method.name in BATCH_QUERY_METHODS | LEARNER_ONLY_QUERY_METHODS:
             continue
         with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=1)
         without = await call(services.query, QUERY, method, du, learner_id=EVE, sequence=1)
@@ -405,3 +466,94 @@ async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
     code = await call(services.query, QUERY, QUERY.methods_by_name["GetTranscript"],
                       bearer(services.tokens["du"]), learner_id=DIANA)  # fmt: skip
     assert code is grpc.StatusCode.PERMISSION_DENIED
+
+
+def _in_an_hour() -> Any:
+    from learnerledger.kafka.codec import to_timestamp
+
+    return to_timestamp(datetime.now(UTC) + timedelta(hours=1))
+
+
+async def test_a_learner_reads_and_changes_only_their_own_record(services: Stack) -> None:
+    diana = bearer(services.tokens["diana"])
+    for method in LEARNER_QUERY_METHODS:
+        if method.name in BATCH_QUERY_METHODS:
+            continue
+        own = await call(services.query, QUERY, method, diana, learner_id=DIANA, sequence=1)
+        other = await call(services.query, QUERY, method, diana, learner_id=EVE, sequence=1)
+        assert own is OK, method.name
+        assert other is grpc.StatusCode.PERMISSION_DENIED, method.name
+    failed = await invoke(
+        services.query, QUERY, QUERY.methods_by_name["GetTranscript"],
+        transcript_query_pb2.GetTranscriptRequest(learner_id=EVE), diana,
+    )  # fmt: skip
+    assert failed is not None
+    assert failed.details() == "a signed-in learner reads only their own record"
+    query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(services.query)
+    batch = await query.BatchGetTranscripts(
+        transcript_query_pb2.BatchGetTranscriptsRequest(learner_ids=[DIANA, EVE]), metadata=diana
+    )
+    assert [r.WhichOneof("result") for r in batch.results] == ["transcript", "error"]
+    assert batch.results[1].error.code == grpc.StatusCode.PERMISSION_DENIED.value[0]
+    for method in LEARNER.methods:
+        fields = {"university_id": "acme-hr", "purpose": "test", "expire_time": _in_an_hour()}
+        own = await call(services.admin, LEARNER, method, diana, learner_id=DIANA, **fields)
+        other = await call(services.admin, LEARNER, method, diana, learner_id=EVE, **fields)
+        assert own is OK, method.name
+        assert other is grpc.StatusCode.PERMISSION_DENIED, method.name
+
+
+def _signed(provider: DevIdentityProvider, key: Any = None, **claims: Any) -> str:
+    """An ID token with the development provider's kid, signed by ``key`` (default: its own)."""
+    now = int(datetime.now(UTC).timestamp())
+    body = {"iss": DEV_ISSUER, "aud": DEV_AUDIENCE, "apaar_id": DIANA, "iat": now, "exp": now + 600}
+    body.update(claims)
+    own = serialization.load_pem_private_key(provider.key_file.read_bytes(), password=None)
+    kid = json.loads(provider.jwks_file.read_text())["keys"][0]["kid"]
+    return jwt.encode(body, key or own, algorithm="EdDSA", headers={"kid": kid})
+
+
+async def test_bad_id_tokens_are_unauthenticated_on_every_method_and_never_logged(
+    services: Stack,
+) -> None:
+    now = int(datetime.now(UTC).timestamp())
+    bad = {
+        "expired": _signed(services.provider, iat=now - 7200, exp=now - 3600),
+        "forged": _signed(services.provider, key=ed25519.Ed25519PrivateKey.generate()),
+        "wrong issuer": _signed(services.provider, iss="https://evil.example/"),
+        "wrong audience": _signed(services.provider, aud="another-service"),
+    }
+    messages = {
+        "expired": "the ID token has expired; sign in again",
+        "forged": "the ID token's signature does not verify with the identity provider's key",
+        "wrong issuer": (
+            f"the ID token was not issued by the configured identity provider ({DEV_ISSUER})"
+        ),
+        "wrong audience": (
+            f"the ID token is not meant for this service (audience must include {DEV_AUDIENCE})"
+        ),
+    }
+    calls = 0
+    with structlog.testing.capture_logs() as logged:
+        for channel, service in (
+            (services.gateway, GATEWAY),
+            (services.admin, ADMIN),
+            (services.query, QUERY),
+            (services.admin, LEARNER),
+        ):
+            for method in service.methods:
+                for what, token in bad.items():
+                    failed = await invoke(
+                        channel, service, method, _request(method, learner_id=DIANA), bearer(token)
+                    )
+                    assert failed is not None, (method.full_name, what)
+                    assert failed.code() is grpc.StatusCode.UNAUTHENTICATED, (
+                        method.full_name, what, failed.code(),
+                    )  # fmt: skip
+                    assert failed.details() == messages[what], (method.full_name, what)
+                    calls += 1
+    print(f"{calls} bad ID tokens refused; {len(logged)} log events checked")
+    text = repr(logged)
+    for token in bad.values():
+        for part in token.split("."):
+            assert part not in text

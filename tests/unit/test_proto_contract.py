@@ -17,6 +17,7 @@ from learnerledger.v1 import (
     common_pb2,
     events_pb2,
     issuer_gateway_pb2,
+    learner_consent_pb2,
     ledger_admin_pb2,
     transcript_query_pb2,
 )
@@ -279,7 +280,13 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "VerifyEntry",
                 "GetCheckpoint",
                 "GetConsistencyProof",
+                "ListRecordAccesses",
             },
+        ),
+        (
+            learner_consent_pb2,
+            "LearnerConsentService",
+            {"GrantReaderConsent", "RevokeReaderConsent"},
         ),
         (
             ledger_admin_pb2,

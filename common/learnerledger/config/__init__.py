@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic import AliasChoices, Field, SecretStr, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 DEFAULT_DATABASE_URL = "postgresql://learnerledger:learnerledger@127.0.0.1:5432/learnerledger"
@@ -70,6 +70,40 @@ class CommonSettings(BaseSettings):
     grpc_max_connection_age_grace_s: float = Field(
         60.0, ge=0, validation_alias=_shared("GRPC_MAX_CONNECTION_AGE_GRACE_S")
     )
+
+    #: Learner sign-in (OpenID Connect ID tokens; learnerledger.rpc.learner_tokens). Off while
+    #: LEARNER_OIDC_ISSUER is empty: ID tokens are then UNAUTHENTICATED.
+    learner_oidc_issuer: str = Field("", validation_alias=_shared("LEARNER_OIDC_ISSUER"))
+    learner_oidc_audience: str = Field("", validation_alias=_shared("LEARNER_OIDC_AUDIENCE"))
+    learner_oidc_jwks_url: str = Field("", validation_alias=_shared("LEARNER_OIDC_JWKS_URL"))
+    learner_oidc_jwks_file: str = Field("", validation_alias=_shared("LEARNER_OIDC_JWKS_FILE"))
+    #: The ID token claim that carries the learner's APAAR id.
+    learner_id_claim: str = Field("apaar_id", validation_alias=_shared("LEARNER_ID_CLAIM"))
+    #: Comma-separated JWS algorithms accepted (public-key algorithms only).
+    learner_oidc_algorithms: str = Field(
+        "EdDSA,RS256,ES256", validation_alias=_shared("LEARNER_OIDC_ALGORITHMS")
+    )
+    learner_oidc_leeway_s: float = Field(
+        30.0, ge=0, le=300, validation_alias=_shared("LEARNER_OIDC_LEEWAY_S")
+    )
+
+    @model_validator(mode="after")
+    def _learner_sign_in_is_complete(self) -> CommonSettings:
+        if not self.learner_oidc_issuer:
+            return self
+        if not self.learner_oidc_audience:
+            raise ValueError("LEARNER_OIDC_AUDIENCE is required when LEARNER_OIDC_ISSUER is set")
+        if bool(self.learner_oidc_jwks_url) == bool(self.learner_oidc_jwks_file):
+            raise ValueError(
+                "set exactly one of LEARNER_OIDC_JWKS_URL and LEARNER_OIDC_JWKS_FILE "
+                "when LEARNER_OIDC_ISSUER is set"
+            )
+        url = self.learner_oidc_jwks_url
+        if url and not (
+            url.startswith("https://") or url.startswith(("http://127.0.0.1", "http://localhost"))
+        ):
+            raise ValueError("LEARNER_OIDC_JWKS_URL must be https:// (http only for localhost)")
+        return self
 
     @field_validator("database_url")
     @classmethod

@@ -449,7 +449,17 @@ def _decide_consent(
         if isinstance(request, ConsentGrantRequested)
         else EntryKind.CONSENT_REVOKED
     )
-    return _append(request, kind, {"university_id": request.university_id}, rules, now)
+    payload: dict[str, JsonValue] = {"university_id": request.university_id}
+    # Only what the request says: an event written before consent had a basis, purpose or
+    # expiry decides to the same payload (and hash) as it did then.
+    if request.basis is not None:
+        payload["basis"] = request.basis.value
+    if isinstance(request, ConsentGrantRequested):
+        if request.purpose:
+            payload["purpose"] = request.purpose
+        if request.expire_time is not None:
+            payload["expire_time"] = format_instant(request.expire_time)
+    return _append(request, kind, payload, rules, now)
 
 
 def _append(

@@ -35,15 +35,27 @@ class ConsentAction(enum.StrEnum):
     REVOKE = "revoke"
 
 
+class ConsentBasis(enum.StrEnum):
+    """On whose authority consent changed. Entries recorded before the basis was (all an
+    admin's) carry none and read as a mandate."""
+
+    LEARNER = "learner"
+    MANDATE = "mandate"
+
+
 def consent_event_id(
-    learner_id: str, university_id: str, action: ConsentAction, request_id: str
+    learner_id: str,
+    university_id: str,
+    action: ConsentAction,
+    request_id: str,
+    detail: str = "",
 ) -> uuid.UUID:
     """The event id of a consent request: learner, university, action and the caller's request
-    id, so that a grant and a revocation sent with the same request id stay two events."""
-    return uuid.uuid5(
-        COMPLETION_EVENT_NAMESPACE,
-        f"consent\x1f{action.value}\x1f{learner_id}\x1f{university_id}\x1f{request_id}",
-    )
+    id, so that a grant and a revocation sent with the same request id stay two events.
+    ``detail`` (the basis, purpose and expiry of a grant) is part of it when given, so the same
+    request id with other terms is another event (and refused as a conflict)."""
+    name = f"consent\x1f{action.value}\x1f{learner_id}\x1f{university_id}\x1f{request_id}"
+    return uuid.uuid5(COMPLETION_EVENT_NAMESPACE, f"{name}\x1f{detail}" if detail else name)
 
 
 def redecision_event_id(approval_id: uuid.UUID, learner_id: str) -> uuid.UUID:
@@ -108,10 +120,14 @@ class RevocationRequested:
 
 @dataclass(frozen=True, slots=True)
 class ConsentGrantRequested:
-    """A learner grants a university the right to read their record."""
+    """A learner (or an admin under a mandate) grants a university the right to read the
+    learner's record, for ``purpose``, until revoked or until ``expire_time``."""
 
     envelope: Envelope
     university_id: str
+    purpose: str = ""
+    expire_time: datetime | None = None
+    basis: ConsentBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,6 +136,7 @@ class ConsentRevokeRequested:
 
     envelope: Envelope
     university_id: str
+    basis: ConsentBasis | None = None
 
 
 @dataclass(frozen=True, slots=True)

@@ -48,6 +48,8 @@ MAX_ID_CHARS = 128
 MAX_GRADE_CHARS = 16
 MAX_URL_CHARS = 2048
 MAX_REASON_CHARS = 1000
+#: A consent's purpose (issue 16), in the grantor's words.
+MAX_PURPOSE_CHARS = 500
 EARLIEST_COMPLETION = datetime(2000, 1, 1, tzinfo=UTC)
 #: How far ahead of the checker's clock a completion date may lie (the gateway's default).
 DEFAULT_CLOCK_SKEW = timedelta(seconds=300)
@@ -151,6 +153,16 @@ def check_evidence_url(url: str, path: str) -> list[FieldViolation]:
     return []
 
 
+def check_consent_purpose(
+    purpose: str, path: str = "purpose", *, required: bool
+) -> list[FieldViolation]:
+    if required and not purpose.strip():
+        return [FieldViolation(path, "required: say what the reader may use the record for")]
+    if len(purpose) > MAX_PURPOSE_CHARS:
+        return [FieldViolation(path, f"at most {MAX_PURPOSE_CHARS} characters")]
+    return check_text(purpose, path)
+
+
 def check_revocation_reason(reason: str, path: str = "reason") -> list[FieldViolation]:
     if not reason.strip():
         return [FieldViolation(path, "required: say why the completion is revoked")]
@@ -236,6 +248,8 @@ def validate_request(
             if env.issuer_id:
                 out += check_id(env.issuer_id, "envelope.issuer_id", "issuer id")
             out += check_id(request.university_id, "university_id", "university id")
+            if isinstance(request, ConsentGrantRequested):
+                out += check_consent_purpose(request.purpose, required=False)
             return out
         case CreditRedecisionRequested():
             # The ledger's own request (the approval fan-out): the envelope's issuer id is empty.

@@ -20,6 +20,7 @@ from learnerledger.domain.entries import Entry, EntryKind, JsonValue
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     CompletionSubmitted,
+    ConsentBasis,
     ConsentGrantRequested,
     ConsentRevokeRequested,
     CreditRedecisionRequested,
@@ -225,9 +226,25 @@ def decode_completion_event(value: bytes | None) -> LedgerRequest:
             r = event.revocation_requested
             return RevocationRequested(envelope, r.completion_id, r.reason)
         case "consent_grant_requested":
-            return ConsentGrantRequested(envelope, event.consent_grant_requested.university_id)
+            grant = event.consent_grant_requested
+            return ConsentGrantRequested(
+                envelope,
+                grant.university_id,
+                purpose=grant.purpose,
+                expire_time=(
+                    _instant(grant.expire_time, "consent_grant_requested.expire_time")
+                    if grant.HasField("expire_time")
+                    else None
+                ),
+                basis=_basis(grant.basis, "consent_grant_requested.basis"),
+            )
         case "consent_revoke_requested":
-            return ConsentRevokeRequested(envelope, event.consent_revoke_requested.university_id)
+            revoke = event.consent_revoke_requested
+            return ConsentRevokeRequested(
+                envelope,
+                revoke.university_id,
+                basis=_basis(revoke.basis, "consent_revoke_requested.basis"),
+            )
         case "credit_redecision_requested":
             redecision = event.credit_redecision_requested
             try:
@@ -285,9 +302,17 @@ def encode_completion_event(request: LedgerRequest) -> bytes:
             event.revocation_requested.completion_id = request.completion_id
             event.revocation_requested.reason = request.reason
         case ConsentGrantRequested():
-            event.consent_grant_requested.university_id = request.university_id
+            grant = event.consent_grant_requested
+            grant.university_id = request.university_id
+            grant.purpose = request.purpose
+            if request.expire_time is not None:
+                grant.expire_time.CopyFrom(to_timestamp(request.expire_time))
+            if request.basis is not None:
+                grant.basis = BASIS_TO_PROTO[request.basis]
         case ConsentRevokeRequested():
             event.consent_revoke_requested.university_id = request.university_id
+            if request.basis is not None:
+                event.consent_revoke_requested.basis = BASIS_TO_PROTO[request.basis]
         case CreditRedecisionRequested():
             event.credit_redecision_requested.course_id = request.course_id
             event.credit_redecision_requested.approval_id = str(request.approval_id)
@@ -358,9 +383,17 @@ def encode_ledger_entry(entry: Entry) -> bytes:
             revoked.credits = float(str(p["credits"]))
             revoked.reason = str(p.get("reason") or "")
         case EntryKind.CONSENT_GRANTED:
-            message.consent_granted.university_id = str(p["university_id"])
+            granted = message.consent_granted
+            granted.university_id = str(p["university_id"])
+            granted.purpose = str(p.get("purpose") or "")
+            if p.get("expire_time"):
+                granted.expire_time.CopyFrom(to_timestamp(parse_instant(str(p["expire_time"]))))
+            if p.get("basis"):
+                granted.basis = BASIS_TO_PROTO[ConsentBasis(str(p["basis"]))]
         case EntryKind.CONSENT_REVOKED:
             message.consent_revoked.university_id = str(p["university_id"])
+            if p.get("basis"):
+                message.consent_revoked.basis = BASIS_TO_PROTO[ConsentBasis(str(p["basis"]))]
         case EntryKind.CREDITS_REDEEMED:
             message.credits_redeemed.CopyFrom(redemption_decided_to_proto(p))
         case EntryKind.REDEMPTION_REFUSED:
@@ -451,6 +484,23 @@ def encode_dead_letter(
         source_partition=source_partition,
         source_offset=source_offset,
     ).SerializeToString(deterministic=True)
+
+
+BASIS_TO_PROTO = {
+    ConsentBasis.LEARNER: common_pb2.CONSENT_BASIS_LEARNER,
+    ConsentBasis.MANDATE: common_pb2.CONSENT_BASIS_MANDATE,
+}
+PROTO_TO_BASIS = {v: k for k, v in BASIS_TO_PROTO.items()}
+
+
+def _basis(value: int, field: str) -> ConsentBasis | None:
+    """Unspecified (events written before the basis was recorded): None."""
+    if value == common_pb2.CONSENT_BASIS_UNSPECIFIED:
+        return None
+    try:
+        return PROTO_TO_BASIS[value]  # type: ignore[index]
+    except KeyError as exc:
+        raise UndecodableEvent("invalid_field", f"{field} {value} is not a known basis") from exc
 
 
 def _instant(stamp: Timestamp, field: str) -> datetime:

@@ -28,6 +28,9 @@ class PrincipalKind(enum.StrEnum):
     ISSUER = "issuer"
     UNIVERSITY = "university"
     ADMIN = "admin"
+    #: A learner signed in through the identity provider (an OpenID Connect ID token, never an
+    #: API token: ``issue_token`` refuses this kind). The principal id is the APAAR id.
+    LEARNER = "learner"
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,6 +139,8 @@ async def issue_token(
 
     With ``expire_time`` the token stops working at that instant (even one already past).
     """
+    if kind is PrincipalKind.LEARNER:
+        raise ValueError("learners sign in with an ID token from the identity provider")
     table, column = {
         PrincipalKind.ISSUER: ("issuers", "issuer_id"),
         PrincipalKind.UNIVERSITY: ("universities", "university_id"),

@@ -12,6 +12,7 @@ import json
 import uuid
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 import asyncpg
@@ -307,15 +308,26 @@ async def entry_at(connection: Connection, learner_id: str, sequence: int) -> En
 
 
 async def active_consents(
-    connection: Connection, pairs: Iterable[tuple[str, str]]
+    connection: Connection, pairs: Iterable[tuple[str, str]], now: datetime | None = None
 ) -> set[tuple[str, str]]:
-    """Which (learner_id, university_id) pairs have a consent that stands now."""
+    """Which (learner_id, university_id) pairs have a consent that stands at ``now``."""
+    return set(await consents_in_force(connection, pairs, now))
+
+
+async def consents_in_force(
+    connection: Connection, pairs: Iterable[tuple[str, str]], now: datetime | None = None
+) -> dict[tuple[str, str], datetime | None]:
+    """The (learner_id, university_id) pairs whose latest consent entry is a grant not past its
+    ``expire_time`` at ``now`` (default: the current time), each with that expire_time (None:
+    until revoked). Expiry is not an entry: a consent lapses on its own when it is read."""
+    instant = now or datetime.now(UTC)
     pairs = list(set(pairs))
     if not pairs:
-        return set()
+        return {}
     rows = await connection.fetch(
         """SELECT DISTINCT ON (learner_id, payload->>'university_id')
-                  learner_id, payload->>'university_id' AS university_id, kind
+                  learner_id, payload->>'university_id' AS university_id, kind,
+                  payload->>'expire_time' AS expire_time
              FROM credit_log
             WHERE kind IN ('consent_granted', 'consent_revoked')
               AND (learner_id, payload->>'university_id') IN
@@ -324,7 +336,14 @@ async def active_consents(
         [p[0] for p in pairs],
         [p[1] for p in pairs],
     )
-    return {(r["learner_id"], r["university_id"]) for r in rows if r["kind"] == "consent_granted"}
+    standing: dict[tuple[str, str], datetime | None] = {}
+    for r in rows:
+        if r["kind"] != "consent_granted":
+            continue
+        expire_time = parse_instant(r["expire_time"]) if r["expire_time"] else None
+        if expire_time is None or expire_time > instant:
+            standing[(r["learner_id"], r["university_id"])] = expire_time
+    return standing
 
 
 # redemption (issue 14) -------------------------------------------------------------------

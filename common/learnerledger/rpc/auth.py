@@ -8,6 +8,13 @@ working for at most ``ttl_s`` seconds on each server; failures are cached for ``
 so a client hammering with a wrong token cannot hammer the database. A token's ``expire_time``
 travels with the cached principal and is checked on every call: an expired token is refused
 (UNAUTHENTICATED, ErrorInfo TOKEN_EXPIRED) at once, cache or not.
+
+Learners present an OpenID Connect ID token instead (a JWT: three dot-separated parts, a form no
+API token has). With a :class:`~learnerledger.rpc.learner_tokens.LearnerTokenVerifier` it
+becomes a ``learner`` principal in the same path, so every method's authorization decision
+sees learners like any other kind; without one (learner sign-in not configured) it is
+UNAUTHENTICATED. ID tokens are verified on every call (signature, issuer, audience, expiry),
+not cached.
 """
 
 from __future__ import annotations
@@ -26,6 +33,7 @@ from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import Principal, PrincipalKind
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.errors import Reason, RpcFailure
+from learnerledger.rpc.learner_tokens import LearnerTokenVerifier
 
 TokenLookup = Callable[[str], Awaitable[Principal | None]]
 
@@ -41,6 +49,11 @@ def bearer_token(metadata: Iterable[tuple[str, Any]] | None) -> str | None:
             return token.strip()
         return None
     return None
+
+
+def is_id_token(token: str) -> bool:
+    """A JWT in compact form (header.payload.signature); API tokens never contain a dot."""
+    return token.count(".") == 2
 
 
 def pool_lookup(pool: asyncpg.Pool) -> TokenLookup:
@@ -65,7 +78,9 @@ class BearerAuthenticator:
         max_entries: int = 10_000,
         clock: Callable[[], float] = time.monotonic,
         wall_clock: Callable[[], datetime] = lambda: datetime.now(UTC),
+        learner_tokens: LearnerTokenVerifier | None = None,
     ) -> None:
+        self._learner_tokens = learner_tokens
         self._wall_clock = wall_clock
         self._lookup = lookup
         self._ttl = ttl_s
@@ -82,7 +97,16 @@ class BearerAuthenticator:
                 "missing credentials: send 'authorization: Bearer <token>' metadata",
                 reason=Reason.UNAUTHENTICATED,
             )
-        principal = await self._resolve(token)
+        if is_id_token(token):
+            if self._learner_tokens is None:
+                raise RpcFailure(
+                    grpc.StatusCode.UNAUTHENTICATED,
+                    "learner sign-in (ID tokens) is not configured on this server",
+                    reason=Reason.UNAUTHENTICATED,
+                )
+            principal: Principal | None = await self._learner_tokens.principal(token)
+        else:
+            principal = await self._resolve(token)
         if principal is None:
             raise RpcFailure(
                 grpc.StatusCode.UNAUTHENTICATED,

@@ -301,6 +301,34 @@ holds what one signed: history was rewritten or checkpoints were forged.
 """
 Global___CheckpointCoverage: _TypeAlias = CheckpointCoverage  # noqa: Y015
 
+class _ConsentBasis:
+    ValueType = _typing.NewType("ValueType", _builtins.int)
+    V: _TypeAlias = ValueType  # noqa: Y015
+
+class _ConsentBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_ConsentBasis.ValueType], _builtins.type):
+    DESCRIPTOR: _descriptor.EnumDescriptor
+    CONSENT_BASIS_UNSPECIFIED: _ConsentBasis.ValueType  # 0
+    """Not recorded: consent changes made before the basis was recorded, all of them by an admin
+    on the learner's behalf (read as CONSENT_BASIS_MANDATE).
+    """
+    CONSENT_BASIS_LEARNER: _ConsentBasis.ValueType  # 1
+    """The learner, signed in with their own ID token."""
+    CONSENT_BASIS_MANDATE: _ConsentBasis.ValueType  # 2
+    """An admin, for an institution acting under a mandate (LedgerAdminService)."""
+
+class ConsentBasis(_ConsentBasis, metaclass=_ConsentBasisEnumTypeWrapper):
+    """On whose authority a consent was granted or revoked."""
+
+CONSENT_BASIS_UNSPECIFIED: ConsentBasis.ValueType  # 0
+"""Not recorded: consent changes made before the basis was recorded, all of them by an admin
+on the learner's behalf (read as CONSENT_BASIS_MANDATE).
+"""
+CONSENT_BASIS_LEARNER: ConsentBasis.ValueType  # 1
+"""The learner, signed in with their own ID token."""
+CONSENT_BASIS_MANDATE: ConsentBasis.ValueType  # 2
+"""An admin, for an institution acting under a mandate (LedgerAdminService)."""
+Global___ConsentBasis: _TypeAlias = ConsentBasis  # noqa: Y015
+
 @_typing.final
 class RedemptionLine(_message.Message):
     """One credential of a redemption and its outcome."""

@@ -232,21 +232,37 @@ Global___RevocationRequested: _TypeAlias = RevocationRequested  # noqa: Y015
 
 @_typing.final
 class ConsentGrantRequested(_message.Message):
-    """A learner grants a university the right to read their record, until revoked."""
+    """A learner grants a university the right to read their record, until revoked or until
+    expire_time.
+    """
 
     DESCRIPTOR: _descriptor.Descriptor
 
     UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
     university_id: _builtins.str
     """The university that may read the learner's record."""
+    purpose: _builtins.str
+    """What the reader may use the record for, in the grantor's words. Empty when not given."""
+    basis: _common_pb2.ConsentBasis.ValueType
+    """Who granted it: the learner, or an admin under a mandate."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the consent lapses on its own; unset: until revoked."""
+
     def __init__(
         self,
         *,
         university_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        basis: _common_pb2.ConsentBasis.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "expire_time", b"expire_time", "purpose", b"purpose", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -259,16 +275,20 @@ class ConsentRevokeRequested(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
     university_id: _builtins.str
     """The university that may no longer read the learner's record."""
+    basis: _common_pb2.ConsentBasis.ValueType
+    """Who revoked it: the learner, or an admin under a mandate."""
     def __init__(
         self,
         *,
         university_id: _builtins.str = ...,
+        basis: _common_pb2.ConsentBasis.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -608,16 +628,32 @@ class ConsentGranted(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
     university_id: _builtins.str
     """The university that may now read the learner's record."""
+    purpose: _builtins.str
+    """What the reader may use the record for. Empty when not given."""
+    basis: _common_pb2.ConsentBasis.ValueType
+    """Who granted it (unspecified in entries recorded before the basis was: an admin's)."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the consent lapses on its own (evaluated when the record is read); unset: until
+        revoked.
+        """
+
     def __init__(
         self,
         *,
         university_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
+        basis: _common_pb2.ConsentBasis.ValueType = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "expire_time", b"expire_time", "purpose", b"purpose", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -630,16 +666,20 @@ class ConsentRevoked(_message.Message):
     DESCRIPTOR: _descriptor.Descriptor
 
     UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
+    BASIS_FIELD_NUMBER: _builtins.int
     university_id: _builtins.str
     """The university that may no longer read the learner's record."""
+    basis: _common_pb2.ConsentBasis.ValueType
+    """Who revoked it (unspecified in entries recorded before the basis was: an admin's)."""
     def __init__(
         self,
         *,
         university_id: _builtins.str = ...,
+        basis: _common_pb2.ConsentBasis.ValueType = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["basis", b"basis", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

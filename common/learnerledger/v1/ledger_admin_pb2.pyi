@@ -695,6 +695,8 @@ class GrantConsentRequest(_message.Message):
     LEARNER_ID_FIELD_NUMBER: _builtins.int
     UNIVERSITY_ID_FIELD_NUMBER: _builtins.int
     REQUEST_ID_FIELD_NUMBER: _builtins.int
+    PURPOSE_FIELD_NUMBER: _builtins.int
+    EXPIRE_TIME_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner who consents (APAAR id). Required."""
     university_id: _builtins.str
@@ -706,16 +708,24 @@ class GrantConsentRequest(_message.Message):
     a revocation) is refused with ALREADY_EXISTS, ErrorInfo reason REQUEST_ID_CONFLICT.
     Empty: a new event id is generated.
     """
+    purpose: _builtins.str
+    """What the university may use the record for (at most 500 characters). Optional."""
+    @_builtins.property
+    def expire_time(self) -> _timestamp_pb2.Timestamp:
+        """When the consent lapses on its own; must be in the future. Unset: until revoked."""
+
     def __init__(
         self,
         *,
         learner_id: _builtins.str = ...,
         university_id: _builtins.str = ...,
         request_id: _builtins.str = ...,
+        purpose: _builtins.str = ...,
+        expire_time: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id", "request_id", b"request_id", "university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["expire_time", b"expire_time", "learner_id", b"learner_id", "purpose", b"purpose", "request_id", b"request_id", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -170,8 +170,10 @@ class LedgerAdminServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GrantConsent(self, request, context):
-        """Records a learner's consent for a university to read their record: publishes a
-        ConsentGrantRequested event, which the ledger appends as a ConsentGranted entry.
+        """Records a learner's consent for a university to read their record, granted by an admin
+        under a mandate (the entry's basis is CONSENT_BASIS_MANDATE; learners grant their own with
+        LearnerConsentService): publishes a ConsentGrantRequested event, which the ledger appends
+        as a ConsentGranted entry.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

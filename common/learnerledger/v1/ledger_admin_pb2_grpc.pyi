@@ -62,8 +62,10 @@ class LedgerAdminServiceStub:
     hash.
     """
     GrantConsent: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.GrantConsentRequest, _ledger_admin_pb2.GrantConsentResponse]
-    """Records a learner's consent for a university to read their record: publishes a
-    ConsentGrantRequested event, which the ledger appends as a ConsentGranted entry.
+    """Records a learner's consent for a university to read their record, granted by an admin
+    under a mandate (the entry's basis is CONSENT_BASIS_MANDATE; learners grant their own with
+    LearnerConsentService): publishes a ConsentGrantRequested event, which the ledger appends
+    as a ConsentGranted entry.
     """
     RevokeConsent: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.RevokeConsentRequest, _ledger_admin_pb2.RevokeConsentResponse]
     """Records that a learner withdrew a university's consent: publishes a
@@ -114,8 +116,10 @@ class LedgerAdminServiceAsyncStub(LedgerAdminServiceStub):
     hash.
     """
     GrantConsent: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.GrantConsentRequest, _ledger_admin_pb2.GrantConsentResponse]  # type: ignore[assignment]
-    """Records a learner's consent for a university to read their record: publishes a
-    ConsentGrantRequested event, which the ledger appends as a ConsentGranted entry.
+    """Records a learner's consent for a university to read their record, granted by an admin
+    under a mandate (the entry's basis is CONSENT_BASIS_MANDATE; learners grant their own with
+    LearnerConsentService): publishes a ConsentGrantRequested event, which the ledger appends
+    as a ConsentGranted entry.
     """
     RevokeConsent: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.RevokeConsentRequest, _ledger_admin_pb2.RevokeConsentResponse]  # type: ignore[assignment]
     """Records that a learner withdrew a university's consent: publishes a
@@ -217,8 +221,10 @@ class LedgerAdminServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _ledger_admin_pb2.GrantConsentRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_ledger_admin_pb2.GrantConsentResponse, _abc.Awaitable[_ledger_admin_pb2.GrantConsentResponse]]:
-        """Records a learner's consent for a university to read their record: publishes a
-        ConsentGrantRequested event, which the ledger appends as a ConsentGranted entry.
+        """Records a learner's consent for a university to read their record, granted by an admin
+        under a mandate (the entry's basis is CONSENT_BASIS_MANDATE; learners grant their own with
+        LearnerConsentService): publishes a ConsentGrantRequested event, which the ledger appends
+        as a ConsentGranted entry.
         """
 
     @_abc_1.abstractmethod

@@ -64,6 +64,102 @@ revocation or expiry does not undo it.
 Global___CredentialStatus: _TypeAlias = CredentialStatus  # noqa: Y015
 
 @_typing.final
+class RecordAccess(_message.Message):
+    """Who read a learner's record, when, and how."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    READER_KIND_FIELD_NUMBER: _builtins.int
+    READER_ID_FIELD_NUMBER: _builtins.int
+    METHOD_FIELD_NUMBER: _builtins.int
+    ACCESS_TIME_FIELD_NUMBER: _builtins.int
+    reader_kind: _builtins.str
+    """The kind of reader: "university" or "admin"."""
+    reader_id: _builtins.str
+    """The reader's id: the university id, or the admin token's principal id."""
+    method: _builtins.str
+    """The method that read the record, for example "GetTranscript"."""
+    @_builtins.property
+    def access_time(self) -> _timestamp_pb2.Timestamp:
+        """When it was read."""
+
+    def __init__(
+        self,
+        *,
+        reader_kind: _builtins.str = ...,
+        reader_id: _builtins.str = ...,
+        method: _builtins.str = ...,
+        access_time: _timestamp_pb2.Timestamp | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["access_time", b"access_time"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["access_time", b"access_time", "method", b"method", "reader_id", b"reader_id", "reader_kind", b"reader_kind"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___RecordAccess: _TypeAlias = RecordAccess  # noqa: Y015
+
+@_typing.final
+class ListRecordAccessesRequest(_message.Message):
+    """Request of TranscriptQueryService.ListRecordAccesses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEARNER_ID_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    learner_id: _builtins.str
+    """The learner (APAAR id); must be the signed-in learner. Required."""
+    page_size: _builtins.int
+    """The maximum number of accesses to return. 0: the server's default (50); values above
+    1000 are coerced to 1000; negative values are INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """A next_page_token from a previous call, to get the next page (same learner_id)."""
+    def __init__(
+        self,
+        *,
+        learner_id: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordAccessesRequest: _TypeAlias = ListRecordAccessesRequest  # noqa: Y015
+
+@_typing.final
+class ListRecordAccessesResponse(_message.Message):
+    """Response of TranscriptQueryService.ListRecordAccesses."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    RECORD_ACCESSES_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """A token for the next page; empty on the last page."""
+    @_builtins.property
+    def record_accesses(self) -> _containers.RepeatedCompositeFieldContainer[Global___RecordAccess]:
+        """The accesses, newest first."""
+
+    def __init__(
+        self,
+        *,
+        record_accesses: _abc.Iterable[Global___RecordAccess] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "record_accesses", b"record_accesses"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRecordAccessesResponse: _TypeAlias = ListRecordAccessesResponse  # noqa: Y015
+
+@_typing.final
 class CredentialRedemption(_message.Message):
     """Where a credential was redeemed."""
 

@@ -30,8 +30,11 @@ class TranscriptQueryServiceStub:
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     def __init__(self, channel):
@@ -80,6 +83,11 @@ class TranscriptQueryServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
+        self.ListRecordAccesses = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/ListRecordAccesses',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesResponse.FromString,
+                _registered_method=True)
 
 
 class TranscriptQueryServiceServicer:
@@ -87,8 +95,11 @@ class TranscriptQueryServiceServicer:
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     def GetTranscript(self, request, context):
@@ -161,6 +172,16 @@ class TranscriptQueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRecordAccesses(self, request, context):
+        """Lists who read the learner's record (universities and admins; the learner's own reads are
+        not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
+        token); every other caller is PERMISSION_DENIED. Reads older than the deployment's
+        retention (QUERY_ACCESS_LOG_RETENTION_DAYS) are no longer listed.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_TranscriptQueryServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -204,6 +225,11 @@ def add_TranscriptQueryServiceServicer_to_server(servicer, server):
                     request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.SerializeToString,
             ),
+            'ListRecordAccesses': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRecordAccesses,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'learnerledger.v1.TranscriptQueryService', rpc_method_handlers)
@@ -217,8 +243,11 @@ class TranscriptQueryService:
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     @staticmethod
@@ -427,6 +456,33 @@ class TranscriptQueryService:
             '/learnerledger.v1.TranscriptQueryService/GetConsistencyProof',
             learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
             learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRecordAccesses(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/ListRecordAccesses',
+            learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesResponse.FromString,
             options,
             channel_credentials,
             insecure,

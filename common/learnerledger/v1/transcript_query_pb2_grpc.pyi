@@ -33,8 +33,11 @@ class TranscriptQueryServiceStub:
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     @_typing.overload
@@ -77,6 +80,12 @@ class TranscriptQueryServiceStub:
     to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
     token may call it.
     """
+    ListRecordAccesses: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.ListRecordAccessesRequest, _transcript_query_pb2.ListRecordAccessesResponse]
+    """Lists who read the learner's record (universities and admins; the learner's own reads are
+    not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
+    token); every other caller is PERMISSION_DENIED. Reads older than the deployment's
+    retention (QUERY_ACCESS_LOG_RETENTION_DAYS) are no longer listed.
+    """
 
 @_typing.type_check_only
 class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
@@ -84,8 +93,11 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     def __init__(self, channel: _aio.Channel) -> None: ...
@@ -125,14 +137,23 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
     to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
     token may call it.
     """
+    ListRecordAccesses: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.ListRecordAccessesRequest, _transcript_query_pb2.ListRecordAccessesResponse]  # type: ignore[assignment]
+    """Lists who read the learner's record (universities and admins; the learner's own reads are
+    not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
+    token); every other caller is PERMISSION_DENIED. Reads older than the deployment's
+    retention (QUERY_ACCESS_LOG_RETENTION_DAYS) are no longer listed.
+    """
 
 class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
     """Answers questions about one learner's record.
 
     Callers authenticate with a university token ("authorization: Bearer <token>"): a
     university reads a learner's record only while the learner's consent to it is in force
-    (PERMISSION_DENIED otherwise, with an ErrorInfo reason "CONSENT_NOT_GRANTED"). Admin
-    tokens read every record. A learner with no entries is NOT_FOUND.
+    and not past its expire_time (PERMISSION_DENIED otherwise, with an ErrorInfo reason
+    "CONSENT_NOT_GRANTED"). Admin tokens read every record. A learner signed in with an ID
+    token reads only their own record (PERMISSION_DENIED, reason "NOT_OWN_RECORD", for any
+    other learner id). Every read by a university or an admin is recorded in the learner's
+    access log (ListRecordAccesses). A learner with no entries is NOT_FOUND.
     """
 
     @_abc_1.abstractmethod
@@ -217,6 +238,18 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
         to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
         token may call it.
+        """
+
+    @_abc_1.abstractmethod
+    def ListRecordAccesses(
+        self,
+        request: _transcript_query_pb2.ListRecordAccessesRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.ListRecordAccessesResponse, _abc.Awaitable[_transcript_query_pb2.ListRecordAccessesResponse]]:
+        """Lists who read the learner's record (universities and admins; the learner's own reads are
+        not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
+        token); every other caller is PERMISSION_DENIED. Reads older than the deployment's
+        retention (QUERY_ACCESS_LOG_RETENTION_DAYS) are no longer listed.
         """
 
 def add_TranscriptQueryServiceServicer_to_server(servicer: TranscriptQueryServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -21,6 +21,7 @@ from learnerledger.kafka.producer import DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
+from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
 from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
@@ -58,7 +59,11 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
             settings,
             pool=pool,
             producer=producer,
-            authenticator=BearerAuthenticator(pool_lookup(pool), ttl_s=settings.auth_cache_s),
+            authenticator=BearerAuthenticator(
+                pool_lookup(pool),
+                ttl_s=settings.auth_cache_s,
+                learner_tokens=verifier_from_settings(settings),
+            ),
         )
         server = await start_server(
             register=lambda s: issuer_gateway_pb2_grpc.add_IssuerGatewayServiceServicer_to_server(

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import asyncpg
@@ -27,12 +27,14 @@ from learnerledger.domain.catalog import (
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     ConsentAction,
+    ConsentBasis,
     ConsentGrantRequested,
     ConsentRevokeRequested,
     Envelope,
     consent_event_id,
 )
 from learnerledger.domain.learners import is_apaar_id
+from learnerledger.domain.validation import check_consent_purpose
 from learnerledger.kafka.codec import (
     CATEGORY_TO_PROTO,
     COVERAGE_TO_PROTO,
@@ -319,70 +321,37 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
     async def GrantConsent(
         self, request: ledger_admin_pb2.GrantConsentRequest, context: Any
     ) -> ledger_admin_pb2.GrantConsentResponse:
-        event_id = await self._consent(request, ConsentGrantRequested, ConsentAction.GRANT, context)
+        await self._admin(context)
+        expire_time = request.expire_time if request.HasField("expire_time") else None
+        terms = await consent_terms(context, request.purpose, expire_time, required=False)
+        event_id = await publish_consent(
+            self._consent_publisher(),
+            context,
+            request,
+            ConsentAction.GRANT,
+            basis=ConsentBasis.MANDATE,
+            terms=terms,
+            claimed_request_id=request.request_id,
+        )
         return ledger_admin_pb2.GrantConsentResponse(event_id=event_id)
 
     async def RevokeConsent(
         self, request: ledger_admin_pb2.RevokeConsentRequest, context: Any
     ) -> ledger_admin_pb2.RevokeConsentResponse:
-        event_id = await self._consent(
-            request, ConsentRevokeRequested, ConsentAction.REVOKE, context
+        await self._admin(context)
+        event_id = await publish_consent(
+            self._consent_publisher(),
+            context,
+            request,
+            ConsentAction.REVOKE,
+            basis=ConsentBasis.MANDATE,
+            terms=None,
+            claimed_request_id=request.request_id,
         )
         return ledger_admin_pb2.RevokeConsentResponse(event_id=event_id)
 
-    async def _consent(self, request: Any, kind: Any, action: ConsentAction, context: Any) -> str:
-        await self._admin(context)
-        violations = []
-        if not is_apaar_id(request.learner_id):
-            violations.append(Violation("learner_id", "must be a 12-digit APAAR id"))
-        if not request.university_id:
-            violations.append(Violation("university_id", "is required"))
-        if violations:
-            await abort(context, invalid_argument(violations))
-        await _require_printable(context, {"request_id": request.request_id})
-        event_id = (
-            consent_event_id(request.learner_id, request.university_id, action, request.request_id)
-            if request.request_id
-            else uuid.uuid4()
-        )
-        async with self._pool.acquire() as connection:
-            if not await catalog.university_exists(connection, request.university_id):
-                await abort(context, catalog_failure(NotFound("university", request.university_id)))
-            if request.request_id:
-                try:
-                    await catalog.claim_consent_request(
-                        connection,
-                        request_id=request.request_id,
-                        learner_id=request.learner_id,
-                        university_id=request.university_id,
-                        action=action.value,
-                        event_id=event_id,
-                    )
-                except RequestIdConflict as exc:
-                    await abort(
-                        context,
-                        RpcFailure(
-                            grpc.StatusCode.ALREADY_EXISTS,
-                            f"{exc}; use a new request_id for a new request",
-                            reason="REQUEST_ID_CONFLICT",
-                            metadata={"request_id": request.request_id},
-                        ),
-                    )
-        envelope = Envelope(
-            event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id
-        )
-        try:
-            await self._producer.send_and_wait(
-                self._topic,
-                key=request.learner_id.encode(),
-                value=encode_completion_event(kind(envelope, request.university_id)),
-            )
-        except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
-            await abort(
-                context,
-                unavailable(f"consent not recorded: {exc}", reason=Reason.KAFKA_UNAVAILABLE),
-            )
-        return str(event_id)
+    def _consent_publisher(self) -> ConsentPublisher:
+        return ConsentPublisher(self._pool, self._producer, self._topic)
 
     # verification and replay -------------------------------------------------------------------
     async def VerifyLedger(
@@ -559,6 +528,148 @@ async def _optional_instant(context: Any, request: Any, field: str) -> datetime 
         return from_timestamp(getattr(request, field))
     except InstantOutOfRange as exc:
         await abort(context, invalid_argument([Violation(field, exc.description)]))
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentPublisher:
+    """Where consent requests go: consent_requests (request ids) and completions.v1."""
+
+    pool: asyncpg.Pool
+    producer: DurableProducer
+    topic: str
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentTerms:
+    """A grant's purpose and expiry (both optional for a mandate, required of a learner)."""
+
+    purpose: str
+    expire_time: datetime | None
+
+    def detail(self, basis: ConsentBasis) -> str:
+        """What goes into the event id besides the request id (nothing for a plain mandate,
+        so an admin's retry of a request made before terms existed keeps its event id)."""
+        if basis is ConsentBasis.MANDATE and not self.purpose and self.expire_time is None:
+            return ""
+        expiry = "" if self.expire_time is None else self.expire_time.isoformat()
+        return f"{basis.value}\x1f{self.purpose}\x1f{expiry}"
+
+
+#: The furthest ahead a consent may lapse.
+MAX_CONSENT_YEARS = 10
+
+
+async def consent_terms(
+    context: Any, purpose: str, expire_time: Any, *, required: bool
+) -> ConsentTerms:
+    """Validate a grant's purpose and expire_time (a Timestamp or None)."""
+    violations = [
+        Violation(v.field, v.description) for v in check_consent_purpose(purpose, required=required)
+    ]
+    instant: datetime | None = None
+    if expire_time is None:
+        if required:
+            violations.append(Violation("expire_time", "required: when the consent lapses"))
+    else:
+        try:
+            instant = from_timestamp(expire_time)
+        except InstantOutOfRange as exc:
+            violations.append(Violation("expire_time", exc.description))
+        else:
+            now = datetime.now(UTC)
+            if instant <= now:
+                violations.append(Violation("expire_time", "must be in the future"))
+            elif instant > now + timedelta(days=366 * MAX_CONSENT_YEARS):
+                violations.append(
+                    Violation("expire_time", f"at most {MAX_CONSENT_YEARS} years ahead")
+                )
+    if violations:
+        await abort(context, invalid_argument(violations))
+    return ConsentTerms(purpose, instant)
+
+
+async def publish_consent(
+    publisher: ConsentPublisher,
+    context: Any,
+    request: Any,
+    action: ConsentAction,
+    *,
+    basis: ConsentBasis,
+    terms: ConsentTerms | None,
+    claimed_request_id: str,
+) -> str:
+    """Publish a consent grant or revocation for ``request.learner_id`` and
+    ``request.university_id`` (the caller has authorized it); its event id.
+
+    ``claimed_request_id`` is the key recorded in consent_requests (a learner's are namespaced
+    by the learner, so learners' keys never collide)."""
+    violations = []
+    if not is_apaar_id(request.learner_id):
+        violations.append(Violation("learner_id", "must be a 12-digit APAAR id"))
+    if not request.university_id:
+        violations.append(Violation("university_id", "is required"))
+    if violations:
+        await abort(context, invalid_argument(violations))
+    await _require_printable(
+        context, {"request_id": request.request_id, "university_id": request.university_id}
+    )
+    detail = "" if terms is None else terms.detail(basis)
+    event_id = (
+        consent_event_id(
+            request.learner_id, request.university_id, action, request.request_id, detail
+        )
+        if request.request_id
+        else uuid.uuid4()
+    )
+    async with publisher.pool.acquire() as connection:
+        if not await catalog.university_exists(connection, request.university_id):
+            await abort(context, catalog_failure(NotFound("university", request.university_id)))
+        if request.request_id:
+            try:
+                await catalog.claim_consent_request(
+                    connection,
+                    request_id=claimed_request_id,
+                    learner_id=request.learner_id,
+                    university_id=request.university_id,
+                    action=action.value,
+                    event_id=event_id,
+                )
+            except RequestIdConflict:
+                await abort(
+                    context,
+                    RpcFailure(
+                        grpc.StatusCode.ALREADY_EXISTS,
+                        f"request id {request.request_id} was used for a different consent "
+                        "request; use a new request_id for a new request",
+                        reason="REQUEST_ID_CONFLICT",
+                        metadata={"request_id": request.request_id},
+                    ),
+                )
+    envelope = Envelope(event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id)
+    event: ConsentGrantRequested | ConsentRevokeRequested
+    if action is ConsentAction.GRANT:
+        assert terms is not None
+        event = ConsentGrantRequested(
+            envelope,
+            request.university_id,
+            purpose=terms.purpose,
+            expire_time=terms.expire_time,
+            basis=basis,
+        )
+    else:
+        event = ConsentRevokeRequested(envelope, request.university_id, basis=basis)
+    try:
+        await publisher.producer.send_and_wait(
+            publisher.topic,
+            key=request.learner_id.encode(),
+            value=encode_completion_event(event),
+        )
+    except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
+        await abort(
+            context,
+            unavailable(f"consent not recorded: {exc}", reason=Reason.KAFKA_UNAVAILABLE),
+        )
+    return str(event_id)
 
 
 async def _require_printable(context: Any, fields: dict[str, str]) -> None:

@@ -17,8 +17,9 @@ from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer, durable_producer
 from learnerledger.kafka.topics import ensure_topics, topic_specs
-from learnerledger.ledger.admin_api import LedgerAdmin, ReplayRunner
+from learnerledger.ledger.admin_api import ConsentPublisher, LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
+from learnerledger.ledger.learner_consent_api import LearnerConsentApi
 from learnerledger.ledger.redecision import fan_out_approvals
 from learnerledger.ledger.redemption_api import RedemptionApi
 from learnerledger.ledger.relay import relay_entries
@@ -35,9 +36,12 @@ from learnerledger.postgres import Connection
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
+from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
 from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
 from learnerledger.v1 import (
+    learner_consent_pb2,
+    learner_consent_pb2_grpc,
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
     redemption_pb2,
@@ -268,7 +272,9 @@ async def _start_admin_api(
         if settings.checkpoint_signing_key_file is not None
         else None
     )
-    authenticator = BearerAuthenticator(pool_lookup(pool))
+    authenticator = BearerAuthenticator(
+        pool_lookup(pool), learner_tokens=verifier_from_settings(settings)
+    )
     admin = LedgerAdmin(
         pool=pool,
         producer=producer,
@@ -284,15 +290,22 @@ async def _start_admin_api(
         authenticator=authenticator,
     )
 
+    learners = LearnerConsentApi(
+        publisher=ConsentPublisher(pool, producer, settings.topic_completions),
+        authenticator=authenticator,
+    )
+
     def register(server: grpc.aio.Server) -> None:
         ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, server)
         redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(redemptions, server)
+        learner_consent_pb2_grpc.add_LearnerConsentServiceServicer_to_server(learners, server)
 
     server = await start_server(
         register=register,
         service_names=[
             ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name,
             redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
+            learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"].full_name,
         ],
         bind=settings.grpc_bind,
         port=settings.grpc_port,

@@ -1,4 +1,11 @@
-"""TranscriptQueryService: transcripts, credentials and proofs for universities (grpc.aio)."""
+"""TranscriptQueryService: transcripts, credentials and proofs for universities, admins and the
+learners themselves (grpc.aio).
+
+Who may read a learner's record: an admin, a university while the learner's consent to it is in
+force (not revoked, not past its expire_time: checked on every call), and the learner (an ID
+token) for their own id only. Every read by a university or an admin is written to the access
+log (``access_log``) before it is answered; the learner lists it with ListRecordAccesses.
+"""
 
 from __future__ import annotations
 
@@ -17,6 +24,7 @@ from prometheus_client import Histogram
 
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import verify_chain
+from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.merkle import ProofError
 from learnerledger.domain.transcript import (
@@ -42,9 +50,10 @@ from learnerledger.postgres import Connection, catalog, credit_log
 from learnerledger.postgres.checkpoints import verify_checkpoints
 from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
 from learnerledger.postgres.tree_heads import InclusionAt, NoTreeHead, head_of_size, inclusion_at
-from learnerledger.query import paging, read_model
+from learnerledger.query import access_log, paging, read_model
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
+from learnerledger.rpc.learner_tokens import LearnerTokenVerifier
 from learnerledger.v1 import common_pb2, events_pb2
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
@@ -59,6 +68,7 @@ BATCH_LEARNERS = Histogram(
 )
 ANNUAL_LIMIT = Decimal(40)
 CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
+NOT_OWN_RECORD = "NOT_OWN_RECORD"
 LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
 POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
 DEFAULT_MIN_POSITION_WAIT_S = 10.0
@@ -190,21 +200,22 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         watch_poll_s: float = 0.2,
         min_position_poll_s: float = 0.05,
         trusted_public_key: bytes | None = None,
+        learner_tokens: LearnerTokenVerifier | None = None,
     ) -> None:
         self._pool = pool
-        self._auth = BearerAuthenticator(pool_lookup(pool))
+        self._auth = BearerAuthenticator(pool_lookup(pool), learner_tokens=learner_tokens)
         self._watch_poll_s = watch_poll_s
         self._min_position_poll_s = min_position_poll_s
         self._trusted_public_key = trusted_public_key
 
     # -- access ---------------------------------------------------------------------------
     async def _reader(self, context: Ctx) -> catalog.Principal:
-        """The caller, if its token may read transcripts at all (university or admin)."""
+        """The caller, if its token may read records at all (university, admin or learner)."""
         principal = await self._auth.principal(context.invocation_metadata())
-        if principal.kind not in (catalog.PrincipalKind.ADMIN, catalog.PrincipalKind.UNIVERSITY):
+        if principal.kind not in _READERS:
             raise RpcFailure(
                 grpc.StatusCode.PERMISSION_DENIED,
-                "only university and admin tokens may read transcripts",
+                "only university, admin and learner tokens may read transcripts",
                 reason=Reason.WRONG_PRINCIPAL_KIND,
                 metadata={"principal_kind": principal.kind.value},
             )
@@ -212,30 +223,49 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
 
     async def _readable(
         self, connection: Connection, principal: catalog.Principal, learner_ids: Iterable[str]
-    ) -> set[str]:
-        """Which of ``learner_ids`` the reader may read now: all for an admin, those whose
-        consent to the university stands for a university. Consent is checked on every call
-        (never cached): a revocation takes effect at once."""
+    ) -> dict[str, datetime | None]:
+        """Which of ``learner_ids`` the reader may read now, each with when that right lapses
+        (None: not on its own): all for an admin, their own id for a learner, those whose
+        consent to the university is in force for a university. Consent is checked on every
+        call (never cached): a revocation or an expiry takes effect at once."""
         ids = set(learner_ids)
         if principal.kind is catalog.PrincipalKind.ADMIN:
-            return ids
+            return dict.fromkeys(ids)
+        if principal.kind is catalog.PrincipalKind.LEARNER:
+            return dict.fromkeys(ids & {principal.principal_id})
         pairs = [(learner_id, principal.principal_id) for learner_id in ids]
-        return {learner for learner, _ in await credit_log.active_consents(connection, pairs)}
+        standing = await credit_log.consents_in_force(connection, pairs)
+        return {learner: expire_time for (learner, _), expire_time in standing.items()}
 
-    async def _authorize(self, context: Ctx, learner_id: str) -> catalog.Principal:
+    async def _authorize(
+        self, context: Ctx, learner_id: str, method: str
+    ) -> tuple[catalog.Principal, datetime | None]:
+        """The reader and when its right to this record lapses; the read is logged."""
         principal = await self._reader(context)
         _check_learner_id(learner_id)
         async with self._pool.acquire() as connection:
-            if learner_id not in await self._readable(connection, principal, [learner_id]):
-                raise self._consent_denied(learner_id, principal.principal_id)
-        return principal
+            readable = await self._readable(connection, principal, [learner_id])
+            if learner_id not in readable:
+                raise self._denied(learner_id, principal)
+            await _log_reads(connection, principal, [learner_id], method)
+        return principal, readable[learner_id]
+
+    def _denied(self, learner_id: str, principal: catalog.Principal) -> RpcFailure:
+        if principal.kind is catalog.PrincipalKind.LEARNER:
+            return RpcFailure(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "a signed-in learner reads only their own record",
+                reason=NOT_OWN_RECORD,
+                metadata={"learner_id": learner_id},
+            )
+        return self._consent_denied(learner_id, principal.principal_id)
 
     @staticmethod
     def _consent_denied(learner_id: str, university_id: str) -> RpcFailure:
         return RpcFailure(
             grpc.StatusCode.PERMISSION_DENIED,
             f"learner {learner_id} has not granted university {university_id} consent "
-            "to read their record (or has revoked it)",
+            "to read their record (or has revoked it, or it has lapsed)",
             reason=CONSENT_NOT_GRANTED,
             metadata={"learner_id": learner_id, "university_id": university_id},
         )
@@ -271,7 +301,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
     async def GetTranscript(
         self, request: pb.GetTranscriptRequest, context: Ctx
     ) -> pb.GetTranscriptResponse:
-        await self._authorize(context, request.learner_id)
+        await self._authorize(context, request.learner_id, "GetTranscript")
         if request.min_position < 0:
             raise invalid_argument([Violation("min_position", "must not be negative")])
         if request.HasField("as_of"):
@@ -311,6 +341,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         valid = {learner_id for learner_id in learner_ids if is_apaar_id(learner_id)}
         async with self._pool.acquire() as connection:
             readable = await self._readable(connection, principal, valid)
+            await _log_reads(connection, principal, readable, "BatchGetTranscripts")
             states = await read_model.load_states(connection, readable)
         now = datetime.now(UTC)
         BATCH_LEARNERS.observe(len(learner_ids))
@@ -323,7 +354,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     [Violation(f"learner_ids[{index}]", "must be an APAAR id: exactly 12 digits")]
                 )
             elif learner_id not in readable:
-                refusal = self._consent_denied(learner_id, principal.principal_id)
+                refusal = self._denied(learner_id, principal)
             elif learner_id not in states:
                 refusal = _not_found(learner_id)
             if refusal is None:
@@ -337,7 +368,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
     async def ListCredentials(
         self, request: pb.ListCredentialsRequest, context: Ctx
     ) -> pb.ListCredentialsResponse:
-        await self._authorize(context, request.learner_id)
+        await self._authorize(context, request.learner_id, "ListCredentials")
         violations = []
         try:
             credential_filter = paging.parse_filter(request.filter)
@@ -388,7 +419,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
     async def GetCreditSummary(
         self, request: pb.GetCreditSummaryRequest, context: Ctx
     ) -> pb.GetCreditSummaryResponse:
-        await self._authorize(context, request.learner_id)
+        await self._authorize(context, request.learner_id, "GetCreditSummary")
         state = await self._load(request.learner_id)
         now = datetime.now(UTC)
         view = view_at(state, now, annual_limit=ANNUAL_LIMIT)
@@ -411,7 +442,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         self, request: pb.WatchTranscriptRequest, context: Ctx
     ) -> AsyncIterator[pb.WatchTranscriptResponse]:
         try:
-            principal = await self._authorize(context, request.learner_id)
+            principal, lapses_at = await self._authorize(
+                context, request.learner_id, "WatchTranscript"
+            )
             state = await self._load(request.learner_id)
         except RpcFailure as failure:
             await abort(context, failure)
@@ -424,6 +457,8 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         )
         while True:
             await asyncio.sleep(self._watch_poll_s)
+            if university is not None and lapses_at is not None and datetime.now(UTC) >= lapses_at:
+                await abort(context, self._consent_denied(request.learner_id, university))
             async with self._pool.acquire() as connection:
                 applied, _ = await read_model.applied_sequence(connection, request.learner_id)
                 if applied <= state.last_sequence:
@@ -444,6 +479,13 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     and entry.payload.get("university_id") == university
                 ):
                     await abort(context, self._consent_denied(request.learner_id, university))
+                if (
+                    university is not None
+                    and entry.kind is EntryKind.CONSENT_GRANTED
+                    and entry.payload.get("university_id") == university
+                ):
+                    granted_until = entry.payload.get("expire_time")
+                    lapses_at = parse_instant(str(granted_until)) if granted_until else None
                 yield pb.WatchTranscriptResponse(
                     transcript=state_to_transcript(state, datetime.now(UTC)),
                     applied_sequence=entry.sequence,
@@ -453,7 +495,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
     async def VerifyEntry(
         self, request: pb.VerifyEntryRequest, context: Ctx
     ) -> pb.VerifyEntryResponse:
-        await self._authorize(context, request.learner_id)
+        await self._authorize(context, request.learner_id, "VerifyEntry")
         if request.sequence < 1:
             raise invalid_argument([Violation("sequence", "must be 1 or more")])
         if request.tree_size < 0:
@@ -567,6 +609,74 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 ) from exc
         return pb.GetConsistencyProofResponse(
             from_size=request.from_size, to_size=request.to_size, proof=proof
+        )
+
+    @_unary
+    async def ListRecordAccesses(
+        self, request: pb.ListRecordAccessesRequest, context: Ctx
+    ) -> pb.ListRecordAccessesResponse:
+        principal = await self._auth.principal(context.invocation_metadata())
+        if principal.kind is not catalog.PrincipalKind.LEARNER:
+            raise RpcFailure(
+                grpc.StatusCode.PERMISSION_DENIED,
+                "only the learner (signed in with an ID token) may list who read their record",
+                reason=Reason.WRONG_PRINCIPAL_KIND,
+                metadata={"principal_kind": principal.kind.value},
+            )
+        _check_learner_id(request.learner_id)
+        if request.learner_id != principal.principal_id:
+            raise self._denied(request.learner_id, principal)
+        violations = []
+        try:
+            page_size = paging.coerce_page_size(request.page_size)
+        except ValueError as exc:
+            violations.append(Violation("page_size", str(exc)))
+            page_size = paging.DEFAULT_PAGE_SIZE
+        try:
+            before = access_log.decode_page_token(request.page_token, request.learner_id)
+        except access_log.InvalidAccessPageToken as exc:
+            violations.append(Violation("page_token", str(exc)))
+            before = None
+        if violations:
+            raise invalid_argument(violations)
+        async with self._pool.acquire() as connection:
+            rows = await access_log.page(
+                connection, request.learner_id, before=before, limit=page_size + 1
+            )
+        shown = rows[:page_size]
+        return pb.ListRecordAccessesResponse(
+            record_accesses=[
+                pb.RecordAccess(
+                    reader_kind=row.reader_kind,
+                    reader_id=row.reader_id,
+                    method=row.method,
+                    access_time=to_timestamp(row.accessed_at),
+                )
+                for row in shown
+            ],
+            next_page_token=(
+                access_log.encode_page_token(shown[-1]) if len(rows) > page_size else ""
+            ),
+        )
+
+
+_READERS = frozenset(
+    {catalog.PrincipalKind.ADMIN, catalog.PrincipalKind.UNIVERSITY, catalog.PrincipalKind.LEARNER}
+)
+
+
+async def _log_reads(
+    connection: Connection, principal: catalog.Principal, learner_ids: Iterable[str], method: str
+) -> None:
+    """Write a university's or an admin's read to the learners' access logs (a learner's read
+    of their own record is not logged)."""
+    if principal.kind in (catalog.PrincipalKind.UNIVERSITY, catalog.PrincipalKind.ADMIN):
+        await access_log.record(
+            connection,
+            learner_ids,
+            reader_kind=principal.kind.value,
+            reader_id=principal.principal_id,
+            method=method,
         )
 
 

@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+from datetime import timedelta
 
 import structlog
 
 from learnerledger.postgres.pool import create_pool
+from learnerledger.query import access_log
 from learnerledger.query.http_api import start_http
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
+from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import TlsFiles, start_server
 from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
@@ -35,6 +38,7 @@ async def run_query(
         pool,
         watch_poll_s=settings.watch_poll_ms / 1000,
         min_position_poll_s=settings.min_position_poll_ms / 1000,
+        learner_tokens=verifier_from_settings(settings),
     )
     server = await start_server(
         register=lambda s: transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(
@@ -64,12 +68,23 @@ async def run_query(
     if bound is not None:
         bound.set_result(port)
     log.info("query_started", address=f"{settings.grpc_bind}:{port}")
+    pruning = asyncio.create_task(
+        access_log.retention_worker(
+            pool,
+            retention=timedelta(days=settings.access_log_retention_days),
+            interval_s=settings.access_log_prune_interval_s,
+            stop=stop,
+        ),
+        name="record-accesses-retention",
+    )
     try:
         await stop.wait()
     finally:
         if http is not None:
             await http.stop()
         await server.stop(grace_s=2)
+        stop.set()  # ends the retention worker too
+        await pruning
         await pool.close()
         log.info("query_stopped")
 

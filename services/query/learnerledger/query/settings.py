@@ -30,6 +30,10 @@ class QuerySettings(CommonSettings):
     min_position_poll_ms: int = Field(50, ge=5)
     tls_cert_file: Path | None = None
     tls_key_file: Path | None = None
+    #: Who read my record: reads by universities and admins are kept this many days, then
+    #: deleted by the query service every access_log_prune_interval_s (QUERY_ACCESS_LOG_*).
+    access_log_retention_days: float = Field(365.0, gt=0, le=3650)
+    access_log_prune_interval_s: float = Field(3600.0, gt=0)
 
 
 class ProjectorSettings(CommonSettings):

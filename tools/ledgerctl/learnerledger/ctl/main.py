@@ -50,6 +50,20 @@ def _use_local_kafka_principal(principal: str) -> None:
         os.environ.update(broker.client_env(principal))
 
 
+def _use_local_learner_sign_in() -> None:
+    """Without LEARNER_OIDC_ISSUER set, a service on the local stack accepts learners' ID
+    tokens from the local development provider (``ledgerctl learner token``), if the stack has
+    one (``stack up`` makes it). A deployment configures its own provider instead."""
+    from learnerledger.ctl.dev_identity import for_state_dir
+    from learnerledger.ctl.stack import StackConfig, external_servers
+
+    if os.environ.get("LEARNER_OIDC_ISSUER", "").strip() or external_servers() is not None:
+        return
+    provider = for_state_dir(StackConfig.from_env().state_dir)
+    if provider.exists():
+        os.environ.update(provider.settings_env())
+
+
 def _database_url(purpose: str) -> str:
     """DATABASE_URL when set; else the local stack's login for ``purpose`` (``admin``,
     ``migrator`` or a service name) when the stack has made its logins; else the default."""
@@ -71,6 +85,12 @@ def cmd_stack_up(args: argparse.Namespace) -> int:
     os.environ.update(info.kafka_env.get("admin", {}))  # topics are created as the Kafka admin
     asyncio.run(_prepare(info.kafka_bootstrap, info.database_url))
     where = "external servers" if info.external else "local stack"
+    if not info.external:
+        from learnerledger.ctl.dev_identity import for_state_dir
+
+        # the development identity provider: `ledgerctl learner token` signs with it and the
+        # local services (`ledgerctl serve`) accept its tokens
+        for_state_dir(cfg.state_dir).ensure()
     print(f"{where} ready: kafka {info.kafka_bootstrap}, postgres {_redact(info.database_url)}")
     print("use it from a shell with:")
     if info.external:
@@ -193,6 +213,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     # Kafka as its own principal.
     os.environ["DATABASE_URL"] = _database_url(args.service)
     _use_local_kafka_principal(args.service)
+    _use_local_learner_sign_in()
     importlib.import_module(SERVICE_ENTRYPOINTS[args.service]).main()
     return 0
 
@@ -418,6 +439,24 @@ def cmd_keys_generate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_learner_token(args: argparse.Namespace) -> int:
+    from learnerledger.ctl.dev_identity import for_state_dir
+    from learnerledger.ctl.stack import StackConfig
+
+    provider = for_state_dir(StackConfig.from_env().state_dir).ensure()
+    try:
+        token = provider.mint(args.learner_id, lifetime_s=args.lifetime_s)
+    except ValueError as exc:
+        raise UsageProblem(str(exc)) from exc
+    print(
+        f"ID token for learner {args.learner_id} from the local development provider "
+        f"(valid {args.lifetime_s} s; key set {provider.jwks_file}):",
+        file=sys.stderr,
+    )
+    print(token)
+    return 0
+
+
 # replay, re-drive, lag -----------------------------------------------------------------------
 def _instant_arg(value: str) -> datetime:
     """An ISO 8601 instant for ``--since`` / ``--until``; without an offset it is UTC."""
@@ -602,6 +641,13 @@ def build_parser() -> argparse.ArgumentParser:
     add_witness_commands(commands)
     add_submit_command(commands)
     add_transcripts_command(commands)
+
+    learner = group("learner", "learners (the local development identity provider)")
+    learner_token = command(
+        learner, "token", cmd_learner_token, "sign a learner's ID token (local development only)"
+    )
+    learner_token.add_argument("learner_id", metavar="APAAR_ID")
+    learner_token.add_argument("--lifetime-s", type=int, default=3600)
 
     keys = group("keys", "checkpoint signing keys")
     generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
