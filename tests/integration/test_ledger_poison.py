@@ -11,7 +11,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import uuid
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -20,12 +20,14 @@ import asyncpg
 import pytest
 
 import learnerledger.ledger.appender as appender_module
+from learnerledger.ctl.stack import StackInfo
 from learnerledger.domain.credit_rules import CreditRules
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.kafka.codec import encode_completion_event, encode_dead_letter
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import events_pb2
+from tests.conftest import new_database
 from tests.integration.ledger_fixtures import (
     completion,
     consent,
@@ -309,10 +311,19 @@ POISONS = [
 ]
 
 
+@pytest.fixture
+async def case_database_url(stack: StackInfo, stack_logins: dict[str, str]) -> AsyncIterator[str]:
+    """A database of the case's own: each case's relay publishes the log from its start to the
+    case's new topic, so a shared one would republish every earlier case's 1,000 entries."""
+    async with new_database(stack, stack_logins) as db:
+        yield db.url
+
+
 @pytest.mark.parametrize("poison", POISONS, ids=[p.name for p in POISONS])
 async def test_one_poison_record_among_good_ones_is_rejected_and_the_ledger_moves_on(
-    kafka_bootstrap: str, database_url: str, topics: Any, poison: Poison
+    kafka_bootstrap: str, case_database_url: str, topics: Any, poison: Poison
 ) -> None:
+    database_url = case_database_url
     await seed_catalog(database_url)
     case = POISONS.index(poison)
     prefix = f"p{case:02d}"
