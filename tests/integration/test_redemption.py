@@ -501,3 +501,141 @@ async def test_concurrent_conflicting_redemptions_redeem_each_credit_at_most_onc
         assert set(winners) == {"du", "iitm"}
         for learner in learners:
             assert (await verify_ledger(s.db, learner_id=learner)).first_break is None
+
+
+async def test_list_redemptions_by_programme_and_learner_paged_filtered_and_authorized(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> None:
+    ann, bob = "934000000001", "934000000002"
+    async with stack(kafka_bootstrap, database_url, topics) as s:
+        await create_programme(s, "du-list-a", "du", 40, s.du)
+        await create_programme(s, "du-list-b", "du", 40, s.du)
+        await create_programme(s, "iitm-list", "iitm", 40, s.iitm)
+        seq_ann = await credited(s, ann, ["uc-1", "uc-2", "uc-3"], ["du", "iitm"])
+        seq_bob = await credited(s, bob, ["uc-1"], ["du"])
+        asks = [
+            (s.du, "du-l1", ann, "du-list-a", [seq_ann["uc-1"]]),
+            (s.du, "du-l2", bob, "du-list-b", [seq_bob["uc-1"]]),
+            (s.iitm, "iitm-l1", ann, "iitm-list", [seq_ann["uc-2"]]),
+            (s.du, "du-l3", ann, "du-list-b", [seq_ann["uc-2"]]),  # iitm won it: refused
+            (s.du, "du-l4", ann, "du-list-b", [seq_ann["uc-3"]]),
+        ]
+        for token, rid, learner, programme, sequences in asks:
+            await s.stub.RedeemCredits(
+                R.RedeemCreditsRequest(
+                    redemption_id=rid,
+                    learner_id=learner,
+                    programme_id=programme,
+                    credential_sequences=sequences,
+                ),
+                metadata=token,
+            )
+            await decided(s, rid, token)  # one after the other: the request order is known
+
+        async def listed(token: Any, text: str, page_size: int = 0) -> list[R.Redemption]:
+            found: list[R.Redemption] = []
+            page_token = ""
+            while True:
+                page = await s.stub.ListRedemptions(
+                    R.ListRedemptionsRequest(
+                        filter=text, page_size=page_size, page_token=page_token
+                    ),
+                    metadata=token,
+                )
+                if page_size:
+                    assert len(page.redemptions) <= page_size
+                found += page.redemptions
+                page_token = page.next_page_token
+                if not page_token:
+                    return found
+
+        def ids(found: list[R.Redemption]) -> list[str]:
+            return [r.redemption_id for r in found]
+
+        # By programme and by learner, in request order, one per page.
+        assert ids(await listed(s.du, 'programme_id = "du-list-b"', 1)) == [
+            "du-l2",
+            "du-l3",
+            "du-l4",
+        ]
+        by_ann = await listed(s.du, f"learner_id = {ann}", 2)
+        assert ids(by_ann) == ["du-l1", "du-l3", "du-l4"]  # not IIT Madras' redemption
+        assert [r.state for r in by_ann] == [
+            R.REDEMPTION_STATE_REDEEMED,
+            R.REDEMPTION_STATE_REFUSED,
+            R.REDEMPTION_STATE_REDEEMED,
+        ]
+        assert outcomes(by_ann[1]) == [(seq_ann["uc-2"], OUT.REDEMPTION_OUTCOME_ALREADY_REDEEMED)]
+        assert ids(await listed(s.du, f'learner_id = "{ann}" AND state = REFUSED')) == ["du-l3"]
+        assert ids(await listed(s.iitm, f"learner_id = {ann}")) == ["iitm-l1"]
+        # An admin sees every university's, or one university's.
+        assert ids(await listed(s.admin, f"learner_id = {ann}", 1)) == [
+            "du-l1",
+            "iitm-l1",
+            "du-l3",
+            "du-l4",
+        ]
+        assert ids(await listed(s.admin, f"learner_id = {ann} AND university_id = iitm")) == [
+            "iitm-l1"
+        ]
+
+        # The issuer revokes a redeemed completion: the redeeming university's list says so.
+        await produce(s.bootstrap, s.topic, [revocation(ann, f"{ann}-uc-1")])
+
+        async def flagged() -> bool:
+            found = await listed(s.du, f"learner_id = {ann} AND revoked_after_redemption = true")
+            return ids(found) == ["du-l1"]
+
+        await eventually(flagged, what="du-l1 listed as revoked after redemption")
+        (l1,) = await listed(s.du, f"learner_id = {ann} AND revoked_after_redemption = true")
+        assert list(l1.revoked_after_redemption) == [seq_ann["uc-1"]]
+        assert l1.state == R.REDEMPTION_STATE_REDEEMED  # the debit stays
+        got = await s.stub.GetRedemption(
+            R.GetRedemptionRequest(redemption_id="du-l1"), metadata=s.du
+        )
+        assert list(got.redemption.revoked_after_redemption) == [seq_ann["uc-1"]]
+        assert ids(await listed(s.du, f"learner_id={ann} AND revoked_after_redemption=false")) == [
+            "du-l3",
+            "du-l4",
+        ]
+
+        # Authorization and validation.
+        with pytest.raises(grpc.aio.AioRpcError) as foreign:
+            await s.stub.ListRedemptions(
+                R.ListRedemptionsRequest(filter="university_id = iitm"), metadata=s.du
+            )
+        assert foreign.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        with pytest.raises(grpc.aio.AioRpcError) as wrong_kind:
+            await s.stub.ListRedemptions(R.ListRedemptionsRequest(), metadata=s.issuer)
+        assert wrong_kind.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        for text in (
+            "colour = red",
+            "learner_id = 12",
+            "state = LOST",
+            "revoked_after_redemption = maybe",
+            'programme_id = "a" OR programme_id = "b"',
+            "learner_id = 934000000001 AND learner_id = 934000000002",
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as bad:
+                await s.stub.ListRedemptions(R.ListRedemptionsRequest(filter=text), metadata=s.du)
+            assert bad.value.code() == grpc.StatusCode.INVALID_ARGUMENT, text
+            assert violations(bad.value) == ["filter"], text
+        first = await s.stub.ListRedemptions(
+            R.ListRedemptionsRequest(filter=f"learner_id = {ann}", page_size=1), metadata=s.du
+        )
+        assert first.next_page_token
+        for text, token in (
+            (f"learner_id = {bob}", s.du),  # another filter
+            (f"learner_id = {ann}", s.admin),  # another caller
+        ):
+            with pytest.raises(grpc.aio.AioRpcError) as replayed:
+                await s.stub.ListRedemptions(
+                    R.ListRedemptionsRequest(filter=text, page_token=first.next_page_token),
+                    metadata=token,
+                )
+            assert violations(replayed.value) == ["page_token"]
+        with pytest.raises(grpc.aio.AioRpcError) as garbage:
+            await s.stub.ListRedemptions(
+                R.ListRedemptionsRequest(page_token="not-a-token", page_size=-1), metadata=s.du
+            )
+        assert violations(garbage.value) == ["page_size"]  # the token is checked once valid
