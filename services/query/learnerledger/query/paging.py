@@ -22,7 +22,8 @@ from dataclasses import dataclass
 
 from learnerledger.domain.catalog import InvalidCourse, parse_level
 from learnerledger.domain.transcript import CredentialStatus
-from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
+from learnerledger.rpc.filters import InvalidFilter as InvalidFilter
+from learnerledger.rpc.filters import parse_comparisons
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
