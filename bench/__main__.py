@@ -26,6 +26,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "end_to_end": ["--completions", "2000", "--rate", "50", "--seconds", "2"],
         "replay": ["--entries", "2000", "--learners", "200"],
         "bulk_upload": ["--rows", "2000"],
+        "redemption": ["--learners", "50", "--courses", "2"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -36,6 +37,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "end_to_end": ["--completions", "20000", "--rate", "200", "--seconds", "30"],
         "replay": ["--entries", "1000000", "--learners", "100000"],
         "bulk_upload": ["--rows", "100000"],
+        "redemption": ["--learners", "2000", "--courses", "4"],
     },
 }
 
