@@ -95,9 +95,9 @@ async def running_ledger(info: StackInfo, dsn: str, topics: dict[str, str]) -> A
 
 async def timed(
     calls: list[Callable[[], Awaitable[object]]], concurrency: int
-) -> tuple[list[float], float]:
-    """Run ``calls`` with ``concurrency`` in flight; each one's send time (epoch s) and the
-    first send."""
+) -> tuple[list[float], float, float]:
+    """Run ``calls`` with ``concurrency`` in flight; each one's send time (epoch s), the first
+    send and the last acknowledgement."""
     gate = asyncio.Semaphore(concurrency)
     sent = [0.0] * len(calls)
 
@@ -108,7 +108,7 @@ async def timed(
 
     first = time.time()
     await asyncio.gather(*(one(n) for n in range(len(calls))))
-    return sent, first
+    return sent, first, time.time()
 
 
 async def decided_at(connection: asyncpg.Connection, sql: str, keys: list[str]) -> dict[str, float]:
@@ -122,12 +122,15 @@ async def decided_at(connection: asyncpg.Connection, sql: str, keys: list[str]) 
     return {r[0]: r[1].timestamp() for r in rows}
 
 
-def figures(sent: dict[str, float], first: float, done: dict[str, float]) -> dict[str, float]:
+def figures(
+    sent: dict[str, float], first: float, acked: float, done: dict[str, float]
+) -> dict[str, float]:
     latencies = sorted(done[k] - sent[k] for k in sent)
     cuts = statistics.quantiles(latencies, n=100)
     elapsed = max(done.values()) - first
     return {
         "requests": len(sent),
+        "acknowledged_per_s": round(len(sent) / (acked - first), 1),
         "seconds": round(elapsed, 2),
         "per_s": round(len(sent) / elapsed, 1),
         "p50_ms": round(cuts[49] * 1000, 1),
@@ -221,7 +224,7 @@ async def _completions(
             )
             for item in items
         ]
-        sent, first = await timed(calls, concurrency)
+        sent, first, acked = await timed(calls, concurrency)
     keys = [item.completion_id for item in items]
     done = await decided_at(
         connection,
@@ -229,7 +232,7 @@ async def _completions(
         "WHERE completion_id = ANY($1::text[]) AND kind = 'credit_awarded'",
         keys,
     )
-    return figures(dict(zip(keys, sent, strict=True)), first, done)
+    return figures(dict(zip(keys, sent, strict=True)), first, acked, done)
 
 
 async def _consent(
@@ -298,7 +301,7 @@ async def _redemptions(
             metadata=metadata,
         )
         calls = [lambda ask=ask: stub.RedeemCredits(ask, metadata=metadata) for ask in asks]
-        sent, first = await timed(calls, concurrency)
+        sent, first, acked = await timed(calls, concurrency)
     keys = [ask.redemption_id for ask in asks]
     done = await decided_at(
         connection,
@@ -306,7 +309,7 @@ async def _redemptions(
         "WHERE kind = 'credits_redeemed' AND payload->>'redemption_id' = ANY($1::text[])",
         keys,
     )
-    return figures(dict(zip(keys, sent, strict=True)), first, done)
+    return figures(dict(zip(keys, sent, strict=True)), first, acked, done)
 
 
 def main() -> None:
@@ -317,12 +320,13 @@ def main() -> None:
     args = parser.parse_args()
     report = asyncio.run(run(args))
     completed, redeemed = report["completions"], report["redemptions"]
-    print(f"{'':<12} {'requests':>9} {'per s':>8} {'p50 ms':>8} {'p99 ms':>8}  request to decided")
+    print(f"{'':<12} {'requests':>9} {'acked/s':>8} {'decided/s':>9} {'p50 ms':>8} {'p99 ms':>8}")
     for name, row in (("completions", completed), ("redemptions", redeemed)):
         print(
-            f"{name:<12} {row['requests']:>9} {row['per_s']:>8} "  # type: ignore[index]
-            f"{row['p50_ms']:>8} {row['p99_ms']:>8}"  # type: ignore[index]
+            f"{name:<12} {row['requests']:>9} {row['acknowledged_per_s']:>8} "  # type: ignore[index]
+            f"{row['per_s']:>9} {row['p50_ms']:>8} {row['p99_ms']:>8}"  # type: ignore[index]
         )
+    print("(decided/s and latencies: request to decided; acked/s: request to acknowledged)")
     print(f"redemptions / completions: {report['ratio_redemptions_to_completions']}")
     print(f"written {save_report('redemption', report)}")
 

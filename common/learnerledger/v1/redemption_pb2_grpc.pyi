@@ -30,7 +30,8 @@ class RedemptionServiceStub:
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -70,7 +71,8 @@ class RedemptionServiceAsyncStub(RedemptionServiceStub):
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -106,7 +108,8 @@ class RedemptionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
