@@ -18,6 +18,7 @@ from learnerledger.v1 import (
     events_pb2,
     issuer_gateway_pb2,
     ledger_admin_pb2,
+    redemption_pb2,
     transcript_query_pb2,
 )
 
@@ -298,6 +299,18 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "VerifyLedger",
                 "StartReplay",
                 "GetReplayStatus",
+                "SetCourseCategory",
+            },
+        ),
+        (
+            redemption_pb2,
+            "RedemptionService",
+            {
+                "CreateProgramme",
+                "ListProgrammes",
+                "RedeemCredits",
+                "GetRedemption",
+                "ListRedemptions",
             },
         ),
     ],
