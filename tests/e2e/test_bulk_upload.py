@@ -321,15 +321,15 @@ async def test_the_readme_demo_csv_uploads_and_a_registrar_reads_its_learners_in
     rows = read_report(out)
     assert [
         (r["learner_id"], r["status"], r["active_credits"], r["expired_credits"],
-         r["revoked_credits"], r["reason"])
+         r["revoked_credits"], r["redeemed_credits"], r["reason"])
         for r in rows
     ] == [
-        ("900000000001", "ok", "5.0", "0.0", "0.0", ""),  # ml 3 + stats 2 credits
-        ("900000000002", "ok", "3.0", "0.0", "0.0", ""),  # the fail earned nothing
-        ("900000000003", "ok", "0.0", "3.0", "0.0", ""),  # completed 2018: expired
-        ("900000000004", "permission_denied", "", "", "", "CONSENT_NOT_GRANTED"),
-        ("900000000099", "permission_denied", "", "", "", "CONSENT_NOT_GRANTED"),
-        ("12345", "invalid", "", "", "", "INVALID_ARGUMENT"),
+        ("900000000001", "ok", "5.0", "0.0", "0.0", "0.0", ""),  # ml 3 + stats 2 credits
+        ("900000000002", "ok", "3.0", "0.0", "0.0", "0.0", ""),  # the fail earned nothing
+        ("900000000003", "ok", "0.0", "3.0", "0.0", "0.0", ""),  # completed 2018: expired
+        ("900000000004", "permission_denied", "", "", "", "", "CONSENT_NOT_GRANTED"),
+        ("900000000099", "permission_denied", "", "", "", "", "CONSENT_NOT_GRANTED"),
+        ("12345", "invalid", "", "", "", "", "INVALID_ARGUMENT"),
     ]  # fmt: skip
     assert "has not granted university demo-university consent" in rows[3]["message"]
     assert "APAAR" in rows[5]["message"]

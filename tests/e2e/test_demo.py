@@ -40,6 +40,17 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         assert len(courses) == 6
         assert "iitm-thesis" in courses
         assert "completions without credit 3" in out
+        # The registrar's redemption: the university course and one SWAYAM course redeemed,
+        # the other SWAYAM course refused for the 40% cap, printed per credential.
+        assert re.search(r"^redemption demo-\S+: learner \d{12}, programme demo-bsc "
+                         r"\(demo-university\): REDEEMED", out, flags=re.MULTILINE)  # fmt: skip
+        outcomes = re.findall(
+            r"^\s+\d+\s+(\S+)\s+(\S+)\s+[\d.]+\s+(REDEEMED|CAP_EXCEEDED)$", out, re.MULTILINE
+        )
+        assert sorted(o for _, _, o in outcomes) == ["CAP_EXCEEDED", "REDEEMED", "REDEEMED"]
+        assert [(c[:7], cat) for c, cat, o in outcomes if o == "CAP_EXCEEDED"] == [
+            ("swayam-", "swayam_mooc")
+        ]
     finally:
         down = ledgerctl(env, "stack", "down")
         leftovers = our_processes(state)

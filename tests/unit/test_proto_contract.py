@@ -19,6 +19,7 @@ from learnerledger.v1 import (
     issuer_gateway_pb2,
     learner_consent_pb2,
     ledger_admin_pb2,
+    redemption_pb2,
     transcript_query_pb2,
 )
 
@@ -305,6 +306,18 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "VerifyLedger",
                 "StartReplay",
                 "GetReplayStatus",
+                "SetCourseCategory",
+            },
+        ),
+        (
+            redemption_pb2,
+            "RedemptionService",
+            {
+                "CreateProgramme",
+                "ListProgrammes",
+                "RedeemCredits",
+                "GetRedemption",
+                "ListRedemptions",
             },
         ),
     ],

@@ -3,6 +3,7 @@ the credit rules append, and the transcript fold over it."""
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -35,7 +36,13 @@ from learnerledger.domain.redemption import (
     assess,
     request_digest,
 )
-from learnerledger.domain.transcript import CredentialStatus, TranscriptProjection, view_at
+from learnerledger.domain.transcript import (
+    CredentialStatus,
+    RedemptionChange,
+    TranscriptProjection,
+    redemption_change,
+    view_at,
+)
 from tests.unit.domain_builders import LEARNER, NOW, chain, revocation
 
 UNIVERSITY = "du"
@@ -338,6 +345,18 @@ def test_transcript_shows_redeemed_and_revoked_after_redemption() -> None:
     # Before the redemption (as_of), the credential was active and nothing was redeemed.
     before = view_at(TranscriptProjection.fold(LEARNER, entries[:2]), later)
     assert before.redeemed_credits == 0
+
+    # What each entry changed, as WatchTranscript reports it.
+    states = [TranscriptProjection.initial(LEARNER)]
+    for entry in entries:
+        states.append(TranscriptProjection.apply(states[-1], entry))
+    changes = [redemption_change(a, b) for a, b in itertools.pairwise(states)]
+    assert changes == [
+        RedemptionChange(),
+        RedemptionChange(),
+        RedemptionChange(redeemed=(1,)),
+        RedemptionChange(revoked_after_redemption=(1,)),
+    ]
 
 
 def test_field_rules_of_a_redemption_request() -> None:

@@ -185,6 +185,33 @@ class TranscriptProjection:
 
 
 @dataclass(frozen=True, slots=True)
+class RedemptionChange:
+    """What one entry changed about redemptions: the credentials it redeemed, and the redeemed
+    credentials it revoked (revoked after redemption: the debit stays)."""
+
+    redeemed: tuple[int, ...] = ()
+    revoked_after_redemption: tuple[int, ...] = ()
+
+
+def redemption_change(before: TranscriptState, after: TranscriptState) -> RedemptionChange:
+    """Compare the states around one applied entry (``after = apply(before, entry)``)."""
+    redeemed = []
+    revoked = []
+    for sequence, credential in sorted(after.credentials.items()):
+        was = before.credentials.get(sequence)
+        if credential.redeemed_at is not None and (was is None or was.redeemed_at is None):
+            redeemed.append(sequence)
+        if (
+            credential.redeemed_at is not None
+            and credential.revoked_at is not None
+            and was is not None
+            and was.revoked_at is None
+        ):
+            revoked.append(sequence)
+    return RedemptionChange(tuple(redeemed), tuple(revoked))
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptView:
     """A transcript as read at one instant: statuses and totals evaluated then."""
 

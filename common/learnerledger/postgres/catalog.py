@@ -356,6 +356,34 @@ async def set_recommendation(
     return course_from_row(row, history), change
 
 
+async def set_category(
+    connection: Connection, course_id: str, category: CourseCategory, *, reason: str = ""
+) -> Course:
+    """Set the course's category (for redemptions decided from now on) and keep the change in
+    ``course_category_changes``. Setting the category it has records nothing."""
+    async with connection.transaction():
+        previous = await connection.fetchval(
+            "SELECT category FROM courses WHERE course_id = $1 FOR UPDATE", course_id
+        )
+        if previous is None:
+            raise NotFound("course", course_id)
+        if previous != category.value:
+            await connection.execute(
+                "INSERT INTO course_category_changes (course_id, category, previous, reason) "
+                "VALUES ($1, $2, $3, $4)",
+                course_id,
+                category.value,
+                previous,
+                reason,
+            )
+            await connection.execute(
+                "UPDATE courses SET category = $2, updated_at = now() WHERE course_id = $1",
+                course_id,
+                category.value,
+            )
+    return (await courses_by_id(connection, [course_id]))[course_id]
+
+
 async def courses_by_id(connection: Connection, course_ids: list[str]) -> dict[str, Course]:
     """Courses with their recommendation history (what the credit rules decide on)."""
     rows = await connection.fetch(

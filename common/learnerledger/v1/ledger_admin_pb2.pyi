@@ -264,6 +264,60 @@ class CreateCourseResponse(_message.Message):
 Global___CreateCourseResponse: _TypeAlias = CreateCourseResponse  # noqa: Y015
 
 @_typing.final
+class SetCourseCategoryRequest(_message.Message):
+    """Request of LedgerAdminService.SetCourseCategory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    CATEGORY_FIELD_NUMBER: _builtins.int
+    REASON_FIELD_NUMBER: _builtins.int
+    course_id: _builtins.str
+    """The course. Required."""
+    category: _common_pb2.CourseCategory.ValueType
+    """Its category. Required (not UNSPECIFIED)."""
+    reason: _builtins.str
+    """Why, for the audit trail (at most 1000 characters)."""
+    def __init__(
+        self,
+        *,
+        course_id: _builtins.str = ...,
+        category: _common_pb2.CourseCategory.ValueType = ...,
+        reason: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "course_id", b"course_id", "reason", b"reason"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCourseCategoryRequest: _TypeAlias = SetCourseCategoryRequest  # noqa: Y015
+
+@_typing.final
+class SetCourseCategoryResponse(_message.Message):
+    """Response of LedgerAdminService.SetCourseCategory."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def course(self) -> _common_pb2.Course:
+        """The course with its category."""
+
+    def __init__(
+        self,
+        *,
+        course: _common_pb2.Course | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___SetCourseCategoryResponse: _TypeAlias = SetCourseCategoryResponse  # noqa: Y015
+
+@_typing.final
 class ApproveCourseRequest(_message.Message):
     """Request of LedgerAdminService.ApproveCourse."""
 

@@ -51,6 +51,11 @@ class LedgerAdminServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseResponse.FromString,
                 _registered_method=True)
+        self.SetCourseCategory = channel.unary_unary(
+                '/learnerledger.v1.LedgerAdminService/SetCourseCategory',
+                request_serializer=learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryResponse.FromString,
+                _registered_method=True)
         self.ListCourses = channel.unary_unary(
                 '/learnerledger.v1.LedgerAdminService/ListCourses',
                 request_serializer=learnerledger_dot_v1_dot_ledger__admin__pb2.ListCoursesRequest.SerializeToString,
@@ -127,6 +132,16 @@ class LedgerAdminServiceServicer:
     def WithdrawCourse(self, request, context):
         """Withdraws a course's credit recommendation: new completions earn no credit; credit already
         awarded stays. Idempotent.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def SetCourseCategory(self, request, context):
+        """Sets a course's category (where its credit comes from, for the redemption caps), so
+        courses added before categories existed can be categorised. Applies to redemptions
+        decided from now on; a redemption already decided keeps the category it was decided
+        with. Every change is kept with its time and reason. NOT_FOUND for an unknown course.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -227,6 +242,11 @@ def add_LedgerAdminServiceServicer_to_server(servicer, server):
                     servicer.WithdrawCourse,
                     request_deserializer=learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseResponse.SerializeToString,
+            ),
+            'SetCourseCategory': grpc.unary_unary_rpc_method_handler(
+                    servicer.SetCourseCategory,
+                    request_deserializer=learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryResponse.SerializeToString,
             ),
             'ListCourses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListCourses,
@@ -362,6 +382,33 @@ class LedgerAdminService:
             '/learnerledger.v1.LedgerAdminService/WithdrawCourse',
             learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseRequest.SerializeToString,
             learnerledger_dot_v1_dot_ledger__admin__pb2.WithdrawCourseResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def SetCourseCategory(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.LedgerAdminService/SetCourseCategory',
+            learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryRequest.SerializeToString,
+            learnerledger_dot_v1_dot_ledger__admin__pb2.SetCourseCategoryResponse.FromString,
             options,
             channel_credentials,
             insecure,

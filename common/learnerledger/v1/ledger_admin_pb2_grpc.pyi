@@ -47,6 +47,12 @@ class LedgerAdminServiceStub:
     """Withdraws a course's credit recommendation: new completions earn no credit; credit already
     awarded stays. Idempotent.
     """
+    SetCourseCategory: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.SetCourseCategoryRequest, _ledger_admin_pb2.SetCourseCategoryResponse]
+    """Sets a course's category (where its credit comes from, for the redemption caps), so
+    courses added before categories existed can be categorised. Applies to redemptions
+    decided from now on; a redemption already decided keeps the category it was decided
+    with. Every change is kept with its time and reason. NOT_FOUND for an unknown course.
+    """
     ListCourses: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.ListCoursesRequest, _ledger_admin_pb2.ListCoursesResponse]
     """Lists courses, filtered and paged (AIP-132, AIP-158, AIP-160), ordered by course id."""
     CreateIssuer: _grpc.UnaryUnaryMultiCallable[_ledger_admin_pb2.CreateIssuerRequest, _ledger_admin_pb2.CreateIssuerResponse]
@@ -100,6 +106,12 @@ class LedgerAdminServiceAsyncStub(LedgerAdminServiceStub):
     WithdrawCourse: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.WithdrawCourseRequest, _ledger_admin_pb2.WithdrawCourseResponse]  # type: ignore[assignment]
     """Withdraws a course's credit recommendation: new completions earn no credit; credit already
     awarded stays. Idempotent.
+    """
+    SetCourseCategory: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.SetCourseCategoryRequest, _ledger_admin_pb2.SetCourseCategoryResponse]  # type: ignore[assignment]
+    """Sets a course's category (where its credit comes from, for the redemption caps), so
+    courses added before categories existed can be categorised. Applies to redemptions
+    decided from now on; a redemption already decided keeps the category it was decided
+    with. Every change is kept with its time and reason. NOT_FOUND for an unknown course.
     """
     ListCourses: _aio.UnaryUnaryMultiCallable[_ledger_admin_pb2.ListCoursesRequest, _ledger_admin_pb2.ListCoursesResponse]  # type: ignore[assignment]
     """Lists courses, filtered and paged (AIP-132, AIP-158, AIP-160), ordered by course id."""
@@ -169,6 +181,18 @@ class LedgerAdminServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_ledger_admin_pb2.WithdrawCourseResponse, _abc.Awaitable[_ledger_admin_pb2.WithdrawCourseResponse]]:
         """Withdraws a course's credit recommendation: new completions earn no credit; credit already
         awarded stays. Idempotent.
+        """
+
+    @_abc_1.abstractmethod
+    def SetCourseCategory(
+        self,
+        request: _ledger_admin_pb2.SetCourseCategoryRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_ledger_admin_pb2.SetCourseCategoryResponse, _abc.Awaitable[_ledger_admin_pb2.SetCourseCategoryResponse]]:
+        """Sets a course's category (where its credit comes from, for the redemption caps), so
+        courses added before categories existed can be categorised. Applies to redemptions
+        decided from now on; a redemption already decided keeps the category it was decided
+        with. Every change is kept with its time and reason. NOT_FOUND for an unknown course.
         """
 
     @_abc_1.abstractmethod

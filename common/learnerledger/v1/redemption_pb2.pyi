@@ -342,6 +342,73 @@ class GetRedemptionResponse(_message.Message):
 Global___GetRedemptionResponse: _TypeAlias = GetRedemptionResponse  # noqa: Y015
 
 @_typing.final
+class ListRedemptionsRequest(_message.Message):
+    """Request of RedemptionService.ListRedemptions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    FILTER_FIELD_NUMBER: _builtins.int
+    PAGE_SIZE_FIELD_NUMBER: _builtins.int
+    PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    filter: _builtins.str
+    """Comparisons joined by AND (a subset of AIP-160), for example
+    `programme_id = "du-bsc" AND learner_id = "123456789012"`. Fields: learner_id,
+    programme_id, university_id (a university token may only name itself), state (PENDING,
+    REDEEMED, REFUSED, REJECTED), revoked_after_redemption (true or false). Empty: every
+    redemption the caller may see. Anything else is INVALID_ARGUMENT naming `filter`.
+    """
+    page_size: _builtins.int
+    """The maximum number of redemptions to return. 0: 50; values above 1000 are coerced to
+    1000; negative values are INVALID_ARGUMENT.
+    """
+    page_token: _builtins.str
+    """A next_page_token from a previous call with the same filter, to get the next page
+    (INVALID_ARGUMENT with another filter or caller).
+    """
+    def __init__(
+        self,
+        *,
+        filter: _builtins.str = ...,
+        page_size: _builtins.int = ...,
+        page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRedemptionsRequest: _TypeAlias = ListRedemptionsRequest  # noqa: Y015
+
+@_typing.final
+class ListRedemptionsResponse(_message.Message):
+    """Response of RedemptionService.ListRedemptions."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    REDEMPTIONS_FIELD_NUMBER: _builtins.int
+    NEXT_PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    next_page_token: _builtins.str
+    """A token for the next page; empty when this is the last page."""
+    @_builtins.property
+    def redemptions(self) -> _containers.RepeatedCompositeFieldContainer[Global___Redemption]:
+        """The page of redemptions, in the order they were requested."""
+
+    def __init__(
+        self,
+        *,
+        redemptions: _abc.Iterable[Global___Redemption] | None = ...,
+        next_page_token: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["next_page_token", b"next_page_token", "redemptions", b"redemptions"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ListRedemptionsResponse: _TypeAlias = ListRedemptionsResponse  # noqa: Y015
+
+@_typing.final
 class Redemption(_message.Message):
     """One redemption request and, once decided, its outcome per credential."""
 
@@ -358,6 +425,7 @@ class Redemption(_message.Message):
     REQUEST_TIME_FIELD_NUMBER: _builtins.int
     DECIDE_TIME_FIELD_NUMBER: _builtins.int
     REJECTION_REASON_FIELD_NUMBER: _builtins.int
+    REVOKED_AFTER_REDEMPTION_FIELD_NUMBER: _builtins.int
     redemption_id: _builtins.str
     """The university's id for the redemption."""
     university_id: _builtins.str
@@ -386,6 +454,12 @@ class Redemption(_message.Message):
     def decide_time(self) -> _timestamp_pb2.Timestamp:
         """When the ledger decided it (unset while PENDING)."""
 
+    @_builtins.property
+    def revoked_after_redemption(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The credentials this redemption redeemed (by sequence) that their issuer revoked
+        afterwards. The debit stays (a redemption is irrevocable); the registrar should act.
+        """
+
     def __init__(
         self,
         *,
@@ -400,10 +474,11 @@ class Redemption(_message.Message):
         request_time: _timestamp_pb2.Timestamp | None = ...,
         decide_time: _timestamp_pb2.Timestamp | None = ...,
         rejection_reason: _builtins.str = ...,
+        revoked_after_redemption: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "request_time", b"request_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "entry_sequence", b"entry_sequence", "learner_id", b"learner_id", "lines", b"lines", "programme_id", b"programme_id", "redeemed_credits", b"redeemed_credits", "redemption_id", b"redemption_id", "rejection_reason", b"rejection_reason", "request_time", b"request_time", "state", b"state", "university_id", b"university_id"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["decide_time", b"decide_time", "entry_sequence", b"entry_sequence", "learner_id", b"learner_id", "lines", b"lines", "programme_id", b"programme_id", "redeemed_credits", b"redeemed_credits", "redemption_id", b"redemption_id", "rejection_reason", b"rejection_reason", "request_time", b"request_time", "revoked_after_redemption", b"revoked_after_redemption", "state", b"state", "university_id", b"university_id"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -29,7 +29,8 @@ class RedemptionServiceStub:
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -61,13 +62,19 @@ class RedemptionServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionResponse.FromString,
                 _registered_method=True)
+        self.ListRedemptions = channel.unary_unary(
+                '/learnerledger.v1.RedemptionService/ListRedemptions',
+                request_serializer=learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsResponse.FromString,
+                _registered_method=True)
 
 
 class RedemptionServiceServicer:
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -108,6 +115,16 @@ class RedemptionServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ListRedemptions(self, request, context):
+        """Lists redemptions in request order, filtered and paged (AIP-132, AIP-158, AIP-160): a
+        university token sees the redemptions it asked for (toward its own programmes), an admin
+        token every university's. Filter by learner, by programme, by state, or for the
+        redemptions whose credentials were revoked after redemption.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_RedemptionServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -131,6 +148,11 @@ def add_RedemptionServiceServicer_to_server(servicer, server):
                     request_deserializer=learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionResponse.SerializeToString,
             ),
+            'ListRedemptions': grpc.unary_unary_rpc_method_handler(
+                    servicer.ListRedemptions,
+                    request_deserializer=learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'learnerledger.v1.RedemptionService', rpc_method_handlers)
@@ -143,7 +165,8 @@ class RedemptionService:
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -247,6 +270,33 @@ class RedemptionService:
             '/learnerledger.v1.RedemptionService/GetRedemption',
             learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionRequest.SerializeToString,
             learnerledger_dot_v1_dot_redemption__pb2.GetRedemptionResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ListRedemptions(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.RedemptionService/ListRedemptions',
+            learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsRequest.SerializeToString,
+            learnerledger_dot_v1_dot_redemption__pb2.ListRedemptionsResponse.FromString,
             options,
             channel_credentials,
             insecure,

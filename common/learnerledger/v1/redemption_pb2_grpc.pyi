@@ -30,7 +30,8 @@ class RedemptionServiceStub:
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -58,13 +59,20 @@ class RedemptionServiceStub:
     """
     GetRedemption: _grpc.UnaryUnaryMultiCallable[_redemption_pb2.GetRedemptionRequest, _redemption_pb2.GetRedemptionResponse]
     """The redemption with that id of the calling university. NOT_FOUND if it never asked."""
+    ListRedemptions: _grpc.UnaryUnaryMultiCallable[_redemption_pb2.ListRedemptionsRequest, _redemption_pb2.ListRedemptionsResponse]
+    """Lists redemptions in request order, filtered and paged (AIP-132, AIP-158, AIP-160): a
+    university token sees the redemptions it asked for (toward its own programmes), an admin
+    token every university's. Filter by learner, by programme, by state, or for the
+    redemptions whose credentials were revoked after redemption.
+    """
 
 @_typing.type_check_only
 class RedemptionServiceAsyncStub(RedemptionServiceStub):
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -89,12 +97,19 @@ class RedemptionServiceAsyncStub(RedemptionServiceStub):
     """
     GetRedemption: _aio.UnaryUnaryMultiCallable[_redemption_pb2.GetRedemptionRequest, _redemption_pb2.GetRedemptionResponse]  # type: ignore[assignment]
     """The redemption with that id of the calling university. NOT_FOUND if it never asked."""
+    ListRedemptions: _aio.UnaryUnaryMultiCallable[_redemption_pb2.ListRedemptionsRequest, _redemption_pb2.ListRedemptionsResponse]  # type: ignore[assignment]
+    """Lists redemptions in request order, filtered and paged (AIP-132, AIP-158, AIP-160): a
+    university token sees the redemptions it asked for (toward its own programmes), an admin
+    token every university's. Filter by learner, by programme, by state, or for the
+    redemptions whose credentials were revoked after redemption.
+    """
 
 class RedemptionServiceServicer(metaclass=_abc_1.ABCMeta):
     """Programmes and redemptions, served by the ledger process (the admin API's address).
 
     Programmes: an admin token manages every university's; a university token its own.
-    Redemptions: university tokens only. A redemption travels the learner's ordered path (Kafka
+    Redemptions: a university token redeems and reads its own; an admin token lists every
+    university's (ListRedemptions) but redeems nothing. A redemption travels the learner's ordered path (Kafka
     completions.v1 keyed by the learner, decided by the ledger in order, appended to the
     hash-chained log), so no credit is ever redeemed twice; once redeemed it is irrevocably
     debited, and no request undoes it.
@@ -141,5 +156,17 @@ class RedemptionServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_redemption_pb2.GetRedemptionResponse, _abc.Awaitable[_redemption_pb2.GetRedemptionResponse]]:
         """The redemption with that id of the calling university. NOT_FOUND if it never asked."""
+
+    @_abc_1.abstractmethod
+    def ListRedemptions(
+        self,
+        request: _redemption_pb2.ListRedemptionsRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_redemption_pb2.ListRedemptionsResponse, _abc.Awaitable[_redemption_pb2.ListRedemptionsResponse]]:
+        """Lists redemptions in request order, filtered and paged (AIP-132, AIP-158, AIP-160): a
+        university token sees the redemptions it asked for (toward its own programmes), an admin
+        token every university's. Filter by learner, by programme, by state, or for the
+        redemptions whose credentials were revoked after redemption.
+        """
 
 def add_RedemptionServiceServicer_to_server(servicer: RedemptionServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

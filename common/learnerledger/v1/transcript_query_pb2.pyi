@@ -723,7 +723,7 @@ Global___ListCredentialsResponse: _TypeAlias = ListCredentialsResponse  # noqa: 
 
 @_typing.final
 class CreditSummary(_message.Message):
-    """A learner's active credit totals and the annual-limit check."""
+    """A learner's available (active) and redeemed credit totals and the annual-limit check."""
 
     DESCRIPTOR: _descriptor.Descriptor
 
@@ -736,10 +736,12 @@ class CreditSummary(_message.Message):
     LEDGER_POSITION_FIELD_NUMBER: _builtins.int
     ANNUAL_LIMIT_CREDITS_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
+    REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
+    REDEEMED_BY_PROGRAMME_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id)."""
     total_active_credits: _builtins.float
-    """Credits active now."""
+    """Credits active now: available to redeem."""
     credits_last_365_days: _builtins.float
     """Credits (not revoked) completed within the last 365 days."""
     exceeds_annual_limit: _builtins.bool
@@ -750,6 +752,8 @@ class CreditSummary(_message.Message):
     """The global log position the summary reflects."""
     annual_limit_credits: _builtins.float
     """The annual limit the flag was checked against (NCrF: 40 credits = 1200 hours)."""
+    redeemed_credits: _builtins.float
+    """Credits redeemed toward programmes (irrevocably debited; not available any more)."""
     @_builtins.property
     def by_level(self) -> _containers.RepeatedCompositeFieldContainer[Global___LevelCredits]:
         """Active credits by level, ordered by level."""
@@ -761,6 +765,10 @@ class CreditSummary(_message.Message):
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
         """The instant the summary was evaluated at."""
+
+    @_builtins.property
+    def redeemed_by_programme(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgrammeCredits]:
+        """Redeemed credits by programme, ordered by university and programme id."""
 
     def __init__(
         self,
@@ -774,10 +782,12 @@ class CreditSummary(_message.Message):
         ledger_position: _builtins.int = ...,
         annual_limit_credits: _builtins.float = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
+        redeemed_credits: _builtins.float = ...,
+        redeemed_by_programme: _abc.Iterable[Global___ProgrammeCredits] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["annual_limit_credits", b"annual_limit_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "credits_last_365_days", b"credits_last_365_days", "exceeds_annual_limit", b"exceeds_annual_limit", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "total_active_credits", b"total_active_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["annual_limit_credits", b"annual_limit_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "credits_last_365_days", b"credits_last_365_days", "exceeds_annual_limit", b"exceeds_annual_limit", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "total_active_credits", b"total_active_credits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -859,6 +869,8 @@ class WatchTranscriptResponse(_message.Message):
 
     TRANSCRIPT_FIELD_NUMBER: _builtins.int
     APPLIED_SEQUENCE_FIELD_NUMBER: _builtins.int
+    REDEEMED_SEQUENCES_FIELD_NUMBER: _builtins.int
+    REVOKED_AFTER_REDEMPTION_SEQUENCES_FIELD_NUMBER: _builtins.int
     applied_sequence: _builtins.int
     """The sequence number of the entry that caused this update (the transcript's last_sequence
     when the watch starts).
@@ -867,15 +879,27 @@ class WatchTranscriptResponse(_message.Message):
     def transcript(self) -> Global___Transcript:
         """The learner's transcript after the update."""
 
+    @_builtins.property
+    def redeemed_sequences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The credentials (by sequence) this update redeemed: the entry is a CreditsRedeemed one."""
+
+    @_builtins.property
+    def revoked_after_redemption_sequences(self) -> _containers.RepeatedScalarFieldContainer[_builtins.int]:
+        """The redeemed credentials (by sequence) this update revoked: the issuer revoked a
+        completion after it was redeemed. The debit stays; the registrar should act.
+        """
+
     def __init__(
         self,
         *,
         transcript: Global___Transcript | None = ...,
         applied_sequence: _builtins.int = ...,
+        redeemed_sequences: _abc.Iterable[_builtins.int] | None = ...,
+        revoked_after_redemption_sequences: _abc.Iterable[_builtins.int] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["transcript", b"transcript"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_sequence", b"applied_sequence", "transcript", b"transcript"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["applied_sequence", b"applied_sequence", "redeemed_sequences", b"redeemed_sequences", "revoked_after_redemption_sequences", b"revoked_after_redemption_sequences", "transcript", b"transcript"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -131,7 +131,8 @@ class TranscriptQueryServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def GetCreditSummary(self, request, context):
-        """Returns a learner's active credit totals and the annual-limit flag.
+        """Returns a learner's active (available to redeem) credit totals, the credits redeemed by
+        programme, and the annual-limit flag.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')
@@ -139,7 +140,8 @@ class TranscriptQueryServiceServicer:
 
     def WatchTranscript(self, request, context):
         """Streams a learner's transcript: first the current one, then a new one after every entry
-        applied to the learner, never out of order. Ends only when the client cancels or the
+        applied to the learner, never out of order. An update says which credentials the entry
+        redeemed and which redeemed credentials it revoked (revoked after redemption). Ends only when the client cancels or the
         deadline passes.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)

@@ -60,10 +60,13 @@ class TranscriptQueryServiceStub:
     sequence order.
     """
     GetCreditSummary: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.GetCreditSummaryRequest, _transcript_query_pb2.GetCreditSummaryResponse]
-    """Returns a learner's active credit totals and the annual-limit flag."""
+    """Returns a learner's active (available to redeem) credit totals, the credits redeemed by
+    programme, and the annual-limit flag.
+    """
     WatchTranscript: _grpc.UnaryStreamMultiCallable[_transcript_query_pb2.WatchTranscriptRequest, _transcript_query_pb2.WatchTranscriptResponse]
     """Streams a learner's transcript: first the current one, then a new one after every entry
-    applied to the learner, never out of order. Ends only when the client cancels or the
+    applied to the learner, never out of order. An update says which credentials the entry
+    redeemed and which redeemed credentials it revoked (revoked after redemption). Ends only when the client cancels or the
     deadline passes.
     """
     VerifyEntry: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.VerifyEntryRequest, _transcript_query_pb2.VerifyEntryResponse]
@@ -117,10 +120,13 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
     sequence order.
     """
     GetCreditSummary: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.GetCreditSummaryRequest, _transcript_query_pb2.GetCreditSummaryResponse]  # type: ignore[assignment]
-    """Returns a learner's active credit totals and the annual-limit flag."""
+    """Returns a learner's active (available to redeem) credit totals, the credits redeemed by
+    programme, and the annual-limit flag.
+    """
     WatchTranscript: _aio.UnaryStreamMultiCallable[_transcript_query_pb2.WatchTranscriptRequest, _transcript_query_pb2.WatchTranscriptResponse]  # type: ignore[assignment]
     """Streams a learner's transcript: first the current one, then a new one after every entry
-    applied to the learner, never out of order. Ends only when the client cancels or the
+    applied to the learner, never out of order. An update says which credentials the entry
+    redeemed and which redeemed credentials it revoked (revoked after redemption). Ends only when the client cancels or the
     deadline passes.
     """
     VerifyEntry: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.VerifyEntryRequest, _transcript_query_pb2.VerifyEntryResponse]  # type: ignore[assignment]
@@ -195,7 +201,9 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
         request: _transcript_query_pb2.GetCreditSummaryRequest,
         context: _ServicerContext,
     ) -> _typing.Union[_transcript_query_pb2.GetCreditSummaryResponse, _abc.Awaitable[_transcript_query_pb2.GetCreditSummaryResponse]]:
-        """Returns a learner's active credit totals and the annual-limit flag."""
+        """Returns a learner's active (available to redeem) credit totals, the credits redeemed by
+        programme, and the annual-limit flag.
+        """
 
     @_abc_1.abstractmethod
     def WatchTranscript(
@@ -204,7 +212,8 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
         context: _ServicerContext,
     ) -> _typing.Union[_abc.Iterator[_transcript_query_pb2.WatchTranscriptResponse], _abc.AsyncIterator[_transcript_query_pb2.WatchTranscriptResponse]]:
         """Streams a learner's transcript: first the current one, then a new one after every entry
-        applied to the learner, never out of order. Ends only when the client cancels or the
+        applied to the learner, never out of order. An update says which credentials the entry
+        redeemed and which redeemed credentials it revoked (revoked after redemption). Ends only when the client cancels or the
         deadline passes.
         """
 

@@ -211,6 +211,40 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         except NotFound as exc:
             await abort(context, catalog_failure(exc))
 
+    async def SetCourseCategory(
+        self, request: ledger_admin_pb2.SetCourseCategoryRequest, context: Any
+    ) -> ledger_admin_pb2.SetCourseCategoryResponse:
+        await self._admin(context)
+        await _require_printable(
+            context, {"course_id": request.course_id, "reason": request.reason}
+        )
+        violations = []
+        if not request.course_id:
+            violations.append(Violation("course_id", "is required"))
+        category = PROTO_TO_CATEGORY.get(request.category)
+        if category is None:
+            violations.append(
+                Violation(
+                    "category",
+                    "must be SWAYAM_MOOC, MICRO_CREDENTIAL, UNIVERSITY_COURSE or SKILLING",
+                )
+            )
+        if len(request.reason) > MAX_REASON_LENGTH:
+            violations.append(
+                Violation("reason", f"must be at most {MAX_REASON_LENGTH} characters")
+            )
+        if violations or category is None:
+            await abort(context, invalid_argument(violations))
+        try:
+            async with self._pool.acquire() as connection:
+                course = await catalog.set_category(
+                    connection, request.course_id, category, reason=request.reason
+                )
+        except NotFound as exc:
+            await abort(context, catalog_failure(exc))
+        log.info("course_category_set", course_id=request.course_id, category=category.value)
+        return ledger_admin_pb2.SetCourseCategoryResponse(course=course_to_proto(course))
+
     async def ListCourses(
         self, request: ledger_admin_pb2.ListCoursesRequest, context: Any
     ) -> ledger_admin_pb2.ListCoursesResponse:

@@ -10,6 +10,7 @@ The ledger decides it in the learner's order and appends ``credits_redeemed`` or
 
 from __future__ import annotations
 
+import dataclasses
 from datetime import UTC, datetime
 from decimal import Decimal, InvalidOperation
 from typing import Any
@@ -18,7 +19,6 @@ import asyncpg
 import grpc
 import structlog
 
-from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
     Envelope,
@@ -40,8 +40,9 @@ from learnerledger.kafka.codec import (
     to_timestamp,
 )
 from learnerledger.kafka.producer import DurableProducer
+from learnerledger.ledger import redemption_listing as listing
 from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
-from learnerledger.postgres import Connection, catalog, credit_log
+from learnerledger.postgres import Connection, catalog, credit_log, redemptions
 from learnerledger.postgres.catalog import (
     AlreadyExists,
     NotFound,
@@ -50,6 +51,7 @@ from learnerledger.postgres.catalog import (
     RedemptionClaim,
     RedemptionIdConflict,
 )
+from learnerledger.postgres.redemptions import RedemptionRecord, RedemptionState
 from learnerledger.rpc.auth import BearerAuthenticator
 from learnerledger.rpc.errors import (
     Reason,
@@ -59,6 +61,7 @@ from learnerledger.rpc.errors import (
     invalid_argument,
     unavailable,
 )
+from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -336,35 +339,89 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         self, connection: Connection, claim: RedemptionClaim
     ) -> redemption_pb2.Redemption:
         """The redemption a claim names, as decided by the ledger (or PENDING)."""
-        message = redemption_pb2.Redemption(
-            redemption_id=claim.redemption_id,
-            university_id=claim.university_id,
-            learner_id=claim.learner_id,
-            programme_id=claim.programme_id,
-            state=redemption_pb2.REDEMPTION_STATE_PENDING,
-            request_time=to_timestamp(claim.requested_at),
+        record = await redemptions.find_redemption(
+            connection, claim.university_id, claim.redemption_id
         )
-        entry = await credit_log.find_entry_by_source_event(connection, claim.event_id)
-        if entry is not None and entry.learner_id == claim.learner_id:
-            message.state = (
-                redemption_pb2.REDEMPTION_STATE_REDEEMED
-                if entry.kind is EntryKind.CREDITS_REDEEMED
-                else redemption_pb2.REDEMPTION_STATE_REFUSED
+        assert record is not None  # the claim is stored; rows are never deleted
+        return redemption_to_proto(record)
+
+    async def ListRedemptions(
+        self, request: redemption_pb2.ListRedemptionsRequest, context: Any
+    ) -> redemption_pb2.ListRedemptionsResponse:
+        caller = await self._caller(context, PrincipalKind.ADMIN, PrincipalKind.UNIVERSITY)
+        violations = []
+        try:
+            wanted = listing.parse_filter(request.filter)
+        except InvalidFilter as exc:
+            violations.append(Violation("filter", exc.description))
+            wanted = listing.RedemptionFilter()
+        if request.page_size < 0:
+            violations.append(Violation("page_size", "must not be negative"))
+        after = None
+        caller_key = f"{caller.kind.value}:{caller.principal_id}"
+        if not violations:
+            try:
+                after = listing.decode_page_token(request.page_token, caller_key, wanted)
+            except listing.InvalidPageToken as exc:
+                violations.append(Violation("page_token", str(exc)))
+        if violations:
+            await abort(context, invalid_argument(violations))
+        asked = wanted  # what the page token vouches for
+        if caller.kind is PrincipalKind.UNIVERSITY:
+            if wanted.university_id not in (None, caller.principal_id):
+                await abort(
+                    context,
+                    RpcFailure(
+                        grpc.StatusCode.PERMISSION_DENIED,
+                        "a university lists only its own redemptions",
+                        reason="FOREIGN_UNIVERSITY",
+                        metadata={"university_id": caller.principal_id},
+                    ),
+                )
+            wanted = dataclasses.replace(wanted, university_id=caller.principal_id)
+        size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
+        async with self._pool.acquire() as connection:
+            found = await redemptions.list_redemptions(
+                connection, wanted.query(after), limit=size + 1
             )
-            message.lines.extend(redemption_lines_to_proto(entry.payload))
-            message.redeemed_credits = float(str(entry.payload.get("redeemed_credits", 0)))
-            message.entry_sequence = entry.sequence
-            message.decide_time.CopyFrom(to_timestamp(entry.recorded_at))
-            return message
-        rejected = await connection.fetchval(
-            "SELECT reason FROM rejections WHERE source_event_id = $1 "
-            "ORDER BY rejected_at DESC LIMIT 1",
-            claim.event_id,
+        page, more = found[:size], len(found) > size
+        token = ""
+        if more:
+            last = page[-1].claim
+            token = listing.encode_page_token(
+                (last.requested_at, last.university_id, last.redemption_id), caller_key, asked
+            )
+        return redemption_pb2.ListRedemptionsResponse(
+            redemptions=[redemption_to_proto(r) for r in page], next_page_token=token
         )
-        if rejected is not None:
-            message.state = redemption_pb2.REDEMPTION_STATE_REJECTED
-            message.rejection_reason = rejected
-        return message
+
+
+_STATE_TO_PROTO = {
+    RedemptionState.PENDING: redemption_pb2.REDEMPTION_STATE_PENDING,
+    RedemptionState.REDEEMED: redemption_pb2.REDEMPTION_STATE_REDEEMED,
+    RedemptionState.REFUSED: redemption_pb2.REDEMPTION_STATE_REFUSED,
+    RedemptionState.REJECTED: redemption_pb2.REDEMPTION_STATE_REJECTED,
+}
+
+
+def redemption_to_proto(record: RedemptionRecord) -> redemption_pb2.Redemption:
+    claim = record.claim
+    message = redemption_pb2.Redemption(
+        redemption_id=claim.redemption_id,
+        university_id=claim.university_id,
+        learner_id=claim.learner_id,
+        programme_id=claim.programme_id,
+        state=_STATE_TO_PROTO[record.state],
+        request_time=to_timestamp(claim.requested_at),
+        rejection_reason=record.rejection_reason or "",
+        revoked_after_redemption=record.revoked_after_redemption,
+    )
+    if record.entry_sequence is not None and record.decided_at is not None:
+        message.lines.extend(redemption_lines_to_proto(record.payload))
+        message.redeemed_credits = float(str(record.payload.get("redeemed_credits", 0)))
+        message.entry_sequence = record.entry_sequence
+        message.decide_time.CopyFrom(to_timestamp(record.decided_at))
+    return message
 
 
 def _conflict(redemption_id: str) -> RpcFailure:

@@ -18,33 +18,16 @@ import base64
 import binascii
 import hashlib
 import json
-import re
 from dataclasses import dataclass
 
 from learnerledger.domain.catalog import InvalidCourse, parse_level
 from learnerledger.domain.transcript import CredentialStatus
+from learnerledger.rpc.filters import InvalidFilter as InvalidFilter
+from learnerledger.rpc.filters import parse_comparisons
 
 DEFAULT_PAGE_SIZE = 50
 MAX_PAGE_SIZE = 1000
 FILTER_FIELDS = ("issuer_id", "course_id", "level", "status")
-
-_TOKEN = re.compile(
-    r"""\s*(?:
-        (?P<and>AND)(?![\w.-])
-      | (?P<eq>=)
-      | "(?P<quoted>(?:[^"\\]|\\.)*)"
-      | (?P<bare>[A-Za-z0-9_.\-]+)
-    )""",
-    re.VERBOSE,
-)
-
-
-class InvalidFilter(ValueError):
-    """The filter does not parse or names an unknown field or value."""
-
-    def __init__(self, description: str) -> None:
-        super().__init__(description)
-        self.description = description
 
 
 class InvalidPageToken(ValueError):
@@ -67,49 +50,11 @@ class CredentialFilter:
         return "&".join(parts)
 
 
-def _tokens(text: str) -> list[tuple[str, str]]:
-    found: list[tuple[str, str]] = []
-    pos = 0
-    text = text.rstrip()
-    while pos < len(text):
-        match = _TOKEN.match(text, pos)
-        if match is None or match.end() == pos:
-            raise InvalidFilter(f"unexpected character at offset {pos}: {text[pos : pos + 10]!r}")
-        kind = match.lastgroup or ""
-        value = match.group(kind)
-        if kind == "quoted":
-            value = re.sub(r"\\(.)", r"\1", value)
-        found.append((kind, value))
-        pos = match.end()
-    return found
-
-
 def parse_filter(text: str) -> CredentialFilter:
     """Parse ``issuer_id = "nptel" AND level = "6.5" AND status = "ACTIVE"``."""
     if not text.strip():
         return CredentialFilter()
-    tokens = _tokens(text)
-    values: dict[str, str] = {}
-    index = 0
-    while True:
-        if index + 3 > len(tokens):
-            raise InvalidFilter('expected a comparison of the form field = "value"')
-        (k1, name), (k2, _), (k3, value) = tokens[index : index + 3]
-        if k1 != "bare" or k2 != "eq" or k3 not in ("quoted", "bare"):
-            raise InvalidFilter('expected a comparison of the form field = "value"')
-        if name not in FILTER_FIELDS:
-            raise InvalidFilter(
-                f"unknown field {name!r}; filterable fields: {', '.join(FILTER_FIELDS)}"
-            )
-        if name in values:
-            raise InvalidFilter(f"field {name!r} appears more than once")
-        values[name] = value
-        index += 3
-        if index == len(tokens):
-            break
-        if tokens[index][0] != "and":
-            raise InvalidFilter("comparisons must be joined with AND (OR is not supported)")
-        index += 1
+    values = parse_comparisons(text, FILTER_FIELDS)
     level = values.get("level")
     if level is not None:
         try:

@@ -33,6 +33,7 @@ from learnerledger.domain.transcript import (
     TranscriptProjection,
     TranscriptState,
     TranscriptView,
+    redemption_change,
     view_at,
 )
 from learnerledger.kafka.codec import (
@@ -435,6 +436,8 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 ledger_position=view.ledger_position,
                 annual_limit_credits=float(ANNUAL_LIMIT),
                 as_of=to_timestamp(now),
+                redeemed_credits=transcript.redeemed_credits,
+                redeemed_by_programme=transcript.redeemed_by_programme,
             )
         )
 
@@ -472,7 +475,8 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     up_to_sequence=applied,
                 )
             for entry in entries:
-                state = TranscriptProjection.apply(state, entry)
+                before, state = state, TranscriptProjection.apply(state, entry)
+                change = redemption_change(before, state)
                 if (
                     university is not None
                     and entry.kind is EntryKind.CONSENT_REVOKED
@@ -489,6 +493,8 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 yield pb.WatchTranscriptResponse(
                     transcript=state_to_transcript(state, datetime.now(UTC)),
                     applied_sequence=entry.sequence,
+                    redeemed_sequences=change.redeemed,
+                    revoked_after_redemption_sequences=change.revoked_after_redemption,
                 )
 
     @_unary

@@ -3,12 +3,14 @@
 Brings up Kafka and PostgreSQL, starts the four services, registers three demo issuers with their
 courses and a university, streams completions from three partner clients through the gateway,
 waits until every accepted completion is in the transcripts, prints one learner's transcript as
-fetched over gRPC, and leaves the services running.
+fetched over gRPC, redeems some of that learner's credits toward a demo programme (one credit
+refused for the SWAYAM cap), and leaves the services running.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 import time
 import uuid
@@ -23,18 +25,22 @@ import grpc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from learnerledger.ctl.redeem import format_redemption
 from learnerledger.ctl.services import check_services, start_services
-from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
 from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.kafka.codec import PROTO_TO_LEVEL, encode_completion_event, to_timestamp
 from learnerledger.kafka.producer import durable_producer
+from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres import catalog
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import (
     common_pb2,
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
+    redemption_pb2,
+    redemption_pb2_grpc,
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
@@ -59,6 +65,16 @@ PARTNERS = {
 #: 900000000004 does not, so the registrar's batch read of deploy/local/demo/learners.txt
 #: shows a refusal beside the transcripts.
 DEMO_CSV_CONSENTING = ("900000000001", "900000000002", "900000000003")
+#: Where each partner's credit comes from, for the redemption caps.
+CATEGORIES = {
+    "demo-swayam": CourseCategory.SWAYAM_MOOC,
+    "demo-nsdc": CourseCategory.SKILLING,
+    "demo-iitm": CourseCategory.UNIVERSITY_COURSE,
+}
+#: The demo university's programme: 10 credits at level 6, so it takes at most 4 SWAYAM
+#: credits: of the printed learner's two SWAYAM courses (3 and 2 credits) one is refused.
+PROGRAMME = "demo-bsc"
+REDEEMED_COURSES = ("iitm-dsa", "swayam-ml", "swayam-stats")
 PENDING_COURSE = "iitm-thesis"  # registered without approval: recorded without credit, until
 # the demo approves it backdated: its completions then earn credit by re-decision.
 
@@ -88,8 +104,11 @@ async def register(database_url: str) -> tuple[list[DemoPartner], str]:
                     )
                     await catalog.add_course(
                         connection,
-                        Course(course_id, issuer_id, title, Decimal(level), hours, state),
-                    )
+                        Course(course_id, issuer_id, title, Decimal(level), hours, state,
+                               category=CATEGORIES[issuer_id]),
+                    )  # fmt: skip
+            for course_id, *_ in courses:  # a stack from before categories: set them now
+                await catalog.set_category(connection, course_id, CATEGORIES[issuer_id])
             _, token = await catalog.issue_token(
                 connection, catalog.PrincipalKind.ISSUER, issuer_id
             )
@@ -137,13 +156,13 @@ def completions_for(
     items = []
     for n, (learner_id, course_id) in enumerate(pairs):
         passed = n < len(shown) or chooser.random() > 0.1
+        # Some expired (over 7 years ago); the printed learner's are recent (it redeems them).
+        age = chooser.randint(1, 300) if n < len(shown) else chooser.randint(1, 3000)
         completion = common_pb2.Completion(
             completion_id=f"demo-{run}-{partner.issuer_id}-{n}",
             learner_id=learner_id,
             course_id=course_id,
-            completed_at=to_timestamp(
-                now - timedelta(days=chooser.randint(1, 3000))
-            ),  # some expired
+            completed_at=to_timestamp(now - timedelta(days=age)),
             result=common_pb2.COMPLETION_RESULT_PASS
             if passed
             else common_pb2.COMPLETION_RESULT_FAIL,
@@ -260,6 +279,62 @@ async def wait_for_transcripts(database_url: str, deadline: float) -> None:
     raise TimeoutError("the transcripts did not catch up with the ledger in time")
 
 
+async def redeem_for(
+    ledger: str, token: str, learner: str, transcript: transcript_query_pb2.Transcript, run: str
+) -> redemption_pb2.Redemption:
+    """Register the demo programme (once) and redeem the learner's REDEEMED_COURSES toward it;
+    the decided redemption."""
+    metadata = (("authorization", f"Bearer {token}"),)
+    async with grpc.aio.insecure_channel(ledger) as channel:
+        stub = redemption_pb2_grpc.RedemptionServiceStub(channel)
+        try:
+            await stub.CreateProgramme(
+                redemption_pb2.CreateProgrammeRequest(
+                    programme=redemption_pb2.Programme(
+                        programme_id=PROGRAMME,
+                        university_id=UNIVERSITY,
+                        title="B.Sc. (demo)",
+                        level=common_pb2.NCRF_LEVEL_6,
+                        total_credits=10,
+                    )
+                ),
+                metadata=metadata,
+                timeout=30,
+            )
+        except grpc.aio.AioRpcError as error:
+            if error.code() != grpc.StatusCode.ALREADY_EXISTS:  # an earlier demo made it
+                raise
+        sequences = sorted(
+            c.sequence for c in transcript.credentials if c.course_id in REDEEMED_COURSES
+        )
+        redemption_id = f"demo-{run}"
+        reply = await stub.RedeemCredits(
+            redemption_pb2.RedeemCreditsRequest(
+                redemption_id=redemption_id,
+                learner_id=learner,
+                programme_id=PROGRAMME,
+                credential_sequences=sequences,
+                allow_partial=True,
+            ),
+            metadata=metadata,
+            timeout=30,
+        )
+        redemption: redemption_pb2.Redemption = reply.redemption
+        deadline = time.monotonic() + 60
+        while redemption.state == redemption_pb2.REDEMPTION_STATE_PENDING:
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"the ledger did not decide redemption {redemption_id}")
+            await asyncio.sleep(0.2)
+            redemption = (
+                await stub.GetRedemption(
+                    redemption_pb2.GetRedemptionRequest(redemption_id=redemption_id),
+                    metadata=metadata,
+                    timeout=30,
+                )
+            ).redemption
+    return redemption
+
+
 async def wait_until_ready(address: str, deadline: float) -> None:
     from grpc_health.v1 import health_pb2, health_pb2_grpc
 
@@ -293,10 +368,11 @@ async def run_demo(
     # The services read their ports from the environment (GATEWAY_GRPC_PORT, ...); so does this.
     gateway = f"127.0.0.1:{GatewaySettings().grpc_port}"
     query = f"127.0.0.1:{QuerySettings().grpc_port}"
+    ledger = f"127.0.0.1:{LedgerSettings().grpc_port}"
     services = start_services(state_dir, env, logins, kafka_env)
     console.print("services: " + ", ".join(f"{s.name} (pid {s.pid})" for s in services))
     deadline = time.monotonic() + 120
-    for address in (gateway, query):
+    for address in (gateway, query, ledger):
         await wait_until_ready(address, deadline)
     check_services(services)
     partners, reader_token = await register(database_url)
@@ -370,6 +446,14 @@ async def run_demo(
     )
     by_issuer = ", ".join(f"{row.issuer_id}: {row.credits}" for row in transcript.by_issuer)
     console.print(f"  active by level: {by_level}\n  active by issuer: {by_issuer}")
+    redemption = await redeem_for(ledger, reader_token, learner, transcript, run)
+    console.print(
+        f"\n[bold]{UNIVERSITY} redeems {learner}'s credits toward {PROGRAMME}[/bold] "
+        "(10 credits: at most 4 from SWAYAM MOOCs)"
+    )
+    printed = io.StringIO()
+    format_redemption(redemption, printed)
+    console.print(printed.getvalue().rstrip(), markup=False, highlight=False)
     console.print(
         f"\n{accepted} completions from {len(partners)} partners are in the ledger and the "
         f"transcripts; {time.monotonic() - started:.1f} s in all."

@@ -284,7 +284,12 @@ async def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 
 async def cmd_course_add(args: argparse.Namespace) -> int:
-    from learnerledger.domain.catalog import Course, CreditRecommendation, parse_level
+    from learnerledger.domain.catalog import (
+        Course,
+        CourseCategory,
+        CreditRecommendation,
+        parse_level,
+    )
     from learnerledger.postgres import catalog
 
     course = Course(
@@ -298,14 +303,35 @@ async def cmd_course_add(args: argparse.Namespace) -> int:
         else CreditRecommendation.PENDING,
         skills=tuple(args.skill or ()),
         counts_as=args.counts_as or "",
+        category=CourseCategory(args.category),
     )
 
     async def add(connection: Any) -> int:
         await catalog.add_course(connection, course)
-        print(f"course {course.course_id} added ({course.credit_recommendation.value})")
+        print(
+            f"course {course.course_id} added ({course.credit_recommendation.value}, "
+            f"{course.category.value})"
+        )
         return 0
 
     return await _with_connection(add)
+
+
+async def cmd_course_categorise(args: argparse.Namespace) -> int:
+    from learnerledger.domain.catalog import CourseCategory
+    from learnerledger.postgres import catalog
+
+    async def update(connection: Any) -> int:
+        course = await catalog.set_category(
+            connection, args.course_id, CourseCategory(args.category), reason=args.reason
+        )
+        print(
+            f"course {course.course_id}: category {course.category.value} (for redemptions "
+            "decided from now on)"
+        )
+        return 0
+
+    return await _with_connection(update)
 
 
 def _course_state_command(state: str) -> Handler:
@@ -341,11 +367,14 @@ async def cmd_course_list(args: argparse.Namespace) -> int:
 
     async def show(connection: Any) -> int:
         courses = await catalog.list_courses(connection, issuer_id=args.issuer, limit=10_000)
-        print(f"{'course':<24} {'issuer':<16} {'level':>5} {'hours':>6}  state      title")
+        print(
+            f"{'course':<24} {'issuer':<16} {'level':>5} {'hours':>6}  state      "
+            f"{'category':<18} title"
+        )
         for c in courses:
             print(
                 f"{c.course_id:<24} {c.issuer_id:<16} {c.level!s:>5} {c.notional_hours:>6}  "
-                f"{c.credit_recommendation.value:<10} {c.title}"
+                f"{c.credit_recommendation.value:<10} {c.category.value:<18} {c.title}"
             )
         return 0
 
@@ -616,6 +645,22 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="COURSE_ID",
         help="a version of this course: a learner earns credit once for both",
     )
+    categories = ("swayam_mooc", "micro_credential", "university_course", "skilling")
+    add.add_argument(
+        "--category",
+        choices=categories,
+        default="university_course",
+        help="where its credit comes from, for the redemption caps (default university_course)",
+    )
+    categorise = command(
+        course,
+        "categorise",
+        cmd_course_categorise,
+        "set a course's category (for redemptions decided from now on)",
+    )
+    categorise.add_argument("course_id")
+    categorise.add_argument("--category", required=True, choices=categories)
+    categorise.add_argument("--reason", default="", help="why, for the audit trail")
     for state, verb in (("approved", "approve"), ("withdrawn", "withdraw")):
         change = command(course, verb, _course_state_command(state), f"{verb} a course")
         change.add_argument("course_id")
@@ -634,6 +679,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     from learnerledger.ctl.bulk import add_submit_command
     from learnerledger.ctl.proof import add_proof_commands
+    from learnerledger.ctl.redeem import add_redemption_commands
     from learnerledger.ctl.transcripts import add_transcripts_command
     from learnerledger.ctl.witness import add_witness_commands
 
@@ -641,6 +687,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_witness_commands(commands)
     add_submit_command(commands)
     add_transcripts_command(commands)
+    add_redemption_commands(commands)
 
     learner = group("learner", "learners (the local development identity provider)")
     learner_token = command(

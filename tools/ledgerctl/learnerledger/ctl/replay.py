@@ -94,8 +94,9 @@ async def replay_projections(
     bootstrap_servers: str,
     entries_topic: str,
     batch: int,
-    stream: TextIO = sys.stdout,
+    stream: TextIO | None = None,
 ) -> ReplayStatus:
+    stream = stream or sys.stdout  # read at call time (a default argument would pin it at import)
     connection = await connect_as_read_model_owner(database_url)
     try:
         replay = await start_or_resume(connection, source=source, learner_ids=learner_ids)

@@ -6,8 +6,8 @@ named twice is read once. The ids are read through the client library's
 ``batch_get_transcripts`` (BatchGetTranscripts calls of at most the server's maximum), and the
 output CSV has one row per learner, in file order: ``status`` is ``ok``, ``permission_denied``
 (no consent stands), ``not_found`` (no entries in the ledger), ``invalid`` (not an APAAR id) or
-``error``; the totals are the transcript's active, expired and revoked credits now. The
-transcript has no redemption yet, so there is no redeemed column.
+``error``; the totals are the transcript's active (available to redeem), expired, revoked and
+redeemed credits now (redeemed toward any university's programme: debited for good).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ OUTPUT_COLUMNS = (
     "active_credits",
     "expired_credits",
     "revoked_credits",
+    "redeemed_credits",
     "reason",
     "message",
 )
@@ -138,7 +139,7 @@ async def write_transcripts(
         results = aiter(client.batch_get_transcripts_stream(sendable))
         for learner_id in learner_ids:
             if "\x00" in learner_id:
-                row = (learner_id.replace("\x00", "\\0"), "invalid", "", "", "",
+                row = (learner_id.replace("\x00", "\\0"), "invalid", "", "", "", "",
                        "INVALID_ARGUMENT", "contains a NUL character")  # fmt: skip
             else:
                 result = await anext(results)
@@ -150,11 +151,12 @@ async def write_transcripts(
                         _credits(transcript.active_credits),
                         _credits(transcript.expired_credits),
                         _credits(transcript.revoked_credits),
+                        _credits(transcript.redeemed_credits),
                         "",
                         "",
                     )
                 else:
-                    row = (result.learner_id, result.status.value, "", "", "",
+                    row = (result.learner_id, result.status.value, "", "", "", "",
                            result.reason, result.message)  # fmt: skip
             writer.writerow(row)
             tally.add(row[1])
