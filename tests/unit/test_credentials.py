@@ -226,7 +226,9 @@ def test_vc_jose_signature_verifies_and_refuses_a_changed_byte_or_another_key() 
     body = bytearray(base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4)))
     at = body.index(b'"creditsEarned":3') + len(b'"creditsEarned":')
     body[at] = ord("9")  # one byte: 3 credits become 9
-    forged = ".".join([head, base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode(), signature])
+    forged = ".".join(
+        [head, base64.urlsafe_b64encode(bytes(body)).rstrip(b"=").decode(), signature]
+    )
     with pytest.raises(CredentialRefused):
         verify(forged, key.public_key())
     with pytest.raises(CredentialRefused):

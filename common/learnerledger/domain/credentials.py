@@ -357,7 +357,9 @@ def _b64url_decode(text: str) -> bytes:
 def encode_status_list(set_indices: Iterable[int], size: int = STATUS_LIST_SIZE) -> str:
     """The ``encodedList``: multibase ``u`` + base64url(GZIP(bitstring)), bit 0 leftmost."""
     if size < STATUS_LIST_SIZE or size % 8:
-        raise InvalidCredentialInput("size", f"must be a multiple of 8 of at least {STATUS_LIST_SIZE}")
+        raise InvalidCredentialInput(
+            "size", f"must be a multiple of 8 of at least {STATUS_LIST_SIZE}"
+        )
     bits = bytearray(size // 8)
     for index in set_indices:
         if not 0 <= index < size:

@@ -5,7 +5,7 @@ of a status list (from the read model, at request time) and the issuer's signing
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 
 import asyncpg
@@ -53,7 +53,7 @@ def _text(payload: object, name: str) -> str:
     return value
 
 
-def _optional_text(payload: dict[str, object], name: str) -> str | None:
+def _optional_text(payload: Mapping[str, object], name: str) -> str | None:
     value = payload.get(name)
     return value if isinstance(value, str) and value != "" else None
 

@@ -40,10 +40,10 @@ from learnerledger.kafka.codec import (
     to_timestamp,
 )
 from learnerledger.postgres import Connection, catalog, credit_log
+from learnerledger.postgres import credentials as credential_store
 from learnerledger.postgres.checkpoints import verify_checkpoints
 from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
 from learnerledger.postgres.tree_heads import InclusionAt, NoTreeHead, head_of_size, inclusion_at
-from learnerledger.postgres import credentials as credential_store
 from learnerledger.query import paging, read_model
 from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssuing
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
@@ -566,8 +566,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         except credential_store.UnreadableCredit as exc:
             raise RpcFailure(
                 grpc.StatusCode.FAILED_PRECONDITION,
-                f"a credit of learner {request.learner_id} cannot be made into a credential: "
-                f"{exc}",
+                f"a credit of learner {request.learner_id} cannot be made into a credential: {exc}",
                 reason="CREDIT_UNREADABLE",
             ) from exc
         return pb.ExportTranscriptResponse(
