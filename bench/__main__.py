@@ -27,6 +27,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "replay": ["--entries", "2000", "--learners", "200"],
         "bulk_upload": ["--rows", "2000"],
         "proofs": ["--entries", "2000", "--samples", "100"],
+        "credential_status": ["--credentials", "20", "--revocations", "5"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -38,6 +39,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "replay": ["--entries", "1000000", "--learners", "100000"],
         "bulk_upload": ["--rows", "100000"],
         "proofs": ["--entries", "200000", "--samples", "2000"],
+        "credential_status": ["--credentials", "200", "--revocations", "50"],
     },
 }
 
