@@ -27,6 +27,8 @@ from joserfc import jws
 from joserfc.errors import BadSignatureError
 from joserfc.jwk import OKPKey
 
+from learnerledger.ctl.main import build_parser
+from learnerledger.ctl.main import run as ledgerctl_run
 from learnerledger.domain.credentials import (
     decode_status_list,
     did_web_document_url,
@@ -77,7 +79,9 @@ async def running_query(
     port = await asyncio.wait_for(bound, 15)
     try:
         async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            yield pb_grpc.TranscriptQueryServiceStub(channel)
+            stub = pb_grpc.TranscriptQueryServiceStub(channel)
+            stub.address = f"127.0.0.1:{port}"  # type: ignore[attr-defined]
+            yield stub
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
@@ -146,6 +150,11 @@ def ob3_errors(credential: dict[str, Any]) -> list[str]:
         format_checker=jsonschema.Draft201909Validator.FORMAT_CHECKER,
     )
     return [error.message for error in validator.iter_errors(credential)]
+
+
+async def ledgerctl(*argv: str) -> int:
+    """``ledgerctl ARGV`` in a thread (it fetches over HTTP from the server in this loop)."""
+    return await asyncio.to_thread(ledgerctl_run, build_parser().parse_args(list(argv)))
 
 
 def one_byte_changed(token: str) -> str:
@@ -227,6 +236,16 @@ async def test_an_exported_credit_verifies_with_another_jose_library_and_its_sta
             with pytest.raises(BadSignatureError):
                 await verify(session, impostor)
 
+            # ledgerctl credential verify (PyJWT, the DID document over HTTP) agrees.
+            good, bad = tmp_path / "good.jwt", tmp_path / "bad.jwt"
+            good.write_text(token + "\n")
+            bad.write_text(one_byte_changed(token))
+            assert await ledgerctl("credential", "verify", str(good), "--http") == 0
+            assert await ledgerctl("credential", "verify", str(bad), "--http") == 1
+            (tmp_path / "impostor.jwt").write_text(impostor)
+            assert await ledgerctl("credential", "verify", str(tmp_path / "impostor.jwt"),
+                                   "--http") == 1  # fmt: skip
+
             # Authorized like GetTranscript; only credits are credentials.
             await _refusals(stub, university, admin)
 
@@ -237,6 +256,8 @@ async def test_an_exported_credit_verifies_with_another_jose_library_and_its_sta
             delay = time.monotonic() - revoked_at
             print(f"\nrevocation-to-status delay: {delay:.2f} s (polled every 0.2 s)")
             assert not await revoked(session, json.loads(other.credential_json))
+            assert await ledgerctl("credential", "verify", str(good), "--http") == 1
+            assert await ledgerctl("credential", "verify", str(good), "--http", "--no-status") == 0
             with pytest.raises(grpc.aio.AioRpcError) as gone:
                 await stub.ExportCredential(
                     pb.ExportCredentialRequest(learner_id=FRIDA, sequence=2),
@@ -275,6 +296,22 @@ async def test_an_exported_credit_verifies_with_another_jose_library_and_its_sta
             inner_credential = await verify(session, inner)
             assert inner_credential["id"] == json.loads(other.credential_json)["id"]
             assert not ob3_errors(inner_credential)
+            clr_file = tmp_path / "transcript.jwt"
+            clr_file.write_text(clr.credential_jwt)
+            assert await ledgerctl("credential", "verify", str(clr_file), "--http") == 0
+
+            # ledgerctl credential export: the same credential as the gRPC call
+            exported_file = tmp_path / "exported.jwt"
+            assert await ledgerctl("credential", "export", "--learner", FRIDA, "--sequence", "3",
+                                   "--query", stub.address, "--token", admin,  # type: ignore[attr-defined]
+                                   "-o", str(exported_file)) == 0  # fmt: skip
+            assert _unverified(exported_file.read_text().strip())[1] == json.loads(
+                fresh.credential_json
+            )
+            assert await ledgerctl("credential", "verify", str(exported_file), "--http") == 0
+            assert await ledgerctl("credential", "export", "--learner", GUS, "--sequence", "1",
+                                   "--query", stub.address, "--token", university,  # type: ignore[attr-defined]
+                                   "-o", str(exported_file)) == 1  # fmt: skip
 
             async with session.get(f"http://127.0.0.1:{http_port}/status/7") as response:
                 assert response.status == 404
