@@ -40,6 +40,14 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         assert len(courses) == 6
         assert "iitm-thesis" in courses
         assert "completions without credit 3" in out
+        # One credit printed as a verifiable credential, and the command that checks it works.
+        assert "One credit as a verifiable credential" in out
+        assert '"OpenBadgeCredential"' in out
+        jwt_file = re.search(r"ledgerctl credential verify (\S+) --http", out)
+        assert jwt_file is not None, out[-3000:]
+        verified = ledgerctl(env, "credential", "verify", jwt_file.group(1), "--http")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "not revoked" in verified.stdout
     finally:
         down = ledgerctl(env, "stack", "down")
         leftovers = our_processes(state)

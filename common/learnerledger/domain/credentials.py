@@ -186,7 +186,7 @@ def _achievement(issuer: CredentialIssuer, facts: CreditFacts) -> dict[str, Any]
         "description": (
             f"{facts.course_title} ({facts.course_id}), offered by {facts.issuer_name}: "
             f"NCrF level {facts.level}, {facts.notional_hours} notional learning hours, "
-            f"{facts.credits} credits ({basis})."
+            f"{_decimal_number(facts.credits)} credits ({basis})."
         ),
         "criteria": {
             "narrative": (
@@ -282,7 +282,10 @@ def open_badge_credential(
         "@context": [VC_CONTEXT, OB3_CONTEXT],
         "id": credential_id(issuer, facts.learner_id, facts.sequence),
         "type": ["VerifiableCredential", "OpenBadgeCredential"],
-        "name": f"{facts.course_title}: {facts.credits} credits at NCrF level {facts.level}",
+        "name": (
+            f"{facts.course_title}: {_decimal_number(facts.credits)} credits at NCrF level "
+            f"{facts.level}"
+        ),
         "issuer": issuer.profile(),
         "validFrom": _date_time(facts.completed_at),
         "validUntil": _date_time(facts.valid_until),
