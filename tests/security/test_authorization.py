@@ -14,8 +14,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -24,6 +27,7 @@ import pytest
 from google.protobuf import descriptor as pd
 from google.protobuf import message_factory
 
+from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
@@ -108,8 +112,16 @@ async def services(kafka_bootstrap: str, database_url: str, topics: Any) -> Asyn
 
 @contextlib.asynccontextmanager
 async def running_query_channel(database_url: str) -> AsyncIterator[grpc.aio.Channel]:
+    key_dir = tempfile.mkdtemp(prefix="ll-authz-")
+    key_file = Path(key_dir) / "credential.key"
+    generate_signing_key(key_file)  # credentials configured: ExportCredential answers too
     settings = QuerySettings(
-        database_url=database_url, grpc_port=0, metrics_port=0, watch_poll_ms=50
+        database_url=database_url,
+        grpc_port=0,
+        metrics_port=0,
+        watch_poll_ms=50,
+        http_port=0,
+        credential_signing_key_file=key_file,
     )
     stop = asyncio.Event()
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -121,6 +133,7 @@ async def running_query_channel(database_url: str) -> AsyncIterator[grpc.aio.Cha
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
+        shutil.rmtree(key_dir, ignore_errors=True)
 
 
 async def _projected(database_url: str) -> bool:
@@ -354,7 +367,8 @@ async def test_an_issuer_cannot_use_or_read_another_issuers_courses_and_completi
 async def test_a_university_reads_only_with_consent(services: Stack) -> None:
     du = bearer(services.tokens["du"])
     for method in LEARNER_QUERY_METHODS:
-        with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=1)
+        # Sequence 2 is DIANA's credit (1 is her consent): ExportCredential exports credits.
+        with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=2)
         without = await call(services.query, QUERY, method, du, learner_id=EVE, sequence=1)
         assert with_consent is OK, method.name
         assert without is grpc.StatusCode.PERMISSION_DENIED, method.name

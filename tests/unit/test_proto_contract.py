@@ -278,6 +278,8 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "VerifyEntry",
                 "GetCheckpoint",
                 "GetConsistencyProof",
+                "ExportCredential",
+                "ExportTranscript",
             },
         ),
         (
