@@ -378,3 +378,43 @@ async def test_without_a_credential_key_exports_are_unimplemented(database_url: 
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
+
+
+async def test_status_entries_and_issuer_keys_are_append_only(database_url: str) -> None:
+    import asyncpg
+
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute(
+            """INSERT INTO credential_status_entries
+                   (learner_id, sequence, status_list, status_index, subject_salt)
+               VALUES ('599999999999', 1, 1, 7, repeat('a', 32))
+               ON CONFLICT DO NOTHING"""
+        )
+        for statement in (
+            "UPDATE credential_status_entries SET status_index = 8 "
+            "WHERE learner_id = '599999999999'",
+            "DELETE FROM credential_status_entries WHERE learner_id = '599999999999'",
+            "TRUNCATE credential_issuer_keys",
+        ):
+            with pytest.raises(asyncpg.PostgresError):
+                await connection.execute(statement)
+        assert (
+            await connection.fetchval(
+                "SELECT status_index FROM credential_status_entries WHERE learner_id = '599999999999'"
+            )
+            == 7
+        )
+    finally:
+        await connection.close()
+
+
+def test_an_unreadable_credential_key_is_reported_by_its_setting(tmp_path: Path) -> None:
+    from learnerledger.query.credentials import CredentialKeyUnreadable, load_credential_key
+
+    bad = tmp_path / "bad.key"
+    bad.write_text("not hex\n")
+    with pytest.raises(CredentialKeyUnreadable, match="QUERY_CREDENTIAL_SIGNING_KEY_FILE"):
+        load_credential_key(bad)
+    with pytest.raises(CredentialKeyUnreadable):
+        load_credential_key(tmp_path / "missing.key")

@@ -35,11 +35,21 @@ STATUS_LIST_SECONDS = Histogram(
 )
 
 
+class CredentialKeyUnreadable(RuntimeError):
+    """QUERY_CREDENTIAL_SIGNING_KEY_FILE cannot be read as an Ed25519 seed."""
+
+
 def load_credential_key(path: Path) -> Ed25519PrivateKey:
     """An Ed25519 private key from a file holding its 32-byte seed as hex (the format of
     ``ledgerctl keys generate``)."""
-    seed = bytes.fromhex(path.read_text().strip())
-    return Ed25519PrivateKey.from_private_bytes(seed)
+    try:
+        seed = bytes.fromhex(path.read_text().strip())
+        return Ed25519PrivateKey.from_private_bytes(seed)
+    except (OSError, ValueError) as exc:
+        raise CredentialKeyUnreadable(
+            f"setting QUERY_CREDENTIAL_SIGNING_KEY_FILE: {path} is not a readable Ed25519 "
+            f"seed (64 hexadecimal digits, as `ledgerctl keys generate` writes): {exc}"
+        ) from exc
 
 
 @dataclass(frozen=True, slots=True)
