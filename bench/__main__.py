@@ -28,6 +28,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "bulk_upload": ["--rows", "2000"],
         "proofs": ["--entries", "2000", "--samples", "100"],
         "redemption": ["--learners", "50", "--courses", "2"],
+        "credential_status": ["--credentials", "20", "--revocations", "5"],
     },
     "full": {
         "ingest": ["--completions", "200000"],
@@ -40,6 +41,7 @@ SIZES: dict[str, dict[str, list[str]]] = {
         "bulk_upload": ["--rows", "100000"],
         "proofs": ["--entries", "200000", "--samples", "2000"],
         "redemption": ["--learners", "2000", "--courses", "4"],
+        "credential_status": ["--credentials", "200", "--revocations", "50"],
     },
 }
 

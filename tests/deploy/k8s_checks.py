@@ -69,6 +69,7 @@ CONSUMERS = {
 EXTERNAL_SECRETS = frozenset(
     {
         "ledger-checkpoint-signing-key",
+        "query-credential-signing-key",
         "ledger-pg-backup-s3",
         # One PostgreSQL login per workload (Cluster managed.roles passwordSecret).
         "ledger-pg-migrator",

@@ -51,6 +51,14 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         assert [(c[:7], cat) for c, cat, o in outcomes if o == "CAP_EXCEEDED"] == [
             ("swayam-", "swayam_mooc")
         ]
+        # One credit printed as a verifiable credential, and the command that checks it works.
+        assert "One credit as a verifiable credential" in out
+        assert '"OpenBadgeCredential"' in out
+        jwt_file = re.search(r"ledgerctl credential verify (\S+) --http", out)
+        assert jwt_file is not None, out[-3000:]
+        verified = ledgerctl(env, "credential", "verify", jwt_file.group(1), "--http")
+        assert verified.returncode == 0, verified.stdout + verified.stderr
+        assert "not revoked" in verified.stdout
     finally:
         down = ledgerctl(env, "stack", "down")
         leftovers = our_processes(state)

@@ -20,9 +20,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import shutil
+import tempfile
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from typing import Any
 
 import asyncpg
@@ -37,6 +40,7 @@ from google.protobuf import message_factory
 from google.protobuf.message import Message
 
 from learnerledger.ctl.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
+from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
@@ -149,8 +153,17 @@ def learner_sign_in(provider: DevIdentityProvider) -> dict[str, Any]:
 
 @contextlib.asynccontextmanager
 async def running_query_channel(database_url: str, **more: Any) -> AsyncIterator[grpc.aio.Channel]:
+    key_dir = tempfile.mkdtemp(prefix="ll-authz-")
+    key_file = Path(key_dir) / "credential.key"
+    generate_signing_key(key_file)  # credentials configured: ExportCredential answers too
     settings = QuerySettings(
-        database_url=database_url, grpc_port=0, metrics_port=0, watch_poll_ms=50, **more
+        database_url=database_url,
+        grpc_port=0,
+        metrics_port=0,
+        watch_poll_ms=50,
+        http_port=0,
+        credential_signing_key_file=key_file,
+        **more,
     )
     stop = asyncio.Event()
     bound: asyncio.Future[int] = asyncio.get_running_loop().create_future()
@@ -162,6 +175,7 @@ async def running_query_channel(database_url: str, **more: Any) -> AsyncIterator
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=15)
+        shutil.rmtree(key_dir, ignore_errors=True)
 
 
 async def _projected(database_url: str) -> bool:
@@ -424,7 +438,8 @@ async def test_a_university_reads_only_with_consent(services: Stack) -> None:
     for method in LEARNER_QUERY_METHODS:
         if method.name in BATCH_QUERY_METHODS | LEARNER_ONLY_QUERY_METHODS:
             continue
-        with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=1)
+        # Sequence 2 is DIANA's credit (1 is her consent): ExportCredential exports credits.
+        with_consent = await call(services.query, QUERY, method, du, learner_id=DIANA, sequence=2)
         without = await call(services.query, QUERY, method, du, learner_id=EVE, sequence=1)
         assert with_consent is OK, method.name
         assert without is grpc.StatusCode.PERMISSION_DENIED, method.name

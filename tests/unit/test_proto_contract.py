@@ -282,6 +282,8 @@ def test_dead_letter_keeps_original_bytes() -> None:
                 "GetCheckpoint",
                 "GetConsistencyProof",
                 "ListRecordAccesses",
+                "ExportCredential",
+                "ExportTranscript",
             },
         ),
         (

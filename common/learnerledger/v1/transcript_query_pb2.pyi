@@ -1141,3 +1141,125 @@ class GetConsistencyProofResponse(_message.Message):
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
 Global___GetConsistencyProofResponse: _TypeAlias = GetConsistencyProofResponse  # noqa: Y015
+
+@_typing.final
+class ExportCredentialRequest(_message.Message):
+    """Request of TranscriptQueryService.ExportCredential."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEARNER_ID_FIELD_NUMBER: _builtins.int
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    learner_id: _builtins.str
+    """The learner's APAAR id (12 digits). Required."""
+    sequence: _builtins.int
+    """The sequence of the learner's credit_awarded entry. Required (1 or more)."""
+    def __init__(
+        self,
+        *,
+        learner_id: _builtins.str = ...,
+        sequence: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id", "sequence", b"sequence"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCredentialRequest: _TypeAlias = ExportCredentialRequest  # noqa: Y015
+
+@_typing.final
+class ExportCredentialResponse(_message.Message):
+    """Response of TranscriptQueryService.ExportCredential."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_JWT_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_JSON_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    STATUS_LIST_CREDENTIAL_FIELD_NUMBER: _builtins.int
+    STATUS_LIST_INDEX_FIELD_NUMBER: _builtins.int
+    credential_jwt: _builtins.str
+    """The secured credential: a compact JWS (media type application/vc+jwt) whose payload is
+    the OpenBadgeCredential.
+    """
+    credential_json: _builtins.str
+    """The credential itself (the JWS payload, JSON), for display."""
+    key_id: _builtins.str
+    """The signing key's id: a DID URL of a verification method in the issuer's DID document."""
+    status_list_credential: _builtins.str
+    """The URL of the status list credential that holds the credential's revocation bit."""
+    status_list_index: _builtins.int
+    """The credential's index in that list."""
+    def __init__(
+        self,
+        *,
+        credential_jwt: _builtins.str = ...,
+        credential_json: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        status_list_credential: _builtins.str = ...,
+        status_list_index: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_json", b"credential_json", "credential_jwt", b"credential_jwt", "key_id", b"key_id", "status_list_credential", b"status_list_credential", "status_list_index", b"status_list_index"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportCredentialResponse: _TypeAlias = ExportCredentialResponse  # noqa: Y015
+
+@_typing.final
+class ExportTranscriptRequest(_message.Message):
+    """Request of TranscriptQueryService.ExportTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    LEARNER_ID_FIELD_NUMBER: _builtins.int
+    learner_id: _builtins.str
+    """The learner's APAAR id (12 digits). Required."""
+    def __init__(
+        self,
+        *,
+        learner_id: _builtins.str = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["learner_id", b"learner_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportTranscriptRequest: _TypeAlias = ExportTranscriptRequest  # noqa: Y015
+
+@_typing.final
+class ExportTranscriptResponse(_message.Message):
+    """Response of TranscriptQueryService.ExportTranscript."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    CREDENTIAL_JWT_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_JSON_FIELD_NUMBER: _builtins.int
+    KEY_ID_FIELD_NUMBER: _builtins.int
+    CREDENTIAL_COUNT_FIELD_NUMBER: _builtins.int
+    credential_jwt: _builtins.str
+    """The secured ClrCredential (compact JWS, application/vc+jwt)."""
+    credential_json: _builtins.str
+    """The ClrCredential itself (the JWS payload, JSON), for display."""
+    key_id: _builtins.str
+    """The signing key's id (a DID URL)."""
+    credential_count: _builtins.int
+    """How many credit credentials it wraps."""
+    def __init__(
+        self,
+        *,
+        credential_jwt: _builtins.str = ...,
+        credential_json: _builtins.str = ...,
+        key_id: _builtins.str = ...,
+        credential_count: _builtins.int = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["credential_count", b"credential_count", "credential_json", b"credential_json", "credential_jwt", b"credential_jwt", "key_id", b"key_id"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ExportTranscriptResponse: _TypeAlias = ExportTranscriptResponse  # noqa: Y015

@@ -83,6 +83,16 @@ class TranscriptQueryServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
                 _registered_method=True)
+        self.ExportCredential = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/ExportCredential',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialResponse.FromString,
+                _registered_method=True)
+        self.ExportTranscript = channel.unary_unary(
+                '/learnerledger.v1.TranscriptQueryService/ExportTranscript',
+                request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptResponse.FromString,
+                _registered_method=True)
         self.ListRecordAccesses = channel.unary_unary(
                 '/learnerledger.v1.TranscriptQueryService/ListRecordAccesses',
                 request_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ListRecordAccessesRequest.SerializeToString,
@@ -174,6 +184,28 @@ class TranscriptQueryServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ExportCredential(self, request, context):
+        """Exports one credit as a W3C Verifiable Credential 2.0 / Open Badges 3.0
+        OpenBadgeCredential secured with VC-JOSE (compact JWS, EdDSA), signed by the issuer's
+        did:web key, with a revocation status entry (Bitstring Status List). Authorized like
+        GetTranscript. NOT_FOUND (reason "ENTRY_NOT_FOUND") when there is no such entry;
+        FAILED_PRECONDITION with reason "NOT_A_CREDIT" (the entry awards no credit) or
+        "CREDIT_REVOKED"; UNIMPLEMENTED (reason "CREDENTIALS_NOT_CONFIGURED") when the server
+        has no credential key.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
+    def ExportTranscript(self, request, context):
+        """Exports a learner's unrevoked credits as a 1EdTech CLR 2.0 ClrCredential that wraps each
+        credit's own secured credential (EnvelopedVerifiableCredential), secured the same way.
+        Authorized like GetTranscript.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
     def ListRecordAccesses(self, request, context):
         """Lists who read the learner's record (universities and admins; the learner's own reads are
         not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
@@ -226,6 +258,16 @@ def add_TranscriptQueryServiceServicer_to_server(servicer, server):
                     servicer.GetConsistencyProof,
                     request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.SerializeToString,
+            ),
+            'ExportCredential': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportCredential,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialResponse.SerializeToString,
+            ),
+            'ExportTranscript': grpc.unary_unary_rpc_method_handler(
+                    servicer.ExportTranscript,
+                    request_deserializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptResponse.SerializeToString,
             ),
             'ListRecordAccesses': grpc.unary_unary_rpc_method_handler(
                     servicer.ListRecordAccesses,
@@ -458,6 +500,60 @@ class TranscriptQueryService:
             '/learnerledger.v1.TranscriptQueryService/GetConsistencyProof',
             learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofRequest.SerializeToString,
             learnerledger_dot_v1_dot_transcript__query__pb2.GetConsistencyProofResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportCredential(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/ExportCredential',
+            learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.ExportCredentialResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ExportTranscript(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.TranscriptQueryService/ExportTranscript',
+            learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptRequest.SerializeToString,
+            learnerledger_dot_v1_dot_transcript__query__pb2.ExportTranscriptResponse.FromString,
             options,
             channel_credentials,
             insecure,

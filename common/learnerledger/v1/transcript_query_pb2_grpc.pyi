@@ -83,6 +83,20 @@ class TranscriptQueryServiceStub:
     to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
     token may call it.
     """
+    ExportCredential: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.ExportCredentialRequest, _transcript_query_pb2.ExportCredentialResponse]
+    """Exports one credit as a W3C Verifiable Credential 2.0 / Open Badges 3.0
+    OpenBadgeCredential secured with VC-JOSE (compact JWS, EdDSA), signed by the issuer's
+    did:web key, with a revocation status entry (Bitstring Status List). Authorized like
+    GetTranscript. NOT_FOUND (reason "ENTRY_NOT_FOUND") when there is no such entry;
+    FAILED_PRECONDITION with reason "NOT_A_CREDIT" (the entry awards no credit) or
+    "CREDIT_REVOKED"; UNIMPLEMENTED (reason "CREDENTIALS_NOT_CONFIGURED") when the server
+    has no credential key.
+    """
+    ExportTranscript: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.ExportTranscriptRequest, _transcript_query_pb2.ExportTranscriptResponse]
+    """Exports a learner's unrevoked credits as a 1EdTech CLR 2.0 ClrCredential that wraps each
+    credit's own secured credential (EnvelopedVerifiableCredential), secured the same way.
+    Authorized like GetTranscript.
+    """
     ListRecordAccesses: _grpc.UnaryUnaryMultiCallable[_transcript_query_pb2.ListRecordAccessesRequest, _transcript_query_pb2.ListRecordAccessesResponse]
     """Lists who read the learner's record (universities and admins; the learner's own reads are
     not listed), newest first, paged (AIP-158). Only the learner themself may call it (an ID
@@ -142,6 +156,20 @@ class TranscriptQueryServiceAsyncStub(TranscriptQueryServiceStub):
     """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
     to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
     token may call it.
+    """
+    ExportCredential: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.ExportCredentialRequest, _transcript_query_pb2.ExportCredentialResponse]  # type: ignore[assignment]
+    """Exports one credit as a W3C Verifiable Credential 2.0 / Open Badges 3.0
+    OpenBadgeCredential secured with VC-JOSE (compact JWS, EdDSA), signed by the issuer's
+    did:web key, with a revocation status entry (Bitstring Status List). Authorized like
+    GetTranscript. NOT_FOUND (reason "ENTRY_NOT_FOUND") when there is no such entry;
+    FAILED_PRECONDITION with reason "NOT_A_CREDIT" (the entry awards no credit) or
+    "CREDIT_REVOKED"; UNIMPLEMENTED (reason "CREDENTIALS_NOT_CONFIGURED") when the server
+    has no credential key.
+    """
+    ExportTranscript: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.ExportTranscriptRequest, _transcript_query_pb2.ExportTranscriptResponse]  # type: ignore[assignment]
+    """Exports a learner's unrevoked credits as a 1EdTech CLR 2.0 ClrCredential that wraps each
+    credit's own secured credential (EnvelopedVerifiableCredential), secured the same way.
+    Authorized like GetTranscript.
     """
     ListRecordAccesses: _aio.UnaryUnaryMultiCallable[_transcript_query_pb2.ListRecordAccessesRequest, _transcript_query_pb2.ListRecordAccessesResponse]  # type: ignore[assignment]
     """Lists who read the learner's record (universities and admins; the learner's own reads are
@@ -247,6 +275,32 @@ class TranscriptQueryServiceServicer(metaclass=_abc_1.ABCMeta):
         """Returns the RFC 9162 consistency proof from the tree of from_size leaves to that of
         to_size leaves (both sizes of signed tree heads, or any size up to the tree's). Any valid
         token may call it.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportCredential(
+        self,
+        request: _transcript_query_pb2.ExportCredentialRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.ExportCredentialResponse, _abc.Awaitable[_transcript_query_pb2.ExportCredentialResponse]]:
+        """Exports one credit as a W3C Verifiable Credential 2.0 / Open Badges 3.0
+        OpenBadgeCredential secured with VC-JOSE (compact JWS, EdDSA), signed by the issuer's
+        did:web key, with a revocation status entry (Bitstring Status List). Authorized like
+        GetTranscript. NOT_FOUND (reason "ENTRY_NOT_FOUND") when there is no such entry;
+        FAILED_PRECONDITION with reason "NOT_A_CREDIT" (the entry awards no credit) or
+        "CREDIT_REVOKED"; UNIMPLEMENTED (reason "CREDENTIALS_NOT_CONFIGURED") when the server
+        has no credential key.
+        """
+
+    @_abc_1.abstractmethod
+    def ExportTranscript(
+        self,
+        request: _transcript_query_pb2.ExportTranscriptRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_transcript_query_pb2.ExportTranscriptResponse, _abc.Awaitable[_transcript_query_pb2.ExportTranscriptResponse]]:
+        """Exports a learner's unrevoked credits as a 1EdTech CLR 2.0 ClrCredential that wraps each
+        credit's own secured credential (EnvelopedVerifiableCredential), secured the same way.
+        Authorized like GetTranscript.
         """
 
     @_abc_1.abstractmethod

@@ -9,6 +9,11 @@
 ``GET /proof/consistency?from=M&to=N``  the consistency proof between two tree sizes, exactly
                                     the ``learnerledger/consistency-proof/v1`` file that
                                     ``ledgerctl proof consistency`` and ``witness`` read.
+``GET /.well-known/did.json``       the credential issuer's DID document (did:web): every key
+                                    that ever signed a credential (issue 16).
+``GET /status/N``                   status list N: a W3C Bitstring Status List credential
+                                    (revocation), computed from the read model now and signed
+                                    (``application/vc+jwt``).
 
 Everything served is either signed (the notes) or checkable against what is signed (the
 proofs), so no token is needed; nothing here names a learner (an entry is found by its hash
@@ -44,6 +49,7 @@ from learnerledger.postgres.tree_heads import (
     inclusion_of_entry_hash,
     inclusion_of_leaf,
 )
+from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssuing
 
 log = structlog.get_logger(__name__)
 
@@ -109,15 +115,47 @@ Handler = Callable[[web.Request, asyncpg.Pool], Awaitable[web.StreamResponse]]
 class LogHttpApi:
     """The routes above over the query service's pool (role ``ll_query``: SELECT only)."""
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    def __init__(self, pool: asyncpg.Pool, credentials: CredentialIssuerSlot | None = None) -> None:
         self._pool = pool
+        self._credentials = credentials or CredentialIssuerSlot()
 
     def app(self) -> web.Application:
         app = web.Application()
         app.router.add_get("/checkpoint", self._route("checkpoint", _checkpoint))
         app.router.add_get("/proof/inclusion", self._route("inclusion", _inclusion))
         app.router.add_get("/proof/consistency", self._route("consistency", _consistency))
+        app.router.add_get("/.well-known/did.json", self._route("did", self._did_document))
+        app.router.add_get("/status/{list}", self._route("status_list", self._status_list))
         return app
+
+    def _issuing(self) -> CredentialIssuing:
+        issuing = self._credentials.issuing
+        if issuing is None:
+            raise _not_found(
+                "CREDENTIALS_NOT_CONFIGURED",
+                "this server issues no credentials (QUERY_CREDENTIAL_SIGNING_KEY_FILE is unset)",
+            )
+        return issuing
+
+    async def _did_document(self, request: web.Request, pool: asyncpg.Pool) -> web.StreamResponse:
+        document = await self._issuing().did_document()
+        return web.Response(
+            text=json.dumps(document, indent=2) + "\n",
+            content_type="application/did+json",
+            headers={"Cache-Control": "no-cache"},
+        )
+
+    async def _status_list(self, request: web.Request, pool: asyncpg.Pool) -> web.StreamResponse:
+        issuing = self._issuing()
+        text = request.match_info["list"]
+        if not text.isascii() or not text.isdigit() or len(text) > 9 or int(text) < 1:
+            raise _bad("list", f"must be a status list number (1 or more), got {text[:40]!r}")
+        jws = await issuing.status_list(int(text))
+        if jws is None:
+            raise _not_found("STATUS_LIST_NOT_FOUND", f"there is no status list {int(text)}")
+        return web.Response(
+            text=jws, content_type="application/vc+jwt", headers={"Cache-Control": "no-cache"}
+        )
 
     def _route(
         self, name: str, handler: Handler
@@ -248,10 +286,12 @@ async def start_http(
     port: int,
     tls_cert_file: Path | None = None,
     tls_key_file: Path | None = None,
+    credentials: CredentialIssuerSlot | None = None,
 ) -> RunningHttp:
     """Serve the routes on ``bind:port`` (0: any free port); HTTPS with the gRPC API's
-    certificate when TLS files are configured."""
-    runner = web.AppRunner(LogHttpApi(pool).app(), access_log=None)
+    certificate when TLS files are configured. The credential routes answer once
+    ``credentials`` holds an issuer."""
+    runner = web.AppRunner(LogHttpApi(pool, credentials).app(), access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, bind, port, ssl_context=_ssl_context(tls_cert_file, tls_key_file))
     await site.start()

@@ -10,6 +10,7 @@ log (``access_log``) before it is answered; the learner lists it with ListRecord
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
@@ -48,10 +49,12 @@ from learnerledger.kafka.codec import (
     to_timestamp,
 )
 from learnerledger.postgres import Connection, catalog, credit_log
+from learnerledger.postgres import credentials as credential_store
 from learnerledger.postgres.checkpoints import verify_checkpoints
 from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
 from learnerledger.postgres.tree_heads import InclusionAt, NoTreeHead, head_of_size, inclusion_at
 from learnerledger.query import access_log, paging, read_model
+from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssuing
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
 from learnerledger.rpc.learner_tokens import LearnerTokenVerifier
@@ -72,6 +75,7 @@ CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
 NOT_OWN_RECORD = "NOT_OWN_RECORD"
 LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
 POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
+CREDENTIALS_NOT_CONFIGURED = "CREDENTIALS_NOT_CONFIGURED"
 DEFAULT_MIN_POSITION_WAIT_S = 10.0
 #: The most learners one BatchGetTranscripts call may name (transcript_query.proto).
 MAX_BATCH_LEARNERS = 100
@@ -202,8 +206,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         min_position_poll_s: float = 0.05,
         trusted_public_key: bytes | None = None,
         learner_tokens: LearnerTokenVerifier | None = None,
+        credentials: CredentialIssuerSlot | None = None,
     ) -> None:
         self._pool = pool
+        self._credentials = credentials or CredentialIssuerSlot()
         self._auth = BearerAuthenticator(pool_lookup(pool), learner_tokens=learner_tokens)
         self._watch_poll_s = watch_poll_s
         self._min_position_poll_s = min_position_poll_s
@@ -615,6 +621,90 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 ) from exc
         return pb.GetConsistencyProofResponse(
             from_size=request.from_size, to_size=request.to_size, proof=proof
+        )
+
+    # -- verifiable credentials (issue 16) --------------------------------------------------
+    def _issuing(self) -> CredentialIssuing:
+        issuing = self._credentials.issuing
+        if issuing is None:
+            raise RpcFailure(
+                grpc.StatusCode.UNIMPLEMENTED,
+                "this server issues no credentials: QUERY_CREDENTIAL_SIGNING_KEY_FILE and "
+                "QUERY_HTTP_PORT (or QUERY_CREDENTIAL_PUBLIC_URL) must be set",
+                reason=CREDENTIALS_NOT_CONFIGURED,
+            )
+        return issuing
+
+    @_unary
+    async def ExportCredential(
+        self, request: pb.ExportCredentialRequest, context: Ctx
+    ) -> pb.ExportCredentialResponse:
+        await self._authorize(context, request.learner_id, "ExportCredential")
+        if request.sequence < 1:
+            raise invalid_argument([Violation("sequence", "must be 1 or more")])
+        issuing = self._issuing()
+        try:
+            signed = await issuing.export_credential(request.learner_id, request.sequence)
+        except credential_store.CreditNotFound as exc:
+            raise RpcFailure(grpc.StatusCode.NOT_FOUND, str(exc), reason="ENTRY_NOT_FOUND") from exc
+        except credential_store.NotACredit as exc:
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"entry {request.sequence} of learner {request.learner_id} awards no credit "
+                f"({exc.kind}); only credit_awarded entries are exported as credentials",
+                reason="NOT_A_CREDIT",
+                metadata={"kind": exc.kind},
+            ) from exc
+        except credential_store.CreditRevoked as exc:
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"the credit at entry {request.sequence} was revoked by the issuer (entry "
+                f"{exc.revoked_by_sequence}); a revoked credit is not exported",
+                reason="CREDIT_REVOKED",
+                metadata={"revoked_by_sequence": str(exc.revoked_by_sequence)},
+            ) from exc
+        except credential_store.UnreadableCredit as exc:
+            log.error("credential_unreadable", learner_id=request.learner_id,
+                      sequence=request.sequence, error=str(exc))  # fmt: skip
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"entry {request.sequence} cannot be made into a credential: {exc}",
+                reason="CREDIT_UNREADABLE",
+            ) from exc
+        status = signed.credential["credentialStatus"]
+        return pb.ExportCredentialResponse(
+            credential_jwt=signed.jws,
+            credential_json=json.dumps(signed.credential, ensure_ascii=False, indent=2),
+            key_id=signed.key_id,
+            status_list_credential=status["statusListCredential"],
+            status_list_index=int(status["statusListIndex"]),
+        )
+
+    @_unary
+    async def ExportTranscript(
+        self, request: pb.ExportTranscriptRequest, context: Ctx
+    ) -> pb.ExportTranscriptResponse:
+        await self._authorize(context, request.learner_id, "ExportTranscript")
+        issuing = self._issuing()
+        async with self._pool.acquire() as connection:
+            if not await connection.fetchval(
+                "SELECT EXISTS (SELECT 1 FROM credit_log WHERE learner_id = $1)",
+                request.learner_id,
+            ):
+                raise _not_found(request.learner_id)
+        try:
+            signed, count = await issuing.export_transcript(request.learner_id)
+        except credential_store.UnreadableCredit as exc:
+            raise RpcFailure(
+                grpc.StatusCode.FAILED_PRECONDITION,
+                f"a credit of learner {request.learner_id} cannot be made into a credential: {exc}",
+                reason="CREDIT_UNREADABLE",
+            ) from exc
+        return pb.ExportTranscriptResponse(
+            credential_jwt=signed.jws,
+            credential_json=json.dumps(signed.credential, ensure_ascii=False, indent=2),
+            key_id=signed.key_id,
+            credential_count=count,
         )
 
     @_unary

@@ -7,8 +7,14 @@ from datetime import timedelta
 
 import structlog
 
+from learnerledger.domain.credentials import CredentialIssuer, did_web
 from learnerledger.postgres.pool import create_pool
 from learnerledger.query import access_log
+from learnerledger.query.credentials import (
+    CredentialIssuerSlot,
+    CredentialIssuing,
+    load_credential_key,
+)
 from learnerledger.query.http_api import start_http
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
@@ -34,11 +40,18 @@ async def run_query(
     pool = await create_pool(
         settings.database_url, role=settings.database_role, max_size=settings.pool_max_size
     )
+    credentials = CredentialIssuerSlot()
+    credential_key = (
+        load_credential_key(settings.credential_signing_key_file)
+        if settings.credential_signing_key_file is not None
+        else None
+    )
     servicer = TranscriptQueryServicer(
         pool,
         watch_poll_s=settings.watch_poll_ms / 1000,
         min_position_poll_s=settings.min_position_poll_ms / 1000,
         learner_tokens=verifier_from_settings(settings),
+        credentials=credentials,
     )
     server = await start_server(
         register=lambda s: transcript_query_pb2_grpc.add_TranscriptQueryServiceServicer_to_server(
@@ -60,10 +73,29 @@ async def run_query(
             port=settings.http_port,
             tls_cert_file=settings.tls_cert_file,
             tls_key_file=settings.tls_key_file,
+            credentials=credentials,
         )
         log.info("query_http_listening", address=f"{settings.http_bind}:{http.port}")
-        if http_bound is not None:
-            http_bound.set_result(http.port)
+    if credential_key is not None:
+        public_url = settings.credential_public_url
+        if public_url is None and http is not None:
+            scheme = "https" if settings.tls_cert_file and settings.tls_key_file else "http"
+            public_url = f"{scheme}://{settings.http_bind}:{http.port}"
+        if public_url is None:
+            log.warning(
+                "credentials_off",
+                why="QUERY_CREDENTIAL_SIGNING_KEY_FILE is set but neither QUERY_HTTP_PORT nor "
+                "QUERY_CREDENTIAL_PUBLIC_URL: nowhere to publish the DID document and status lists",
+            )
+        else:
+            issuer = CredentialIssuer(did_web(public_url), settings.credential_issuer_name,
+                                      public_url)  # fmt: skip
+            issuing = CredentialIssuing(pool, credential_key, issuer)
+            await issuing.record_key()
+            credentials.issuing = issuing
+            log.info("credential_issuer", did=issuer.did, kid=issuing.key_id)
+    if http is not None and http_bound is not None:
+        http_bound.set_result(http.port)
     port = server.port
     if bound is not None:
         bound.set_result(port)

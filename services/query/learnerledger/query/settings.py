@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from learnerledger.config import PROJECTOR_CONSUMER_GROUP, CommonSettings
@@ -34,6 +35,27 @@ class QuerySettings(CommonSettings):
     #: deleted by the query service every access_log_prune_interval_s (QUERY_ACCESS_LOG_*).
     access_log_retention_days: float = Field(365.0, gt=0, le=3650)
     access_log_prune_interval_s: float = Field(3600.0, gt=0)
+    #: Credits as verifiable credentials (ExportCredential, ExportTranscript, the DID document
+    #: and status lists over HTTP): the Ed25519 key that signs them (hex seed, as written by
+    #: ``ledgerctl keys generate``; its own key, never the checkpoint key). Unset: off.
+    credential_signing_key_file: Path | None = None
+    #: The public base URL of the HTTP API; the issuer is its did:web identifier
+    #: (https://credentials.example.in -> did:web:credentials.example.in). Unset: the HTTP
+    #: API's own address (http://HTTP_BIND:PORT), for the local stack.
+    credential_public_url: str | None = None
+    credential_issuer_name: str = Field("Learner Ledger", min_length=1, max_length=200)
+
+    @field_validator("credential_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        if parts.query or parts.fragment:
+            raise ValueError("must not have a query or fragment")
+        return value.rstrip("/")
 
 
 class ProjectorSettings(CommonSettings):

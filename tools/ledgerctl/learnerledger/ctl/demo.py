@@ -454,6 +454,7 @@ async def run_demo(
     printed = io.StringIO()
     format_redemption(redemption, printed)
     console.print(printed.getvalue().rstrip(), markup=False, highlight=False)
+    await show_credential(console, query, reader_token, learner, transcript, state_dir)
     console.print(
         f"\n{accepted} completions from {len(partners)} partners are in the ledger and the "
         f"transcripts; {time.monotonic() - started:.1f} s in all."
@@ -463,4 +464,48 @@ async def run_demo(
         f"grpcurl -plaintext {query} list, with the header "
         f"'authorization: Bearer {reader_token}' (university {UNIVERSITY}); "
         "stop everything with: .venv/bin/ledgerctl stack down"
+    )
+
+
+async def show_credential(
+    console: Console,
+    query: str,
+    reader_token: str,
+    learner: str,
+    transcript: transcript_query_pb2.Transcript,
+    state_dir: Path,
+) -> None:
+    """Export one of the learner's active credits as a verifiable credential, print it and
+    how a verifier checks it."""
+    active = [
+        c
+        for c in transcript.credentials
+        if c.status == transcript_query_pb2.CREDENTIAL_STATUS_ACTIVE
+    ]
+    if not active:
+        console.print("(no active credit to export as a credential)")
+        return
+    async with grpc.aio.insecure_channel(query) as channel:
+        stub = transcript_query_pb2_grpc.TranscriptQueryServiceStub(channel)
+        reply = await stub.ExportCredential(
+            transcript_query_pb2.ExportCredentialRequest(
+                learner_id=learner, sequence=active[0].sequence
+            ),
+            metadata=(("authorization", f"Bearer {reader_token}"),),
+            timeout=30,
+        )
+    out = state_dir / "credential.jwt"
+    out.write_text(reply.credential_jwt + "\n")
+    public_url = reply.status_list_credential.rsplit("/status/", 1)[0]
+    console.print(
+        f"\n[bold]One credit as a verifiable credential[/bold] (Open Badges 3.0, "
+        f"ExportCredential, signed by {reply.key_id}); the JWS is in {out}, decoded:"
+    )
+    console.print_json(reply.credential_json)
+    console.print(
+        "Check it as a verifier (signature with the key of the issuer's DID document, "
+        "validity, revocation bit):\n"
+        f"  .venv/bin/ledgerctl credential verify {out} --http\n"
+        f"  curl {public_url}/.well-known/did.json      # the issuer's keys (did:web)\n"
+        f"  curl {reply.status_list_credential}                    # the signed status list"
     )

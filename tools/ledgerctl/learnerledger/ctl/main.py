@@ -157,11 +157,17 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key = cfg.state_dir / "checkpoint-signing.key"
     if not key.exists():
         generate_signing_key(key)
+    credential_key = cfg.state_dir / "credential-signing.key"  # its own key, not the checkpoint's
+    if not credential_key.exists():
+        generate_signing_key(credential_key)
     env = {
         **info.env(),
         "LEDGER_CHECKPOINT_SIGNING_KEY_FILE": str(key),
         "LEDGER_CHECKPOINT_INTERVAL_S": "30",
+        "QUERY_CREDENTIAL_SIGNING_KEY_FILE": str(credential_key),
+        "QUERY_HTTP_PORT": os.environ.get("QUERY_HTTP_PORT") or str(_http_port(8080)),
     }
+    os.environ["QUERY_HTTP_PORT"] = env["QUERY_HTTP_PORT"]  # the demo prints its URLs
     asyncio.run(
         run_demo(
             state_dir=cfg.state_dir,
@@ -174,6 +180,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _http_port(preferred: int) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else any free port."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # db / topics ---------------------------------------------------------------------------------
@@ -678,6 +696,7 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--public-key", help="trusted checkpoint key (hex); default from settings")
 
     from learnerledger.ctl.bulk import add_submit_command
+    from learnerledger.ctl.credential import add_credential_commands
     from learnerledger.ctl.proof import add_proof_commands
     from learnerledger.ctl.redeem import add_redemption_commands
     from learnerledger.ctl.transcripts import add_transcripts_command
@@ -695,8 +714,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     learner_token.add_argument("learner_id", metavar="APAAR_ID")
     learner_token.add_argument("--lifetime-s", type=int, default=3600)
+    add_credential_commands(commands)
 
-    keys = group("keys", "checkpoint signing keys")
+    keys = group("keys", "signing keys (checkpoints, credentials)")
     generate = command(keys, "generate", cmd_keys_generate, "write a new Ed25519 signing key")
     generate.add_argument("path")
 
