@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
+from urllib.parse import urlsplit
 
-from pydantic import Field
+from pydantic import Field, field_validator
 from pydantic_settings import SettingsConfigDict
 
 from learnerledger.config import PROJECTOR_CONSUMER_GROUP, CommonSettings
@@ -34,6 +36,40 @@ class QuerySettings(CommonSettings):
     #: deleted by the query service every access_log_prune_interval_s (QUERY_ACCESS_LOG_*).
     access_log_retention_days: float = Field(365.0, gt=0, le=3650)
     access_log_prune_interval_s: float = Field(3600.0, gt=0)
+    #: The web pages on the HTTP API (/verify, /learner; on whenever http_port is set): the
+    #: checkpoint keys the verification page trusts, as note verifier keys
+    #: (``ledgerctl proof vkey``), separated by commas. Empty: every proof is "unknown key".
+    web_checkpoint_vkeys: str = ""
+    #: Where the learner's page sends consent changes (LearnerConsentService, ledger process).
+    web_ledger_address: str = "127.0.0.1:50053"
+    #: The base URL of share links and QR codes (https://verify.example.in); unset: the
+    #: address the browser used.
+    web_public_url: str | None = None
+    #: An active credit whose validity ends within this many days is highlighted.
+    web_expiring_soon_days: int = Field(180, ge=1, le=3650)
+
+    @field_validator("web_checkpoint_vkeys")
+    @classmethod
+    def _vkeys(cls, value: str) -> str:
+        from learnerledger.domain.signed_note import MalformedNote, parse_verifier_key
+
+        for key in re.split(r"[,\s]+", value.strip()):
+            if key:
+                try:
+                    parse_verifier_key(key)
+                except MalformedNote as exc:
+                    raise ValueError(f"{key[:40]!r} is not a note verifier key: {exc}") from exc
+        return value
+
+    @field_validator("web_public_url")
+    @classmethod
+    def _public_url(cls, value: str | None) -> str | None:
+        if value is None:
+            return None
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.hostname:
+            raise ValueError("must be an http:// or https:// URL with a host")
+        return value.rstrip("/")
 
 
 class ProjectorSettings(CommonSettings):
