@@ -35,10 +35,9 @@ import enum
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
-from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.proofs import (
     BadInput,
     BundleEntry,
@@ -198,13 +197,21 @@ def _hex32(value: object, name: str) -> bytes:
     return raw
 
 
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 instant with a zone (``ValueError`` otherwise), as UTC."""
+    value = datetime.fromisoformat(text)
+    if value.tzinfo is None:
+        raise ValueError(f"{text!r} has no time zone")
+    return value.astimezone(UTC)
+
+
 def _instant_or_none(value: object, name: str) -> datetime | None:
     if value is None:
         return None
     if not isinstance(value, str):
         raise BadInput(f"{name} is not a timestamp")
     try:
-        return parse_instant(value)
+        return parse_time(value)
     except ValueError as exc:
         raise BadInput(f"{name} is not a timestamp: {exc}") from exc
 
@@ -319,7 +326,12 @@ _UNKNOWN_KEY_TEXT = (
 )
 
 
-def _open_trusted(note: str, trusted: Sequence[NoteVerifier], checks: _Checks) -> TreeCheckpoint:
+def _open_trusted(
+    note: str,
+    trusted: Sequence[NoteVerifier],
+    checks: _Checks,
+    label: str = "signed checkpoint",
+) -> TreeCheckpoint:
     bad_signature = False
     for verifier in trusted:
         try:
@@ -330,18 +342,18 @@ def _open_trusted(note: str, trusted: Sequence[NoteVerifier], checks: _Checks) -
         except UnverifiedNote:
             continue
         except MalformedNote as exc:
-            checks.failed("signed checkpoint", f"the checkpoint cannot be read: {exc}")
+            checks.failed(label, f"the checkpoint cannot be read: {exc}")
             raise _Refused(VerdictKind.TAMPERED, _TAMPERED_TEXT) from exc
         checks.passed(
-            "signed checkpoint",
+            label,
             f"signed by {verifier.name}+{verifier.key_id:08x} (tree of {checkpoint.size} entries)",
         )
         return checkpoint
     if bad_signature:
-        checks.failed("signed checkpoint", "the trusted key's signature does not verify")
+        checks.failed(label, "the trusted key's signature does not verify")
         raise _Refused(VerdictKind.TAMPERED, _TAMPERED_TEXT)
     keys = ", ".join(f"{v.name}+{v.key_id:08x}" for v in trusted) or "none configured"
-    checks.failed("signed checkpoint", f"not signed by a trusted key (trusted: {keys})")
+    checks.failed(label, f"not signed by a trusted key (trusted: {keys})")
     raise _Refused(VerdictKind.UNKNOWN_KEY, _UNKNOWN_KEY_TEXT)
 
 
@@ -418,7 +430,9 @@ def _judge_log_entry(
         _check_inclusion(entry, evidence.inclusion, checkpoint, checks)
         in_latest = False
         if evidence.latest_checkpoint is not None:
-            latest = _open_trusted(evidence.latest_checkpoint, trusted, checks)
+            latest = _open_trusted(
+                evidence.latest_checkpoint, trusted, checks, "latest checkpoint's signature"
+            )
             in_latest = latest == checkpoint
             if in_latest:
                 checks.passed(
@@ -472,7 +486,7 @@ def _payload_instant(payload: Mapping[str, Any], key: str) -> datetime | None:
     if not isinstance(value, str):
         return None
     try:
-        return parse_instant(value)
+        return parse_time(value)
     except ValueError:
         return None
 
