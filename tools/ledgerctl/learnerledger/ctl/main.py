@@ -157,11 +157,24 @@ def cmd_demo(args: argparse.Namespace) -> int:
     key = cfg.state_dir / "checkpoint-signing.key"
     if not key.exists():
         generate_signing_key(key)
+    from learnerledger.domain.signed_note import NoteVerifier
+    from learnerledger.ledger.settings import LedgerSettings
+    from learnerledger.ledger.verification import load_signing_key, public_key_of
+
+    ledger = LedgerSettings()
+    vkey = NoteVerifier.for_key(
+        ledger.log_origin, public_key_of(load_signing_key(key))
+    ).verifier_key()
     env = {
         **info.env(),
         "LEDGER_CHECKPOINT_SIGNING_KEY_FILE": str(key),
         "LEDGER_CHECKPOINT_INTERVAL_S": "30",
+        # the web pages (/verify, /learner) on the query service's HTTP server
+        "QUERY_HTTP_PORT": os.environ.get("QUERY_HTTP_PORT") or str(_http_port(8080)),
+        "QUERY_WEB_CHECKPOINT_VKEYS": os.environ.get("QUERY_WEB_CHECKPOINT_VKEYS") or vkey,
+        "QUERY_WEB_LEDGER_ADDRESS": f"127.0.0.1:{ledger.grpc_port}",
     }
+    os.environ["QUERY_HTTP_PORT"] = env["QUERY_HTTP_PORT"]  # the demo prints its URLs
     asyncio.run(
         run_demo(
             state_dir=cfg.state_dir,
@@ -174,6 +187,18 @@ def cmd_demo(args: argparse.Namespace) -> int:
         )
     )
     return 0
+
+
+def _http_port(preferred: int) -> int:
+    """``preferred`` when it is free on 127.0.0.1, else any free port."""
+    import socket
+
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", preferred))
+        except OSError:
+            sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 # db / topics ---------------------------------------------------------------------------------
