@@ -226,6 +226,32 @@ async def test_learner_page_and_verification_page_in_a_browser(
         files[name].write_text(json.dumps(document, indent=2))
     assert base64.b64decode(str(genuine["inclusion_proof"][0]))  # type: ignore[index]
 
+    # the JSON endpoints refuse what they must, with reasons
+    async with aiohttp.ClientSession() as session:
+        for path, status, reason in (
+            ("/entry?entry_hash=xyz", 400, "INVALID_ARGUMENT"),
+            (f"/entry?entry_hash={'cd' * 32}", 404, "ENTRY_NOT_FOUND"),
+            ("/qr.svg?entry=1", 400, "INVALID_ARGUMENT"),
+            ("/api/learner/record", 401, "UNAUTHENTICATED"),
+        ):
+            async with session.get(f"{web_stack.base}{path}") as response:
+                assert response.status == status, path
+                assert (await response.json())["error"]["reason"] == reason
+        forged = web_stack.token[:-4] + ("AAAA" if not web_stack.token.endswith("AAAA") else "BBBB")
+        async with session.get(
+            f"{web_stack.base}/api/learner/record", headers={"Authorization": f"Bearer {forged}"}
+        ) as response:
+            assert response.status == 401
+        async with session.post(
+            f"{web_stack.base}/api/learner/consents",
+            json={"university_id": "", "purpose": "x"},
+            headers={"Authorization": f"Bearer {web_stack.token}"},
+        ) as response:
+            assert response.status == 400
+            assert (await response.json())["error"]["field_violations"][0]["field"] == (
+                "university_id"
+            )
+
     def click_through() -> None:
         share_url = learner_page(browser, web_stack, out)
         verify_pages(browser, web_stack, share_url, files, out)
