@@ -8,6 +8,7 @@
 #   - PostgreSQL server binaries (apt `postgresql`; the Debian default cluster is NOT created:
 #     the stack runs its own cluster under .state/postgres, see learnerledger.ctl.postgres_server)
 #   - Java 17+ and Maven (apt `openjdk-17-jre-headless`, `maven`)
+#   - a headless browser for the web pages' tests (apt `chromium`, `chromium-driver`)
 #   - .venv (Python 3.11+) with the project and the client library (clients/python) installed
 #     editable, re-installed when a pyproject.toml or constraints.txt change
 #   - the Kafka jars (Maven Central, cached in .state/kafka-libs)
@@ -113,6 +114,14 @@ if ! command -v mvn >/dev/null 2>&1; then
   apt_install maven
 fi
 say "maven: ok ($(command -v mvn))"
+
+# ---------------------------------------------------------------------------------------------
+# Chromium and its WebDriver (tests/web drive the web pages with selenium, headless)
+
+if ! command -v chromium >/dev/null 2>&1 || ! command -v chromedriver >/dev/null 2>&1; then
+  apt_install chromium chromium-driver
+fi
+say "chromium: ok ($(command -v chromium), $(command -v chromedriver))"
 
 # ---------------------------------------------------------------------------------------------
 # Python virtualenv

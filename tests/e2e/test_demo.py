@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 import shutil
+import urllib.request
 
 import pytest
 
@@ -59,6 +60,16 @@ def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
         verified = ledgerctl(env, "credential", "verify", jwt_file.group(1), "--http")
         assert verified.returncode == 0, verified.stdout + verified.stderr
         assert "not revoked" in verified.stdout
+        # the web pages: the learner's page and the sample learner's verification link
+        link = re.search(r"(http://127\.0\.0\.1:\d+)/verify\?entry=([0-9a-f]{64})", out)
+        assert link is not None, out[-2000:]
+        assert f"{link.group(1)}/learner" in out
+        with urllib.request.urlopen(link.group(0), timeout=30) as page:
+            html = page.read().decode()
+        assert 'data-verdict="' in html
+        verdict = re.search(r'data-verdict="([a-z_]+)"', html)
+        assert verdict is not None
+        assert verdict.group(1) in ("active", "not_yet_sealed")  # sealed within 30 s
     finally:
         down = ledgerctl(env, "stack", "down")
         leftovers = our_processes(state)

@@ -307,6 +307,14 @@ async def entry_at(connection: Connection, learner_id: str, sequence: int) -> En
     return None if row is None else entry_from_row(row)
 
 
+async def entry_with_hash(connection: Connection, entry_hash: bytes) -> Entry | None:
+    """The entry whose ``entry_hash`` is given (index ``credit_log_by_entry_hash``)."""
+    row = await connection.fetchrow(
+        f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE entry_hash = $1", entry_hash
+    )
+    return None if row is None else entry_from_row(row)
+
+
 async def active_consents(
     connection: Connection, pairs: Iterable[tuple[str, str]], now: datetime | None = None
 ) -> set[tuple[str, str]]:

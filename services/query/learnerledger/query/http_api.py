@@ -15,6 +15,9 @@
                                     (revocation), computed from the read model now and signed
                                     (``application/vc+jwt``).
 
+The web pages (``/verify``, ``/learner``), the public entry lookup ``GET /entry?entry_hash=``
+and the learner's JSON API are in ``learnerledger.query.web``.
+
 Everything served is either signed (the notes) or checkable against what is signed (the
 proofs), so no token is needed; nothing here names a learner (an entry is found by its hash
 or leaf index only, so the API cannot be used to learn who has entries). Errors are JSON
@@ -50,6 +53,7 @@ from learnerledger.postgres.tree_heads import (
     inclusion_of_leaf,
 )
 from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssuing
+from learnerledger.query.web import WebPages
 
 log = structlog.get_logger(__name__)
 
@@ -287,11 +291,15 @@ async def start_http(
     tls_cert_file: Path | None = None,
     tls_key_file: Path | None = None,
     credentials: CredentialIssuerSlot | None = None,
+    pages: WebPages | None = None,
 ) -> RunningHttp:
     """Serve the routes on ``bind:port`` (0: any free port); HTTPS with the gRPC API's
     certificate when TLS files are configured. The credential routes answer once
-    ``credentials`` holds an issuer."""
-    runner = web.AppRunner(LogHttpApi(pool, credentials).app(), access_log=None)
+    ``credentials`` holds an issuer; with ``pages``, the web pages too (``web``)."""
+    app = LogHttpApi(pool, credentials).app()
+    if pages is not None:
+        pages.add_routes(app)
+    runner = web.AppRunner(app, access_log=None)
     await runner.setup()
     site = web.TCPSite(runner, bind, port, ssl_context=_ssl_context(tls_cert_file, tls_key_file))
     await site.start()

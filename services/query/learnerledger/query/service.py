@@ -5,6 +5,8 @@ from __future__ import annotations
 import asyncio
 from datetime import timedelta
 
+import asyncpg
+import grpc
 import structlog
 
 from learnerledger.domain.credentials import CredentialIssuer, did_web
@@ -18,7 +20,8 @@ from learnerledger.query.credentials import (
 from learnerledger.query.http_api import start_http
 from learnerledger.query.server import TranscriptQueryServicer
 from learnerledger.query.settings import QuerySettings
-from learnerledger.rpc.learner_tokens import verifier_from_settings
+from learnerledger.query.web import WebPages, parse_trusted_keys
+from learnerledger.rpc.learner_tokens import LearnerTokenVerifier, verifier_from_settings
 from learnerledger.rpc.server import TlsFiles, start_server
 from learnerledger.runtime import run_service, stop_on_signals
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
@@ -46,11 +49,12 @@ async def run_query(
         if settings.credential_signing_key_file is not None
         else None
     )
+    learner_tokens = verifier_from_settings(settings)
     servicer = TranscriptQueryServicer(
         pool,
         watch_poll_s=settings.watch_poll_ms / 1000,
         min_position_poll_s=settings.min_position_poll_ms / 1000,
-        learner_tokens=verifier_from_settings(settings),
+        learner_tokens=learner_tokens,
         credentials=credentials,
     )
     server = await start_server(
@@ -74,6 +78,7 @@ async def run_query(
             tls_cert_file=settings.tls_cert_file,
             tls_key_file=settings.tls_key_file,
             credentials=credentials,
+            pages=web_pages(settings, pool, learner_tokens, grpc_port=server.port),
         )
         log.info("query_http_listening", address=f"{settings.http_bind}:{http.port}")
     if credential_key is not None:
@@ -119,6 +124,31 @@ async def run_query(
         await pruning
         await pool.close()
         log.info("query_stopped")
+
+
+def web_pages(
+    settings: QuerySettings,
+    pool: asyncpg.Pool,
+    learner_tokens: LearnerTokenVerifier | None,
+    *,
+    grpc_port: int,
+) -> WebPages:
+    """The web pages, calling this process's gRPC API (and the ledger's consent service) with
+    the learner's own token; TLS with the service's certificate as the root when it has one."""
+    credentials = None
+    if settings.tls_cert_file is not None and settings.tls_key_file is not None:
+        credentials = grpc.ssl_channel_credentials(settings.tls_cert_file.read_bytes())
+    own_host = "127.0.0.1" if settings.grpc_bind in ("0.0.0.0", "::", "") else settings.grpc_bind
+    return WebPages(
+        pool,
+        trusted_keys=parse_trusted_keys(settings.web_checkpoint_vkeys),
+        learner_tokens=learner_tokens,
+        query_target=f"{own_host}:{grpc_port}",
+        ledger_target=settings.web_ledger_address,
+        channel_credentials=credentials,
+        public_url=settings.web_public_url,
+        expiring_soon=timedelta(days=settings.web_expiring_soon_days),
+    )
 
 
 def main() -> None:

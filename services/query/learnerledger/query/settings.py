@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -35,6 +36,31 @@ class QuerySettings(CommonSettings):
     #: deleted by the query service every access_log_prune_interval_s (QUERY_ACCESS_LOG_*).
     access_log_retention_days: float = Field(365.0, gt=0, le=3650)
     access_log_prune_interval_s: float = Field(3600.0, gt=0)
+    #: The web pages on the HTTP API (/verify, /learner; on whenever http_port is set): the
+    #: checkpoint keys the verification page trusts, as note verifier keys
+    #: (``ledgerctl proof vkey``), separated by commas. Empty: every proof is "unknown key".
+    web_checkpoint_vkeys: str = ""
+    #: Where the learner's page sends consent changes (LearnerConsentService, ledger process).
+    web_ledger_address: str = "127.0.0.1:50053"
+    #: The base URL of share links and QR codes (https://verify.example.in); unset: the
+    #: address the browser used.
+    web_public_url: str | None = None
+    #: An active credit whose validity ends within this many days is highlighted.
+    web_expiring_soon_days: int = Field(180, ge=1, le=3650)
+
+    @field_validator("web_checkpoint_vkeys")
+    @classmethod
+    def _vkeys(cls, value: str) -> str:
+        from learnerledger.domain.signed_note import MalformedNote, parse_verifier_key
+
+        for key in re.split(r"[,\s]+", value.strip()):
+            if key:
+                try:
+                    parse_verifier_key(key)
+                except MalformedNote as exc:
+                    raise ValueError(f"{key[:40]!r} is not a note verifier key: {exc}") from exc
+        return value
+
     #: Credits as verifiable credentials (ExportCredential, ExportTranscript, the DID document
     #: and status lists over HTTP): the Ed25519 key that signs them (hex seed, as written by
     #: ``ledgerctl keys generate``; its own key, never the checkpoint key). Unset: off.
@@ -45,7 +71,7 @@ class QuerySettings(CommonSettings):
     credential_public_url: str | None = None
     credential_issuer_name: str = Field("Learner Ledger", min_length=1, max_length=200)
 
-    @field_validator("credential_public_url")
+    @field_validator("credential_public_url", "web_public_url")
     @classmethod
     def _public_url(cls, value: str | None) -> str | None:
         if value is None:

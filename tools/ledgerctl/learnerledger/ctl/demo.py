@@ -455,6 +455,7 @@ async def run_demo(
     format_redemption(redemption, printed)
     console.print(printed.getvalue().rstrip(), markup=False, highlight=False)
     await show_credential(console, query, reader_token, learner, transcript, state_dir)
+    await show_web_pages(console, database_url, learner, transcript)
     console.print(
         f"\n{accepted} completions from {len(partners)} partners are in the ledger and the "
         f"transcripts; {time.monotonic() - started:.1f} s in all."
@@ -508,4 +509,42 @@ async def show_credential(
         f"  .venv/bin/ledgerctl credential verify {out} --http\n"
         f"  curl {public_url}/.well-known/did.json      # the issuer's keys (did:web)\n"
         f"  curl {reply.status_list_credential}                    # the signed status list"
+    )
+
+
+async def show_web_pages(
+    console: Console,
+    database_url: str,
+    learner: str,
+    transcript: transcript_query_pb2.Transcript,
+) -> None:
+    """The web pages' addresses: the learner's page and the verification link (share link) of
+    the sample learner's first active credit."""
+    http_port = QuerySettings().http_port
+    if http_port is None:
+        return
+    base = f"http://127.0.0.1:{http_port}"
+    active = [
+        c.sequence
+        for c in transcript.credentials
+        if c.status == transcript_query_pb2.CREDENTIAL_STATUS_ACTIVE
+    ]
+    console.print(
+        f"\n[bold]Web pages[/bold] (query service, {base}): the learner's page {base}/learner "
+        f"(sign in with the token of: .venv/bin/ledgerctl learner token {learner})"
+    )
+    if not active:
+        return
+    connection = await asyncpg.connect(database_url)
+    try:
+        entry_hash = await connection.fetchval(
+            "SELECT entry_hash FROM credit_log WHERE learner_id = $1 AND sequence = $2",
+            learner,
+            active[0],
+        )
+    finally:
+        await connection.close()
+    console.print(
+        f"Verification link for learner {learner}'s credit (proven once the next signed "
+        f"checkpoint covers it, within 30 s):\n  {base}/verify?entry={bytes(entry_hash).hex()}"
     )

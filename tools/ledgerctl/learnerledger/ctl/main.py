@@ -160,12 +160,23 @@ def cmd_demo(args: argparse.Namespace) -> int:
     credential_key = cfg.state_dir / "credential-signing.key"  # its own key, not the checkpoint's
     if not credential_key.exists():
         generate_signing_key(credential_key)
+    from learnerledger.domain.signed_note import NoteVerifier
+    from learnerledger.ledger.settings import LedgerSettings
+    from learnerledger.ledger.verification import load_signing_key, public_key_of
+
+    ledger = LedgerSettings()
+    vkey = NoteVerifier.for_key(
+        ledger.log_origin, public_key_of(load_signing_key(key))
+    ).verifier_key()
     env = {
         **info.env(),
         "LEDGER_CHECKPOINT_SIGNING_KEY_FILE": str(key),
         "LEDGER_CHECKPOINT_INTERVAL_S": "30",
         "QUERY_CREDENTIAL_SIGNING_KEY_FILE": str(credential_key),
+        # the web pages (/verify, /learner) on the query service's HTTP server
         "QUERY_HTTP_PORT": os.environ.get("QUERY_HTTP_PORT") or str(_http_port(8080)),
+        "QUERY_WEB_CHECKPOINT_VKEYS": os.environ.get("QUERY_WEB_CHECKPOINT_VKEYS") or vkey,
+        "QUERY_WEB_LEDGER_ADDRESS": f"127.0.0.1:{ledger.grpc_port}",
     }
     os.environ["QUERY_HTTP_PORT"] = env["QUERY_HTTP_PORT"]  # the demo prints its URLs
     asyncio.run(
