@@ -176,15 +176,15 @@ async def running_ledger_task(
     task = asyncio.create_task(run_ledger(settings, stop))
     try:
         if grpc_port:
-            await _admin_api_listening(grpc_port, task)
+            await wait_listening(grpc_port, task)
         yield settings, task
     finally:
         stop.set()
         await asyncio.wait_for(task, timeout=30)
 
 
-async def _admin_api_listening(port: int, task: asyncio.Task[None], timeout: float = 30) -> None:
-    """Wait until the ledger's admin API accepts connections (a call made sooner is refused:
+async def wait_listening(port: int, task: asyncio.Task[None], timeout: float = 30) -> None:
+    """Wait until one of the ledger's gRPC ports accepts connections (a call made sooner is refused:
     gRPC fails fast with UNAVAILABLE), or the service ended."""
     async with asyncio.timeout(timeout):
         while not task.done():

@@ -81,7 +81,7 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
     replays = ReplayRunner(  # StartReplay: rebuilds run here, as the schema owner (issue 6)
         settings.database_url, settings.kafka_bootstrap_servers, settings.topic_ledger_entries
     )
-    admin_server = await _start_admin_api(settings, admin_pool, producer, replays)
+    servers = await _start_admin_api(settings, admin_pool, producer, replays)
     tasks = [
         _worker(
             "consumer",
@@ -140,7 +140,8 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
         for task in tasks:
             task.cancel()
         await asyncio.gather(*tasks, return_exceptions=True)
-        await admin_server.stop(grace_s=5)
+        for server in servers:
+            await server.stop(grace_s=5)
         await replays.stop()  # an interrupted replay resumes on the next StartReplay
         await producer.stop()
         await pool.close()
@@ -266,7 +267,9 @@ async def _start_admin_api(
     pool: asyncpg.Pool,
     producer: DurableProducer,
     replays: ReplayRunner | None = None,
-) -> RunningServer:
+) -> list[RunningServer]:
+    """The admin API on ``grpc_port`` (every service) and, with ``public_grpc_port``, the
+    services universities and learners call on a port of their own."""
     trusted = (
         public_key_of(load_signing_key(settings.checkpoint_signing_key_file))
         if settings.checkpoint_signing_key_file is not None
@@ -295,27 +298,45 @@ async def _start_admin_api(
         authenticator=authenticator,
     )
 
-    def register(server: grpc.aio.Server) -> None:
-        ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, server)
+    def register_public(server: grpc.aio.Server) -> None:
         redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(redemptions, server)
         learner_consent_pb2_grpc.add_LearnerConsentServiceServicer_to_server(learners, server)
 
-    server = await start_server(
-        register=register,
-        service_names=[
-            ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name,
-            redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
-            learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"].full_name,
-        ],
-        bind=settings.grpc_bind,
-        port=settings.grpc_port,
-        tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
-        health_port=settings.health_port,
-        max_connection_age_s=settings.grpc_max_connection_age_s,
-        max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
-    )
-    log.info("admin_api_listening", port=server.port)
-    return server
+    def register(server: grpc.aio.Server) -> None:
+        ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, server)
+        register_public(server)
+
+    public_names = [
+        redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
+        learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"].full_name,
+    ]
+
+    async def serve(
+        register: Callable[[grpc.aio.Server], None],
+        names: list[str],
+        port: int,
+        health_port: int | None,
+    ) -> RunningServer:
+        return await start_server(
+            register=register,
+            service_names=names,
+            bind=settings.grpc_bind,
+            port=port,
+            tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
+            health_port=health_port,
+            max_connection_age_s=settings.grpc_max_connection_age_s,
+            max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
+        )
+
+    admin_name = ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name
+    servers = [
+        await serve(register, [admin_name, *public_names], settings.grpc_port, settings.health_port)
+    ]
+    log.info("admin_api_listening", port=servers[0].port)
+    if settings.public_grpc_port is not None:
+        servers.append(await serve(register_public, public_names, settings.public_grpc_port, None))
+        log.info("public_api_listening", port=servers[1].port)
+    return servers
 
 
 def main() -> None:

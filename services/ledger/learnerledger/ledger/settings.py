@@ -26,6 +26,10 @@ class LedgerSettings(CommonSettings):
     approval_fanout_idle_s: float = Field(1.0, gt=0)
     grpc_port: int = Field(50053, ge=0, le=65535)
     grpc_bind: str = "127.0.0.1"
+    #: RedemptionService and LearnerConsentService also on this port, without
+    #: LedgerAdminService: the port universities and learners reach (deploy/k8s opens it to
+    #: them and keeps grpc_port to operators). Unset: they are served on grpc_port only.
+    public_grpc_port: int | None = Field(None, ge=0, le=65535)
     health_port: int | None = Field(None, ge=1, le=65535)  # plaintext health only (probes)
     metrics_port: int = Field(9102, ge=0, le=65535)
     #: How far ahead of the ledger's clock a completion date may lie (same rule as the gateway's
