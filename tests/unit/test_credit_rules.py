@@ -11,6 +11,7 @@ from learnerledger.domain.catalog import CreditRecommendation, InvalidCourse, pa
 from learnerledger.domain.credit_rules import (
     AlreadyRecorded,
     Append,
+    CourseHours,
     CreditRules,
     Facts,
     HoursBasis,
@@ -44,7 +45,8 @@ def test_ncrf_credits_are_hours_over_30_rounded_down_to_half(hours: int, credits
 
 
 def test_nheqf_theory_basis_counts_15_hours_per_credit() -> None:
-    assert CreditRules(hours_basis=HoursBasis.NHEQF_THEORY).credits_for_hours(45) == Decimal(3)
+    hours = CourseHours(HoursBasis.NHEQF, 45, theory=45)
+    assert RULES.credits(hours) == Decimal(3)
 
 
 @given(st.integers(min_value=0, max_value=100_000))

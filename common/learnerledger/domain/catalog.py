@@ -9,10 +9,30 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
 
-#: NCrF levels in higher education (4.5 first-year UG certificate ... 8 doctorate).
+#: NCrF levels in higher education (4.5 first-year UG certificate ... 8 doctorate): what every
+#: issuer may give a course, and what a programme may be.
 NCRF_LEVELS: frozenset[Decimal] = frozenset(
     Decimal(v) for v in ("4.5", "5", "5.5", "6", "6.5", "7", "8")
 )
+#: The whole NCrF range, level 1 to 8 in half steps. Skilling (NSQF) courses may take any of
+#: them, also below 4.5 (school and vocational levels).
+NCRF_ALL_LEVELS: frozenset[Decimal] = frozenset(Decimal(n) / 2 for n in range(2, 17))
+
+
+class HoursBasis(enum.StrEnum):
+    """How a course's hours become credits. Every credit entry records the basis it used."""
+
+    #: NCrF: 1 credit = 30 notional learning hours, whatever the component.
+    NCRF = "ncrf"
+    #: NHEQF: 1 credit = 15 h theory, 30 h practical, 45 h experiential learning.
+    NHEQF = "nheqf"
+    #: Recorded by no new entry: the single-component NHEQF bases an early rules draft named.
+    NHEQF_THEORY = "nheqf_theory"
+    NHEQF_PRACTICAL = "nheqf_practical"
+
+
+#: The bases a course may declare.
+COURSE_HOURS_BASES: frozenset[HoursBasis] = frozenset({HoursBasis.NCRF, HoursBasis.NHEQF})
 
 
 class CreditRecommendation(enum.StrEnum):
@@ -41,17 +61,25 @@ class InvalidCourse(ValueError):
         self.message = message
 
 
-def parse_level(value: str | Decimal) -> Decimal:
-    """Parse an NCrF level ("4.5", "6", ...) and refuse anything outside NCRF_LEVELS."""
+def parse_level(value: str | Decimal, *, allowed: frozenset[Decimal] = NCRF_LEVELS) -> Decimal:
+    """Parse an NCrF level ("4.5", "6", ...) and refuse anything outside ``allowed`` (the
+    higher-education levels unless the caller says otherwise)."""
     try:
         level = Decimal(str(value))
     except ArithmeticError as exc:
         raise InvalidCourse("level", f"{value!r} is not a number") from exc
-    if level not in NCRF_LEVELS:
-        allowed = ", ".join(str(v) for v in sorted(NCRF_LEVELS))
-        raise InvalidCourse("level", f"{value} is not an NCrF level ({allowed})")
+    if level not in allowed:
+        listed = ", ".join(str(v) for v in sorted(allowed))
+        raise InvalidCourse("level", f"{value} is not an NCrF level ({listed})")
     # Return the canonical member ("6", not "6.0") so every entry spells a level the same way.
-    return next(member for member in NCRF_LEVELS if member == level)
+    return next(member for member in allowed if member == level)
+
+
+def levels_for(category: CourseCategory) -> frozenset[Decimal]:
+    """The NCrF levels a course of ``category`` may have: skilling bodies (NSQF) the whole range
+    1 to 8 in half steps, everyone else the higher-education levels (migration 0040 checks the
+    same in PostgreSQL)."""
+    return NCRF_ALL_LEVELS if category is CourseCategory.SKILLING else NCRF_LEVELS
 
 
 #: An approval or withdrawal whose effective time lies further back than this before the moment
@@ -159,6 +187,13 @@ class Course:
     #: Where the course's credit comes from (caps at redemption); the catalog's default is a
     #: university course.
     category: CourseCategory = CourseCategory.UNIVERSITY_COURSE
+    #: How the course's hours become credits (see HoursBasis).
+    hours_basis: HoursBasis = HoursBasis.NCRF
+    #: Hours per component. All zero: the course declared only its total (``notional_hours``),
+    #: which only the NCrF basis can use; otherwise they add up to ``notional_hours``.
+    theory_hours: int = 0
+    practical_hours: int = 0
+    experiential_hours: int = 0
 
     def __post_init__(self) -> None:
         if not self.course_id:
@@ -167,14 +202,41 @@ class Course:
             raise InvalidCourse("issuer_id", "must not be empty")
         if not self.title:
             raise InvalidCourse("title", "must not be empty")
-        if self.level not in NCRF_LEVELS:
-            raise InvalidCourse("level", f"{self.level} is not an NCrF level")
+        if self.level not in levels_for(self.category):
+            if self.level in NCRF_ALL_LEVELS:
+                raise InvalidCourse(
+                    "level",
+                    f"{self.level} is below 4.5 or 7.5: only skilling (NSQF) courses may have it",
+                )
+            raise InvalidCourse("level", f"{self.level} is not an NCrF level (1 to 8, half steps)")
         if self.counts_as == self.course_id:
             raise InvalidCourse("counts_as_course_id", "a course cannot be a version of itself")
         if not 1 <= self.notional_hours <= 1200 * 8:
             raise InvalidCourse(
                 "notional_hours", "must be between 1 and 9600 (8 years of 1200 hours)"
             )
+        if self.hours_basis not in COURSE_HOURS_BASES:
+            raise InvalidCourse("hours_basis", "must be NCrF or NHEQF")
+        components = (self.theory_hours, self.practical_hours, self.experiential_hours)
+        for name, hours in zip(
+            ("theory_hours", "practical_hours", "experiential_hours"), components, strict=True
+        ):
+            if hours < 0:
+                raise InvalidCourse(name, "must not be negative")
+        if any(components) and sum(components) != self.notional_hours:
+            raise InvalidCourse(
+                "notional_hours",
+                f"must be the sum of the components ({sum(components)}), got {self.notional_hours}",
+            )
+        if self.hours_basis is HoursBasis.NHEQF and not any(components):
+            raise InvalidCourse(
+                "hours_basis",
+                "an NHEQF course declares its theory, practical and experiential hours",
+            )
+
+    @property
+    def declares_components(self) -> bool:
+        return any((self.theory_hours, self.practical_hours, self.experiential_hours))
 
     @property
     def is_approved(self) -> bool:

@@ -43,6 +43,8 @@ NCRF_URL = "https://www.education.gov.in/sites/upload_files/mhrd/files/NCrF-NEP-
 CREDENTIAL_ID_NAMESPACE = uuid.UUID("6f1d4a3e-2c55-5b0e-9a57-2f0c8d6a1b40")
 HOURS_BASIS_TEXT = {
     "ncrf": "NCrF: 1 credit = 30 notional learning hours",
+    "nheqf": "NHEQF: 1 credit = 15 hours of theory, 30 of practical work or 45 of experiential "
+    "learning",
     "nheqf_theory": "NHEQF: 1 credit = 15 hours of theory",
     "nheqf_practical": "NHEQF: 1 credit = 30 hours of practical work",
 }

@@ -11,11 +11,12 @@ import hashlib
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
-from decimal import ROUND_FLOOR, Decimal
+from datetime import datetime
+from decimal import Decimal
 
 from learnerledger.domain.canonical_json import canonical_json
 from learnerledger.domain.catalog import Course, CourseCategory, approved_periods
+from learnerledger.domain.catalog import HoursBasis as HoursBasis
 from learnerledger.domain.entries import EntryDraft, EntryKind, JsonValue, Payload
 from learnerledger.domain.events import (
     CompletionSubmitted,
@@ -33,26 +34,14 @@ from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.redemption import (
     HeldCredential,
     Programme,
-    RedemptionRules,
     assess,
 )
-
-RULES_VERSION = 1
-
-
-class HoursBasis(enum.StrEnum):
-    """How notional hours become credits. Every entry records the basis it used."""
-
-    NCRF = "ncrf"  # 1 credit = 30 notional learning hours (NCrF)
-    NHEQF_THEORY = "nheqf_theory"  # 1 credit = 15 hours of theory (NHEQF)
-    NHEQF_PRACTICAL = "nheqf_practical"  # 1 credit = 30 hours of practical work (NHEQF)
-
-
-HOURS_PER_CREDIT: dict[HoursBasis, int] = {
-    HoursBasis.NCRF: 30,
-    HoursBasis.NHEQF_THEORY: 15,
-    HoursBasis.NHEQF_PRACTICAL: 30,
-}
+from learnerledger.domain.rules_versions import RULES as RULES
+from learnerledger.domain.rules_versions import RULES_VERSION as RULES_VERSION
+from learnerledger.domain.rules_versions import CourseHours as CourseHours
+from learnerledger.domain.rules_versions import CreditRules as CreditRules
+from learnerledger.domain.rules_versions import RulesHistory as RulesHistory
+from learnerledger.domain.rules_versions import UnknownRulesVersion as UnknownRulesVersion
 
 
 class NoCreditReason(enum.StrEnum):
@@ -85,32 +74,6 @@ class RejectionReason(enum.StrEnum):
     FOREIGN_PROGRAMME = "foreign_programme"
     #: The same redemption id was decided before with different content.
     REDEMPTION_CONFLICT = "redemption_conflict"
-
-
-@dataclass(frozen=True, slots=True)
-class CreditRules:
-    """One version of the rules. Defaults are DESIGN.md's *default* choices."""
-
-    version: int = RULES_VERSION
-    hours_basis: HoursBasis = HoursBasis.NCRF
-    validity_years: int = 7
-    annual_credit_limit: Decimal = Decimal(40)
-    #: The caps and the level rule applied at redemption.
-    redemption: RedemptionRules = field(default_factory=RedemptionRules)
-
-    def credits_for_hours(self, notional_hours: int) -> Decimal:
-        """Credits for ``notional_hours`` under this basis, rounded down to 0.5."""
-        exact = Decimal(notional_hours) / HOURS_PER_CREDIT[self.hours_basis]
-        return (exact * 2).to_integral_value(rounding=ROUND_FLOOR) / 2
-
-    def valid_until(self, completed_at: datetime) -> datetime:
-        """Credits are redeemable for ``validity_years`` after completion (UGC ABC 2021)."""
-        try:
-            return completed_at.replace(year=completed_at.year + self.validity_years)
-        except ValueError:  # 29 February, and the target year is not a leap year
-            return completed_at.replace(
-                year=completed_at.year + self.validity_years, day=28
-            ) + timedelta(days=1)
 
 
 def is_expired(valid_until: datetime, instant: datetime) -> bool:
@@ -168,6 +131,8 @@ class UncreditedCompletion:
     payload: Payload
     revoked: bool = False
     redecided: bool = False
+    #: The rules version that recorded it: its re-decision uses the same version.
+    rules_version: int = RULES_VERSION
 
 
 @dataclass(frozen=True, slots=True)
@@ -213,21 +178,38 @@ def completion_digest(request: CompletionSubmitted) -> str:
     return hashlib.sha256(canonical_json(statement)).hexdigest()
 
 
-def decide(request: LedgerRequest, facts: Facts, *, rules: CreditRules, now: datetime) -> Decision:
-    """Decide one request. ``now`` becomes the entry's ``recorded_at``."""
+def decide(
+    request: LedgerRequest,
+    facts: Facts,
+    *,
+    rules: CreditRules | RulesHistory = RULES,
+    now: datetime,
+) -> Decision:
+    """Decide one request. ``now`` becomes the entry's ``recorded_at``.
+
+    ``rules``: every rules version; a new entry is decided with the version in force at ``now``
+    and records its number, a re-decision with the version its original entry recorded. A
+    single ``CreditRules`` is that version alone (as if it applied from the beginning).
+    """
+    history = rules if isinstance(rules, RulesHistory) else None
+    if history is None:
+        assert isinstance(rules, CreditRules)
+        single = rules
+    else:
+        single = history.in_force_at(now)
     if not is_apaar_id(request.envelope.learner_id):
         return Rejected(RejectionReason.INVALID_EVENT, "learner_id is not a 12-digit APAAR id")
     match request:
         case CompletionSubmitted():
-            return _decide_completion(request, facts, rules, now)
+            return _decide_completion(request, facts, single, now)
         case RevocationRequested():
-            return _decide_revocation(request, facts, rules, now)
+            return _decide_revocation(request, facts, single, now)
         case ConsentGrantRequested() | ConsentRevokeRequested():
-            return _decide_consent(request, facts, rules, now)
+            return _decide_consent(request, facts, single, now)
         case CreditRedecisionRequested():
-            return _redecide(request, facts, rules, now)
+            return _redecide(request, facts, history or single, now)
         case RedemptionRequested():
-            return _decide_redemption(request, facts, rules, now)
+            return _decide_redemption(request, facts, single, now)
 
 
 def _decide_redemption(
@@ -298,14 +280,16 @@ def _decide_completion(
             RejectionReason.FOREIGN_COURSE,
             f"course {course.course_id} is not in issuer {request.envelope.issuer_id}'s catalog",
         )
-    credits = rules.credits_for_hours(course.notional_hours)
+    hours = CourseHours.of(course)
+    credits = rules.credits(hours)
     payload: dict[str, JsonValue] = {
         "issuer_id": request.envelope.issuer_id,
         "completion_id": request.completion_id,
         "course_id": course.course_id,
         "level": str(course.level),
         "notional_hours": course.notional_hours,
-        "hours_basis": rules.hours_basis.value,
+        "hours_basis": hours.basis.value,
+        **_component_hours(hours),
         "completed_at": format_instant(request.completed_at),
         "result": request.result.value,
         "score": request.score,
@@ -339,8 +323,23 @@ def _decide_completion(
     return _append(request, kind, payload, rules, now)
 
 
+def _component_hours(hours: CourseHours) -> dict[str, JsonValue]:
+    """The hours per component, on entries of courses that declare them (only new entries
+    carry these keys: an entry decided before they existed keeps its payload and hash)."""
+    if not hours.has_components:
+        return {}
+    return {
+        "theory_hours": hours.theory,
+        "practical_hours": hours.practical,
+        "experiential_hours": hours.experiential,
+    }
+
+
 def _redecide(
-    request: CreditRedecisionRequested, facts: Facts, rules: CreditRules, now: datetime
+    request: CreditRedecisionRequested,
+    facts: Facts,
+    versions: CreditRules | RulesHistory,
+    now: datetime,
 ) -> Decision:
     """Credit the learner's completions of the course that were recorded without credit and
     whose ``completed_at`` the course's approval history now covers.
@@ -354,10 +353,17 @@ def _redecide(
     if course is None:
         return Rejected(RejectionReason.UNKNOWN_COURSE, f"course {request.course_id} is unknown")
     periods = approved_periods(course.history)
-    credits = rules.credits_for_hours(course.notional_hours)
+    hours = CourseHours.of(course)
     drafts: list[EntryDraft] = []
     for original in sorted(facts.uncredited, key=lambda u: u.sequence):
         p = original.payload
+        # The version that recorded the original decides again (a replay of that decision).
+        rules = (
+            versions.version(original.rules_version)
+            if isinstance(versions, RulesHistory)
+            else versions
+        )
+        credits = rules.credits(hours)
         if (
             facts.credit_held_by is not None  # a course is credited once per learner
             or drafts
@@ -379,7 +385,8 @@ def _redecide(
         payload.update(
             level=str(course.level),
             notional_hours=course.notional_hours,
-            hours_basis=rules.hours_basis.value,
+            hours_basis=hours.basis.value,
+            **_component_hours(hours),
             credits=float(credits),
             valid_until=format_instant(rules.valid_until(completed_at)),
             redecides_sequence=original.sequence,

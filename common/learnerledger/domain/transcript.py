@@ -15,6 +15,7 @@ from decimal import Decimal
 
 from learnerledger.domain.entries import Entry, EntryKind, JsonValue
 from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.rules_versions import RULES, RulesHistory
 
 
 class CredentialStatus(enum.StrEnum):
@@ -231,12 +232,16 @@ class TranscriptView:
     active_by_issuer: Mapping[str, Decimal]
     credits_last_365_days: Decimal
     exceeds_annual_limit: bool
+    #: The annual credit limit of the rules version in force at ``as_of``.
+    annual_limit: Decimal
 
 
 def view_at(
-    state: TranscriptState, instant: datetime, *, annual_limit: Decimal = Decimal(40)
+    state: TranscriptState, instant: datetime, *, rules: RulesHistory = RULES
 ) -> TranscriptView:
-    """Evaluate ``state`` at ``instant``: expired is what expired by then."""
+    """Evaluate ``state`` at ``instant``: expired is what expired by then. The annual limit is
+    that of the rules version in force at ``instant``."""
+    annual_limit = rules.in_force_at(instant).annual_credit_limit
     rows = tuple(
         (credential, credential.status_at(instant))
         for _, credential in sorted(state.credentials.items())
@@ -285,11 +290,13 @@ def view_at(
             [c for c, s in rows if s is not CredentialStatus.REVOKED]
         )
         > annual_limit,
+        annual_limit=annual_limit,
     )
 
 
 def max_credits_in_any_year(credentials: Iterable[Credential]) -> Decimal:
-    """The most credit completed within any 365 days (DESIGN.md flags more than 40)."""
+    """The most credit completed within any 365 days (DESIGN.md flags more than the rules'
+    ``annual_credit_limit``)."""
     ordered = sorted(credentials, key=lambda c: c.completed_at)
     best = Decimal(0)
     window = Decimal(0)

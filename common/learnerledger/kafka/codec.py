@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from google.protobuf.message import DecodeError
 from google.protobuf.timestamp_pb2 import Timestamp
 
-from learnerledger.domain.catalog import CourseCategory
+from learnerledger.domain.catalog import CourseCategory, HoursBasis
 from learnerledger.domain.checkpoints import Coverage, Discrepancy, SignedCheckpoint
 from learnerledger.domain.entries import Entry, EntryKind, JsonValue
 from learnerledger.domain.events import (
@@ -43,6 +43,14 @@ LEVEL_TO_PROTO: dict[str, common_pb2.NcrfLevel.ValueType] = {
     "6.5": common_pb2.NCRF_LEVEL_6_5,
     "7": common_pb2.NCRF_LEVEL_7,
     "8": common_pb2.NCRF_LEVEL_8,
+    "1": common_pb2.NCRF_LEVEL_1,
+    "1.5": common_pb2.NCRF_LEVEL_1_5,
+    "2": common_pb2.NCRF_LEVEL_2,
+    "2.5": common_pb2.NCRF_LEVEL_2_5,
+    "3": common_pb2.NCRF_LEVEL_3,
+    "3.5": common_pb2.NCRF_LEVEL_3_5,
+    "4": common_pb2.NCRF_LEVEL_4,
+    "7.5": common_pb2.NCRF_LEVEL_7_5,
 }
 PROTO_TO_LEVEL: dict[common_pb2.NcrfLevel.ValueType, str] = {
     v: k for k, v in LEVEL_TO_PROTO.items()
@@ -83,6 +91,13 @@ HOURS_BASIS_TO_PROTO = {
     "ncrf": common_pb2.HOURS_BASIS_NCRF,
     "nheqf_theory": common_pb2.HOURS_BASIS_NHEQF_THEORY,
     "nheqf_practical": common_pb2.HOURS_BASIS_NHEQF_PRACTICAL,
+    "nheqf": common_pb2.HOURS_BASIS_NHEQF,
+}
+#: The bases a course may declare on CreateCourse (UNSPECIFIED: NCrF).
+PROTO_TO_COURSE_BASIS: dict[common_pb2.HoursBasis.ValueType, HoursBasis] = {
+    common_pb2.HOURS_BASIS_UNSPECIFIED: HoursBasis.NCRF,
+    common_pb2.HOURS_BASIS_NCRF: HoursBasis.NCRF,
+    common_pb2.HOURS_BASIS_NHEQF: HoursBasis.NHEQF,
 }
 NO_CREDIT_TO_PROTO = {
     "course_not_approved": events_pb2.NO_CREDIT_REASON_COURSE_NOT_APPROVED,
@@ -367,6 +382,9 @@ def encode_ledger_entry(entry: Entry) -> bytes:
             if p.get("redecides_sequence") is not None:
                 detail.redecides_sequence = int(str(p["redecides_sequence"]))
                 detail.approval_id = str(p["approval_id"])
+            detail.theory_hours = int(str(p.get("theory_hours", 0)))
+            detail.practical_hours = int(str(p.get("practical_hours", 0)))
+            detail.experiential_hours = int(str(p.get("experiential_hours", 0)))
         case EntryKind.RECORDED_WITHOUT_CREDIT:
             without = message.recorded_without_credit
             without.issuer_id, without.completion_id = str(p["issuer_id"]), str(p["completion_id"])

@@ -13,10 +13,14 @@ from datetime import UTC, datetime
 import asyncpg
 
 from learnerledger.domain.catalog import (
+    NCRF_ALL_LEVELS,
     Course,
     CourseCategory,
     CreditRecommendation,
+    HoursBasis,
+    InvalidCourse,
     RecommendationChange,
+    levels_for,
     parse_level,
     recommendation_at,
 )
@@ -189,13 +193,17 @@ def course_from_row(row: asyncpg.Record, history: Sequence[RecommendationChange]
         course_id=row["course_id"],
         issuer_id=row["issuer_id"],
         title=row["title"],
-        level=parse_level(row["ncrf_level"]),
+        level=parse_level(row["ncrf_level"], allowed=NCRF_ALL_LEVELS),
         notional_hours=row["notional_hours"],
         credit_recommendation=CreditRecommendation(row["credit_recommendation"]),
         skills=tuple(row["skills"]),
         history=tuple(history),
         counts_as=row["counts_as_course_id"] or "",
         category=CourseCategory(row["category"]),
+        hours_basis=HoursBasis(row["hours_basis"]),
+        theory_hours=row["theory_hours"],
+        practical_hours=row["practical_hours"],
+        experiential_hours=row["experiential_hours"],
     )
 
 
@@ -274,8 +282,9 @@ async def add_course(connection: Connection, course: Course) -> None:
             await connection.execute(
                 """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
                                         skills, credit_recommendation, counts_as_course_id,
-                                        category)
-                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)""",
+                                        category, hours_basis, theory_hours, practical_hours,
+                                        experiential_hours)
+                   VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13)""",
                 course.course_id,
                 course.issuer_id,
                 course.title,
@@ -285,6 +294,10 @@ async def add_course(connection: Connection, course: Course) -> None:
                 course.credit_recommendation.value,
                 course.counts_as or None,
                 course.category.value,
+                course.hours_basis.value,
+                course.theory_hours,
+                course.practical_hours,
+                course.experiential_hours,
             )
             if course.credit_recommendation is not CreditRecommendation.PENDING:
                 # A course created approved (or withdrawn) has held that state from the start.
@@ -362,11 +375,16 @@ async def set_category(
     """Set the course's category (for redemptions decided from now on) and keep the change in
     ``course_category_changes``. Setting the category it has records nothing."""
     async with connection.transaction():
-        previous = await connection.fetchval(
-            "SELECT category FROM courses WHERE course_id = $1 FOR UPDATE", course_id
+        row = await connection.fetchrow(
+            "SELECT category, ncrf_level FROM courses WHERE course_id = $1 FOR UPDATE", course_id
         )
-        if previous is None:
+        if row is None:
             raise NotFound("course", course_id)
+        previous = row["category"]
+        if parse_level(row["ncrf_level"], allowed=NCRF_ALL_LEVELS) not in levels_for(category):
+            raise InvalidCourse(
+                "category", f"a course of level {row['ncrf_level']} can only be a skilling course"
+            )
         if previous != category.value:
             await connection.execute(
                 "INSERT INTO course_category_changes (course_id, category, previous, reason) "

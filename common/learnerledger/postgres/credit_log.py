@@ -139,7 +139,7 @@ async def uncredited_completions(
         return {}
     rows = await connection.fetch(
         """SELECT o.learner_id, o.payload->>'course_id' AS course_id, o.sequence,
-                  o.source_event_id, o.payload,
+                  o.source_event_id, o.payload, o.rules_version,
                   EXISTS (SELECT 1 FROM credit_log r
                            WHERE r.learner_id = o.learner_id AND r.kind = 'credit_revoked'
                              AND r.payload->>'revoked_sequence' = o.sequence::text) AS revoked,
@@ -165,6 +165,7 @@ async def uncredited_completions(
                 payload=json.loads(r["payload"]),
                 revoked=r["revoked"],
                 redecided=r["redecided"],
+                rules_version=r["rules_version"],
             )
         )
     return found

@@ -53,10 +53,28 @@ class _NcrfLevelEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_NcrfLevel.V
     """Level 7: master's degree (two years after a four-year bachelor's)."""
     NCRF_LEVEL_8: _NcrfLevel.ValueType  # 7
     """Level 8: doctorate."""
+    NCRF_LEVEL_1: _NcrfLevel.ValueType  # 8
+    """Level 1 (skilling courses only)."""
+    NCRF_LEVEL_1_5: _NcrfLevel.ValueType  # 9
+    """Level 1.5 (skilling courses only)."""
+    NCRF_LEVEL_2: _NcrfLevel.ValueType  # 10
+    """Level 2 (skilling courses only)."""
+    NCRF_LEVEL_2_5: _NcrfLevel.ValueType  # 11
+    """Level 2.5 (skilling courses only)."""
+    NCRF_LEVEL_3: _NcrfLevel.ValueType  # 12
+    """Level 3 (skilling courses only)."""
+    NCRF_LEVEL_3_5: _NcrfLevel.ValueType  # 13
+    """Level 3.5 (skilling courses only)."""
+    NCRF_LEVEL_4: _NcrfLevel.ValueType  # 14
+    """Level 4 (skilling courses only)."""
+    NCRF_LEVEL_7_5: _NcrfLevel.ValueType  # 15
+    """Level 7.5 (skilling courses only)."""
 
 class NcrfLevel(_NcrfLevel, metaclass=_NcrfLevelEnumTypeWrapper):
-    """A level of India's National Credit Framework (NCrF) in higher education. Levels run from
-    4.5 (first-year undergraduate certificate) to 8 (doctorate); no other values are valid.
+    """A level of India's National Credit Framework (NCrF). The framework runs from level 1 to 8 in
+    half steps. Higher education uses 4.5 (first-year undergraduate certificate) to 8 (doctorate)
+    (4.5, 5, 5.5, 6, 6.5, 7, 8: any course or programme may have these); the other levels
+    (1 to 4 and 7.5) are open only to skilling (NSQF) courses (CourseCategory SKILLING).
     """
 
 NCRF_LEVEL_UNSPECIFIED: NcrfLevel.ValueType  # 0
@@ -77,6 +95,22 @@ NCRF_LEVEL_7: NcrfLevel.ValueType  # 6
 """Level 7: master's degree (two years after a four-year bachelor's)."""
 NCRF_LEVEL_8: NcrfLevel.ValueType  # 7
 """Level 8: doctorate."""
+NCRF_LEVEL_1: NcrfLevel.ValueType  # 8
+"""Level 1 (skilling courses only)."""
+NCRF_LEVEL_1_5: NcrfLevel.ValueType  # 9
+"""Level 1.5 (skilling courses only)."""
+NCRF_LEVEL_2: NcrfLevel.ValueType  # 10
+"""Level 2 (skilling courses only)."""
+NCRF_LEVEL_2_5: NcrfLevel.ValueType  # 11
+"""Level 2.5 (skilling courses only)."""
+NCRF_LEVEL_3: NcrfLevel.ValueType  # 12
+"""Level 3 (skilling courses only)."""
+NCRF_LEVEL_3_5: NcrfLevel.ValueType  # 13
+"""Level 3.5 (skilling courses only)."""
+NCRF_LEVEL_4: NcrfLevel.ValueType  # 14
+"""Level 4 (skilling courses only)."""
+NCRF_LEVEL_7_5: NcrfLevel.ValueType  # 15
+"""Level 7.5 (skilling courses only)."""
 Global___NcrfLevel: _TypeAlias = NcrfLevel  # noqa: Y015
 
 class _CompletionResult:
@@ -144,27 +178,39 @@ class _HoursBasis:
 class _HoursBasisEnumTypeWrapper(_enum_type_wrapper._EnumTypeWrapper[_HoursBasis.ValueType], _builtins.type):
     DESCRIPTOR: _descriptor.EnumDescriptor
     HOURS_BASIS_UNSPECIFIED: _HoursBasis.ValueType  # 0
-    """Not set. Never written by the ledger."""
+    """Not set. On CreateCourse: NCRF. Never written by the ledger."""
     HOURS_BASIS_NCRF: _HoursBasis.ValueType  # 1
-    """NCrF: 1 credit = 30 notional learning hours (the default of rules version 1)."""
+    """NCrF: 1 credit = 30 notional learning hours, whatever the component."""
     HOURS_BASIS_NHEQF_THEORY: _HoursBasis.ValueType  # 2
-    """NHEQF, theory: 1 credit = 15 hours."""
+    """Not accepted on new courses: an early single-component NHEQF basis (1 credit = 15 hours)."""
     HOURS_BASIS_NHEQF_PRACTICAL: _HoursBasis.ValueType  # 3
-    """NHEQF, practical work: 1 credit = 30 hours."""
+    """Not accepted on new courses: an early single-component NHEQF basis (1 credit = 30 hours)."""
+    HOURS_BASIS_NHEQF: _HoursBasis.ValueType  # 4
+    """NHEQF: 1 credit = 15 hours of theory, 30 hours of practical work or 45 hours of
+    experiential learning; credits = theory / 15 + practical / 30 + experiential / 45. The
+    course must declare its hours per component.
+    """
 
 class HoursBasis(_HoursBasis, metaclass=_HoursBasisEnumTypeWrapper):
-    """How notional learning hours were turned into credits. Every credit entry records the basis
-    it used, so a third party can recompute the credits from the hours.
+    """How a course's hours are turned into credits. A course declares its basis; every credit
+    entry records the basis and the hours it used (and LedgerEntry.rules_version the hours per
+    credit), so a third party can recompute the credits from the hours. Credits are rounded down
+    to a multiple of 0.5.
     """
 
 HOURS_BASIS_UNSPECIFIED: HoursBasis.ValueType  # 0
-"""Not set. Never written by the ledger."""
+"""Not set. On CreateCourse: NCRF. Never written by the ledger."""
 HOURS_BASIS_NCRF: HoursBasis.ValueType  # 1
-"""NCrF: 1 credit = 30 notional learning hours (the default of rules version 1)."""
+"""NCrF: 1 credit = 30 notional learning hours, whatever the component."""
 HOURS_BASIS_NHEQF_THEORY: HoursBasis.ValueType  # 2
-"""NHEQF, theory: 1 credit = 15 hours."""
+"""Not accepted on new courses: an early single-component NHEQF basis (1 credit = 15 hours)."""
 HOURS_BASIS_NHEQF_PRACTICAL: HoursBasis.ValueType  # 3
-"""NHEQF, practical work: 1 credit = 30 hours."""
+"""Not accepted on new courses: an early single-component NHEQF basis (1 credit = 30 hours)."""
+HOURS_BASIS_NHEQF: HoursBasis.ValueType  # 4
+"""NHEQF: 1 credit = 15 hours of theory, 30 hours of practical work or 45 hours of
+experiential learning; credits = theory / 15 + practical / 30 + experiential / 45. The
+course must declare its hours per component.
+"""
 Global___HoursBasis: _TypeAlias = HoursBasis  # noqa: Y015
 
 class _CourseCategory:
@@ -386,6 +432,10 @@ class Course(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     COUNTS_AS_COURSE_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    HOURS_BASIS_FIELD_NUMBER: _builtins.int
+    THEORY_HOURS_FIELD_NUMBER: _builtins.int
+    PRACTICAL_HOURS_FIELD_NUMBER: _builtins.int
+    EXPERIENTIAL_HOURS_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course's id, chosen by the issuer (for example "NPTEL-CS101"). Immutable."""
     issuer_id: _builtins.str
@@ -396,7 +446,8 @@ class Course(_message.Message):
     """The NCrF level of the course. Required (not UNSPECIFIED)."""
     notional_hours: _builtins.int
     """Notional learning hours: the time an average learner needs, including self-study and
-    assessment. Credits are derived from it (NCrF: hours / 30, rounded down to 0.5).
+    assessment. Credits are derived from it and the components by hours_basis (NCrF: hours /
+    30, rounded down to 0.5).
     """
     credit_recommendation: Global___CreditRecommendation.ValueType
     """Whether the course currently earns academic credit. Output only: changed through
@@ -410,8 +461,21 @@ class Course(_message.Message):
     """
     category: Global___CourseCategory.ValueType
     """Where the course's credit comes from, for the redemption caps. UNSPECIFIED on
-    CreateCourse means a university course.
+    CreateCourse means a university course. Only SKILLING courses may have a level below 4.5
+    (or 7.5).
     """
+    hours_basis: Global___HoursBasis.ValueType
+    """How the course's hours become credits. UNSPECIFIED on CreateCourse means NCRF; NHEQF
+    requires the hours per component.
+    """
+    theory_hours: _builtins.int
+    """Hours of theory (lectures, tutorials). The three components are either all 0 (the course
+    declares only notional_hours; NCrF only) or add up to notional_hours.
+    """
+    practical_hours: _builtins.int
+    """Hours of practical work (laboratory, studio, workshop)."""
+    experiential_hours: _builtins.int
+    """Hours of experiential learning (internship, field work, projects)."""
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills the course teaches, as free-text tags, in the issuer's order."""
@@ -438,10 +502,14 @@ class Course(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         counts_as_course_id: _builtins.str = ...,
         category: Global___CourseCategory.ValueType = ...,
+        hours_basis: Global___HoursBasis.ValueType = ...,
+        theory_hours: _builtins.int = ...,
+        practical_hours: _builtins.int = ...,
+        experiential_hours: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "experiential_hours", b"experiential_hours", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "practical_hours", b"practical_hours", "skills", b"skills", "theory_hours", b"theory_hours", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -464,6 +464,9 @@ class CreditAwarded(_message.Message):
     GRADE_FIELD_NUMBER: _builtins.int
     REDECIDES_SEQUENCE_FIELD_NUMBER: _builtins.int
     APPROVAL_ID_FIELD_NUMBER: _builtins.int
+    THEORY_HOURS_FIELD_NUMBER: _builtins.int
+    PRACTICAL_HOURS_FIELD_NUMBER: _builtins.int
+    EXPERIENTIAL_HOURS_FIELD_NUMBER: _builtins.int
     issuer_id: _builtins.str
     """The issuer that certified the completion."""
     completion_id: _builtins.str
@@ -477,7 +480,9 @@ class CreditAwarded(_message.Message):
     credits: _builtins.float
     """Credits awarded: a positive multiple of 0.5."""
     hours_basis: _common_pb2.HoursBasis.ValueType
-    """The basis that turned hours into credits."""
+    """The basis that turned hours into credits (the course's basis when decided); the hours per
+    credit are those of LedgerEntry.rules_version.
+    """
     evidence_url: _builtins.str
     """The completion's evidence URL, if any."""
     result: _common_pb2.CompletionResult.ValueType
@@ -496,6 +501,16 @@ class CreditAwarded(_message.Message):
     """With redecides_sequence: the approval (catalog recommendation change id, a UUID) whose
     approved period contains completed_at.
     """
+    theory_hours: _builtins.int
+    """The hours per component that produced the credits, when the course declared them (all
+    three 0 otherwise, and on entries decided before courses declared components: those used
+    notional_hours alone). They add up to notional_hours.
+    Hours of theory.
+    """
+    practical_hours: _builtins.int
+    """Hours of practical work."""
+    experiential_hours: _builtins.int
+    """Hours of experiential learning."""
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -524,10 +539,13 @@ class CreditAwarded(_message.Message):
         grade: _builtins.str = ...,
         redecides_sequence: _builtins.int = ...,
         approval_id: _builtins.str = ...,
+        theory_hours: _builtins.int = ...,
+        practical_hours: _builtins.int = ...,
+        experiential_hours: _builtins.int = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["assessment", b"assessment", "completed_at", b"completed_at", "grade", b"grade", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "assessment", b"assessment", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "evidence_url", b"evidence_url", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "redecides_sequence", b"redecides_sequence", "result", b"result", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["approval_id", b"approval_id", "assessment", b"assessment", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "evidence_url", b"evidence_url", "experiential_hours", b"experiential_hours", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "practical_hours", b"practical_hours", "redecides_sequence", b"redecides_sequence", "result", b"result", "score", b"score", "theory_hours", b"theory_hours", "valid_until", b"valid_until"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     _WhichOneofReturnType_assessment: _TypeAlias = _typing.Literal["score", "grade"]  # noqa: Y015
     _WhichOneofArgType_assessment: _TypeAlias = _typing.Literal["assessment", b"assessment"]  # noqa: Y015
@@ -778,7 +796,11 @@ class LedgerEntry(_message.Message):
     kind: Global___EntryKind.ValueType
     """What the entry records; it matches the `detail` that is set."""
     rules_version: _builtins.int
-    """The credit rules version that decided the entry."""
+    """The credit rules version that decided the entry: the version in force at recorded_at (hours
+    per credit per basis, validity years, annual credit limit, redemption caps). A re-decision
+    of the entry (credit after a backdated approval) uses this same version, so it reproduces
+    the decision the entry would have had.
+    """
     source_event_id: _builtins.str
     """The event_id of the CompletionEvent the entry answers (unique across the log)."""
     source_partition: _builtins.int

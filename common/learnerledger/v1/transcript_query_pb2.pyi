@@ -751,7 +751,9 @@ class CreditSummary(_message.Message):
     ledger_position: _builtins.int
     """The global log position the summary reflects."""
     annual_limit_credits: _builtins.float
-    """The annual limit the flag was checked against (NCrF: 40 credits = 1200 hours)."""
+    """The annual limit the flag was checked against: the annual credit limit of the rules version
+    in force at as_of (version 1: 40 credits = 1200 NCrF hours).
+    """
     redeemed_credits: _builtins.float
     """Credits redeemed toward programmes (irrevocably debited; not available any more)."""
     @_builtins.property

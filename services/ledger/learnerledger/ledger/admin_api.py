@@ -18,6 +18,7 @@ import grpc
 import structlog
 
 from learnerledger.domain.catalog import (
+    NCRF_ALL_LEVELS,
     Course,
     CourseCategory,
     CreditRecommendation,
@@ -38,8 +39,10 @@ from learnerledger.domain.validation import check_consent_purpose
 from learnerledger.kafka.codec import (
     CATEGORY_TO_PROTO,
     COVERAGE_TO_PROTO,
+    HOURS_BASIS_TO_PROTO,
     LEVEL_TO_PROTO,
     PROTO_TO_CATEGORY,
+    PROTO_TO_COURSE_BASIS,
     PROTO_TO_LEVEL,
     InstantOutOfRange,
     chain_break_to_proto,
@@ -96,6 +99,10 @@ def course_to_proto(course: Course) -> common_pb2.Course:
         credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
         counts_as_course_id=course.counts_as,
         category=CATEGORY_TO_PROTO[course.category],
+        hours_basis=HOURS_BASIS_TO_PROTO[course.hours_basis.value],
+        theory_hours=course.theory_hours,
+        practical_hours=course.practical_hours,
+        experiential_hours=course.experiential_hours,
     )
 
 
@@ -141,7 +148,9 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         )
         violations = []
         if c.level not in PROTO_TO_LEVEL:
-            violations.append(Violation("course.level", "must be an NCrF level (4.5 to 8)"))
+            violations.append(Violation("course.level", "must be an NCrF level (1 to 8)"))
+        if c.hours_basis not in PROTO_TO_COURSE_BASIS:
+            violations.append(Violation("course.hours_basis", "must be NCRF or NHEQF"))
         if violations:
             await abort(context, invalid_argument(violations))
         try:
@@ -149,8 +158,12 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 course_id=c.course_id,
                 issuer_id=c.issuer_id,
                 title=c.title,
-                level=parse_level(PROTO_TO_LEVEL[c.level]),
+                level=parse_level(PROTO_TO_LEVEL[c.level], allowed=NCRF_ALL_LEVELS),
                 notional_hours=c.notional_hours,
+                hours_basis=PROTO_TO_COURSE_BASIS[c.hours_basis],
+                theory_hours=c.theory_hours,
+                practical_hours=c.practical_hours,
+                experiential_hours=c.experiential_hours,
                 skills=tuple(c.skills),
                 counts_as=c.counts_as_course_id,
                 category=PROTO_TO_CATEGORY.get(c.category, CourseCategory.UNIVERSITY_COURSE),
@@ -240,6 +253,8 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 course = await catalog.set_category(
                     connection, request.course_id, category, reason=request.reason
                 )
+        except InvalidCourse as exc:
+            await abort(context, invalid_argument([Violation(exc.field, exc.message)]))
         except NotFound as exc:
             await abort(context, catalog_failure(exc))
         log.info("course_category_set", course_id=request.course_id, category=category.value)

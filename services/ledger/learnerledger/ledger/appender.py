@@ -30,6 +30,7 @@ import structlog
 
 from learnerledger.domain.catalog import Course, CourseCategory
 from learnerledger.domain.credit_rules import (
+    RULES,
     AlreadyRecorded,
     Append,
     CreditRules,
@@ -39,6 +40,7 @@ from learnerledger.domain.credit_rules import (
     Redecided,
     Rejected,
     RejectionReason,
+    RulesHistory,
     UncreditedCompletion,
     decide,
 )
@@ -120,14 +122,14 @@ class CreditLogAppender:
         pool: asyncpg.Pool,
         *,
         group_id: str,
-        rules: CreditRules | None = None,
+        rules: RulesHistory | CreditRules = RULES,
         dead_letters: DeadLetterSink | None = None,
         clock: Callable[[], datetime] = lambda: datetime.now(UTC),
         clock_skew: timedelta = DEFAULT_CLOCK_SKEW,
     ) -> None:
         self._pool = pool
         self._group_id = group_id
-        self._rules = rules or CreditRules()
+        self._rules = rules
         self._dead_letters = dead_letters
         self._clock = clock
         self._clock_skew = clock_skew

@@ -21,10 +21,11 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from learnerledger.domain.credit_rules import (
+    RULES,
     AlreadyRecorded,
     Append,
-    CreditRules,
     Rejected,
+    RulesHistory,
     decide,
 )
 from learnerledger.domain.events import LedgerRequest
@@ -122,11 +123,10 @@ async def plan(
     connection: Connection,
     rejections: Sequence[StoredRejection],
     *,
-    rules: CreditRules | None = None,
+    rules: RulesHistory = RULES,
     now: datetime | None = None,
 ) -> list[PlannedRedrive]:
     """Decide every rejection's request with today's facts (each on its own, nothing appended)."""
-    rules = rules or CreditRules()
     now = now or datetime.now(UTC)
     decoded: list[tuple[StoredRejection, LedgerRequest]] = []
     planned: dict[int, PlannedRedrive] = {}

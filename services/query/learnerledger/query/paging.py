@@ -20,7 +20,7 @@ import hashlib
 import json
 from dataclasses import dataclass
 
-from learnerledger.domain.catalog import InvalidCourse, parse_level
+from learnerledger.domain.catalog import NCRF_ALL_LEVELS, InvalidCourse, parse_level
 from learnerledger.domain.transcript import CredentialStatus
 from learnerledger.rpc.filters import InvalidFilter as InvalidFilter
 from learnerledger.rpc.filters import parse_comparisons
@@ -58,9 +58,9 @@ def parse_filter(text: str) -> CredentialFilter:
     level = values.get("level")
     if level is not None:
         try:
-            level = str(parse_level(level))
+            level = str(parse_level(level, allowed=NCRF_ALL_LEVELS))
         except (InvalidCourse, ValueError, ArithmeticError) as exc:
-            raise InvalidFilter(f"level {level!r} is not an NCrF level (4.5 to 8)") from exc
+            raise InvalidFilter(f"level {level!r} is not an NCrF level (1 to 8)") from exc
     status = values.get("status")
     parsed_status = None
     if status is not None:

@@ -70,7 +70,6 @@ BATCH_LEARNERS = Histogram(
     "Learner ids per BatchGetTranscripts call",
     buckets=(1, 5, 10, 25, 50, 75, 100),
 )
-ANNUAL_LIMIT = Decimal(40)
 CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
 NOT_OWN_RECORD = "NOT_OWN_RECORD"
 LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
@@ -179,7 +178,7 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
 
 
 def state_to_transcript(state: TranscriptState, instant: datetime) -> pb.Transcript:
-    return transcript_to_proto(view_at(state, instant, annual_limit=ANNUAL_LIMIT),
+    return transcript_to_proto(view_at(state, instant),
                                state.completions_without_credit)  # fmt: skip
 
 
@@ -429,7 +428,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         await self._authorize(context, request.learner_id, "GetCreditSummary")
         state = await self._load(request.learner_id)
         now = datetime.now(UTC)
-        view = view_at(state, now, annual_limit=ANNUAL_LIMIT)
+        view = view_at(state, now)
         transcript = transcript_to_proto(view, state.completions_without_credit)
         return pb.GetCreditSummaryResponse(
             summary=pb.CreditSummary(
@@ -440,7 +439,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 credits_last_365_days=float(view.credits_last_365_days),
                 exceeds_annual_limit=view.exceeds_annual_limit,
                 ledger_position=view.ledger_position,
-                annual_limit_credits=float(ANNUAL_LIMIT),
+                annual_limit_credits=float(view.annual_limit),
                 as_of=to_timestamp(now),
                 redeemed_credits=transcript.redeemed_credits,
                 redeemed_by_programme=transcript.redeemed_by_programme,

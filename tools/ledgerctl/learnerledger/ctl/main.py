@@ -314,19 +314,26 @@ async def cmd_token_revoke(args: argparse.Namespace) -> int:
 
 async def cmd_course_add(args: argparse.Namespace) -> int:
     from learnerledger.domain.catalog import (
+        NCRF_ALL_LEVELS,
         Course,
         CourseCategory,
         CreditRecommendation,
+        HoursBasis,
         parse_level,
     )
     from learnerledger.postgres import catalog
 
+    components = (args.theory_hours, args.practical_hours, args.experiential_hours)
     course = Course(
         course_id=args.course_id,
         issuer_id=args.issuer,
         title=args.title,
-        level=parse_level(args.level),
-        notional_hours=args.hours,
+        level=parse_level(args.level, allowed=NCRF_ALL_LEVELS),
+        notional_hours=args.hours if args.hours is not None else sum(components),
+        hours_basis=HoursBasis(args.basis),
+        theory_hours=args.theory_hours,
+        practical_hours=args.practical_hours,
+        experiential_hours=args.experiential_hours,
         credit_recommendation=CreditRecommendation.APPROVED
         if args.approved
         else CreditRecommendation.PENDING,
@@ -665,8 +672,24 @@ def build_parser() -> argparse.ArgumentParser:
     add.add_argument("course_id")
     add.add_argument("--issuer", required=True)
     add.add_argument("--title", required=True)
-    add.add_argument("--level", required=True, help="NCrF level: 4.5, 5, 5.5, 6, 6.5, 7 or 8")
-    add.add_argument("--hours", type=int, required=True, help="notional learning hours")
+    add.add_argument(
+        "--level",
+        required=True,
+        help="NCrF level: 4.5, 5, 5.5, 6, 6.5, 7 or 8; skilling courses 1 to 8 in half steps",
+    )
+    add.add_argument(
+        "--hours", type=int, help="notional learning hours (default: the sum of the components)"
+    )
+    add.add_argument(
+        "--basis",
+        choices=("ncrf", "nheqf"),
+        default="ncrf",
+        help="hours per credit: ncrf 30 h; nheqf 15 h theory, 30 h practical, 45 h experiential",
+    )
+    for component in ("theory", "practical", "experiential"):
+        add.add_argument(
+            f"--{component}-hours", type=int, default=0, help=f"hours of {component} (nheqf)"
+        )
     add.add_argument("--skill", action="append")
     add.add_argument("--approved", action="store_true", help="approve its credit recommendation")
     add.add_argument(
