@@ -365,6 +365,7 @@ class Transcript(_message.Message):
     COMPLETIONS_WITHOUT_CREDIT_FIELD_NUMBER: _builtins.int
     REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
     REDEEMED_BY_PROGRAMME_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id)."""
     total_credits: _builtins.float
@@ -397,11 +398,19 @@ class Transcript(_message.Message):
 
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
-        """The instant the transcript describes (the request's as_of, or the time of reading)."""
+        """The instant the transcript describes: what the learner held then (the request's as_of,
+        or its known_at, or the time of reading).
+        """
 
     @_builtins.property
     def redeemed_by_programme(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgrammeCredits]:
         """Redeemed credits by programme, ordered by university and programme id."""
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """The ledger's knowledge the transcript reflects: entries recorded at or before this instant
+        (the request's known_at, or the time of reading).
+        """
 
     def __init__(
         self,
@@ -420,10 +429,11 @@ class Transcript(_message.Message):
         completions_without_credit: _builtins.int = ...,
         redeemed_credits: _builtins.float = ...,
         redeemed_by_programme: _abc.Iterable[Global___ProgrammeCredits] | None = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "known_at", b"known_at", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -468,6 +478,7 @@ class GetTranscriptRequest(_message.Message):
     LEARNER_ID_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     MIN_POSITION_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id). Required."""
     min_position: _builtins.int
@@ -477,9 +488,22 @@ class GetTranscriptRequest(_message.Message):
     """
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
-        """Optional: answer as of this instant; only entries recorded by then count, and statuses
-        (expiry) are evaluated then. Answered by folding the ledger itself, not the read model.
-        Unset: now. INVALID_ARGUMENT (a field violation on as_of) outside the years 1000 to 9000.
+        """Optional: what the learner held at this instant, by the facts' own times: a credential
+        (or a completion without credit) counts if it was completed by then (completed_at), it is
+        expired if its valid_until has passed by then, revoked or redeemed if the revoking or
+        redeeming entry was recorded by then. A credit earned in 2025 and recorded in 2026 is
+        held as_of 2025-12-31. Unset: known_at if that is set, otherwise now. Answered by folding
+        the ledger itself, not the read model. INVALID_ARGUMENT (a field violation on as_of)
+        outside the years 1000 to 9000.
+        """
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: what the ledger had recorded by this instant: only entries whose recorded_at is
+        at or before it are folded (a credit recorded later is not shown, whatever its
+        completed_at). Unset: now (everything recorded). With as_of unset, the transcript is the
+        one a reader would have got at known_at (as_of = known_at). INVALID_ARGUMENT (a field
+        violation on known_at) outside the years 1000 to 9000.
         """
 
     def __init__(
@@ -488,10 +512,11 @@ class GetTranscriptRequest(_message.Message):
         learner_id: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         min_position: _builtins.int = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "learner_id", b"learner_id", "min_position", b"min_position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at", "learner_id", b"learner_id", "min_position", b"min_position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -657,6 +682,8 @@ class ListCredentialsRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id). Required."""
     filter: _builtins.str
@@ -673,6 +700,19 @@ class ListCredentialsRequest(_message.Message):
     """A next_page_token from a previous call, to get the next page. The other request fields
     must be the same as in that call (INVALID_ARGUMENT otherwise).
     """
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """Optional: list what the learner held at this instant (completed_at by then; statuses,
+        revocations and redemptions as of then), as GetTranscriptRequest.as_of. Unset: known_at
+        if that is set, otherwise now.
+        """
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: only entries the ledger had recorded by this instant, as
+        GetTranscriptRequest.known_at. Unset: now.
+        """
+
     def __init__(
         self,
         *,
@@ -680,10 +720,12 @@ class ListCredentialsRequest(_message.Message):
         filter: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "learner_id", b"learner_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "filter", b"filter", "known_at", b"known_at", "learner_id", b"learner_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

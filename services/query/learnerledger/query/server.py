@@ -34,6 +34,7 @@ from learnerledger.domain.transcript import (
     TranscriptProjection,
     TranscriptState,
     TranscriptView,
+    read_at,
     redemption_change,
     view_at,
 )
@@ -133,7 +134,7 @@ def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.
                 redeemed_by_sequence=credential.redeemed_by_sequence or 0,
                 redeem_time=to_timestamp(credential.redeemed_at),
                 # The transcript's statuses are evaluated at as_of; a revocation it shows was
-                # recorded by then (the fold or the read model holds nothing later).
+                # recorded by then (read_at clears later ones; the read model is "now").
                 revoked_after_redemption=credential.revoked_at is not None
                 and credential.revoked_at >= credential.redeemed_at,
             )
@@ -145,7 +146,10 @@ def _level_key(level: str) -> Decimal:
     return Decimal(level)
 
 
-def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -> pb.Transcript:
+def transcript_to_proto(
+    view: TranscriptView, completions_without_credit: int, known_at: datetime | None = None
+) -> pb.Transcript:
+    """``known_at``: the ledger knowledge the view reflects (None: as of its instant)."""
     return pb.Transcript(
         learner_id=view.learner_id,
         total_credits=float(view.total_credits),
@@ -169,6 +173,7 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
         last_sequence=view.last_sequence,
         ledger_position=view.ledger_position,
         as_of=to_timestamp(view.as_of),
+        known_at=to_timestamp(view.as_of if known_at is None else known_at),
         completions_without_credit=completions_without_credit,
         redeemed_credits=float(view.redeemed_credits),
         redeemed_by_programme=[
@@ -178,9 +183,38 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
     )
 
 
-def state_to_transcript(state: TranscriptState, instant: datetime) -> pb.Transcript:
+def state_to_transcript(
+    state: TranscriptState, instant: datetime, known_at: datetime | None = None
+) -> pb.Transcript:
     return transcript_to_proto(view_at(state, instant, annual_limit=ANNUAL_LIMIT),
-                               state.completions_without_credit)  # fmt: skip
+                               state.completions_without_credit, known_at)  # fmt: skip
+
+
+def _read_times(
+    request: pb.GetTranscriptRequest | pb.ListCredentialsRequest,
+) -> tuple[datetime, datetime] | None:
+    """(as_of, known_at) when the request sets either; None for a read of "now".
+
+    known_at unset: now (everything recorded); as_of unset: known_at (the transcript a reader
+    would have got then)."""
+    if not request.HasField("as_of") and not request.HasField("known_at"):
+        return None
+    violations = []
+    known_at = datetime.now(UTC)
+    as_of: datetime | None = None
+    if request.HasField("known_at"):
+        try:
+            known_at = from_timestamp(request.known_at)
+        except InstantOutOfRange as exc:
+            violations.append(Violation("known_at", exc.description))
+    if request.HasField("as_of"):
+        try:
+            as_of = from_timestamp(request.as_of)
+        except InstantOutOfRange as exc:
+            violations.append(Violation("as_of", exc.description))
+    if violations:
+        raise invalid_argument(violations)
+    return (known_at if as_of is None else as_of), known_at
 
 
 def _check_learner_id(learner_id: str) -> None:
@@ -311,17 +345,15 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         await self._authorize(context, request.learner_id, "GetTranscript")
         if request.min_position < 0:
             raise invalid_argument([Violation("min_position", "must not be negative")])
-        if request.HasField("as_of"):
-            try:
-                instant = from_timestamp(request.as_of)
-            except InstantOutOfRange as exc:
-                raise invalid_argument([Violation("as_of", exc.description)]) from exc
+        times = _read_times(request)
+        if times is not None:
+            as_of, known_at = times
             async with self._pool.acquire() as connection:
                 entries = await credit_log.learner_entries(connection, request.learner_id)
             if not entries:
                 raise _not_found(request.learner_id)
-            state = TranscriptProjection.fold(request.learner_id, entries, until=instant)
-            return pb.GetTranscriptResponse(transcript=state_to_transcript(state, instant))
+            state = read_at(request.learner_id, entries, as_of=as_of, known_at=known_at)
+            return pb.GetTranscriptResponse(transcript=state_to_transcript(state, as_of, known_at))
         if request.min_position > 0:
             await self._wait_for_position(context, request.learner_id, request.min_position)
         state = await self._load(request.learner_id)
@@ -388,39 +420,82 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             violations.append(Violation("page_size", str(exc)))
             page_size = paging.DEFAULT_PAGE_SIZE
         after = 0
+        times = _read_times(request)
+        # The request's own times (not "now"), so the next page's call names the same read.
+        scope = paging.read_scope(
+            request.as_of.ToJsonString() if request.HasField("as_of") else None,
+            request.known_at.ToJsonString() if request.HasField("known_at") else None,
+        )
         if not violations:
             try:
                 after = paging.decode_page_token(
-                    request.page_token, request.learner_id, credential_filter
+                    request.page_token, request.learner_id, credential_filter, scope
                 )
             except paging.InvalidPageToken as exc:
                 violations.append(Violation("page_token", str(exc)))
         if violations:
             raise invalid_argument(violations)
-        async with self._pool.acquire() as connection:
-            sequence, _ = await read_model.applied_sequence(connection, request.learner_id)
-            if sequence == 0:
-                raise _not_found(request.learner_id)
-            now = datetime.now(UTC)
-            rows, total = await read_model.list_credentials(
-                connection,
-                request.learner_id,
-                credential_filter,
-                instant=now,
-                after_sequence=after,
-                limit=page_size + 1,
+        if times is not None:
+            rows, total, now = await self._credentials_at(
+                request.learner_id, credential_filter, times, after, page_size + 1
+            )
+        else:
+            rows, total, now = await self._credentials_now(
+                request.learner_id, credential_filter, after, page_size + 1
             )
         page = rows[:page_size]
         token = ""
         if len(rows) > page_size:
             token = paging.encode_page_token(
-                page[-1].sequence, request.learner_id, credential_filter
+                page[-1].sequence, request.learner_id, credential_filter, scope
             )
         return pb.ListCredentialsResponse(
             credentials=[credential_to_proto(c, c.status_at(now)) for c in page],
             next_page_token=token,
             total_size=total,
         )
+
+    async def _credentials_at(
+        self,
+        learner_id: str,
+        credential_filter: paging.CredentialFilter,
+        times: tuple[datetime, datetime],
+        after: int,
+        limit: int,
+    ) -> tuple[list[Credential], int, datetime]:
+        """A page of what the learner held at as_of, as recorded by known_at (the log's fold)."""
+        as_of, known_at = times
+        async with self._pool.acquire() as connection:
+            entries = await credit_log.learner_entries(connection, learner_id)
+        if not entries:
+            raise _not_found(learner_id)
+        state = read_at(learner_id, entries, as_of=as_of, known_at=known_at)
+        matching = [
+            credential
+            for _, credential in sorted(state.credentials.items())
+            if credential_filter.matches(credential, credential.status_at(as_of))
+        ]
+        rows = [credential for credential in matching if credential.sequence > after]
+        return rows[:limit], len(matching), as_of
+
+    async def _credentials_now(
+        self, learner_id: str, credential_filter: paging.CredentialFilter, after: int, limit: int
+    ) -> tuple[list[Credential], int, datetime]:
+        """A page of the read model's credentials, with statuses now."""
+        async with self._pool.acquire() as connection:
+            sequence, _ = await read_model.applied_sequence(connection, learner_id)
+            if sequence == 0:
+                raise _not_found(learner_id)
+            now = datetime.now(UTC)
+            rows, total = await read_model.list_credentials(
+                connection,
+                learner_id,
+                credential_filter,
+                instant=now,
+                after_sequence=after,
+                limit=limit,
+            )
+        return rows, total, now
 
     @_unary
     async def GetCreditSummary(
