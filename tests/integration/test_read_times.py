@@ -150,18 +150,18 @@ async def test_transcript_and_credentials_in_both_times_with_a_redemption(
         assert [c.sequence for p in redeemed_between for c in p.credentials] == [seq["uc-1"]]
         assert await listed("", known_at=day_after) == [Q.ListCredentialsResponse()]
         first = active_then[0]
+        other = Q.ListCredentialsRequest(
+            learner_id=LEARNER,
+            filter='status = "ACTIVE"',
+            page_size=1,
+            page_token=first.next_page_token,
+        )
+        other.as_of.CopyFrom(to_timestamp(between))
         with pytest.raises(grpc.aio.AioRpcError) as other_read:
-            request = Q.ListCredentialsRequest(
-                learner_id=LEARNER,
-                filter='status = "ACTIVE"',
-                page_size=1,
-                page_token=first.next_page_token,
-            )
-            request.as_of.CopyFrom(to_timestamp(between))
-            await query.ListCredentials(request, metadata=s.du)
+            await query.ListCredentials(other, metadata=s.du)
         assert violations(other_read.value) == ["page_token"]
+        out_of_range_request = Q.ListCredentialsRequest(learner_id=LEARNER)
+        out_of_range_request.known_at.seconds = -70_000_000_000
         with pytest.raises(grpc.aio.AioRpcError) as out_of_range:
-            request = Q.ListCredentialsRequest(learner_id=LEARNER)
-            request.known_at.seconds = -70_000_000_000
-            await query.ListCredentials(request, metadata=s.du)
+            await query.ListCredentials(out_of_range_request, metadata=s.du)
         assert violations(out_of_range.value) == ["known_at"]

@@ -46,7 +46,7 @@ def _redeem(entries: list[Entry], sequences: list[int], now: datetime) -> None:
                     "course_id": "ml-101",
                 }
                 for s in sequences
-            ],  # fmt: skip
+            ],
             "redeemed_credits": 3.0 * len(sequences),
         },
         rules_version=1,
