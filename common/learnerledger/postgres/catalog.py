@@ -15,6 +15,7 @@ import asyncpg
 from learnerledger.domain.catalog import (
     Course,
     CourseCategory,
+    CourseFilter,
     CreditRecommendation,
     RecommendationChange,
     parse_level,
@@ -399,15 +400,38 @@ async def list_courses(
     issuer_id: str | None = None,
     after_course_id: str = "",
     limit: int = 100,
+    course_filter: CourseFilter | None = None,
 ) -> list[Course]:
+    """Courses in course id order after ``after_course_id``, each with its recommendation
+    history (for the reason in force), filtered by ``course_filter``."""
+    f = course_filter or CourseFilter(issuer_id=issuer_id)
     rows = await connection.fetch(
         "SELECT * FROM courses WHERE ($1::text IS NULL OR issuer_id = $1) AND course_id > $2 "
+        "AND ($4::numeric IS NULL OR ncrf_level = $4) "
+        "AND ($5::text IS NULL OR credit_recommendation = $5) "
         "ORDER BY course_id LIMIT $3",
-        issuer_id,
+        f.issuer_id,
         after_course_id,
         limit,
+        f.level,
+        None if f.credit_recommendation is None else f.credit_recommendation.value,
     )
-    return [course_from_row(r) for r in rows]
+    histories = await recommendation_histories(connection, [r["course_id"] for r in rows])
+    return [course_from_row(r, histories.get(r["course_id"], ())) for r in rows]
+
+
+async def count_courses(connection: Connection, course_filter: CourseFilter) -> int:
+    f = course_filter
+    return int(
+        await connection.fetchval(
+            "SELECT count(*) FROM courses WHERE ($1::text IS NULL OR issuer_id = $1) "
+            "AND ($2::numeric IS NULL OR ncrf_level = $2) "
+            "AND ($3::text IS NULL OR credit_recommendation = $3)",
+            f.issuer_id,
+            f.level,
+            None if f.credit_recommendation is None else f.credit_recommendation.value,
+        )
+    )
 
 
 # programmes and redemption requests (issue 14) ---------------------------------------------

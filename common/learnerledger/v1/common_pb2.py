@@ -25,41 +25,41 @@ _sym_db = _symbol_database.Default()
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnerledger/v1/common.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0eRedemptionLine\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x34\n\x07outcome\x18\x02 \x01(\x0e\x32#.learnerledger.v1.RedemptionOutcome\x12\x0f\n\x07\x63redits\x18\x03 \x01(\x01\x12\x32\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32 .learnerledger.v1.CourseCategory\x12\x11\n\tcourse_id\x18\x05 \x01(\t\"\x8b\x03\n\x06\x43ourse\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x11\n\tissuer_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12*\n\x05level\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x16\n\x0enotional_hours\x18\x05 \x01(\r\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x45\n\x15\x63redit_recommendation\x18\x07 \x01(\x0e\x32&.learnerledger.v1.CreditRecommendation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x63ounts_as_course_id\x18\n \x01(\t\x12\x32\n\x08\x63\x61tegory\x18\x0b \x01(\x0e\x32 .learnerledger.v1.CourseCategory\"\xf6\x01\n\nCompletion\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12\x30\n\x0c\x63ompleted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06result\x18\x05 \x01(\x0e\x32\".learnerledger.v1.CompletionResult\x12\x0f\n\x05score\x18\x06 \x01(\x01H\x00\x12\x0f\n\x05grade\x18\x07 \x01(\tH\x00\x12\x14\n\x0c\x65vidence_url\x18\x08 \x01(\tB\x0c\n\nassessment\"E\n\tChainHead\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nentry_hash\x18\x03 \x01(\x0c\"n\n\nChainBreak\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x15\n\rexpected_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bstored_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x9e\x02\n\x10SignedCheckpoint\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12\x15\n\rlearner_count\x18\x03 \x01(\x03\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x12\n\npublic_key\x18\x06 \x01(\x0c\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x12\n\ntx_horizon\x18\x08 \x01(\x03\x12\x17\n\x0fprevious_digest\x18\t \x01(\x0c\x12\x14\n\x0c\x63hanged_root\x18\n \x01(\x0c\x12\x15\n\rchanged_count\x18\x0b \x01(\x03\x12\x0e\n\x06number\x18\x0c \x01(\x03\"R\n\x11\x43heckpointProblem\x12\x19\n\x11\x63heckpoint_number\x18\x01 \x01(\x03\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t*\xab\x01\n\tNcrfLevel\x12\x1a\n\x16NCRF_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0eNCRF_LEVEL_4_5\x10\x01\x12\x10\n\x0cNCRF_LEVEL_5\x10\x02\x12\x12\n\x0eNCRF_LEVEL_5_5\x10\x03\x12\x10\n\x0cNCRF_LEVEL_6\x10\x04\x12\x12\n\x0eNCRF_LEVEL_6_5\x10\x05\x12\x10\n\x0cNCRF_LEVEL_7\x10\x06\x12\x10\n\x0cNCRF_LEVEL_8\x10\x07*m\n\x10\x43ompletionResult\x12!\n\x1d\x43OMPLETION_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPLETION_RESULT_PASS\x10\x01\x12\x1a\n\x16\x43OMPLETION_RESULT_FAIL\x10\x02*\xa9\x01\n\x14\x43reditRecommendation\x12%\n!CREDIT_RECOMMENDATION_UNSPECIFIED\x10\x00\x12!\n\x1d\x43REDIT_RECOMMENDATION_PENDING\x10\x01\x12\"\n\x1e\x43REDIT_RECOMMENDATION_APPROVED\x10\x02\x12#\n\x1f\x43REDIT_RECOMMENDATION_WITHDRAWN\x10\x03*~\n\nHoursBasis\x12\x1b\n\x17HOURS_BASIS_UNSPECIFIED\x10\x00\x12\x14\n\x10HOURS_BASIS_NCRF\x10\x01\x12\x1c\n\x18HOURS_BASIS_NHEQF_THEORY\x10\x02\x12\x1f\n\x1bHOURS_BASIS_NHEQF_PRACTICAL\x10\x03*\xbd\x01\n\x0e\x43ourseCategory\x12\x1f\n\x1b\x43OURSE_CATEGORY_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OURSE_CATEGORY_SWAYAM_MOOC\x10\x01\x12$\n COURSE_CATEGORY_MICRO_CREDENTIAL\x10\x02\x12%\n!COURSE_CATEGORY_UNIVERSITY_COURSE\x10\x03\x12\x1c\n\x18\x43OURSE_CATEGORY_SKILLING\x10\x04*\xfa\x02\n\x11RedemptionOutcome\x12\"\n\x1eREDEMPTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bREDEMPTION_OUTCOME_REDEEMED\x10\x01\x12\x1e\n\x1aREDEMPTION_OUTCOME_EXPIRED\x10\x02\x12\x1e\n\x1aREDEMPTION_OUTCOME_REVOKED\x10\x03\x12\'\n#REDEMPTION_OUTCOME_ALREADY_REDEEMED\x10\x04\x12#\n\x1fREDEMPTION_OUTCOME_CAP_EXCEEDED\x10\x05\x12%\n!REDEMPTION_OUTCOME_LEVEL_MISMATCH\x10\x06\x12!\n\x1dREDEMPTION_OUTCOME_NO_CONSENT\x10\x07\x12\'\n#REDEMPTION_OUTCOME_NOT_A_CREDENTIAL\x10\x08\x12\x1f\n\x1bREDEMPTION_OUTCOME_WITHHELD\x10\t*\xc7\x01\n\x12\x43heckpointCoverage\x12#\n\x1f\x43HECKPOINT_COVERAGE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43HECKPOINT_COVERAGE_VERIFIED\x10\x01\x12%\n!CHECKPOINT_COVERAGE_NO_CHECKPOINT\x10\x02\x12#\n\x1f\x43HECKPOINT_COVERAGE_NOT_COVERED\x10\x03\x12\x1e\n\x1a\x43HECKPOINT_COVERAGE_BROKEN\x10\x04*c\n\x0c\x43onsentBasis\x12\x1d\n\x19\x43ONSENT_BASIS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_BASIS_LEARNER\x10\x01\x12\x19\n\x15\x43ONSENT_BASIS_MANDATE\x10\x02\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dlearnerledger/v1/common.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x01\n\x0eRedemptionLine\x12\x10\n\x08sequence\x18\x01 \x01(\x03\x12\x34\n\x07outcome\x18\x02 \x01(\x0e\x32#.learnerledger.v1.RedemptionOutcome\x12\x0f\n\x07\x63redits\x18\x03 \x01(\x01\x12\x32\n\x08\x63\x61tegory\x18\x04 \x01(\x0e\x32 .learnerledger.v1.CourseCategory\x12\x11\n\tcourse_id\x18\x05 \x01(\t\"\xaa\x03\n\x06\x43ourse\x12\x11\n\tcourse_id\x18\x01 \x01(\t\x12\x11\n\tissuer_id\x18\x02 \x01(\t\x12\r\n\x05title\x18\x03 \x01(\t\x12*\n\x05level\x18\x04 \x01(\x0e\x32\x1b.learnerledger.v1.NcrfLevel\x12\x16\n\x0enotional_hours\x18\x05 \x01(\r\x12\x0e\n\x06skills\x18\x06 \x03(\t\x12\x45\n\x15\x63redit_recommendation\x18\x07 \x01(\x0e\x32&.learnerledger.v1.CreditRecommendation\x12/\n\x0b\x63reate_time\x18\x08 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bupdate_time\x18\t \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x1b\n\x13\x63ounts_as_course_id\x18\n \x01(\t\x12\x32\n\x08\x63\x61tegory\x18\x0b \x01(\x0e\x32 .learnerledger.v1.CourseCategory\x12\x1d\n\x15recommendation_reason\x18\x0c \x01(\t\"\xf6\x01\n\nCompletion\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x11\n\tcourse_id\x18\x03 \x01(\t\x12\x30\n\x0c\x63ompleted_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x32\n\x06result\x18\x05 \x01(\x0e\x32\".learnerledger.v1.CompletionResult\x12\x0f\n\x05score\x18\x06 \x01(\x01H\x00\x12\x0f\n\x05grade\x18\x07 \x01(\tH\x00\x12\x14\n\x0c\x65vidence_url\x18\x08 \x01(\tB\x0c\n\nassessment\"E\n\tChainHead\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x12\n\nentry_hash\x18\x03 \x01(\x0c\"n\n\nChainBreak\x12\x12\n\nlearner_id\x18\x01 \x01(\t\x12\x10\n\x08sequence\x18\x02 \x01(\x03\x12\x15\n\rexpected_hash\x18\x03 \x01(\x0c\x12\x13\n\x0bstored_hash\x18\x04 \x01(\x0c\x12\x0e\n\x06reason\x18\x05 \x01(\t\"\x9e\x02\n\x10SignedCheckpoint\x12\x10\n\x08position\x18\x01 \x01(\x03\x12\x11\n\troot_hash\x18\x02 \x01(\x0c\x12\x15\n\rlearner_count\x18\x03 \x01(\x03\x12-\n\tsigned_at\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x11\n\tsignature\x18\x05 \x01(\x0c\x12\x12\n\npublic_key\x18\x06 \x01(\x0c\x12\x0e\n\x06key_id\x18\x07 \x01(\t\x12\x12\n\ntx_horizon\x18\x08 \x01(\x03\x12\x17\n\x0fprevious_digest\x18\t \x01(\x0c\x12\x14\n\x0c\x63hanged_root\x18\n \x01(\x0c\x12\x15\n\rchanged_count\x18\x0b \x01(\x03\x12\x0e\n\x06number\x18\x0c \x01(\x03\"R\n\x11\x43heckpointProblem\x12\x19\n\x11\x63heckpoint_number\x18\x01 \x01(\x03\x12\x12\n\nlearner_id\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t*\xab\x01\n\tNcrfLevel\x12\x1a\n\x16NCRF_LEVEL_UNSPECIFIED\x10\x00\x12\x12\n\x0eNCRF_LEVEL_4_5\x10\x01\x12\x10\n\x0cNCRF_LEVEL_5\x10\x02\x12\x12\n\x0eNCRF_LEVEL_5_5\x10\x03\x12\x10\n\x0cNCRF_LEVEL_6\x10\x04\x12\x12\n\x0eNCRF_LEVEL_6_5\x10\x05\x12\x10\n\x0cNCRF_LEVEL_7\x10\x06\x12\x10\n\x0cNCRF_LEVEL_8\x10\x07*m\n\x10\x43ompletionResult\x12!\n\x1d\x43OMPLETION_RESULT_UNSPECIFIED\x10\x00\x12\x1a\n\x16\x43OMPLETION_RESULT_PASS\x10\x01\x12\x1a\n\x16\x43OMPLETION_RESULT_FAIL\x10\x02*\xa9\x01\n\x14\x43reditRecommendation\x12%\n!CREDIT_RECOMMENDATION_UNSPECIFIED\x10\x00\x12!\n\x1d\x43REDIT_RECOMMENDATION_PENDING\x10\x01\x12\"\n\x1e\x43REDIT_RECOMMENDATION_APPROVED\x10\x02\x12#\n\x1f\x43REDIT_RECOMMENDATION_WITHDRAWN\x10\x03*~\n\nHoursBasis\x12\x1b\n\x17HOURS_BASIS_UNSPECIFIED\x10\x00\x12\x14\n\x10HOURS_BASIS_NCRF\x10\x01\x12\x1c\n\x18HOURS_BASIS_NHEQF_THEORY\x10\x02\x12\x1f\n\x1bHOURS_BASIS_NHEQF_PRACTICAL\x10\x03*\xbd\x01\n\x0e\x43ourseCategory\x12\x1f\n\x1b\x43OURSE_CATEGORY_UNSPECIFIED\x10\x00\x12\x1f\n\x1b\x43OURSE_CATEGORY_SWAYAM_MOOC\x10\x01\x12$\n COURSE_CATEGORY_MICRO_CREDENTIAL\x10\x02\x12%\n!COURSE_CATEGORY_UNIVERSITY_COURSE\x10\x03\x12\x1c\n\x18\x43OURSE_CATEGORY_SKILLING\x10\x04*\xfa\x02\n\x11RedemptionOutcome\x12\"\n\x1eREDEMPTION_OUTCOME_UNSPECIFIED\x10\x00\x12\x1f\n\x1bREDEMPTION_OUTCOME_REDEEMED\x10\x01\x12\x1e\n\x1aREDEMPTION_OUTCOME_EXPIRED\x10\x02\x12\x1e\n\x1aREDEMPTION_OUTCOME_REVOKED\x10\x03\x12\'\n#REDEMPTION_OUTCOME_ALREADY_REDEEMED\x10\x04\x12#\n\x1fREDEMPTION_OUTCOME_CAP_EXCEEDED\x10\x05\x12%\n!REDEMPTION_OUTCOME_LEVEL_MISMATCH\x10\x06\x12!\n\x1dREDEMPTION_OUTCOME_NO_CONSENT\x10\x07\x12\'\n#REDEMPTION_OUTCOME_NOT_A_CREDENTIAL\x10\x08\x12\x1f\n\x1bREDEMPTION_OUTCOME_WITHHELD\x10\t*\xc7\x01\n\x12\x43heckpointCoverage\x12#\n\x1f\x43HECKPOINT_COVERAGE_UNSPECIFIED\x10\x00\x12 \n\x1c\x43HECKPOINT_COVERAGE_VERIFIED\x10\x01\x12%\n!CHECKPOINT_COVERAGE_NO_CHECKPOINT\x10\x02\x12#\n\x1f\x43HECKPOINT_COVERAGE_NOT_COVERED\x10\x03\x12\x1e\n\x1a\x43HECKPOINT_COVERAGE_BROKEN\x10\x04*c\n\x0c\x43onsentBasis\x12\x1d\n\x19\x43ONSENT_BASIS_UNSPECIFIED\x10\x00\x12\x19\n\x15\x43ONSENT_BASIS_LEARNER\x10\x01\x12\x19\n\x15\x43ONSENT_BASIS_MANDATE\x10\x02\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerledger.v1.common_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_NCRFLEVEL']._serialized_start=1467
-  _globals['_NCRFLEVEL']._serialized_end=1638
-  _globals['_COMPLETIONRESULT']._serialized_start=1640
-  _globals['_COMPLETIONRESULT']._serialized_end=1749
-  _globals['_CREDITRECOMMENDATION']._serialized_start=1752
-  _globals['_CREDITRECOMMENDATION']._serialized_end=1921
-  _globals['_HOURSBASIS']._serialized_start=1923
-  _globals['_HOURSBASIS']._serialized_end=2049
-  _globals['_COURSECATEGORY']._serialized_start=2052
-  _globals['_COURSECATEGORY']._serialized_end=2241
-  _globals['_REDEMPTIONOUTCOME']._serialized_start=2244
-  _globals['_REDEMPTIONOUTCOME']._serialized_end=2622
-  _globals['_CHECKPOINTCOVERAGE']._serialized_start=2625
-  _globals['_CHECKPOINTCOVERAGE']._serialized_end=2824
-  _globals['_CONSENTBASIS']._serialized_start=2826
-  _globals['_CONSENTBASIS']._serialized_end=2925
+  _globals['_NCRFLEVEL']._serialized_start=1498
+  _globals['_NCRFLEVEL']._serialized_end=1669
+  _globals['_COMPLETIONRESULT']._serialized_start=1671
+  _globals['_COMPLETIONRESULT']._serialized_end=1780
+  _globals['_CREDITRECOMMENDATION']._serialized_start=1783
+  _globals['_CREDITRECOMMENDATION']._serialized_end=1952
+  _globals['_HOURSBASIS']._serialized_start=1954
+  _globals['_HOURSBASIS']._serialized_end=2080
+  _globals['_COURSECATEGORY']._serialized_start=2083
+  _globals['_COURSECATEGORY']._serialized_end=2272
+  _globals['_REDEMPTIONOUTCOME']._serialized_start=2275
+  _globals['_REDEMPTIONOUTCOME']._serialized_end=2653
+  _globals['_CHECKPOINTCOVERAGE']._serialized_start=2656
+  _globals['_CHECKPOINTCOVERAGE']._serialized_end=2855
+  _globals['_CONSENTBASIS']._serialized_start=2857
+  _globals['_CONSENTBASIS']._serialized_end=2956
   _globals['_REDEMPTIONLINE']._serialized_start=85
   _globals['_REDEMPTIONLINE']._serialized_end=261
   _globals['_COURSE']._serialized_start=264
-  _globals['_COURSE']._serialized_end=659
-  _globals['_COMPLETION']._serialized_start=662
-  _globals['_COMPLETION']._serialized_end=908
-  _globals['_CHAINHEAD']._serialized_start=910
-  _globals['_CHAINHEAD']._serialized_end=979
-  _globals['_CHAINBREAK']._serialized_start=981
-  _globals['_CHAINBREAK']._serialized_end=1091
-  _globals['_SIGNEDCHECKPOINT']._serialized_start=1094
-  _globals['_SIGNEDCHECKPOINT']._serialized_end=1380
-  _globals['_CHECKPOINTPROBLEM']._serialized_start=1382
-  _globals['_CHECKPOINTPROBLEM']._serialized_end=1464
+  _globals['_COURSE']._serialized_end=690
+  _globals['_COMPLETION']._serialized_start=693
+  _globals['_COMPLETION']._serialized_end=939
+  _globals['_CHAINHEAD']._serialized_start=941
+  _globals['_CHAINHEAD']._serialized_end=1010
+  _globals['_CHAINBREAK']._serialized_start=1012
+  _globals['_CHAINBREAK']._serialized_end=1122
+  _globals['_SIGNEDCHECKPOINT']._serialized_start=1125
+  _globals['_SIGNEDCHECKPOINT']._serialized_end=1411
+  _globals['_CHECKPOINTPROBLEM']._serialized_start=1413
+  _globals['_CHECKPOINTPROBLEM']._serialized_end=1495
 # @@protoc_insertion_point(module_scope)

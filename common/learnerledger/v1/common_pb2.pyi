@@ -386,6 +386,7 @@ class Course(_message.Message):
     UPDATE_TIME_FIELD_NUMBER: _builtins.int
     COUNTS_AS_COURSE_ID_FIELD_NUMBER: _builtins.int
     CATEGORY_FIELD_NUMBER: _builtins.int
+    RECOMMENDATION_REASON_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course's id, chosen by the issuer (for example "NPTEL-CS101"). Immutable."""
     issuer_id: _builtins.str
@@ -411,6 +412,11 @@ class Course(_message.Message):
     category: Global___CourseCategory.ValueType
     """Where the course's credit comes from, for the redemption caps. UNSPECIFIED on
     CreateCourse means a university course.
+    """
+    recommendation_reason: _builtins.str
+    """Why the credit recommendation in force was set: the reason given to the ApproveCourse or
+    WithdrawCourse call whose change is in force now (every change and its reason is kept).
+    Output only; empty for a course never approved or withdrawn, or a change without reason.
     """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
@@ -438,10 +444,11 @@ class Course(_message.Message):
         update_time: _timestamp_pb2.Timestamp | None = ...,
         counts_as_course_id: _builtins.str = ...,
         category: Global___CourseCategory.ValueType = ...,
+        recommendation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "recommendation_reason", b"recommendation_reason", "skills", b"skills", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

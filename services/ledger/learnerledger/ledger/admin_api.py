@@ -18,10 +18,14 @@ import grpc
 import structlog
 
 from learnerledger.domain.catalog import (
+    COURSE_FILTER_FIELDS,
     Course,
     CourseCategory,
+    CourseFilter,
     CreditRecommendation,
     InvalidCourse,
+    InvalidCourseFilter,
+    change_in_force,
     parse_level,
 )
 from learnerledger.domain.events import (
@@ -69,6 +73,7 @@ from learnerledger.rpc.errors import (
     invalid_argument,
     unavailable,
 )
+from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
@@ -86,7 +91,9 @@ DEFAULT_PAGE_SIZE = 50
 
 
 def course_to_proto(course: Course) -> common_pb2.Course:
+    in_force = change_in_force(course.history, datetime.now(UTC))
     return common_pb2.Course(
+        recommendation_reason="" if in_force is None else in_force.reason,
         course_id=course.course_id,
         issuer_id=course.issuer_id,
         title=course.title,
@@ -249,27 +256,30 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self, request: ledger_admin_pb2.ListCoursesRequest, context: Any
     ) -> ledger_admin_pb2.ListCoursesResponse:
         await self._admin(context)
-        issuer_id = None
-        if request.filter:
-            field, _, value = request.filter.partition("=")
-            if field.strip() != "issuer_id" or not value.strip().strip('"'):
-                await abort(
-                    context,
-                    invalid_argument([Violation("filter", 'only issuer_id = "<id>" is supported')]),
-                )
-            issuer_id = value.strip().strip('"')
+        violations = []
+        course_filter = CourseFilter()
+        try:
+            course_filter = CourseFilter.from_values(
+                parse_comparisons(request.filter, COURSE_FILTER_FIELDS)
+            )
+        except (InvalidFilter, InvalidCourseFilter) as exc:
+            violations.append(Violation("filter", str(exc)))
         if request.page_size < 0:
-            await abort(context, invalid_argument([Violation("page_size", "must not be negative")]))
+            violations.append(Violation("page_size", "must not be negative"))
+        if violations:
+            await abort(context, invalid_argument(violations))
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = request.page_token  # the last course id of the previous page
         async with self._pool.acquire() as connection:
             courses = await catalog.list_courses(
-                connection, issuer_id=issuer_id, after_course_id=after, limit=size + 1
+                connection, after_course_id=after, limit=size + 1, course_filter=course_filter
             )
+            total = await catalog.count_courses(connection, course_filter)
         page, more = courses[:size], len(courses) > size
         return ledger_admin_pb2.ListCoursesResponse(
             courses=[course_to_proto(c) for c in page],
             next_page_token=page[-1].course_id if more else "",
+            total_size=total,
         )
 
     # partners and tokens --------------------------------------------------------------------
