@@ -262,3 +262,11 @@ class CourseFilter:
                 or course.credit_recommendation is self.credit_recommendation
             )
         )
+
+
+@dataclass(frozen=True, slots=True)
+class CourseLabel:
+    """What a transcript shows of a course from the catalog: its title and skills."""
+
+    title: str
+    skills: tuple[str, ...] = ()

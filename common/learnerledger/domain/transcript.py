@@ -25,7 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from learnerledger.domain.entries import Entry, EntryKind, JsonValue
-from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.instants import format_instant, parse_instant
 
 
 class CredentialStatus(enum.StrEnum):
@@ -70,6 +70,14 @@ class Credential:
     redeemed_university_id: str | None = None
     redeemed_programme_id: str | None = None
     redemption_id: str | None = None
+    #: What the entry records about the completion: the hours and basis that produced the
+    #: credits, the issuer's grade, score and evidence (None: not given, or a read-model row
+    #: written before these were kept).
+    notional_hours: int | None = None
+    hours_basis: str | None = None
+    grade: str | None = None
+    score: float | None = None
+    evidence_url: str | None = None
 
     def redeemed_by(self, instant: datetime) -> bool:
         return self.redeemed_at is not None and self.redeemed_at <= instant
@@ -105,6 +113,39 @@ class CompletionWithoutCredit:
     recorded_at: datetime
     result: str
     no_credit_reason: str
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """For the read model (one JSON array per learner)."""
+        return {
+            "sequence": self.sequence,
+            "issuer_id": self.issuer_id,
+            "completion_id": self.completion_id,
+            "course_id": self.course_id,
+            "completed_at": format_instant(self.completed_at),
+            "recorded_at": format_instant(self.recorded_at),
+            "result": self.result,
+            "no_credit_reason": self.no_credit_reason,
+        }
+
+    @classmethod
+    def from_json(cls, learner_id: str, value: JsonValue) -> CompletionWithoutCredit:
+        """Read one back; ValueError if it is not what ``to_json`` writes."""
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a completion without credit must be an object, got {value!r}")
+        sequence = value.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+            raise ValueError(f"sequence must be a positive integer, got {sequence!r}")
+        return cls(
+            learner_id=learner_id,
+            sequence=sequence,
+            issuer_id=_text(value, "issuer_id"),
+            completion_id=_text(value, "completion_id"),
+            course_id=_text(value, "course_id"),
+            completed_at=parse_instant(_text(value, "completed_at")),
+            recorded_at=parse_instant(_text(value, "recorded_at")),
+            result=_text(value, "result"),
+            no_credit_reason=_text(value, "no_credit_reason"),
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -154,6 +195,11 @@ class TranscriptProjection:
                     completed_at=parse_instant(_text(payload, "completed_at")),
                     valid_until=parse_instant(_text(payload, "valid_until")),
                     recorded_at=entry.recorded_at,
+                    notional_hours=_optional_int(payload, "notional_hours"),
+                    hours_basis=_optional_text(payload, "hours_basis"),
+                    grade=_optional_text(payload, "grade"),
+                    score=_optional_number(payload, "score"),
+                    evidence_url=_optional_text(payload, "evidence_url"),
                 )
                 redecides = payload.get("redecides_sequence")
                 if redecides is not None:
@@ -393,6 +439,23 @@ def max_credits_in_any_year(credentials: Iterable[Credential]) -> Decimal:
             start += 1
         best = max(best, window)
     return best
+
+
+def _optional_text(payload: Mapping[str, JsonValue], key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _optional_int(payload: Mapping[str, JsonValue], key: str) -> int | None:
+    value = payload.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_number(payload: Mapping[str, JsonValue], key: str) -> float | None:
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _text(payload: Mapping[str, JsonValue], key: str) -> str:

@@ -6,7 +6,7 @@ import enum
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +16,7 @@ from learnerledger.domain.catalog import (
     Course,
     CourseCategory,
     CourseFilter,
+    CourseLabel,
     CreditRecommendation,
     RecommendationChange,
     parse_level,
@@ -418,6 +419,19 @@ async def list_courses(
     )
     histories = await recommendation_histories(connection, [r["course_id"] for r in rows])
     return [course_from_row(r, histories.get(r["course_id"], ())) for r in rows]
+
+
+async def course_labels(
+    connection: Connection, course_ids: Iterable[str]
+) -> dict[str, CourseLabel]:
+    """Title and skills of each course the catalog has (unknown ids are left out)."""
+    ids = sorted(set(course_ids))
+    if not ids:
+        return {}
+    rows = await connection.fetch(
+        "SELECT course_id, title, skills FROM courses WHERE course_id = ANY($1::text[])", ids
+    )
+    return {r["course_id"]: CourseLabel(r["title"], tuple(r["skills"] or ())) for r in rows}
 
 
 async def count_courses(connection: Connection, course_filter: CourseFilter) -> int:

@@ -225,6 +225,13 @@ class Credential(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REDEMPTION_FIELD_NUMBER: _builtins.int
+    COURSE_TITLE_FIELD_NUMBER: _builtins.int
+    NOTIONAL_HOURS_FIELD_NUMBER: _builtins.int
+    HOURS_BASIS_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_URL_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner who holds the credit."""
     sequence: _builtins.int
@@ -245,6 +252,21 @@ class Credential(_message.Message):
     """The sequence number of the CreditRevoked entry that cancelled it; 0 if not revoked
     (sequences start at 1).
     """
+    course_title: _builtins.str
+    """The course's title, from the catalog; empty if the catalog no longer has the course."""
+    notional_hours: _builtins.int
+    """The notional learning hours the credits were computed from, as the entry records them.
+    0 when the transcript's read model predates this field (a replay of the read model fills
+    it).
+    """
+    hours_basis: _common_pb2.HoursBasis.ValueType
+    """How the hours were turned into credits, as the entry records it."""
+    grade: _builtins.str
+    """The issuer's grade, if it gave one."""
+    score: _builtins.float
+    """The issuer's score (0 to 100), if it gave one."""
+    evidence_url: _builtins.str
+    """Where the issuer's evidence of the completion is, if it gave one."""
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -265,6 +287,10 @@ class Credential(_message.Message):
     def redemption(self) -> Global___CredentialRedemption:
         """Set when the credential was redeemed by `as_of`."""
 
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The skills the course teaches, from the catalog, in the issuer's order."""
+
     def __init__(
         self,
         *,
@@ -282,14 +308,86 @@ class Credential(_message.Message):
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         redemption: Global___CredentialRedemption | None = ...,
+        course_title: _builtins.str = ...,
+        notional_hours: _builtins.int = ...,
+        hours_basis: _common_pb2.HoursBasis.ValueType = ...,
+        grade: _builtins.str = ...,
+        score: _builtins.float | None = ...,
+        evidence_url: _builtins.str = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "valid_until", b"valid_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "completed_at", b"completed_at", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "sequence", b"sequence", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "course_title", b"course_title", "credits", b"credits", "evidence_url", b"evidence_url", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "notional_hours", b"notional_hours", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "score", b"score", "sequence", b"sequence", "skills", b"skills", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
+    _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__score) -> _WhichOneofReturnType__score | None: ...
+
+Global___Credential: _TypeAlias = Credential  # noqa: Y015
+
+@_typing.final
+class UncreditedCompletion(_message.Message):
+    """A completion recorded without credit (a fail, a course not approved at completed_at, a
+    course already credited, zero credits). A completion later credited by re-decision (after
+    a backdated approval) is no longer listed: its credential is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    ISSUER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETION_ID_FIELD_NUMBER: _builtins.int
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    COURSE_TITLE_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    NO_CREDIT_REASON_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The sequence number of the RecordedWithoutCredit entry."""
+    issuer_id: _builtins.str
+    """The issuer that reported the completion."""
+    completion_id: _builtins.str
+    """The issuer's completion id."""
+    course_id: _builtins.str
+    """The course completed."""
+    course_title: _builtins.str
+    """The course's title, from the catalog; empty if the catalog no longer has the course."""
+    result: _common_pb2.CompletionResult.ValueType
+    """PASS or FAIL, as the issuer reported it."""
+    no_credit_reason: _events_pb2.NoCreditReason.ValueType
+    """Why no credit was awarded; COURSE_NOT_APPROVED means pending (or withdrawn) at
+    completed_at, and may still earn credit if the course is approved with effect from then.
+    """
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the learner completed the course."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was appended."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        issuer_id: _builtins.str = ...,
+        completion_id: _builtins.str = ...,
+        course_id: _builtins.str = ...,
+        course_title: _builtins.str = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        result: _common_pb2.CompletionResult.ValueType = ...,
+        no_credit_reason: _events_pb2.NoCreditReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "course_title", b"course_title", "issuer_id", b"issuer_id", "no_credit_reason", b"no_credit_reason", "recorded_at", b"recorded_at", "result", b"result", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Credential: _TypeAlias = Credential  # noqa: Y015
+Global___UncreditedCompletion: _TypeAlias = UncreditedCompletion  # noqa: Y015
 
 @_typing.final
 class LevelCredits(_message.Message):
@@ -366,6 +464,7 @@ class Transcript(_message.Message):
     REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
     REDEEMED_BY_PROGRAMME_FIELD_NUMBER: _builtins.int
     KNOWN_AT_FIELD_NUMBER: _builtins.int
+    UNCREDITED_COMPLETIONS_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id)."""
     total_credits: _builtins.float
@@ -381,7 +480,9 @@ class Transcript(_message.Message):
     ledger_position: _builtins.int
     """The global log position of that entry."""
     completions_without_credit: _builtins.int
-    """How many completions were recorded without credit."""
+    """How many completions were recorded without credit (the length of
+    uncredited_completions).
+    """
     redeemed_credits: _builtins.float
     """Credits redeemed toward programmes by `as_of`."""
     @_builtins.property
@@ -412,6 +513,13 @@ class Transcript(_message.Message):
         (the request's known_at, or the time of reading).
         """
 
+    @_builtins.property
+    def uncredited_completions(self) -> _containers.RepeatedCompositeFieldContainer[Global___UncreditedCompletion]:
+        """The completions recorded without credit (failed, pending, ...), in sequence order. Empty
+        for a learner whose read model row predates this field until the read model is replayed
+        (`ledgerctl replay projections`); reads with as_of or known_at always list them.
+        """
+
     def __init__(
         self,
         *,
@@ -430,10 +538,11 @@ class Transcript(_message.Message):
         redeemed_credits: _builtins.float = ...,
         redeemed_by_programme: _abc.Iterable[Global___ProgrammeCredits] | None = ...,
         known_at: _timestamp_pb2.Timestamp | None = ...,
+        uncredited_completions: _abc.Iterable[Global___UncreditedCompletion] | None = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "known_at", b"known_at", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "known_at", b"known_at", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits", "uncredited_completions", b"uncredited_completions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import wraps
@@ -23,12 +23,14 @@ import grpc
 import structlog
 from prometheus_client import Histogram
 
+from learnerledger.domain.catalog import CourseLabel
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import verify_chain
 from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.merkle import ProofError
 from learnerledger.domain.transcript import (
+    CompletionWithoutCredit,
     Credential,
     CredentialStatus,
     TranscriptProjection,
@@ -40,7 +42,10 @@ from learnerledger.domain.transcript import (
 )
 from learnerledger.kafka.codec import (
     COVERAGE_TO_PROTO,
+    HOURS_BASIS_TO_PROTO,
     LEVEL_TO_PROTO,
+    NO_CREDIT_TO_PROTO,
+    RESULT_TO_PROTO,
     InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
@@ -88,6 +93,8 @@ _STATUS_TO_PROTO = {
     CredentialStatus.REDEEMED: pb.CREDENTIAL_STATUS_REDEEMED,
 }
 
+_RESULT_TO_PROTO = {result.value: proto for result, proto in RESULT_TO_PROTO.items()}
+
 R = TypeVar("R")
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -108,7 +115,14 @@ def _unary(
     return wrapper
 
 
-def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.Credential:
+#: Title and skills of courses, by course id, from the catalog (credential_to_proto).
+Labels: TypeAlias = Mapping[str, CourseLabel]
+
+
+def credential_to_proto(
+    credential: Credential, status: CredentialStatus, labels: Labels | None = None
+) -> pb.Credential:
+    label = (labels or {}).get(credential.course_id)
     message = pb.Credential(
         learner_id=credential.learner_id,
         sequence=credential.sequence,
@@ -122,7 +136,17 @@ def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.
         status=_STATUS_TO_PROTO[status],
         revoked_by_sequence=credential.revoked_by_sequence or 0,
         recorded_at=to_timestamp(credential.recorded_at),
+        course_title="" if label is None else label.title,
+        skills=[] if label is None else list(label.skills),
+        notional_hours=credential.notional_hours or 0,
+        hours_basis=HOURS_BASIS_TO_PROTO.get(
+            credential.hours_basis or "", common_pb2.HOURS_BASIS_UNSPECIFIED
+        ),
+        grade=credential.grade or "",
+        evidence_url=credential.evidence_url or "",
     )
+    if credential.score is not None:
+        message.score = credential.score
     if credential.revoked_at is not None:
         message.revoked_at.CopyFrom(to_timestamp(credential.revoked_at))
     if status is CredentialStatus.REDEEMED and credential.redeemed_at is not None:
@@ -146,8 +170,32 @@ def _level_key(level: str) -> Decimal:
     return Decimal(level)
 
 
+def uncredited_to_proto(
+    completion: CompletionWithoutCredit, labels: Labels | None = None
+) -> pb.UncreditedCompletion:
+    label = (labels or {}).get(completion.course_id)
+    return pb.UncreditedCompletion(
+        sequence=completion.sequence,
+        issuer_id=completion.issuer_id,
+        completion_id=completion.completion_id,
+        course_id=completion.course_id,
+        course_title="" if label is None else label.title,
+        completed_at=to_timestamp(completion.completed_at),
+        recorded_at=to_timestamp(completion.recorded_at),
+        result=_RESULT_TO_PROTO.get(completion.result, common_pb2.COMPLETION_RESULT_UNSPECIFIED),
+        no_credit_reason=NO_CREDIT_TO_PROTO.get(
+            completion.no_credit_reason, events_pb2.NO_CREDIT_REASON_UNSPECIFIED
+        ),
+    )
+
+
 def transcript_to_proto(
-    view: TranscriptView, completions_without_credit: int, known_at: datetime | None = None
+    view: TranscriptView,
+    completions_without_credit: int,
+    known_at: datetime | None = None,
+    *,
+    uncredited: Iterable[CompletionWithoutCredit] = (),
+    labels: Labels | None = None,
 ) -> pb.Transcript:
     """``known_at``: the ledger knowledge the view reflects (None: as of its instant)."""
     return pb.Transcript(
@@ -169,7 +217,10 @@ def transcript_to_proto(
             pb.IssuerCredits(issuer_id=issuer, credits=float(credits))
             for issuer, credits in sorted(view.active_by_issuer.items())
         ],
-        credentials=[credential_to_proto(c, s) for c, s in view.credentials],
+        credentials=[credential_to_proto(c, s, labels) for c, s in view.credentials],
+        uncredited_completions=[
+            uncredited_to_proto(c, labels) for c in sorted(uncredited, key=lambda c: c.sequence)
+        ],
         last_sequence=view.last_sequence,
         ledger_position=view.ledger_position,
         as_of=to_timestamp(view.as_of),
@@ -184,10 +235,29 @@ def transcript_to_proto(
 
 
 def state_to_transcript(
-    state: TranscriptState, instant: datetime, known_at: datetime | None = None
+    state: TranscriptState,
+    instant: datetime,
+    known_at: datetime | None = None,
+    labels: Labels | None = None,
 ) -> pb.Transcript:
-    return transcript_to_proto(view_at(state, instant, annual_limit=ANNUAL_LIMIT),
-                               state.completions_without_credit, known_at)  # fmt: skip
+    return transcript_to_proto(
+        view_at(state, instant, annual_limit=ANNUAL_LIMIT),
+        state.completions_without_credit,
+        known_at,
+        uncredited=state.without_credit.values(),
+        labels=labels,
+    )
+
+
+def _course_ids(states: Iterable[TranscriptState]) -> set[str]:
+    return {
+        course_id
+        for state in states
+        for course_id in (
+            *(c.course_id for c in state.credentials.values()),
+            *(c.course_id for c in state.without_credit.values()),
+        )
+    }
 
 
 def _read_times(
@@ -311,6 +381,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             metadata={"learner_id": learner_id, "university_id": university_id},
         )
 
+    async def _labels(self, states: Iterable[TranscriptState]) -> Labels:
+        async with self._pool.acquire() as connection:
+            return await catalog.course_labels(connection, _course_ids(states))
+
     async def _load(self, learner_id: str) -> TranscriptState:
         async with self._pool.acquire() as connection:
             state = await read_model.load_state(connection, learner_id)
@@ -353,11 +427,16 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             if not entries:
                 raise _not_found(request.learner_id)
             state = read_at(request.learner_id, entries, as_of=as_of, known_at=known_at)
-            return pb.GetTranscriptResponse(transcript=state_to_transcript(state, as_of, known_at))
+            labels = await self._labels([state])
+            return pb.GetTranscriptResponse(
+                transcript=state_to_transcript(state, as_of, known_at, labels)
+            )
         if request.min_position > 0:
             await self._wait_for_position(context, request.learner_id, request.min_position)
         state = await self._load(request.learner_id)
-        return pb.GetTranscriptResponse(transcript=state_to_transcript(state, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        labels = await self._labels([state])
+        return pb.GetTranscriptResponse(transcript=state_to_transcript(state, now, now, labels))
 
     @_unary
     async def BatchGetTranscripts(
@@ -382,6 +461,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             readable = await self._readable(connection, principal, valid)
             await _log_reads(connection, principal, readable, "BatchGetTranscripts")
             states = await read_model.load_states(connection, readable)
+            labels = await catalog.course_labels(connection, _course_ids(states.values()))
         now = datetime.now(UTC)
         BATCH_LEARNERS.observe(len(learner_ids))
         results = []
@@ -397,7 +477,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             elif learner_id not in states:
                 refusal = _not_found(learner_id)
             if refusal is None:
-                result.transcript.CopyFrom(state_to_transcript(states[learner_id], now))
+                result.transcript.CopyFrom(
+                    state_to_transcript(states[learner_id], now, now, labels)
+                )
             else:
                 result.error.MergeFromString(refusal.status_message().SerializeToString())
             results.append(result)
@@ -444,13 +526,15 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 request.learner_id, credential_filter, after, page_size + 1
             )
         page = rows[:page_size]
+        async with self._pool.acquire() as connection:
+            labels = await catalog.course_labels(connection, {c.course_id for c in page})
         token = ""
         if len(rows) > page_size:
             token = paging.encode_page_token(
                 page[-1].sequence, request.learner_id, credential_filter, scope
             )
         return pb.ListCredentialsResponse(
-            credentials=[credential_to_proto(c, c.status_at(now)) for c in page],
+            credentials=[credential_to_proto(c, c.status_at(now), labels) for c in page],
             next_page_token=token,
             total_size=total,
         )
@@ -505,7 +589,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         state = await self._load(request.learner_id)
         now = datetime.now(UTC)
         view = view_at(state, now, annual_limit=ANNUAL_LIMIT)
-        transcript = transcript_to_proto(view, state.completions_without_credit)
+        transcript = transcript_to_proto(view, state.completions_without_credit, now)
         return pb.GetCreditSummaryResponse(
             summary=pb.CreditSummary(
                 learner_id=state.learner_id,
@@ -535,8 +619,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         university = (
             principal.principal_id if principal.kind is catalog.PrincipalKind.UNIVERSITY else None
         )
+        labels = await self._labels([state])
         yield pb.WatchTranscriptResponse(
-            transcript=state_to_transcript(state, datetime.now(UTC)),
+            transcript=state_to_transcript(state, datetime.now(UTC), None, labels),
             applied_sequence=state.last_sequence,
         )
         while True:
@@ -555,6 +640,12 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     after_sequence=state.last_sequence,
                     up_to_sequence=applied,
                 )
+                arriving = {
+                    course_id
+                    for entry in entries
+                    if isinstance(course_id := entry.payload.get("course_id"), str)
+                }
+                labels = await catalog.course_labels(connection, _course_ids([state]) | arriving)
             for entry in entries:
                 before, state = state, TranscriptProjection.apply(state, entry)
                 change = redemption_change(before, state)
@@ -572,7 +663,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     granted_until = entry.payload.get("expire_time")
                     lapses_at = parse_instant(str(granted_until)) if granted_until else None
                 yield pb.WatchTranscriptResponse(
-                    transcript=state_to_transcript(state, datetime.now(UTC)),
+                    transcript=state_to_transcript(state, datetime.now(UTC), None, labels),
                     applied_sequence=entry.sequence,
                     redeemed_sequences=change.redeemed,
                     revoked_after_redemption_sequences=change.revoked_after_redemption,
