@@ -4,16 +4,32 @@ credits_redeemed entries included (issue 14)."""
 
 from __future__ import annotations
 
+import contextlib
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
+import asyncpg
 import grpc
 import pytest
 
+from learnerledger.domain.catalog import Course, CreditRecommendation
+from learnerledger.domain.events import Result
 from learnerledger.kafka.codec import to_timestamp
-from learnerledger.v1 import redemption_pb2, transcript_query_pb2_grpc
+from learnerledger.postgres import catalog
+from learnerledger.v1 import common_pb2, events_pb2, redemption_pb2, transcript_query_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as Q
-from tests.integration.ledger_fixtures import COMPLETED, eventually, produce, revocation
+from tests.integration.ledger_fixtures import (
+    COMPLETED,
+    completion,
+    eventually,
+    produce,
+    revocation,
+    running_ledger,
+    seed_catalog,
+)
+from tests.integration.test_projector import projected, running_projector
 from tests.integration.test_redemption import (
     create_programme,
     credited,
@@ -96,6 +112,7 @@ async def test_transcript_and_credentials_in_both_times_with_a_redemption(
         assert held.known_at.ToDatetime() > revoked_at.replace(tzinfo=None)
         assert held.last_sequence == 5
         assert not any(c.HasField("redemption") for c in held.credentials)
+        assert {c.score for c in held.credentials} == {75.0}  # as the issuer reported it
 
         # known_at the day after completing: the ledger had recorded nothing then.
         unknown = await transcript(None, day_after)
@@ -165,3 +182,84 @@ async def test_transcript_and_credentials_in_both_times_with_a_redemption(
         with pytest.raises(grpc.aio.AioRpcError) as out_of_range:
             await query.ListCredentials(out_of_range_request, metadata=s.du)
         assert violations(out_of_range.value) == ["known_at"]
+
+
+async def test_transcript_shows_course_details_and_lists_completions_without_credit(
+    kafka_bootstrap: str, database_url: str, topics: Any
+) -> None:
+    """Through the ledger, the projector (read model) and the query service: a credential's
+    title, hours, basis, grade, score, evidence and skills; failed and pending completions."""
+    learner = "937000000001"
+    await seed_catalog(database_url)
+    connection = await asyncpg.connect(database_url)
+    try:
+        with contextlib.suppress(catalog.AlreadyExists):
+            await catalog.add_course(
+                connection,
+                Course("ds-401", "swayam", "Data science", Decimal(6), 120,
+                       CreditRecommendation.APPROVED, skills=("python", "statistics")),
+            )  # fmt: skip
+        _, admin = await catalog.issue_token(connection, catalog.PrincipalKind.ADMIN, "ops")
+    finally:
+        await connection.close()
+    graded = replace(
+        completion(learner, "d-1", course_id="ds-401"),
+        score=None,  # an issuer gives a grade or a score (Completion.assessment)
+        grade="A+",
+        evidence_url="https://swayam.example/certificates/d-1",
+    )
+    await produce(
+        kafka_bootstrap,
+        topics.completions,
+        [
+            graded,
+            completion(learner, "d-2", course_id="ml-101", result=Result.FAIL),
+            completion(learner, "d-3", course_id="db-201"),  # db-201 is pending
+        ],
+    )
+    async with (
+        running_ledger(kafka_bootstrap, database_url, topics),
+        running_projector(
+            kafka_bootstrap, database_url, topics.ledger_entries, f"p-{topics.ledger_entries}"
+        ),
+        query_address(database_url) as address,
+        grpc.aio.insecure_channel(address) as channel,
+    ):
+        query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(channel)
+        metadata = (("authorization", f"Bearer {admin}"),)
+
+        async def applied() -> bool:
+            return await projected(database_url, [learner]) == {learner: 3}
+
+        await eventually(applied, what="the learner's three entries in the read model")
+        now = (
+            await query.GetTranscript(Q.GetTranscriptRequest(learner_id=learner), metadata=metadata)
+        ).transcript
+        as_of = Q.GetTranscriptRequest(learner_id=learner)
+        as_of.as_of.CopyFrom(to_timestamp(datetime.now(UTC)))
+        folded = (await query.GetTranscript(as_of, metadata=metadata)).transcript
+        listed = (
+            await query.ListCredentials(
+                Q.ListCredentialsRequest(learner_id=learner), metadata=metadata
+            )
+        ).credentials
+        for credential in (now.credentials[0], folded.credentials[0], listed[0]):
+            assert credential.course_title == "Data science"
+            assert list(credential.skills) == ["python", "statistics"]
+            assert credential.notional_hours == 120
+            assert credential.hours_basis == common_pb2.HOURS_BASIS_NCRF
+            assert credential.grade == "A+"
+            assert not credential.HasField("score")
+            assert credential.evidence_url == "https://swayam.example/certificates/d-1"
+        for transcript in (now, folded):  # the read model and the log's fold agree
+            assert transcript.completions_without_credit == 2
+            assert [
+                (u.completion_id, u.course_title, u.result, u.no_credit_reason)
+                for u in transcript.uncredited_completions
+            ] == [
+                ("d-2", "Machine learning", common_pb2.COMPLETION_RESULT_FAIL,
+                 events_pb2.NO_CREDIT_REASON_RESULT_FAIL),
+                ("d-3", "Databases", common_pb2.COMPLETION_RESULT_PASS,
+                 events_pb2.NO_CREDIT_REASON_COURSE_NOT_APPROVED),
+            ]  # fmt: skip
+            assert [u.sequence for u in transcript.uncredited_completions] == [2, 3]
