@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import uuid
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
@@ -11,9 +12,12 @@ import pytest
 from learnerledger.domain.catalog import (
     CourseFilter,
     CreditRecommendation,
+    ForeignIssuer,
+    InvalidCourse,
     InvalidCourseFilter,
     RecommendationChange,
     change_in_force,
+    check_proposal,
 )
 from tests.unit.domain_builders import course
 
@@ -60,3 +64,29 @@ def test_the_reason_shown_is_that_of_the_change_in_force() -> None:
     in_force = change_in_force(history, T0 + timedelta(days=31))
     assert in_force is not None
     assert (in_force.state, in_force.reason) == (CreditRecommendation.WITHDRAWN, "syllabus cut")
+
+
+def test_an_issuer_proposes_pending_courses_for_its_own_catalog_only() -> None:
+    proposed = course(recommendation=CreditRecommendation.PENDING, course_id="ml-201")
+    check_proposal(proposed, caller="swayam", named_issuer="", version_of=None)
+    check_proposal(proposed, caller="swayam", named_issuer="swayam", version_of=None)
+    with pytest.raises(ForeignIssuer):
+        check_proposal(proposed, caller="swayam", named_issuer="nptel", version_of=None)
+    with pytest.raises(ForeignIssuer):
+        check_proposal(proposed, caller="nptel", named_issuer="", version_of=None)
+    approved = course(recommendation=CreditRecommendation.APPROVED, course_id="ml-201")
+    with pytest.raises(InvalidCourse, match="PENDING"):
+        check_proposal(approved, caller="swayam", named_issuer="", version_of=None)
+
+
+def test_a_proposed_version_counts_only_as_one_of_the_issuers_own_courses() -> None:
+    version = replace(
+        course(recommendation=CreditRecommendation.PENDING, course_id="ml-101-v2"),
+        counts_as="ml-101",
+    )
+    own = course(course_id="ml-101")
+    check_proposal(version, caller="swayam", named_issuer="", version_of=own)
+    for other in (None, course(course_id="ml-101", issuer_id="nptel")):
+        with pytest.raises(InvalidCourse, match="not a course in your catalog") as refused:
+            check_proposal(version, caller="swayam", named_issuer="", version_of=other)
+        assert refused.value.field == "counts_as_course_id"

@@ -270,3 +270,27 @@ class CourseLabel:
 
     title: str
     skills: tuple[str, ...] = ()
+
+
+class ForeignIssuer(ValueError):
+    """A proposal names another issuer's catalog."""
+
+
+def check_proposal(
+    proposed: Course, *, caller: str, named_issuer: str, version_of: Course | None
+) -> None:
+    """An issuer proposes courses for its own catalog only, and they start PENDING (an admin
+    approves them); a version may only count as one of the issuer's own courses.
+
+    ``named_issuer``: the issuer id the request named ("" for none); ``version_of``: the course
+    ``proposed.counts_as`` names, as the catalog has it (None if unknown)."""
+    if named_issuer and named_issuer != caller:
+        raise ForeignIssuer(f"issuer {caller} cannot propose a course for issuer {named_issuer}")
+    if proposed.issuer_id != caller:
+        raise ForeignIssuer(f"issuer {caller} cannot propose a course for {proposed.issuer_id}")
+    if proposed.credit_recommendation is not CreditRecommendation.PENDING:
+        raise InvalidCourse("credit_recommendation", "a proposed course starts PENDING")
+    if proposed.counts_as and (version_of is None or version_of.issuer_id != caller):
+        raise InvalidCourse(
+            "counts_as_course_id", f"{proposed.counts_as} is not a course in your catalog"
+        )

@@ -306,6 +306,31 @@ async def add_course(connection: Connection, course: Course) -> None:
         raise NotFound("issuer", course.issuer_id) from exc
 
 
+async def propose_course(connection: Connection, course: Course) -> None:
+    """Add an issuer's proposed course, PENDING (the column's default: the gateway's role may
+    not write credit_recommendation, migration 0046)."""
+    try:
+        await connection.execute(
+            """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
+                                    skills, counts_as_course_id, category)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            course.course_id,
+            course.issuer_id,
+            course.title,
+            course.level,
+            course.notional_hours,
+            list(course.skills),
+            course.counts_as or None,
+            course.category.value,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists("course", course.course_id) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        if course.counts_as and "counts_as" in str(exc):
+            raise NotFound("course", course.counts_as) from exc
+        raise NotFound("issuer", course.issuer_id) from exc
+
+
 async def set_recommendation(
     connection: Connection,
     course_id: str,

@@ -25,7 +25,6 @@ from learnerledger.domain.catalog import (
     CreditRecommendation,
     InvalidCourse,
     InvalidCourseFilter,
-    change_in_force,
     parse_level,
 )
 from learnerledger.domain.events import (
@@ -40,14 +39,13 @@ from learnerledger.domain.events import (
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.validation import check_consent_purpose
 from learnerledger.kafka.codec import (
-    CATEGORY_TO_PROTO,
     COVERAGE_TO_PROTO,
-    LEVEL_TO_PROTO,
     PROTO_TO_CATEGORY,
     PROTO_TO_LEVEL,
     InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
+    course_to_proto,
     encode_completion_event,
     from_timestamp,
     signed_checkpoint_to_proto,
@@ -74,36 +72,15 @@ from learnerledger.rpc.errors import (
     unavailable,
 )
 from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
-from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
 #: The catalog keeps reasons for approvals and withdrawals up to this length (migration 0010).
 MAX_REASON_LENGTH = 1000
 
-RECOMMENDATION_TO_PROTO = {
-    CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
-    CreditRecommendation.APPROVED: common_pb2.CREDIT_RECOMMENDATION_APPROVED,
-    CreditRecommendation.WITHDRAWN: common_pb2.CREDIT_RECOMMENDATION_WITHDRAWN,
-}
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
-
-
-def course_to_proto(course: Course) -> common_pb2.Course:
-    in_force = change_in_force(course.history, datetime.now(UTC))
-    return common_pb2.Course(
-        recommendation_reason="" if in_force is None else in_force.reason,
-        course_id=course.course_id,
-        issuer_id=course.issuer_id,
-        title=course.title,
-        level=LEVEL_TO_PROTO[str(course.level)],
-        notional_hours=course.notional_hours,
-        skills=list(course.skills),
-        credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
-        counts_as_course_id=course.counts_as,
-        category=CATEGORY_TO_PROTO[course.category],
-    )
 
 
 class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
@@ -143,6 +120,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 "course.issuer_id": c.issuer_id,
                 "course.title": c.title,
                 "course.counts_as_course_id": c.counts_as_course_id,
+            "course.recommendation_reason": c.recommendation_reason,
                 **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
             },
         )
