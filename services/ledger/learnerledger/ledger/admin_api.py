@@ -120,7 +120,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 "course.issuer_id": c.issuer_id,
                 "course.title": c.title,
                 "course.counts_as_course_id": c.counts_as_course_id,
-            "course.recommendation_reason": c.recommendation_reason,
+                "course.recommendation_reason": c.recommendation_reason,
                 **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
             },
         )
