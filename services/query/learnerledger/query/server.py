@@ -502,7 +502,11 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             violations.append(Violation("page_size", str(exc)))
             page_size = paging.DEFAULT_PAGE_SIZE
         after = 0
-        times = _read_times(request)
+        try:
+            times = _read_times(request)
+        except RpcFailure as failure:  # reported with the other fields' violations
+            violations.extend(failure.violations)
+            times = None
         # The request's own times (not "now"), so the next page's call names the same read.
         scope = paging.read_scope(
             request.as_of.ToJsonString() if request.HasField("as_of") else None,
