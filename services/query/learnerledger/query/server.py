@@ -509,8 +509,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             times = None
         # The request's own times (not "now"), so the next page's call names the same read.
         scope = paging.read_scope(
-            request.as_of.ToJsonString() if request.HasField("as_of") else None,
-            request.known_at.ToJsonString() if request.HasField("known_at") else None,
+            f"{request.as_of.seconds}.{request.as_of.nanos}" if request.HasField("as_of") else None,
+            f"{request.known_at.seconds}.{request.known_at.nanos}"
+            if request.HasField("known_at")
+            else None,
         )
         if not violations:
             try:
