@@ -81,6 +81,47 @@ async def test_admin_manages_catalog_consent_and_verifies(
             assert [c.course_id for c in first.courses] == ["up-0", "up-1"]
             assert [c.course_id for c in second.courses] == ["up-2"]
             assert second.next_page_token == ""
+            assert first.total_size == second.total_size == 3
+
+            # The filters the proto documents; WithdrawCourse's reason is kept and shown.
+            withdrawn = await stub.WithdrawCourse(
+                ledger_admin_pb2.WithdrawCourseRequest(
+                    course_id="up-2", reason="syllabus no longer meets NCrF"
+                ),
+                metadata=admin,
+            )
+            assert withdrawn.course.recommendation_reason == "syllabus no longer meets NCrF"
+            for text, expected in (
+                ('issuer_id = "upgrad" AND credit_recommendation = "APPROVED"', ["up-1"]),
+                ('credit_recommendation = "PENDING" AND issuer_id = "upgrad"', ["up-0"]),
+                ('issuer_id = "upgrad" AND credit_recommendation = "WITHDRAWN"', ["up-2"]),
+                ('issuer_id = "upgrad" AND level = "6"', ["up-0", "up-1", "up-2"]),
+                ('issuer_id = "upgrad" AND level = "7"', []),
+            ):
+                listed = await stub.ListCourses(
+                    ledger_admin_pb2.ListCoursesRequest(filter=text), metadata=admin
+                )
+                assert [c.course_id for c in listed.courses] == expected, text
+                assert listed.total_size == len(expected)
+            (shown,) = (
+                await stub.ListCourses(
+                    ledger_admin_pb2.ListCoursesRequest(
+                        filter='credit_recommendation = "WITHDRAWN" AND issuer_id = "upgrad"'
+                    ),
+                    metadata=admin,
+                )
+            ).courses
+            assert shown.recommendation_reason == "syllabus no longer meets NCrF"
+            stored = await connection.fetchval(
+                "SELECT reason FROM course_recommendation_changes WHERE course_id = 'up-2'"
+            )
+            assert stored == "syllabus no longer meets NCrF"
+            for bad in ('credit_recommendation = "MAYBE"', 'title = "x"', "level = 9"):
+                with pytest.raises(grpc.aio.AioRpcError) as refused:
+                    await stub.ListCourses(
+                        ledger_admin_pb2.ListCoursesRequest(filter=bad), metadata=admin
+                    )
+                assert refused.value.code() == grpc.StatusCode.INVALID_ARGUMENT, bad
 
             token = await stub.CreateIssuerToken(
                 ledger_admin_pb2.CreateIssuerTokenRequest(issuer_id="upgrad"), metadata=admin

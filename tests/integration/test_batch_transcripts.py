@@ -156,8 +156,9 @@ async def test_each_learner_is_answered_or_refused_on_its_own(
     diana = as_university.results[0].transcript
     assert (diana.active_credits, diana.revoked_credits, diana.expired_credits) == (3, 3, 3)
     # The same transcript GetTranscript gives (the read instant aside).
-    diana.ClearField("as_of")
-    single.transcript.ClearField("as_of")
+    for field in ("as_of", "known_at"):
+        diana.ClearField(field)
+        single.transcript.ClearField(field)
     assert diana == single.transcript
     assert as_university.results[4].transcript.learner_id == DIANA
     # No consent: that learner's PERMISSION_DENIED; an unknown learner without consent is

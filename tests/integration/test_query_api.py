@@ -162,11 +162,23 @@ async def test_universities_read_consented_transcripts_over_grpc(
         assert update.transcript.active_credits == 15.0
         watch.cancel()
 
+        # known_at: what the ledger had recorded then (q-6 not yet, the revocation not yet).
         then = pb.GetTranscriptRequest(learner_id=DIANA)
-        then.as_of.FromDatetime(before_revocation)
+        then.known_at.FromDatetime(before_revocation)
         old = await stub.GetTranscript(then, metadata=bearer(university))
         assert old.transcript.credentials[0].status == pb.CREDENTIAL_STATUS_ACTIVE
         assert old.transcript.last_sequence == 6
+        assert len(old.transcript.credentials) == 5
+        assert old.transcript.as_of == old.transcript.known_at
+        # as_of: what Diana held then, as known now: q-6 was completed before (recorded after),
+        # and the revocation was recorded after.
+        held = pb.GetTranscriptRequest(learner_id=DIANA)
+        held.as_of.FromDatetime(before_revocation)
+        then_now = await stub.GetTranscript(held, metadata=bearer(university))
+        assert then_now.transcript.last_sequence == 8
+        assert len(then_now.transcript.credentials) == 6
+        assert then_now.transcript.active_credits == 18.0
+        assert then_now.transcript.credentials[0].revoked_by_sequence == 0
 
         # min_position: waits for the projection of the learner's entry at that position.
         head = await log_heads(database_url, [DIANA])

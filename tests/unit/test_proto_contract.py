@@ -267,7 +267,13 @@ def test_dead_letter_keeps_original_bytes() -> None:
         (
             issuer_gateway_pb2,
             "IssuerGatewayService",
-            {"SubmitCompletion", "StreamCompletions", "RevokeCompletion", "GetCompletionStatus"},
+            {
+                "SubmitCompletion",
+                "StreamCompletions",
+                "RevokeCompletion",
+                "GetCompletionStatus",
+                "ProposeCourse",
+            },
         ),
         (
             transcript_query_pb2,

@@ -15,6 +15,7 @@ from learnerledger.query.paging import (
     decode_page_token,
     encode_page_token,
     parse_filter,
+    read_scope,
 )
 
 ALICE, BOB = "111111111111", "222222222222"
@@ -58,10 +59,22 @@ def test_a_page_token_round_trips_only_for_the_same_request() -> None:
     token = encode_page_token(42, ALICE, f)
     assert decode_page_token(token, ALICE, f) == 42
     assert decode_page_token("", ALICE, f) == 0
-    with pytest.raises(InvalidPageToken, match="another learner or filter"):
+    with pytest.raises(InvalidPageToken, match="another learner, filter"):
         decode_page_token(token, BOB, f)
-    with pytest.raises(InvalidPageToken, match="another learner or filter"):
+    with pytest.raises(InvalidPageToken, match="another learner, filter"):
         decode_page_token(token, ALICE, CredentialFilter())
+    # A token of a read as_of / known_at pages only that read.
+    then = read_scope("2026-01-01T00:00:00Z", None)
+    dated = encode_page_token(7, ALICE, f, then)
+    assert decode_page_token(dated, ALICE, f, then) == 7
+    assert read_scope(None, None) == ""
+    for other in (
+        "",
+        read_scope(None, "2026-01-01T00:00:00Z"),
+        read_scope("2026-01-02T00:00:00Z", None),
+    ):
+        with pytest.raises(InvalidPageToken, match="as_of or known_at"):
+            decode_page_token(dated, ALICE, f, other)
     for garbage in ("not-a-token!", "e30", "W10"):
         with pytest.raises(InvalidPageToken):
             decode_page_token(garbage, ALICE, f)

@@ -282,13 +282,22 @@ class RegistrarClient(_Client):
         self._stub = transcript_query_pb2_grpc.TranscriptQueryServiceStub(self._channel)
 
     async def get_transcript(
-        self, learner_id: str, *, as_of: datetime | None = None, min_position: int = 0
+        self,
+        learner_id: str,
+        *,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+        min_position: int = 0,
     ) -> transcript_query_pb2.Transcript:
+        """``as_of``: what the learner held then (completion, validity, revocation and
+        redemption times); ``known_at``: only what the ledger had recorded by then."""
         request = transcript_query_pb2.GetTranscriptRequest(
             learner_id=learner_id, min_position=min_position
         )
         if as_of is not None:
             request.as_of.FromDatetime(as_of)
+        if known_at is not None:
+            request.known_at.FromDatetime(known_at)
         response: transcript_query_pb2.GetTranscriptResponse = await self._unary(
             "GetTranscript",
             lambda: self._stub.GetTranscript(

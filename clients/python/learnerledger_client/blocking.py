@@ -95,10 +95,17 @@ class RegistrarClient(_Blocking):
         self._loop.close()
 
     def get_transcript(
-        self, learner_id: str, *, as_of: datetime | None = None, min_position: int = 0
+        self,
+        learner_id: str,
+        *,
+        as_of: datetime | None = None,
+        known_at: datetime | None = None,
+        min_position: int = 0,
     ) -> transcript_query_pb2.Transcript:
         return self._loop.run_until_complete(
-            self._client.get_transcript(learner_id, as_of=as_of, min_position=min_position)
+            self._client.get_transcript(
+                learner_id, as_of=as_of, known_at=known_at, min_position=min_position
+            )
         )
 
     def batch_get_transcripts(

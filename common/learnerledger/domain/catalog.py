@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import enum
 import uuid
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from decimal import Decimal
@@ -119,6 +119,19 @@ class RecommendationChange:
 
 def _in_effect_order(history: Sequence[RecommendationChange]) -> list[RecommendationChange]:
     return sorted(history, key=lambda c: (c.effective_at, c.recorded_at))
+
+
+def change_in_force(
+    history: Sequence[RecommendationChange], instant: datetime
+) -> RecommendationChange | None:
+    """The approval or withdrawal in force at ``instant`` (None: none yet; the course is
+    pending), with its reason."""
+    in_force = None
+    for change in _in_effect_order(history):
+        if change.effective_at > instant:
+            break
+        in_force = change
+    return in_force
 
 
 def recommendation_at(
@@ -256,3 +269,90 @@ class Course:
 
     def approved_at(self, instant: datetime) -> bool:
         return self.recommendation_at(instant) is CreditRecommendation.APPROVED
+
+
+#: The fields ListCourses filters on (AIP-160 ``field = value`` joined by AND).
+COURSE_FILTER_FIELDS = ("issuer_id", "level", "credit_recommendation")
+
+
+class InvalidCourseFilter(ValueError):
+    """A course filter value that is not a level or a recommendation state."""
+
+
+@dataclass(frozen=True, slots=True)
+class CourseFilter:
+    """What ListCourses keeps: every field set must match."""
+
+    issuer_id: str | None = None
+    level: Decimal | None = None
+    credit_recommendation: CreditRecommendation | None = None
+
+    @classmethod
+    def from_values(cls, values: Mapping[str, str]) -> CourseFilter:
+        """Build from parsed comparisons (field -> value); values are validated here."""
+        unknown = set(values) - set(COURSE_FILTER_FIELDS)
+        if unknown:
+            raise InvalidCourseFilter(
+                f"unknown field {sorted(unknown)[0]!r}; filter on "
+                + ", ".join(COURSE_FILTER_FIELDS)
+            )
+        level = None
+        if "level" in values:
+            try:
+                level = parse_level(values["level"])
+            except (InvalidCourse, ArithmeticError, ValueError) as exc:
+                raise InvalidCourseFilter(
+                    f"level {values['level']!r} is not an NCrF level"
+                ) from exc
+        recommendation = None
+        if "credit_recommendation" in values:
+            try:
+                recommendation = CreditRecommendation(values["credit_recommendation"].lower())
+            except ValueError as exc:
+                raise InvalidCourseFilter(
+                    f"credit_recommendation {values['credit_recommendation']!r} is not one of "
+                    "PENDING, APPROVED, WITHDRAWN"
+                ) from exc
+        return cls(values.get("issuer_id"), level, recommendation)
+
+    def matches(self, course: Course) -> bool:
+        return (
+            (self.issuer_id is None or course.issuer_id == self.issuer_id)
+            and (self.level is None or course.level == self.level)
+            and (
+                self.credit_recommendation is None
+                or course.credit_recommendation is self.credit_recommendation
+            )
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CourseLabel:
+    """What a transcript shows of a course from the catalog: its title and skills."""
+
+    title: str
+    skills: tuple[str, ...] = ()
+
+
+class ForeignIssuer(ValueError):
+    """A proposal names another issuer's catalog."""
+
+
+def check_proposal(
+    proposed: Course, *, caller: str, named_issuer: str, version_of: Course | None
+) -> None:
+    """An issuer proposes courses for its own catalog only, and they start PENDING (an admin
+    approves them); a version may only count as one of the issuer's own courses.
+
+    ``named_issuer``: the issuer id the request named ("" for none); ``version_of``: the course
+    ``proposed.counts_as`` names, as the catalog has it (None if unknown)."""
+    if named_issuer and named_issuer != caller:
+        raise ForeignIssuer(f"issuer {caller} cannot propose a course for issuer {named_issuer}")
+    if proposed.issuer_id != caller:
+        raise ForeignIssuer(f"issuer {caller} cannot propose a course for {proposed.issuer_id}")
+    if proposed.credit_recommendation is not CreditRecommendation.PENDING:
+        raise InvalidCourse("credit_recommendation", "a proposed course starts PENDING")
+    if proposed.counts_as and (version_of is None or version_of.issuer_id != caller):
+        raise InvalidCourse(
+            "counts_as_course_id", f"{proposed.counts_as} is not a course in your catalog"
+        )

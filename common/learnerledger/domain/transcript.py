@@ -3,6 +3,17 @@
 ``TranscriptProjection.apply`` is the only way a transcript changes; the query service's read
 model, a replay and an ``as_of`` answer all run the same fold, so they cannot disagree.
 Expiry is not an event: a credential's status is evaluated at the instant it is read.
+
+Reads have two times (``read_at``):
+
+- ``known_at``: what the ledger had recorded by then. The fold stops at the first entry
+  recorded after it (``TranscriptProjection.fold(until=known_at)``).
+- ``as_of``: what the learner held at that instant, by the times of the facts themselves: a
+  completion counts from its ``completed_at``, a credit expires at its ``valid_until``, a
+  revocation and a redemption take effect when the ledger recorded them (``held_at``).
+
+A credit earned in 2025 and recorded in 2026 is held as of 2025-12-31 (known now), and was not
+yet known at 2025-12-31.
 """
 
 from __future__ import annotations
@@ -14,7 +25,7 @@ from datetime import datetime, timedelta
 from decimal import Decimal
 
 from learnerledger.domain.entries import Entry, EntryKind, JsonValue
-from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.instants import format_instant, parse_instant
 from learnerledger.domain.rules_versions import RULES, RulesHistory
 
 
@@ -60,6 +71,14 @@ class Credential:
     redeemed_university_id: str | None = None
     redeemed_programme_id: str | None = None
     redemption_id: str | None = None
+    #: What the entry records about the completion: the hours and basis that produced the
+    #: credits, the issuer's grade, score and evidence (None: not given, or a read-model row
+    #: written before these were kept).
+    notional_hours: int | None = None
+    hours_basis: str | None = None
+    grade: str | None = None
+    score: float | None = None
+    evidence_url: str | None = None
 
     def redeemed_by(self, instant: datetime) -> bool:
         return self.redeemed_at is not None and self.redeemed_at <= instant
@@ -83,6 +102,54 @@ class Credential:
 
 
 @dataclass(frozen=True, slots=True)
+class CompletionWithoutCredit:
+    """A completion recorded without credit (failed, course not approved, already credited...)."""
+
+    learner_id: str
+    sequence: int
+    issuer_id: str
+    completion_id: str
+    course_id: str
+    completed_at: datetime
+    recorded_at: datetime
+    result: str
+    no_credit_reason: str
+
+    def to_json(self) -> dict[str, JsonValue]:
+        """For the read model (one JSON array per learner)."""
+        return {
+            "sequence": self.sequence,
+            "issuer_id": self.issuer_id,
+            "completion_id": self.completion_id,
+            "course_id": self.course_id,
+            "completed_at": format_instant(self.completed_at),
+            "recorded_at": format_instant(self.recorded_at),
+            "result": self.result,
+            "no_credit_reason": self.no_credit_reason,
+        }
+
+    @classmethod
+    def from_json(cls, learner_id: str, value: JsonValue) -> CompletionWithoutCredit:
+        """Read one back; ValueError if it is not what ``to_json`` writes."""
+        if not isinstance(value, Mapping):
+            raise ValueError(f"a completion without credit must be an object, got {value!r}")
+        sequence = value.get("sequence")
+        if not isinstance(sequence, int) or isinstance(sequence, bool) or sequence < 1:
+            raise ValueError(f"sequence must be a positive integer, got {sequence!r}")
+        return cls(
+            learner_id=learner_id,
+            sequence=sequence,
+            issuer_id=_text(value, "issuer_id"),
+            completion_id=_text(value, "completion_id"),
+            course_id=_text(value, "course_id"),
+            completed_at=parse_instant(_text(value, "completed_at")),
+            recorded_at=parse_instant(_text(value, "recorded_at")),
+            result=_text(value, "result"),
+            no_credit_reason=_text(value, "no_credit_reason"),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class TranscriptState:
     """What the fold keeps for one learner."""
 
@@ -92,6 +159,9 @@ class TranscriptState:
     credentials: Mapping[int, Credential] = field(default_factory=dict)
     completions_without_credit: int = 0
     consents: frozenset[str] = frozenset()
+    #: The completions recorded without credit, by sequence; a re-decision that credits one
+    #: removes it (folded from entries; the read model keeps only the count).
+    without_credit: Mapping[int, CompletionWithoutCredit] = field(default_factory=dict)
 
 
 class TranscriptProjection:
@@ -126,16 +196,39 @@ class TranscriptProjection:
                     completed_at=parse_instant(_text(payload, "completed_at")),
                     valid_until=parse_instant(_text(payload, "valid_until")),
                     recorded_at=entry.recorded_at,
+                    notional_hours=_optional_int(payload, "notional_hours"),
+                    hours_basis=_optional_text(payload, "hours_basis"),
+                    grade=_optional_text(payload, "grade"),
+                    score=_optional_number(payload, "score"),
+                    evidence_url=_optional_text(payload, "evidence_url"),
                 )
-                if payload.get("redecides_sequence") is not None:
+                redecides = payload.get("redecides_sequence")
+                if redecides is not None:
                     # Credit awarded by re-decision supersedes the completion's no-credit entry.
                     moved = replace(
-                        moved, completions_without_credit=state.completions_without_credit - 1
+                        moved,
+                        completions_without_credit=state.completions_without_credit - 1,
+                        without_credit={
+                            s: c for s, c in state.without_credit.items() if s != redecides
+                        },
                     )
                 return replace(moved, credentials={**state.credentials, entry.sequence: credential})
             case EntryKind.RECORDED_WITHOUT_CREDIT:
+                completion = CompletionWithoutCredit(
+                    learner_id=entry.learner_id,
+                    sequence=entry.sequence,
+                    issuer_id=_text(payload, "issuer_id"),
+                    completion_id=_text(payload, "completion_id"),
+                    course_id=_text(payload, "course_id"),
+                    completed_at=parse_instant(_text(payload, "completed_at")),
+                    recorded_at=entry.recorded_at,
+                    result=_text(payload, "result"),
+                    no_credit_reason=_text(payload, "no_credit_reason"),
+                )
                 return replace(
-                    moved, completions_without_credit=state.completions_without_credit + 1
+                    moved,
+                    completions_without_credit=state.completions_without_credit + 1,
+                    without_credit={**state.without_credit, entry.sequence: completion},
                 )
             case EntryKind.CREDIT_REVOKED:
                 revoked = payload.get("revoked_sequence")
@@ -176,13 +269,58 @@ class TranscriptProjection:
     def fold(
         cls, learner_id: str, entries: Iterable[Entry], *, until: datetime | None = None
     ) -> TranscriptState:
-        """Fold ``entries`` (in sequence order); with ``until``, only those recorded by then."""
+        """Fold ``entries`` (in sequence order); with ``until`` (the known-at horizon), only
+        those recorded by then."""
         state = cls.initial(learner_id)
         for entry in entries:
             if until is not None and entry.recorded_at > until:
                 break
             state = cls.apply(state, entry)
         return state
+
+
+def held_at(state: TranscriptState, as_of: datetime) -> TranscriptState:
+    """What ``state`` says the learner held at ``as_of``, by the facts' own times.
+
+    Credentials and completions without credit completed after ``as_of`` are left out; a
+    revocation or a redemption recorded after ``as_of`` is not yet in effect (its fields are
+    cleared). Expiry needs nothing here: ``view_at`` evaluates it at ``as_of``.
+    """
+    credentials: dict[int, Credential] = {}
+    for sequence, credential in state.credentials.items():
+        if credential.completed_at > as_of:
+            continue
+        if credential.revoked_at is not None and credential.revoked_at > as_of:
+            credential = replace(credential, revoked_by_sequence=None, revoked_at=None)
+        if credential.redeemed_at is not None and credential.redeemed_at > as_of:
+            credential = replace(
+                credential,
+                redeemed_by_sequence=None,
+                redeemed_at=None,
+                redeemed_university_id=None,
+                redeemed_programme_id=None,
+                redemption_id=None,
+            )
+        credentials[sequence] = credential
+    without_credit = {
+        sequence: completion
+        for sequence, completion in state.without_credit.items()
+        if completion.completed_at <= as_of
+    }
+    return replace(
+        state,
+        credentials=credentials,
+        without_credit=without_credit,
+        completions_without_credit=len(without_credit),
+    )
+
+
+def read_at(
+    learner_id: str, entries: Iterable[Entry], *, as_of: datetime, known_at: datetime
+) -> TranscriptState:
+    """The learner's record as the ledger knew it at ``known_at`` (entries recorded by then),
+    showing what the learner held at ``as_of``. Evaluate it with ``view_at(state, as_of)``."""
+    return held_at(TranscriptProjection.fold(learner_id, entries, until=known_at), as_of)
 
 
 @dataclass(frozen=True, slots=True)
@@ -308,6 +446,23 @@ def max_credits_in_any_year(credentials: Iterable[Credential]) -> Decimal:
             start += 1
         best = max(best, window)
     return best
+
+
+def _optional_text(payload: Mapping[str, JsonValue], key: str) -> str | None:
+    value = payload.get(key)
+    return value if isinstance(value, str) and value else None
+
+
+def _optional_int(payload: Mapping[str, JsonValue], key: str) -> int | None:
+    value = payload.get(key)
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _optional_number(payload: Mapping[str, JsonValue], key: str) -> float | None:
+    value = payload.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
 
 
 def _text(payload: Mapping[str, JsonValue], key: str) -> str:

@@ -6,7 +6,7 @@ import enum
 import hashlib
 import secrets
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -16,6 +16,8 @@ from learnerledger.domain.catalog import (
     NCRF_ALL_LEVELS,
     Course,
     CourseCategory,
+    CourseFilter,
+    CourseLabel,
     CreditRecommendation,
     HoursBasis,
     InvalidCourse,
@@ -317,6 +319,31 @@ async def add_course(connection: Connection, course: Course) -> None:
         raise NotFound("issuer", course.issuer_id) from exc
 
 
+async def propose_course(connection: Connection, course: Course) -> None:
+    """Add an issuer's proposed course, PENDING (the column's default: the gateway's role may
+    not write credit_recommendation, migration 0046)."""
+    try:
+        await connection.execute(
+            """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
+                                    skills, counts_as_course_id, category)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+            course.course_id,
+            course.issuer_id,
+            course.title,
+            course.level,
+            course.notional_hours,
+            list(course.skills),
+            course.counts_as or None,
+            course.category.value,
+        )
+    except asyncpg.UniqueViolationError as exc:
+        raise AlreadyExists("course", course.course_id) from exc
+    except asyncpg.ForeignKeyViolationError as exc:
+        if course.counts_as and "counts_as" in str(exc):
+            raise NotFound("course", course.counts_as) from exc
+        raise NotFound("issuer", course.issuer_id) from exc
+
+
 async def set_recommendation(
     connection: Connection,
     course_id: str,
@@ -417,15 +444,51 @@ async def list_courses(
     issuer_id: str | None = None,
     after_course_id: str = "",
     limit: int = 100,
+    course_filter: CourseFilter | None = None,
 ) -> list[Course]:
+    """Courses in course id order after ``after_course_id``, each with its recommendation
+    history (for the reason in force), filtered by ``course_filter``."""
+    f = course_filter or CourseFilter(issuer_id=issuer_id)
     rows = await connection.fetch(
         "SELECT * FROM courses WHERE ($1::text IS NULL OR issuer_id = $1) AND course_id > $2 "
+        "AND ($4::numeric IS NULL OR ncrf_level = $4) "
+        "AND ($5::text IS NULL OR credit_recommendation = $5) "
         "ORDER BY course_id LIMIT $3",
-        issuer_id,
+        f.issuer_id,
         after_course_id,
         limit,
+        f.level,
+        None if f.credit_recommendation is None else f.credit_recommendation.value,
     )
-    return [course_from_row(r) for r in rows]
+    histories = await recommendation_histories(connection, [r["course_id"] for r in rows])
+    return [course_from_row(r, histories.get(r["course_id"], ())) for r in rows]
+
+
+async def course_labels(
+    connection: Connection, course_ids: Iterable[str]
+) -> dict[str, CourseLabel]:
+    """Title and skills of each course the catalog has (unknown ids are left out)."""
+    ids = sorted(set(course_ids))
+    if not ids:
+        return {}
+    rows = await connection.fetch(
+        "SELECT course_id, title, skills FROM courses WHERE course_id = ANY($1::text[])", ids
+    )
+    return {r["course_id"]: CourseLabel(r["title"], tuple(r["skills"] or ())) for r in rows}
+
+
+async def count_courses(connection: Connection, course_filter: CourseFilter) -> int:
+    f = course_filter
+    return int(
+        await connection.fetchval(
+            "SELECT count(*) FROM courses WHERE ($1::text IS NULL OR issuer_id = $1) "
+            "AND ($2::numeric IS NULL OR ncrf_level = $2) "
+            "AND ($3::text IS NULL OR credit_recommendation = $3)",
+            f.issuer_id,
+            f.level,
+            None if f.credit_recommendation is None else f.credit_recommendation.value,
+        )
+    )
 
 
 # programmes and redemption requests (issue 14) ---------------------------------------------

@@ -436,6 +436,7 @@ class Course(_message.Message):
     THEORY_HOURS_FIELD_NUMBER: _builtins.int
     PRACTICAL_HOURS_FIELD_NUMBER: _builtins.int
     EXPERIENTIAL_HOURS_FIELD_NUMBER: _builtins.int
+    RECOMMENDATION_REASON_FIELD_NUMBER: _builtins.int
     course_id: _builtins.str
     """The course's id, chosen by the issuer (for example "NPTEL-CS101"). Immutable."""
     issuer_id: _builtins.str
@@ -476,6 +477,11 @@ class Course(_message.Message):
     """Hours of practical work (laboratory, studio, workshop)."""
     experiential_hours: _builtins.int
     """Hours of experiential learning (internship, field work, projects)."""
+    recommendation_reason: _builtins.str
+    """Why the credit recommendation in force was set: the reason given to the ApproveCourse or
+    WithdrawCourse call whose change is in force now (every change and its reason is kept).
+    Output only; empty for a course never approved or withdrawn, or a change without reason.
+    """
     @_builtins.property
     def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
         """Skills the course teaches, as free-text tags, in the issuer's order."""
@@ -506,10 +512,11 @@ class Course(_message.Message):
         theory_hours: _builtins.int = ...,
         practical_hours: _builtins.int = ...,
         experiential_hours: _builtins.int = ...,
+        recommendation_reason: _builtins.str = ...,
     ) -> None: ...
     _HasFieldArgType: _TypeAlias = _typing.Literal["create_time", b"create_time", "update_time", b"update_time"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "experiential_hours", b"experiential_hours", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "practical_hours", b"practical_hours", "skills", b"skills", "theory_hours", b"theory_hours", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["category", b"category", "counts_as_course_id", b"counts_as_course_id", "course_id", b"course_id", "create_time", b"create_time", "credit_recommendation", b"credit_recommendation", "experiential_hours", b"experiential_hours", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "level", b"level", "notional_hours", b"notional_hours", "practical_hours", b"practical_hours", "recommendation_reason", b"recommendation_reason", "skills", b"skills", "theory_hours", b"theory_hours", "title", b"title", "update_time", b"update_time"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -26,35 +26,39 @@ from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__
 from learnerledger.v1 import common_pb2 as learnerledger_dot_v1_dot_common__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%learnerledger/v1/issuer_gateway.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"K\n\x17SubmitCompletionRequest\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\"`\n\x18SubmitCompletionResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\"L\n\x18StreamCompletionsRequest\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\"\xd5\x01\n\x19StreamCompletionsResponse\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12:\n\x10\x66ield_violations\x18\x06 \x03(\x0b\x32 .learnerledger.v1.FieldViolation\"T\n\x17RevokeCompletionRequest\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nlearner_id\x18\x03 \x01(\t\"`\n\x18RevokeCompletionResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\"3\n\x1aGetCompletionStatusRequest\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\"\xd1\x02\n\x1bGetCompletionStatusResponse\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.learnerledger.v1.CompletionState\x12\x12\n\nlearner_id\x18\x04 \x01(\t\x12\x17\n\x0fledger_position\x18\x05 \x01(\x03\x12\x17\n\x0fledger_sequence\x18\x06 \x01(\x03\x12\x0f\n\x07\x63redits\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x96\x01\n\x10\x41\x63\x63\x65ptanceStatus\x12!\n\x1d\x41\x43\x43\x45PTANCE_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41\x43\x43\x45PTANCE_STATUS_ACCEPTED\x10\x01\x12\x1f\n\x1b\x41\x43\x43\x45PTANCE_STATUS_DUPLICATE\x10\x02\x12\x1e\n\x1a\x41\x43\x43\x45PTANCE_STATUS_REJECTED\x10\x03*\xfa\x01\n\x0f\x43ompletionState\x12 \n\x1c\x43OMPLETION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43OMPLETION_STATE_ACCEPTED\x10\x01\x12\x1d\n\x19\x43OMPLETION_STATE_CREDITED\x10\x02\x12,\n(COMPLETION_STATE_RECORDED_WITHOUT_CREDIT\x10\x03\x12\x1d\n\x19\x43OMPLETION_STATE_REJECTED\x10\x04\x12\x1c\n\x18\x43OMPLETION_STATE_REVOKED\x10\x05\x12\x1c\n\x18\x43OMPLETION_STATE_EXPIRED\x10\x06\x32\xd2\x03\n\x14IssuerGatewayService\x12i\n\x10SubmitCompletion\x12).learnerledger.v1.SubmitCompletionRequest\x1a*.learnerledger.v1.SubmitCompletionResponse\x12p\n\x11StreamCompletions\x12*.learnerledger.v1.StreamCompletionsRequest\x1a+.learnerledger.v1.StreamCompletionsResponse(\x01\x30\x01\x12i\n\x10RevokeCompletion\x12).learnerledger.v1.RevokeCompletionRequest\x1a*.learnerledger.v1.RevokeCompletionResponse\x12r\n\x13GetCompletionStatus\x12,.learnerledger.v1.GetCompletionStatusRequest\x1a-.learnerledger.v1.GetCompletionStatusResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%learnerledger/v1/issuer_gateway.proto\x12\x10learnerledger.v1\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1dlearnerledger/v1/common.proto\"@\n\x14ProposeCourseRequest\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"A\n\x15ProposeCourseResponse\x12(\n\x06\x63ourse\x18\x01 \x01(\x0b\x32\x18.learnerledger.v1.Course\"4\n\x0e\x46ieldViolation\x12\r\n\x05\x66ield\x18\x01 \x01(\t\x12\x13\n\x0b\x64\x65scription\x18\x02 \x01(\t\"K\n\x17SubmitCompletionRequest\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\"`\n\x18SubmitCompletionResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\"L\n\x18StreamCompletionsRequest\x12\x30\n\ncompletion\x18\x01 \x01(\x0b\x32\x1c.learnerledger.v1.Completion\"\xd5\x01\n\x19StreamCompletionsResponse\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x32\n\x06status\x18\x03 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\x12\x0e\n\x06reason\x18\x04 \x01(\t\x12\x0f\n\x07message\x18\x05 \x01(\t\x12:\n\x10\x66ield_violations\x18\x06 \x03(\x0b\x32 .learnerledger.v1.FieldViolation\"T\n\x17RevokeCompletionRequest\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x0e\n\x06reason\x18\x02 \x01(\t\x12\x12\n\nlearner_id\x18\x03 \x01(\t\"`\n\x18RevokeCompletionResponse\x12\x10\n\x08\x65vent_id\x18\x01 \x01(\t\x12\x32\n\x06status\x18\x02 \x01(\x0e\x32\".learnerledger.v1.AcceptanceStatus\"3\n\x1aGetCompletionStatusRequest\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\"\xd1\x02\n\x1bGetCompletionStatusResponse\x12\x15\n\rcompletion_id\x18\x01 \x01(\t\x12\x10\n\x08\x65vent_id\x18\x02 \x01(\t\x12\x30\n\x05state\x18\x03 \x01(\x0e\x32!.learnerledger.v1.CompletionState\x12\x12\n\nlearner_id\x18\x04 \x01(\t\x12\x17\n\x0fledger_position\x18\x05 \x01(\x03\x12\x17\n\x0fledger_sequence\x18\x06 \x01(\x03\x12\x0f\n\x07\x63redits\x18\x07 \x01(\x01\x12\x0e\n\x06reason\x18\x08 \x01(\t\x12\x0e\n\x06\x64\x65tail\x18\t \x01(\t\x12/\n\x0bupdate_time\x18\n \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12/\n\x0bvalid_until\x18\x0b \x01(\x0b\x32\x1a.google.protobuf.Timestamp*\x96\x01\n\x10\x41\x63\x63\x65ptanceStatus\x12!\n\x1d\x41\x43\x43\x45PTANCE_STATUS_UNSPECIFIED\x10\x00\x12\x1e\n\x1a\x41\x43\x43\x45PTANCE_STATUS_ACCEPTED\x10\x01\x12\x1f\n\x1b\x41\x43\x43\x45PTANCE_STATUS_DUPLICATE\x10\x02\x12\x1e\n\x1a\x41\x43\x43\x45PTANCE_STATUS_REJECTED\x10\x03*\xfa\x01\n\x0f\x43ompletionState\x12 \n\x1c\x43OMPLETION_STATE_UNSPECIFIED\x10\x00\x12\x1d\n\x19\x43OMPLETION_STATE_ACCEPTED\x10\x01\x12\x1d\n\x19\x43OMPLETION_STATE_CREDITED\x10\x02\x12,\n(COMPLETION_STATE_RECORDED_WITHOUT_CREDIT\x10\x03\x12\x1d\n\x19\x43OMPLETION_STATE_REJECTED\x10\x04\x12\x1c\n\x18\x43OMPLETION_STATE_REVOKED\x10\x05\x12\x1c\n\x18\x43OMPLETION_STATE_EXPIRED\x10\x06\x32\xb4\x04\n\x14IssuerGatewayService\x12i\n\x10SubmitCompletion\x12).learnerledger.v1.SubmitCompletionRequest\x1a*.learnerledger.v1.SubmitCompletionResponse\x12p\n\x11StreamCompletions\x12*.learnerledger.v1.StreamCompletionsRequest\x1a+.learnerledger.v1.StreamCompletionsResponse(\x01\x30\x01\x12i\n\x10RevokeCompletion\x12).learnerledger.v1.RevokeCompletionRequest\x1a*.learnerledger.v1.RevokeCompletionResponse\x12r\n\x13GetCompletionStatus\x12,.learnerledger.v1.GetCompletionStatusRequest\x1a-.learnerledger.v1.GetCompletionStatusResponse\x12`\n\rProposeCourse\x12&.learnerledger.v1.ProposeCourseRequest\x1a\'.learnerledger.v1.ProposeCourseResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'learnerledger.v1.issuer_gateway_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_ACCEPTANCESTATUS']._serialized_start=1224
-  _globals['_ACCEPTANCESTATUS']._serialized_end=1374
-  _globals['_COMPLETIONSTATE']._serialized_start=1377
-  _globals['_COMPLETIONSTATE']._serialized_end=1627
-  _globals['_FIELDVIOLATION']._serialized_start=123
-  _globals['_FIELDVIOLATION']._serialized_end=175
-  _globals['_SUBMITCOMPLETIONREQUEST']._serialized_start=177
-  _globals['_SUBMITCOMPLETIONREQUEST']._serialized_end=252
-  _globals['_SUBMITCOMPLETIONRESPONSE']._serialized_start=254
-  _globals['_SUBMITCOMPLETIONRESPONSE']._serialized_end=350
-  _globals['_STREAMCOMPLETIONSREQUEST']._serialized_start=352
-  _globals['_STREAMCOMPLETIONSREQUEST']._serialized_end=428
-  _globals['_STREAMCOMPLETIONSRESPONSE']._serialized_start=431
-  _globals['_STREAMCOMPLETIONSRESPONSE']._serialized_end=644
-  _globals['_REVOKECOMPLETIONREQUEST']._serialized_start=646
-  _globals['_REVOKECOMPLETIONREQUEST']._serialized_end=730
-  _globals['_REVOKECOMPLETIONRESPONSE']._serialized_start=732
-  _globals['_REVOKECOMPLETIONRESPONSE']._serialized_end=828
-  _globals['_GETCOMPLETIONSTATUSREQUEST']._serialized_start=830
-  _globals['_GETCOMPLETIONSTATUSREQUEST']._serialized_end=881
-  _globals['_GETCOMPLETIONSTATUSRESPONSE']._serialized_start=884
-  _globals['_GETCOMPLETIONSTATUSRESPONSE']._serialized_end=1221
-  _globals['_ISSUERGATEWAYSERVICE']._serialized_start=1630
-  _globals['_ISSUERGATEWAYSERVICE']._serialized_end=2096
+  _globals['_ACCEPTANCESTATUS']._serialized_start=1357
+  _globals['_ACCEPTANCESTATUS']._serialized_end=1507
+  _globals['_COMPLETIONSTATE']._serialized_start=1510
+  _globals['_COMPLETIONSTATE']._serialized_end=1760
+  _globals['_PROPOSECOURSEREQUEST']._serialized_start=123
+  _globals['_PROPOSECOURSEREQUEST']._serialized_end=187
+  _globals['_PROPOSECOURSERESPONSE']._serialized_start=189
+  _globals['_PROPOSECOURSERESPONSE']._serialized_end=254
+  _globals['_FIELDVIOLATION']._serialized_start=256
+  _globals['_FIELDVIOLATION']._serialized_end=308
+  _globals['_SUBMITCOMPLETIONREQUEST']._serialized_start=310
+  _globals['_SUBMITCOMPLETIONREQUEST']._serialized_end=385
+  _globals['_SUBMITCOMPLETIONRESPONSE']._serialized_start=387
+  _globals['_SUBMITCOMPLETIONRESPONSE']._serialized_end=483
+  _globals['_STREAMCOMPLETIONSREQUEST']._serialized_start=485
+  _globals['_STREAMCOMPLETIONSREQUEST']._serialized_end=561
+  _globals['_STREAMCOMPLETIONSRESPONSE']._serialized_start=564
+  _globals['_STREAMCOMPLETIONSRESPONSE']._serialized_end=777
+  _globals['_REVOKECOMPLETIONREQUEST']._serialized_start=779
+  _globals['_REVOKECOMPLETIONREQUEST']._serialized_end=863
+  _globals['_REVOKECOMPLETIONRESPONSE']._serialized_start=865
+  _globals['_REVOKECOMPLETIONRESPONSE']._serialized_end=961
+  _globals['_GETCOMPLETIONSTATUSREQUEST']._serialized_start=963
+  _globals['_GETCOMPLETIONSTATUSREQUEST']._serialized_end=1014
+  _globals['_GETCOMPLETIONSTATUSRESPONSE']._serialized_start=1017
+  _globals['_GETCOMPLETIONSTATUSRESPONSE']._serialized_end=1354
+  _globals['_ISSUERGATEWAYSERVICE']._serialized_start=1763
+  _globals['_ISSUERGATEWAYSERVICE']._serialized_end=2327
 # @@protoc_insertion_point(module_scope)

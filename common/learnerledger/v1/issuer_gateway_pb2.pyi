@@ -122,6 +122,58 @@ credential as EXPIRED. `credits` and `valid_until` are set.
 Global___CompletionState: _TypeAlias = CompletionState  # noqa: Y015
 
 @_typing.final
+class ProposeCourseRequest(_message.Message):
+    """Request of IssuerGatewayService.ProposeCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def course(self) -> _common_pb2.Course:
+        """The course. course_id, title, level and notional_hours are required; skills,
+        counts_as_course_id and category (UNSPECIFIED: a university course; an admin reviews it
+        before approving, and may change it with SetCourseCategory) are optional;
+        credit_recommendation, recommendation_reason, create_time and update_time are ignored.
+        """
+
+    def __init__(
+        self,
+        *,
+        course: _common_pb2.Course | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeCourseRequest: _TypeAlias = ProposeCourseRequest  # noqa: Y015
+
+@_typing.final
+class ProposeCourseResponse(_message.Message):
+    """Response of IssuerGatewayService.ProposeCourse."""
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    COURSE_FIELD_NUMBER: _builtins.int
+    @_builtins.property
+    def course(self) -> _common_pb2.Course:
+        """The course as stored: PENDING."""
+
+    def __init__(
+        self,
+        *,
+        course: _common_pb2.Course | None = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["course", b"course"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    def WhichOneof(self, oneof_group: _Never) -> None: ...
+
+Global___ProposeCourseResponse: _TypeAlias = ProposeCourseResponse  # noqa: Y015
+
+@_typing.final
 class FieldViolation(_message.Message):
     """One field of a request item that is invalid; like google.rpc.BadRequest.FieldViolation,
     which cannot be attached to a single stream item.

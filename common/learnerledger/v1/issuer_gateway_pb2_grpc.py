@@ -65,6 +65,11 @@ class IssuerGatewayServiceStub:
                 request_serializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusRequest.SerializeToString,
                 response_deserializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusResponse.FromString,
                 _registered_method=True)
+        self.ProposeCourse = channel.unary_unary(
+                '/learnerledger.v1.IssuerGatewayService/ProposeCourse',
+                request_serializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseRequest.SerializeToString,
+                response_deserializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseResponse.FromString,
+                _registered_method=True)
 
 
 class IssuerGatewayServiceServicer:
@@ -120,6 +125,20 @@ class IssuerGatewayServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def ProposeCourse(self, request, context):
+        """Proposes a course for the calling issuer's catalog. It starts PENDING: its completions
+        are recorded without credit (course_not_approved) until an admin approves it
+        (LedgerAdminService.ApproveCourse; an approval effective from an earlier time also credits
+        the completions already recorded in the approved period). course.issuer_id may be empty
+        (the caller) or the caller's id; another issuer's id is PERMISSION_DENIED (ErrorInfo
+        reason FOREIGN_ISSUER). counts_as_course_id may name only one of the caller's own courses
+        (INVALID_ARGUMENT otherwise). ALREADY_EXISTS (reason COURSE_ALREADY_EXISTS) if the course
+        id is taken, by any issuer.
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_IssuerGatewayServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -142,6 +161,11 @@ def add_IssuerGatewayServiceServicer_to_server(servicer, server):
                     servicer.GetCompletionStatus,
                     request_deserializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusRequest.FromString,
                     response_serializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusResponse.SerializeToString,
+            ),
+            'ProposeCourse': grpc.unary_unary_rpc_method_handler(
+                    servicer.ProposeCourse,
+                    request_deserializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseRequest.FromString,
+                    response_serializer=learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -263,6 +287,33 @@ class IssuerGatewayService:
             '/learnerledger.v1.IssuerGatewayService/GetCompletionStatus',
             learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusRequest.SerializeToString,
             learnerledger_dot_v1_dot_issuer__gateway__pb2.GetCompletionStatusResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def ProposeCourse(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/learnerledger.v1.IssuerGatewayService/ProposeCourse',
+            learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseRequest.SerializeToString,
+            learnerledger_dot_v1_dot_issuer__gateway__pb2.ProposeCourseResponse.FromString,
             options,
             channel_credentials,
             insecure,

@@ -67,6 +67,16 @@ class IssuerGatewayServiceStub:
     """Reports what became of one of the calling issuer's completions. NOT_FOUND if the issuer
     never submitted it (or the gateway has not seen it yet).
     """
+    ProposeCourse: _grpc.UnaryUnaryMultiCallable[_issuer_gateway_pb2.ProposeCourseRequest, _issuer_gateway_pb2.ProposeCourseResponse]
+    """Proposes a course for the calling issuer's catalog. It starts PENDING: its completions
+    are recorded without credit (course_not_approved) until an admin approves it
+    (LedgerAdminService.ApproveCourse; an approval effective from an earlier time also credits
+    the completions already recorded in the approved period). course.issuer_id may be empty
+    (the caller) or the caller's id; another issuer's id is PERMISSION_DENIED (ErrorInfo
+    reason FOREIGN_ISSUER). counts_as_course_id may name only one of the caller's own courses
+    (INVALID_ARGUMENT otherwise). ALREADY_EXISTS (reason COURSE_ALREADY_EXISTS) if the course
+    id is taken, by any issuer.
+    """
 
 @_typing.type_check_only
 class IssuerGatewayServiceAsyncStub(IssuerGatewayServiceStub):
@@ -106,6 +116,16 @@ class IssuerGatewayServiceAsyncStub(IssuerGatewayServiceStub):
     GetCompletionStatus: _aio.UnaryUnaryMultiCallable[_issuer_gateway_pb2.GetCompletionStatusRequest, _issuer_gateway_pb2.GetCompletionStatusResponse]  # type: ignore[assignment]
     """Reports what became of one of the calling issuer's completions. NOT_FOUND if the issuer
     never submitted it (or the gateway has not seen it yet).
+    """
+    ProposeCourse: _aio.UnaryUnaryMultiCallable[_issuer_gateway_pb2.ProposeCourseRequest, _issuer_gateway_pb2.ProposeCourseResponse]  # type: ignore[assignment]
+    """Proposes a course for the calling issuer's catalog. It starts PENDING: its completions
+    are recorded without credit (course_not_approved) until an admin approves it
+    (LedgerAdminService.ApproveCourse; an approval effective from an earlier time also credits
+    the completions already recorded in the approved period). course.issuer_id may be empty
+    (the caller) or the caller's id; another issuer's id is PERMISSION_DENIED (ErrorInfo
+    reason FOREIGN_ISSUER). counts_as_course_id may name only one of the caller's own courses
+    (INVALID_ARGUMENT otherwise). ALREADY_EXISTS (reason COURSE_ALREADY_EXISTS) if the course
+    id is taken, by any issuer.
     """
 
 class IssuerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
@@ -167,6 +187,22 @@ class IssuerGatewayServiceServicer(metaclass=_abc_1.ABCMeta):
     ) -> _typing.Union[_issuer_gateway_pb2.GetCompletionStatusResponse, _abc.Awaitable[_issuer_gateway_pb2.GetCompletionStatusResponse]]:
         """Reports what became of one of the calling issuer's completions. NOT_FOUND if the issuer
         never submitted it (or the gateway has not seen it yet).
+        """
+
+    @_abc_1.abstractmethod
+    def ProposeCourse(
+        self,
+        request: _issuer_gateway_pb2.ProposeCourseRequest,
+        context: _ServicerContext,
+    ) -> _typing.Union[_issuer_gateway_pb2.ProposeCourseResponse, _abc.Awaitable[_issuer_gateway_pb2.ProposeCourseResponse]]:
+        """Proposes a course for the calling issuer's catalog. It starts PENDING: its completions
+        are recorded without credit (course_not_approved) until an admin approves it
+        (LedgerAdminService.ApproveCourse; an approval effective from an earlier time also credits
+        the completions already recorded in the approved period). course.issuer_id may be empty
+        (the caller) or the caller's id; another issuer's id is PERMISSION_DENIED (ErrorInfo
+        reason FOREIGN_ISSUER). counts_as_course_id may name only one of the caller's own courses
+        (INVALID_ARGUMENT otherwise). ALREADY_EXISTS (reason COURSE_ALREADY_EXISTS) if the course
+        id is taken, by any issuer.
         """
 
 def add_IssuerGatewayServiceServicer_to_server(servicer: IssuerGatewayServiceServicer, server: _typing.Union[_grpc.Server, _aio.Server]) -> None: ...

@@ -225,6 +225,13 @@ class Credential(_message.Message):
     RECORDED_AT_FIELD_NUMBER: _builtins.int
     REVOKED_AT_FIELD_NUMBER: _builtins.int
     REDEMPTION_FIELD_NUMBER: _builtins.int
+    COURSE_TITLE_FIELD_NUMBER: _builtins.int
+    NOTIONAL_HOURS_FIELD_NUMBER: _builtins.int
+    HOURS_BASIS_FIELD_NUMBER: _builtins.int
+    GRADE_FIELD_NUMBER: _builtins.int
+    SCORE_FIELD_NUMBER: _builtins.int
+    EVIDENCE_URL_FIELD_NUMBER: _builtins.int
+    SKILLS_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner who holds the credit."""
     sequence: _builtins.int
@@ -245,6 +252,21 @@ class Credential(_message.Message):
     """The sequence number of the CreditRevoked entry that cancelled it; 0 if not revoked
     (sequences start at 1).
     """
+    course_title: _builtins.str
+    """The course's title, from the catalog; empty if the catalog no longer has the course."""
+    notional_hours: _builtins.int
+    """The notional learning hours the credits were computed from, as the entry records them.
+    0 when the transcript's read model predates this field (a replay of the read model fills
+    it).
+    """
+    hours_basis: _common_pb2.HoursBasis.ValueType
+    """How the hours were turned into credits, as the entry records it."""
+    grade: _builtins.str
+    """The issuer's grade, if it gave one."""
+    score: _builtins.float
+    """The issuer's score (0 to 100), if it gave one."""
+    evidence_url: _builtins.str
+    """Where the issuer's evidence of the completion is, if it gave one."""
     @_builtins.property
     def completed_at(self) -> _timestamp_pb2.Timestamp:
         """When the learner completed the course."""
@@ -265,6 +287,10 @@ class Credential(_message.Message):
     def redemption(self) -> Global___CredentialRedemption:
         """Set when the credential was redeemed by `as_of`."""
 
+    @_builtins.property
+    def skills(self) -> _containers.RepeatedScalarFieldContainer[_builtins.str]:
+        """The skills the course teaches, from the catalog, in the issuer's order."""
+
     def __init__(
         self,
         *,
@@ -282,14 +308,86 @@ class Credential(_message.Message):
         recorded_at: _timestamp_pb2.Timestamp | None = ...,
         revoked_at: _timestamp_pb2.Timestamp | None = ...,
         redemption: Global___CredentialRedemption | None = ...,
+        course_title: _builtins.str = ...,
+        notional_hours: _builtins.int = ...,
+        hours_basis: _common_pb2.HoursBasis.ValueType = ...,
+        grade: _builtins.str = ...,
+        score: _builtins.float | None = ...,
+        evidence_url: _builtins.str = ...,
+        skills: _abc.Iterable[_builtins.str] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "valid_until", b"valid_until"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "completed_at", b"completed_at", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "score", b"score", "valid_until", b"valid_until"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "credits", b"credits", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "sequence", b"sequence", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["_score", b"_score", "completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "course_title", b"course_title", "credits", b"credits", "evidence_url", b"evidence_url", "grade", b"grade", "hours_basis", b"hours_basis", "issuer_id", b"issuer_id", "learner_id", b"learner_id", "level", b"level", "notional_hours", b"notional_hours", "recorded_at", b"recorded_at", "redemption", b"redemption", "revoked_at", b"revoked_at", "revoked_by_sequence", b"revoked_by_sequence", "score", b"score", "sequence", b"sequence", "skills", b"skills", "status", b"status", "valid_until", b"valid_until"]  # noqa: Y015
+    def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
+    _WhichOneofReturnType__score: _TypeAlias = _typing.Literal["score"]  # noqa: Y015
+    _WhichOneofArgType__score: _TypeAlias = _typing.Literal["_score", b"_score"]  # noqa: Y015
+    def WhichOneof(self, oneof_group: _WhichOneofArgType__score) -> _WhichOneofReturnType__score | None: ...
+
+Global___Credential: _TypeAlias = Credential  # noqa: Y015
+
+@_typing.final
+class UncreditedCompletion(_message.Message):
+    """A completion recorded without credit (a fail, a course not approved at completed_at, a
+    course already credited, zero credits). A completion later credited by re-decision (after
+    a backdated approval) is no longer listed: its credential is.
+    """
+
+    DESCRIPTOR: _descriptor.Descriptor
+
+    SEQUENCE_FIELD_NUMBER: _builtins.int
+    ISSUER_ID_FIELD_NUMBER: _builtins.int
+    COMPLETION_ID_FIELD_NUMBER: _builtins.int
+    COURSE_ID_FIELD_NUMBER: _builtins.int
+    COURSE_TITLE_FIELD_NUMBER: _builtins.int
+    COMPLETED_AT_FIELD_NUMBER: _builtins.int
+    RECORDED_AT_FIELD_NUMBER: _builtins.int
+    RESULT_FIELD_NUMBER: _builtins.int
+    NO_CREDIT_REASON_FIELD_NUMBER: _builtins.int
+    sequence: _builtins.int
+    """The sequence number of the RecordedWithoutCredit entry."""
+    issuer_id: _builtins.str
+    """The issuer that reported the completion."""
+    completion_id: _builtins.str
+    """The issuer's completion id."""
+    course_id: _builtins.str
+    """The course completed."""
+    course_title: _builtins.str
+    """The course's title, from the catalog; empty if the catalog no longer has the course."""
+    result: _common_pb2.CompletionResult.ValueType
+    """PASS or FAIL, as the issuer reported it."""
+    no_credit_reason: _events_pb2.NoCreditReason.ValueType
+    """Why no credit was awarded; COURSE_NOT_APPROVED means pending (or withdrawn) at
+    completed_at, and may still earn credit if the course is approved with effect from then.
+    """
+    @_builtins.property
+    def completed_at(self) -> _timestamp_pb2.Timestamp:
+        """When the learner completed the course."""
+
+    @_builtins.property
+    def recorded_at(self) -> _timestamp_pb2.Timestamp:
+        """When the entry was appended."""
+
+    def __init__(
+        self,
+        *,
+        sequence: _builtins.int = ...,
+        issuer_id: _builtins.str = ...,
+        completion_id: _builtins.str = ...,
+        course_id: _builtins.str = ...,
+        course_title: _builtins.str = ...,
+        completed_at: _timestamp_pb2.Timestamp | None = ...,
+        recorded_at: _timestamp_pb2.Timestamp | None = ...,
+        result: _common_pb2.CompletionResult.ValueType = ...,
+        no_credit_reason: _events_pb2.NoCreditReason.ValueType = ...,
+    ) -> None: ...
+    _HasFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "recorded_at", b"recorded_at"]  # noqa: Y015
+    def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["completed_at", b"completed_at", "completion_id", b"completion_id", "course_id", b"course_id", "course_title", b"course_title", "issuer_id", b"issuer_id", "no_credit_reason", b"no_credit_reason", "recorded_at", b"recorded_at", "result", b"result", "sequence", b"sequence"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
-Global___Credential: _TypeAlias = Credential  # noqa: Y015
+Global___UncreditedCompletion: _TypeAlias = UncreditedCompletion  # noqa: Y015
 
 @_typing.final
 class LevelCredits(_message.Message):
@@ -365,6 +463,8 @@ class Transcript(_message.Message):
     COMPLETIONS_WITHOUT_CREDIT_FIELD_NUMBER: _builtins.int
     REDEEMED_CREDITS_FIELD_NUMBER: _builtins.int
     REDEEMED_BY_PROGRAMME_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
+    UNCREDITED_COMPLETIONS_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id)."""
     total_credits: _builtins.float
@@ -380,7 +480,9 @@ class Transcript(_message.Message):
     ledger_position: _builtins.int
     """The global log position of that entry."""
     completions_without_credit: _builtins.int
-    """How many completions were recorded without credit."""
+    """How many completions were recorded without credit (the length of
+    uncredited_completions).
+    """
     redeemed_credits: _builtins.float
     """Credits redeemed toward programmes by `as_of`."""
     @_builtins.property
@@ -397,11 +499,26 @@ class Transcript(_message.Message):
 
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
-        """The instant the transcript describes (the request's as_of, or the time of reading)."""
+        """The instant the transcript describes: what the learner held then (the request's as_of,
+        or its known_at, or the time of reading).
+        """
 
     @_builtins.property
     def redeemed_by_programme(self) -> _containers.RepeatedCompositeFieldContainer[Global___ProgrammeCredits]:
         """Redeemed credits by programme, ordered by university and programme id."""
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """The ledger's knowledge the transcript reflects: entries recorded at or before this instant
+        (the request's known_at, or the time of reading).
+        """
+
+    @_builtins.property
+    def uncredited_completions(self) -> _containers.RepeatedCompositeFieldContainer[Global___UncreditedCompletion]:
+        """The completions recorded without credit (failed, pending, ...), in sequence order. Empty
+        for a learner whose read model row predates this field until the read model is replayed
+        (`ledgerctl replay projections`); reads with as_of or known_at always list them.
+        """
 
     def __init__(
         self,
@@ -420,10 +537,12 @@ class Transcript(_message.Message):
         completions_without_credit: _builtins.int = ...,
         redeemed_credits: _builtins.float = ...,
         redeemed_by_programme: _abc.Iterable[Global___ProgrammeCredits] | None = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
+        uncredited_completions: _abc.Iterable[Global___UncreditedCompletion] | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["active_credits", b"active_credits", "as_of", b"as_of", "by_issuer", b"by_issuer", "by_level", b"by_level", "completions_without_credit", b"completions_without_credit", "credentials", b"credentials", "expired_credits", b"expired_credits", "known_at", b"known_at", "last_sequence", b"last_sequence", "learner_id", b"learner_id", "ledger_position", b"ledger_position", "redeemed_by_programme", b"redeemed_by_programme", "redeemed_credits", b"redeemed_credits", "revoked_credits", b"revoked_credits", "total_credits", b"total_credits", "uncredited_completions", b"uncredited_completions"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -468,6 +587,7 @@ class GetTranscriptRequest(_message.Message):
     LEARNER_ID_FIELD_NUMBER: _builtins.int
     AS_OF_FIELD_NUMBER: _builtins.int
     MIN_POSITION_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id). Required."""
     min_position: _builtins.int
@@ -477,9 +597,22 @@ class GetTranscriptRequest(_message.Message):
     """
     @_builtins.property
     def as_of(self) -> _timestamp_pb2.Timestamp:
-        """Optional: answer as of this instant; only entries recorded by then count, and statuses
-        (expiry) are evaluated then. Answered by folding the ledger itself, not the read model.
-        Unset: now. INVALID_ARGUMENT (a field violation on as_of) outside the years 1000 to 9000.
+        """Optional: what the learner held at this instant, by the facts' own times: a credential
+        (or a completion without credit) counts if it was completed by then (completed_at), it is
+        expired if its valid_until has passed by then, revoked or redeemed if the revoking or
+        redeeming entry was recorded by then. A credit earned in 2025 and recorded in 2026 is
+        held as_of 2025-12-31. Unset: known_at if that is set, otherwise now. Answered by folding
+        the ledger itself, not the read model. INVALID_ARGUMENT (a field violation on as_of)
+        outside the years 1000 to 9000.
+        """
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: what the ledger had recorded by this instant: only entries whose recorded_at is
+        at or before it are folded (a credit recorded later is not shown, whatever its
+        completed_at). Unset: now (everything recorded). With as_of unset, the transcript is the
+        one a reader would have got at known_at (as_of = known_at). INVALID_ARGUMENT (a field
+        violation on known_at) outside the years 1000 to 9000.
         """
 
     def __init__(
@@ -488,10 +621,11 @@ class GetTranscriptRequest(_message.Message):
         learner_id: _builtins.str = ...,
         as_of: _timestamp_pb2.Timestamp | None = ...,
         min_position: _builtins.int = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of"]  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "learner_id", b"learner_id", "min_position", b"min_position"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at", "learner_id", b"learner_id", "min_position", b"min_position"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 
@@ -657,6 +791,8 @@ class ListCredentialsRequest(_message.Message):
     FILTER_FIELD_NUMBER: _builtins.int
     PAGE_SIZE_FIELD_NUMBER: _builtins.int
     PAGE_TOKEN_FIELD_NUMBER: _builtins.int
+    AS_OF_FIELD_NUMBER: _builtins.int
+    KNOWN_AT_FIELD_NUMBER: _builtins.int
     learner_id: _builtins.str
     """The learner (APAAR id). Required."""
     filter: _builtins.str
@@ -673,6 +809,19 @@ class ListCredentialsRequest(_message.Message):
     """A next_page_token from a previous call, to get the next page. The other request fields
     must be the same as in that call (INVALID_ARGUMENT otherwise).
     """
+    @_builtins.property
+    def as_of(self) -> _timestamp_pb2.Timestamp:
+        """Optional: list what the learner held at this instant (completed_at by then; statuses,
+        revocations and redemptions as of then), as GetTranscriptRequest.as_of. Unset: known_at
+        if that is set, otherwise now.
+        """
+
+    @_builtins.property
+    def known_at(self) -> _timestamp_pb2.Timestamp:
+        """Optional: only entries the ledger had recorded by this instant, as
+        GetTranscriptRequest.known_at. Unset: now.
+        """
+
     def __init__(
         self,
         *,
@@ -680,10 +829,12 @@ class ListCredentialsRequest(_message.Message):
         filter: _builtins.str = ...,
         page_size: _builtins.int = ...,
         page_token: _builtins.str = ...,
+        as_of: _timestamp_pb2.Timestamp | None = ...,
+        known_at: _timestamp_pb2.Timestamp | None = ...,
     ) -> None: ...
-    _HasFieldArgType: _TypeAlias = _Never  # noqa: Y015
+    _HasFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "known_at", b"known_at"]  # noqa: Y015
     def HasField(self, field_name: _HasFieldArgType) -> _builtins.bool: ...
-    _ClearFieldArgType: _TypeAlias = _typing.Literal["filter", b"filter", "learner_id", b"learner_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
+    _ClearFieldArgType: _TypeAlias = _typing.Literal["as_of", b"as_of", "filter", b"filter", "known_at", b"known_at", "learner_id", b"learner_id", "page_size", b"page_size", "page_token", b"page_token"]  # noqa: Y015
     def ClearField(self, field_name: _ClearFieldArgType) -> None: ...
     def WhichOneof(self, oneof_group: _Never) -> None: ...
 

@@ -45,7 +45,7 @@ import grpc
 import structlog
 from aiokafka.errors import KafkaError
 
-from learnerledger.domain.catalog import Course
+from learnerledger.domain.catalog import Course, ForeignIssuer, InvalidCourse, check_proposal
 from learnerledger.domain.credit_rules import completion_digest, is_expired
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
@@ -66,7 +66,12 @@ from learnerledger.gateway.validation import (
     validate_completion,
     validate_revocation_request,
 )
-from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.codec import (
+    course_from_proto,
+    course_to_proto,
+    encode_completion_event,
+    to_timestamp,
+)
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.observability import TRACEPARENT, child_traceparent
 from learnerledger.postgres import catalog
@@ -86,6 +91,8 @@ from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_
 log = structlog.get_logger("learnerledger.gateway")
 
 pb = issuer_gateway_pb2
+#: ErrorInfo reason: a proposal names another issuer's catalog.
+FOREIGN_ISSUER = "FOREIGN_ISSUER"
 T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -511,6 +518,81 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             return await self._status(issuer_id, request.completion_id)
 
         return await self._unary(context, "GetCompletionStatus", body)
+
+    async def ProposeCourse(
+        self, request: pb.ProposeCourseRequest, context: Context
+    ) -> pb.ProposeCourseResponse:
+        async def body() -> pb.ProposeCourseResponse:
+            issuer_id = await self._issuer(context)
+            return await self._propose(issuer_id, request.course)
+
+        return await self._unary(context, "ProposeCourse", body)
+
+    async def _propose(self, issuer_id: str, c: common_pb2.Course) -> pb.ProposeCourseResponse:
+        texts = {
+            "course.course_id": c.course_id,
+            "course.issuer_id": c.issuer_id,
+            "course.title": c.title,
+            "course.counts_as_course_id": c.counts_as_course_id,
+            "course.recommendation_reason": c.recommendation_reason,
+            **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
+        }
+        violations = [
+            Violation(name, "must contain only printable characters")
+            for name, value in texts.items()
+            if not value.isprintable()
+        ]
+        if len(c.course_id) > 128:
+            violations.append(Violation("course.course_id", "at most 128 characters"))
+        if len(c.title) > 300:
+            violations.append(Violation("course.title", "at most 300 characters"))
+        if len(c.skills) > 100 or any(len(skill) > 200 for skill in c.skills):
+            violations.append(Violation("course.skills", "at most 100 skills of 200 characters"))
+        if violations:
+            raise invalid_argument(violations)
+        try:
+            course = course_from_proto(c, issuer_id=issuer_id)
+            version_of = None
+            if course.counts_as:
+                version_of = (await self._lookup_courses([course.counts_as])).get(course.counts_as)
+            check_proposal(
+                course, caller=issuer_id, named_issuer=c.issuer_id, version_of=version_of
+            )
+        except InvalidCourse as exc:
+            raise invalid_argument([Violation(f"course.{exc.field}", exc.message)]) from exc
+        except ForeignIssuer as exc:
+            raise RpcFailure(
+                grpc.StatusCode.PERMISSION_DENIED,
+                str(exc),
+                reason=FOREIGN_ISSUER,
+                metadata={"issuer_id": c.issuer_id},
+            ) from exc
+        try:
+            async with self._pool.acquire() as connection:
+                await catalog.propose_course(connection, course)
+        except catalog.AlreadyExists as exc:
+            raise RpcFailure(
+                grpc.StatusCode.ALREADY_EXISTS,
+                str(exc),
+                reason="COURSE_ALREADY_EXISTS",
+                metadata={"course_id": course.course_id},
+            ) from exc
+        except catalog.NotFound as exc:  # the counts_as course vanished meanwhile
+            raise invalid_argument(
+                [Violation("course.counts_as_course_id", "is not a course in your catalog")]
+            ) from exc
+        except DATABASE_UNREACHABLE as exc:
+            raise unavailable(
+                f"cannot write the course catalog ({type(exc).__name__})",
+                reason=Reason.DATABASE_UNAVAILABLE,
+            ) from exc
+        # Completions of the new course are accepted at once, not after the cache's TTL.
+        self._courses[course.course_id] = (
+            time.monotonic() + self._settings.catalog_cache_s,
+            course,
+        )
+        log.info("course_proposed", issuer_id=issuer_id, course_id=course.course_id)
+        return pb.ProposeCourseResponse(course=course_to_proto(course))
 
     async def _status(self, issuer_id: str, completion_id: str) -> pb.GetCompletionStatusResponse:
         event_id = completion_event_id(issuer_id, completion_id)

@@ -18,11 +18,14 @@ import grpc
 import structlog
 
 from learnerledger.domain.catalog import (
+    COURSE_FILTER_FIELDS,
     NCRF_ALL_LEVELS,
     Course,
     CourseCategory,
+    CourseFilter,
     CreditRecommendation,
     InvalidCourse,
+    InvalidCourseFilter,
     parse_level,
 )
 from learnerledger.domain.events import (
@@ -37,16 +40,14 @@ from learnerledger.domain.events import (
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.validation import check_consent_purpose
 from learnerledger.kafka.codec import (
-    CATEGORY_TO_PROTO,
     COVERAGE_TO_PROTO,
-    HOURS_BASIS_TO_PROTO,
-    LEVEL_TO_PROTO,
     PROTO_TO_CATEGORY,
     PROTO_TO_COURSE_BASIS,
     PROTO_TO_LEVEL,
     InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
+    course_to_proto,
     encode_completion_event,
     from_timestamp,
     signed_checkpoint_to_proto,
@@ -72,38 +73,16 @@ from learnerledger.rpc.errors import (
     invalid_argument,
     unavailable,
 )
-from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
+from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 
 log = structlog.get_logger(__name__)
 
 #: The catalog keeps reasons for approvals and withdrawals up to this length (migration 0010).
 MAX_REASON_LENGTH = 1000
 
-RECOMMENDATION_TO_PROTO = {
-    CreditRecommendation.PENDING: common_pb2.CREDIT_RECOMMENDATION_PENDING,
-    CreditRecommendation.APPROVED: common_pb2.CREDIT_RECOMMENDATION_APPROVED,
-    CreditRecommendation.WITHDRAWN: common_pb2.CREDIT_RECOMMENDATION_WITHDRAWN,
-}
 MAX_PAGE_SIZE = 1000
 DEFAULT_PAGE_SIZE = 50
-
-
-def course_to_proto(course: Course) -> common_pb2.Course:
-    return common_pb2.Course(
-        course_id=course.course_id,
-        issuer_id=course.issuer_id,
-        title=course.title,
-        level=LEVEL_TO_PROTO[str(course.level)],
-        notional_hours=course.notional_hours,
-        skills=list(course.skills),
-        credit_recommendation=RECOMMENDATION_TO_PROTO[course.credit_recommendation],
-        counts_as_course_id=course.counts_as,
-        category=CATEGORY_TO_PROTO[course.category],
-        hours_basis=HOURS_BASIS_TO_PROTO[course.hours_basis.value],
-        theory_hours=course.theory_hours,
-        practical_hours=course.practical_hours,
-        experiential_hours=course.experiential_hours,
-    )
 
 
 class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
@@ -143,6 +122,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 "course.issuer_id": c.issuer_id,
                 "course.title": c.title,
                 "course.counts_as_course_id": c.counts_as_course_id,
+                "course.recommendation_reason": c.recommendation_reason,
                 **{f"course.skills[{n}]": skill for n, skill in enumerate(c.skills)},
             },
         )
@@ -264,27 +244,30 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         self, request: ledger_admin_pb2.ListCoursesRequest, context: Any
     ) -> ledger_admin_pb2.ListCoursesResponse:
         await self._admin(context)
-        issuer_id = None
-        if request.filter:
-            field, _, value = request.filter.partition("=")
-            if field.strip() != "issuer_id" or not value.strip().strip('"'):
-                await abort(
-                    context,
-                    invalid_argument([Violation("filter", 'only issuer_id = "<id>" is supported')]),
-                )
-            issuer_id = value.strip().strip('"')
+        violations = []
+        course_filter = CourseFilter()
+        try:
+            course_filter = CourseFilter.from_values(
+                parse_comparisons(request.filter, COURSE_FILTER_FIELDS)
+            )
+        except (InvalidFilter, InvalidCourseFilter) as exc:
+            violations.append(Violation("filter", str(exc)))
         if request.page_size < 0:
-            await abort(context, invalid_argument([Violation("page_size", "must not be negative")]))
+            violations.append(Violation("page_size", "must not be negative"))
+        if violations:
+            await abort(context, invalid_argument(violations))
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         after = request.page_token  # the last course id of the previous page
         async with self._pool.acquire() as connection:
             courses = await catalog.list_courses(
-                connection, issuer_id=issuer_id, after_course_id=after, limit=size + 1
+                connection, after_course_id=after, limit=size + 1, course_filter=course_filter
             )
+            total = await catalog.count_courses(connection, course_filter)
         page, more = courses[:size], len(courses) > size
         return ledger_admin_pb2.ListCoursesResponse(
             courses=[course_to_proto(c) for c in page],
             next_page_token=page[-1].course_id if more else "",
+            total_size=total,
         )
 
     # partners and tokens --------------------------------------------------------------------

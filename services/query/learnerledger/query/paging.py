@@ -21,7 +21,7 @@ import json
 from dataclasses import dataclass
 
 from learnerledger.domain.catalog import NCRF_ALL_LEVELS, InvalidCourse, parse_level
-from learnerledger.domain.transcript import CredentialStatus
+from learnerledger.domain.transcript import Credential, CredentialStatus
 from learnerledger.rpc.filters import InvalidFilter as InvalidFilter
 from learnerledger.rpc.filters import parse_comparisons
 
@@ -48,6 +48,15 @@ class CredentialFilter:
             if (value := getattr(self, name)) is not None
         ]
         return "&".join(parts)
+
+    def matches(self, credential: Credential, status: CredentialStatus) -> bool:
+        """The filter applied in memory (to a fold read ``as_of`` / ``known_at``)."""
+        return (
+            (self.issuer_id is None or credential.issuer_id == self.issuer_id)
+            and (self.course_id is None or credential.course_id == self.course_id)
+            and (self.level is None or credential.level == self.level)
+            and (self.status is None or status is self.status)
+        )
 
 
 def parse_filter(text: str) -> CredentialFilter:
@@ -87,18 +96,30 @@ def coerce_page_size(page_size: int) -> int:
     return min(page_size, MAX_PAGE_SIZE)
 
 
-def request_hash(learner_id: str, credential_filter: CredentialFilter) -> str:
-    digest = hashlib.sha256(f"{learner_id}\n{credential_filter.normalized()}".encode())
+def read_scope(as_of: str | None, known_at: str | None) -> str:
+    """The request's read times as it gave them ("" for a read of now), for the token hash."""
+    if as_of is None and known_at is None:
+        return ""
+    return f"as_of={as_of or ''}&known_at={known_at or ''}"
+
+
+def request_hash(learner_id: str, credential_filter: CredentialFilter, scope: str = "") -> str:
+    text = f"{learner_id}\n{credential_filter.normalized()}"
+    if scope:
+        text += f"\n{scope}"
+    digest = hashlib.sha256(text.encode())
     return digest.hexdigest()[:16]
 
 
-def encode_page_token(last_sequence: int, learner_id: str, f: CredentialFilter) -> str:
-    document = {"v": 1, "s": last_sequence, "h": request_hash(learner_id, f)}
+def encode_page_token(
+    last_sequence: int, learner_id: str, f: CredentialFilter, scope: str = ""
+) -> str:
+    document = {"v": 1, "s": last_sequence, "h": request_hash(learner_id, f, scope)}
     raw = json.dumps(document, separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
-def decode_page_token(token: str, learner_id: str, f: CredentialFilter) -> int:
+def decode_page_token(token: str, learner_id: str, f: CredentialFilter, scope: str = "") -> int:
     """The last sequence of the previous page; 0 for an empty token."""
     if not token:
         return 0
@@ -114,9 +135,10 @@ def decode_page_token(token: str, learner_id: str, f: CredentialFilter) -> int:
         or document["s"] < 0
     ):
         raise InvalidPageToken("page_token is not a token this server issued")
-    if document.get("h") != request_hash(learner_id, f):
+    if document.get("h") != request_hash(learner_id, f, scope):
         raise InvalidPageToken(
-            "page_token was issued for another learner or filter; "
-            "send the same learner_id and filter as in the call that returned it"
+            "page_token was issued for another learner, filter, as_of or known_at; "
+            "send the same learner_id, filter, as_of and known_at as in the call that "
+            "returned it"
         )
     return int(document["s"])

@@ -8,20 +8,27 @@ transcript is read.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from decimal import Decimal
 
 import asyncpg
 
-from learnerledger.domain.transcript import Credential, CredentialStatus, TranscriptState
+from learnerledger.domain.transcript import (
+    CompletionWithoutCredit,
+    Credential,
+    CredentialStatus,
+    TranscriptState,
+)
 from learnerledger.postgres import Connection
 from learnerledger.query.paging import CredentialFilter
 
 _CREDENTIAL_COLUMNS = (
     "learner_id, sequence, issuer_id, completion_id, course_id, level, credits, completed_at, "
     "valid_until, recorded_at, revoked_by_sequence, revoked_at, redeemed_by_sequence, "
-    "redeemed_at, redeemed_university_id, redeemed_programme_id, redemption_id"
+    "redeemed_at, redeemed_university_id, redeemed_programme_id, redemption_id, "
+    "notional_hours, hours_basis, grade, score, evidence_url"
 )
 
 
@@ -44,7 +51,28 @@ def _credential(row: asyncpg.Record) -> Credential:
         redeemed_university_id=row["redeemed_university_id"],
         redeemed_programme_id=row["redeemed_programme_id"],
         redemption_id=row["redemption_id"],
+        notional_hours=row["notional_hours"],
+        hours_basis=row["hours_basis"],
+        grade=row["grade"],
+        score=row["score"],
+        evidence_url=row["evidence_url"],
     )
+
+
+def _without_credit(learner_id: str, raw: str) -> dict[int, CompletionWithoutCredit]:
+    """The stored list, validated: a malformed row fails loudly (UnreadableReadModel)."""
+    try:
+        values = json.loads(raw)
+        if not isinstance(values, list):
+            raise ValueError("without_credit must be a JSON array")
+        completions = [CompletionWithoutCredit.from_json(learner_id, v) for v in values]
+    except ValueError as exc:
+        raise UnreadableReadModel(f"learner {learner_id}: without_credit: {exc}") from exc
+    return {c.sequence: c for c in completions}
+
+
+class UnreadableReadModel(ValueError):
+    """A read-model row is not what the projector writes."""
 
 
 async def load_states(
@@ -56,8 +84,9 @@ async def load_states(
         return {}
     lock = " ORDER BY learner_id FOR UPDATE" if for_update else ""
     heads = await connection.fetch(
-        "SELECT learner_id, last_sequence, ledger_position, completions_without_credit, consents "
-        f"FROM read_transcripts WHERE learner_id = ANY($1::text[]){lock}",
+        "SELECT learner_id, last_sequence, ledger_position, completions_without_credit, "
+        "consents, without_credit::text AS without_credit FROM read_transcripts "
+        f"WHERE learner_id = ANY($1::text[]){lock}",
         ids,
     )
     rows = await connection.fetch(
@@ -76,6 +105,7 @@ async def load_states(
             credentials=credentials.get(h["learner_id"], {}),
             completions_without_credit=h["completions_without_credit"],
             consents=frozenset(h["consents"]),
+            without_credit=_without_credit(h["learner_id"], h["without_credit"]),
         )
         for h in heads
     }
@@ -99,14 +129,16 @@ async def save_states(
         return 0
     await connection.executemany(
         """INSERT INTO read_transcripts (learner_id, last_sequence, ledger_position,
-                   completions_without_credit, total_credits, consents, updated_at)
-           VALUES ($1, $2, $3, $4, $5, $6, now())
+                   completions_without_credit, total_credits, consents, without_credit,
+                   updated_at)
+           VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, now())
            ON CONFLICT (learner_id) DO UPDATE SET
                last_sequence = EXCLUDED.last_sequence,
                ledger_position = EXCLUDED.ledger_position,
                completions_without_credit = EXCLUDED.completions_without_credit,
                total_credits = EXCLUDED.total_credits,
                consents = EXCLUDED.consents,
+               without_credit = EXCLUDED.without_credit,
                updated_at = now()
            WHERE read_transcripts.last_sequence < EXCLUDED.last_sequence""",
         [
@@ -117,6 +149,7 @@ async def save_states(
                 s.completions_without_credit,
                 sum((c.credits for c in s.credentials.values()), Decimal(0)),
                 sorted(s.consents),
+                json.dumps([c.to_json() for _, c in sorted(s.without_credit.items())]),
             )
             for s in changed
         ],
@@ -146,13 +179,18 @@ async def save_states(
                         credential.redeemed_university_id,
                         credential.redeemed_programme_id,
                         credential.redemption_id,
+                        credential.notional_hours,
+                        credential.hours_basis,
+                        credential.grade,
+                        credential.score,
+                        credential.evidence_url,
                     )
                 )
     if rows:
         await connection.executemany(
             f"""INSERT INTO read_credentials ({_CREDENTIAL_COLUMNS})
                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15,
-                        $16, $17)
+                        $16, $17, $18, $19, $20, $21, $22)
                 ON CONFLICT (learner_id, sequence) DO UPDATE SET
                     revoked_by_sequence = EXCLUDED.revoked_by_sequence,
                     revoked_at = EXCLUDED.revoked_at,

@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
 from datetime import UTC, datetime
 from decimal import Decimal
 from functools import wraps
@@ -23,23 +23,29 @@ import grpc
 import structlog
 from prometheus_client import Histogram
 
+from learnerledger.domain.catalog import CourseLabel
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import verify_chain
 from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.merkle import ProofError
 from learnerledger.domain.transcript import (
+    CompletionWithoutCredit,
     Credential,
     CredentialStatus,
     TranscriptProjection,
     TranscriptState,
     TranscriptView,
+    read_at,
     redemption_change,
     view_at,
 )
 from learnerledger.kafka.codec import (
     COVERAGE_TO_PROTO,
+    HOURS_BASIS_TO_PROTO,
     LEVEL_TO_PROTO,
+    NO_CREDIT_TO_PROTO,
+    RESULT_TO_PROTO,
     InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
@@ -86,6 +92,8 @@ _STATUS_TO_PROTO = {
     CredentialStatus.REDEEMED: pb.CREDENTIAL_STATUS_REDEEMED,
 }
 
+_RESULT_TO_PROTO = {result.value: proto for result, proto in RESULT_TO_PROTO.items()}
+
 R = TypeVar("R")
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
 
@@ -106,7 +114,14 @@ def _unary(
     return wrapper
 
 
-def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.Credential:
+#: Title and skills of courses, by course id, from the catalog (credential_to_proto).
+Labels: TypeAlias = Mapping[str, CourseLabel]
+
+
+def credential_to_proto(
+    credential: Credential, status: CredentialStatus, labels: Labels | None = None
+) -> pb.Credential:
+    label = (labels or {}).get(credential.course_id)
     message = pb.Credential(
         learner_id=credential.learner_id,
         sequence=credential.sequence,
@@ -120,7 +135,17 @@ def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.
         status=_STATUS_TO_PROTO[status],
         revoked_by_sequence=credential.revoked_by_sequence or 0,
         recorded_at=to_timestamp(credential.recorded_at),
+        course_title="" if label is None else label.title,
+        skills=[] if label is None else list(label.skills),
+        notional_hours=credential.notional_hours or 0,
+        hours_basis=HOURS_BASIS_TO_PROTO.get(
+            credential.hours_basis or "", common_pb2.HOURS_BASIS_UNSPECIFIED
+        ),
+        grade=credential.grade or "",
+        evidence_url=credential.evidence_url or "",
     )
+    if credential.score is not None:
+        message.score = credential.score
     if credential.revoked_at is not None:
         message.revoked_at.CopyFrom(to_timestamp(credential.revoked_at))
     if status is CredentialStatus.REDEEMED and credential.redeemed_at is not None:
@@ -132,7 +157,7 @@ def credential_to_proto(credential: Credential, status: CredentialStatus) -> pb.
                 redeemed_by_sequence=credential.redeemed_by_sequence or 0,
                 redeem_time=to_timestamp(credential.redeemed_at),
                 # The transcript's statuses are evaluated at as_of; a revocation it shows was
-                # recorded by then (the fold or the read model holds nothing later).
+                # recorded by then (read_at clears later ones; the read model is "now").
                 revoked_after_redemption=credential.revoked_at is not None
                 and credential.revoked_at >= credential.redeemed_at,
             )
@@ -144,7 +169,34 @@ def _level_key(level: str) -> Decimal:
     return Decimal(level)
 
 
-def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -> pb.Transcript:
+def uncredited_to_proto(
+    completion: CompletionWithoutCredit, labels: Labels | None = None
+) -> pb.UncreditedCompletion:
+    label = (labels or {}).get(completion.course_id)
+    return pb.UncreditedCompletion(
+        sequence=completion.sequence,
+        issuer_id=completion.issuer_id,
+        completion_id=completion.completion_id,
+        course_id=completion.course_id,
+        course_title="" if label is None else label.title,
+        completed_at=to_timestamp(completion.completed_at),
+        recorded_at=to_timestamp(completion.recorded_at),
+        result=_RESULT_TO_PROTO.get(completion.result, common_pb2.COMPLETION_RESULT_UNSPECIFIED),
+        no_credit_reason=NO_CREDIT_TO_PROTO.get(
+            completion.no_credit_reason, events_pb2.NO_CREDIT_REASON_UNSPECIFIED
+        ),
+    )
+
+
+def transcript_to_proto(
+    view: TranscriptView,
+    completions_without_credit: int,
+    known_at: datetime | None = None,
+    *,
+    uncredited: Iterable[CompletionWithoutCredit] = (),
+    labels: Labels | None = None,
+) -> pb.Transcript:
+    """``known_at``: the ledger knowledge the view reflects (None: as of its instant)."""
     return pb.Transcript(
         learner_id=view.learner_id,
         total_credits=float(view.total_credits),
@@ -164,10 +216,14 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
             pb.IssuerCredits(issuer_id=issuer, credits=float(credits))
             for issuer, credits in sorted(view.active_by_issuer.items())
         ],
-        credentials=[credential_to_proto(c, s) for c, s in view.credentials],
+        credentials=[credential_to_proto(c, s, labels) for c, s in view.credentials],
+        uncredited_completions=[
+            uncredited_to_proto(c, labels) for c in sorted(uncredited, key=lambda c: c.sequence)
+        ],
         last_sequence=view.last_sequence,
         ledger_position=view.ledger_position,
         as_of=to_timestamp(view.as_of),
+        known_at=to_timestamp(view.as_of if known_at is None else known_at),
         completions_without_credit=completions_without_credit,
         redeemed_credits=float(view.redeemed_credits),
         redeemed_by_programme=[
@@ -177,9 +233,57 @@ def transcript_to_proto(view: TranscriptView, completions_without_credit: int) -
     )
 
 
-def state_to_transcript(state: TranscriptState, instant: datetime) -> pb.Transcript:
-    return transcript_to_proto(view_at(state, instant),
-                               state.completions_without_credit)  # fmt: skip
+def state_to_transcript(
+    state: TranscriptState,
+    instant: datetime,
+    known_at: datetime | None = None,
+    labels: Labels | None = None,
+) -> pb.Transcript:
+    return transcript_to_proto(
+        view_at(state, instant),
+        state.completions_without_credit,
+        known_at,
+        uncredited=state.without_credit.values(),
+        labels=labels,
+    )
+
+
+def _course_ids(states: Iterable[TranscriptState]) -> set[str]:
+    return {
+        course_id
+        for state in states
+        for course_id in (
+            *(c.course_id for c in state.credentials.values()),
+            *(c.course_id for c in state.without_credit.values()),
+        )
+    }
+
+
+def _read_times(
+    request: pb.GetTranscriptRequest | pb.ListCredentialsRequest,
+) -> tuple[datetime, datetime] | None:
+    """(as_of, known_at) when the request sets either; None for a read of "now".
+
+    known_at unset: now (everything recorded); as_of unset: known_at (the transcript a reader
+    would have got then)."""
+    if not request.HasField("as_of") and not request.HasField("known_at"):
+        return None
+    violations = []
+    known_at = datetime.now(UTC)
+    as_of: datetime | None = None
+    if request.HasField("known_at"):
+        try:
+            known_at = from_timestamp(request.known_at)
+        except InstantOutOfRange as exc:
+            violations.append(Violation("known_at", exc.description))
+    if request.HasField("as_of"):
+        try:
+            as_of = from_timestamp(request.as_of)
+        except InstantOutOfRange as exc:
+            violations.append(Violation("as_of", exc.description))
+    if violations:
+        raise invalid_argument(violations)
+    return (known_at if as_of is None else as_of), known_at
 
 
 def _check_learner_id(learner_id: str) -> None:
@@ -276,6 +380,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             metadata={"learner_id": learner_id, "university_id": university_id},
         )
 
+    async def _labels(self, states: Iterable[TranscriptState]) -> Labels:
+        async with self._pool.acquire() as connection:
+            return await catalog.course_labels(connection, _course_ids(states))
+
     async def _load(self, learner_id: str) -> TranscriptState:
         async with self._pool.acquire() as connection:
             state = await read_model.load_state(connection, learner_id)
@@ -310,21 +418,24 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         await self._authorize(context, request.learner_id, "GetTranscript")
         if request.min_position < 0:
             raise invalid_argument([Violation("min_position", "must not be negative")])
-        if request.HasField("as_of"):
-            try:
-                instant = from_timestamp(request.as_of)
-            except InstantOutOfRange as exc:
-                raise invalid_argument([Violation("as_of", exc.description)]) from exc
+        times = _read_times(request)
+        if times is not None:
+            as_of, known_at = times
             async with self._pool.acquire() as connection:
                 entries = await credit_log.learner_entries(connection, request.learner_id)
             if not entries:
                 raise _not_found(request.learner_id)
-            state = TranscriptProjection.fold(request.learner_id, entries, until=instant)
-            return pb.GetTranscriptResponse(transcript=state_to_transcript(state, instant))
+            state = read_at(request.learner_id, entries, as_of=as_of, known_at=known_at)
+            labels = await self._labels([state])
+            return pb.GetTranscriptResponse(
+                transcript=state_to_transcript(state, as_of, known_at, labels)
+            )
         if request.min_position > 0:
             await self._wait_for_position(context, request.learner_id, request.min_position)
         state = await self._load(request.learner_id)
-        return pb.GetTranscriptResponse(transcript=state_to_transcript(state, datetime.now(UTC)))
+        now = datetime.now(UTC)
+        labels = await self._labels([state])
+        return pb.GetTranscriptResponse(transcript=state_to_transcript(state, now, now, labels))
 
     @_unary
     async def BatchGetTranscripts(
@@ -349,6 +460,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             readable = await self._readable(connection, principal, valid)
             await _log_reads(connection, principal, readable, "BatchGetTranscripts")
             states = await read_model.load_states(connection, readable)
+            labels = await catalog.course_labels(connection, _course_ids(states.values()))
         now = datetime.now(UTC)
         BATCH_LEARNERS.observe(len(learner_ids))
         results = []
@@ -364,7 +476,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             elif learner_id not in states:
                 refusal = _not_found(learner_id)
             if refusal is None:
-                result.transcript.CopyFrom(state_to_transcript(states[learner_id], now))
+                result.transcript.CopyFrom(
+                    state_to_transcript(states[learner_id], now, now, labels)
+                )
             else:
                 result.error.MergeFromString(refusal.status_message().SerializeToString())
             results.append(result)
@@ -387,39 +501,90 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             violations.append(Violation("page_size", str(exc)))
             page_size = paging.DEFAULT_PAGE_SIZE
         after = 0
+        try:
+            times = _read_times(request)
+        except RpcFailure as failure:  # reported with the other fields' violations
+            violations.extend(failure.violations)
+            times = None
+        # The request's own times (not "now"), so the next page's call names the same read.
+        scope = paging.read_scope(
+            f"{request.as_of.seconds}.{request.as_of.nanos}" if request.HasField("as_of") else None,
+            f"{request.known_at.seconds}.{request.known_at.nanos}"
+            if request.HasField("known_at")
+            else None,
+        )
         if not violations:
             try:
                 after = paging.decode_page_token(
-                    request.page_token, request.learner_id, credential_filter
+                    request.page_token, request.learner_id, credential_filter, scope
                 )
             except paging.InvalidPageToken as exc:
                 violations.append(Violation("page_token", str(exc)))
         if violations:
             raise invalid_argument(violations)
-        async with self._pool.acquire() as connection:
-            sequence, _ = await read_model.applied_sequence(connection, request.learner_id)
-            if sequence == 0:
-                raise _not_found(request.learner_id)
-            now = datetime.now(UTC)
-            rows, total = await read_model.list_credentials(
-                connection,
-                request.learner_id,
-                credential_filter,
-                instant=now,
-                after_sequence=after,
-                limit=page_size + 1,
+        if times is not None:
+            rows, total, now = await self._credentials_at(
+                request.learner_id, credential_filter, times, after, page_size + 1
+            )
+        else:
+            rows, total, now = await self._credentials_now(
+                request.learner_id, credential_filter, after, page_size + 1
             )
         page = rows[:page_size]
+        async with self._pool.acquire() as connection:
+            labels = await catalog.course_labels(connection, {c.course_id for c in page})
         token = ""
         if len(rows) > page_size:
             token = paging.encode_page_token(
-                page[-1].sequence, request.learner_id, credential_filter
+                page[-1].sequence, request.learner_id, credential_filter, scope
             )
         return pb.ListCredentialsResponse(
-            credentials=[credential_to_proto(c, c.status_at(now)) for c in page],
+            credentials=[credential_to_proto(c, c.status_at(now), labels) for c in page],
             next_page_token=token,
             total_size=total,
         )
+
+    async def _credentials_at(
+        self,
+        learner_id: str,
+        credential_filter: paging.CredentialFilter,
+        times: tuple[datetime, datetime],
+        after: int,
+        limit: int,
+    ) -> tuple[list[Credential], int, datetime]:
+        """A page of what the learner held at as_of, as recorded by known_at (the log's fold)."""
+        as_of, known_at = times
+        async with self._pool.acquire() as connection:
+            entries = await credit_log.learner_entries(connection, learner_id)
+        if not entries:
+            raise _not_found(learner_id)
+        state = read_at(learner_id, entries, as_of=as_of, known_at=known_at)
+        matching = [
+            credential
+            for _, credential in sorted(state.credentials.items())
+            if credential_filter.matches(credential, credential.status_at(as_of))
+        ]
+        rows = [credential for credential in matching if credential.sequence > after]
+        return rows[:limit], len(matching), as_of
+
+    async def _credentials_now(
+        self, learner_id: str, credential_filter: paging.CredentialFilter, after: int, limit: int
+    ) -> tuple[list[Credential], int, datetime]:
+        """A page of the read model's credentials, with statuses now."""
+        async with self._pool.acquire() as connection:
+            sequence, _ = await read_model.applied_sequence(connection, learner_id)
+            if sequence == 0:
+                raise _not_found(learner_id)
+            now = datetime.now(UTC)
+            rows, total = await read_model.list_credentials(
+                connection,
+                learner_id,
+                credential_filter,
+                instant=now,
+                after_sequence=after,
+                limit=limit,
+            )
+        return rows, total, now
 
     @_unary
     async def GetCreditSummary(
@@ -429,7 +594,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         state = await self._load(request.learner_id)
         now = datetime.now(UTC)
         view = view_at(state, now)
-        transcript = transcript_to_proto(view, state.completions_without_credit)
+        transcript = transcript_to_proto(view, state.completions_without_credit, now)
         return pb.GetCreditSummaryResponse(
             summary=pb.CreditSummary(
                 learner_id=state.learner_id,
@@ -459,8 +624,9 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         university = (
             principal.principal_id if principal.kind is catalog.PrincipalKind.UNIVERSITY else None
         )
+        labels = await self._labels([state])
         yield pb.WatchTranscriptResponse(
-            transcript=state_to_transcript(state, datetime.now(UTC)),
+            transcript=state_to_transcript(state, datetime.now(UTC), None, labels),
             applied_sequence=state.last_sequence,
         )
         while True:
@@ -479,6 +645,12 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     after_sequence=state.last_sequence,
                     up_to_sequence=applied,
                 )
+                arriving = {
+                    course_id
+                    for entry in entries
+                    if isinstance(course_id := entry.payload.get("course_id"), str)
+                }
+                labels = await catalog.course_labels(connection, _course_ids([state]) | arriving)
             for entry in entries:
                 before, state = state, TranscriptProjection.apply(state, entry)
                 change = redemption_change(before, state)
@@ -496,7 +668,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     granted_until = entry.payload.get("expire_time")
                     lapses_at = parse_instant(str(granted_until)) if granted_until else None
                 yield pb.WatchTranscriptResponse(
-                    transcript=state_to_transcript(state, datetime.now(UTC)),
+                    transcript=state_to_transcript(state, datetime.now(UTC), None, labels),
                     applied_sequence=entry.sequence,
                     redeemed_sequences=change.redeemed,
                     revoked_after_redemption_sequences=change.revoked_after_redemption,
