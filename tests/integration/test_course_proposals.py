@@ -92,6 +92,30 @@ async def test_an_issuer_proposes_a_course_an_admin_approves_and_its_completions
             )
             assert (stored["issuer_id"], stored["credit_recommendation"]) == ("swayam", "pending")
 
+            # A proposal declares its hours per component and basis like an admin's course.
+            lab = await gateway.ProposeCourse(
+                pb.ProposeCourseRequest(
+                    course=_course(
+                        "sw-lab-1",
+                        hours_basis=common_pb2.HOURS_BASIS_NHEQF,
+                        theory_hours=30,
+                        practical_hours=30,
+                        experiential_hours=30,
+                    )
+                ),
+                metadata=md,
+            )
+            assert (lab.course.hours_basis, lab.course.practical_hours) == (
+                common_pb2.HOURS_BASIS_NHEQF,
+                30,
+            )
+            assert (
+                await connection.fetchval(
+                    "SELECT hours_basis FROM courses WHERE course_id = 'sw-lab-1'"
+                )
+                == "nheqf"
+            )
+
             # Refusals: another issuer's catalog, a taken id, a version of another's course.
             with pytest.raises(grpc.aio.AioRpcError) as foreign:
                 await gateway.ProposeCourse(

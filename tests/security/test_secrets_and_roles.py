@@ -109,7 +109,9 @@ async def test_tokens_are_stored_only_as_sha256_hashes(database_url: str) -> Non
         ("ll_gateway", "INSERT INTO credit_log (learner_id) VALUES ('123456789012')"),
         ("ll_gateway", "UPDATE credit_log SET kind = kind"),
         ("ll_gateway", "DELETE FROM credit_log"),
-        ("ll_gateway", "INSERT INTO courses (course_id) VALUES ('x')"),
+        # the gateway may insert an issuer's proposal (0046), never its recommendation
+        ("ll_gateway", "INSERT INTO courses (course_id, credit_recommendation) "
+                       "VALUES ('x', 'approved')"),
         ("ll_gateway", "UPDATE api_tokens SET revoked_at = NULL"),
         ("ll_projector", "INSERT INTO credit_log (learner_id) VALUES ('123456789012')"),
         ("ll_projector", "DELETE FROM credit_log"),

@@ -325,8 +325,9 @@ async def propose_course(connection: Connection, course: Course) -> None:
     try:
         await connection.execute(
             """INSERT INTO courses (course_id, issuer_id, title, ncrf_level, notional_hours,
-                                    skills, counts_as_course_id, category)
-               VALUES ($1, $2, $3, $4, $5, $6, $7, $8)""",
+                                    skills, counts_as_course_id, category, hours_basis,
+                                    theory_hours, practical_hours, experiential_hours)
+               VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12)""",
             course.course_id,
             course.issuer_id,
             course.title,
@@ -335,6 +336,10 @@ async def propose_course(connection: Connection, course: Course) -> None:
             list(course.skills),
             course.counts_as or None,
             course.category.value,
+            course.hours_basis.value,
+            course.theory_hours,
+            course.practical_hours,
+            course.experiential_hours,
         )
     except asyncpg.UniqueViolationError as exc:
         raise AlreadyExists("course", course.course_id) from exc
