@@ -612,8 +612,9 @@ def course_to_proto(course: Course, now: datetime | None = None) -> common_pb2.C
 
 
 def course_from_proto(course: common_pb2.Course, *, issuer_id: str) -> Course:
-    """The course an issuer proposes: always PENDING, in ``issuer_id``'s catalog (the caller's,
-    whatever the message says). InvalidCourse names the first field that is wrong."""
+    """A course as CreateCourse (``issuer_id`` from the request) and ProposeCourse (the
+    caller's, whatever the message says) add it: always PENDING, in ``issuer_id``'s catalog.
+    InvalidCourse names the first field that is wrong."""
     if course.level not in PROTO_TO_LEVEL:
         raise InvalidCourse("level", "must be an NCrF level (1 to 8)")
     if course.hours_basis not in PROTO_TO_COURSE_BASIS:

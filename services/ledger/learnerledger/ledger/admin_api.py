@@ -19,14 +19,11 @@ import structlog
 
 from learnerledger.domain.catalog import (
     COURSE_FILTER_FIELDS,
-    NCRF_ALL_LEVELS,
     Course,
-    CourseCategory,
     CourseFilter,
     CreditRecommendation,
     InvalidCourse,
     InvalidCourseFilter,
-    parse_level,
 )
 from learnerledger.domain.events import (
     CURRENT_SCHEMA_VERSION,
@@ -47,6 +44,7 @@ from learnerledger.kafka.codec import (
     InstantOutOfRange,
     chain_break_to_proto,
     checkpoint_problem_to_proto,
+    course_from_proto,
     course_to_proto,
     encode_completion_event,
     from_timestamp,
@@ -134,20 +132,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         if violations:
             await abort(context, invalid_argument(violations))
         try:
-            course = Course(
-                course_id=c.course_id,
-                issuer_id=c.issuer_id,
-                title=c.title,
-                level=parse_level(PROTO_TO_LEVEL[c.level], allowed=NCRF_ALL_LEVELS),
-                notional_hours=c.notional_hours,
-                hours_basis=PROTO_TO_COURSE_BASIS[c.hours_basis],
-                theory_hours=c.theory_hours,
-                practical_hours=c.practical_hours,
-                experiential_hours=c.experiential_hours,
-                skills=tuple(c.skills),
-                counts_as=c.counts_as_course_id,
-                category=PROTO_TO_CATEGORY.get(c.category, CourseCategory.UNIVERSITY_COURSE),
-            )
+            course = course_from_proto(c, issuer_id=c.issuer_id)
             async with self._pool.acquire() as connection:
                 await catalog.add_course(connection, course)
         except InvalidCourse as exc:
