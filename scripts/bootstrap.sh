@@ -151,10 +151,10 @@ stamp_file=.venv/.bootstrap-stamp
 want_stamp="$(cat pyproject.toml clients/python/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have_stamp="$(cat "$stamp_file" 2>/dev/null || true)"
 if [ "$want_stamp" != "$have_stamp" ]; then
-  say "venv: installing the project and the client library (pip install -e '.[dev]' -e clients/python)"
+  say "venv: installing the project and the client library (pip install -e '.[dev,bench,cli]' -e clients/python)"
   pip_log=.venv/bootstrap-pip.log
   if ! { .venv/bin/pip install -q --disable-pip-version-check --upgrade pip \
-         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev]' -e ./clients/python; } \
+         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench,cli]' -e ./clients/python; } \
        >"$pip_log" 2>&1; then
     tail -n 40 "$pip_log" >&2
     die "pip install failed (full output: $pip_log)"

@@ -1,11 +1,13 @@
 """``ledgerctl replay projections``: run or resume a read-model rebuild, showing progress.
 
-On a terminal a progress bar (rich) with rate and ETA; otherwise one plain line per second at
-most, and one at every phase change, so logs of a long replay stay readable.
+On a terminal, with the ``cli`` extra installed (rich), a progress bar with rate and ETA;
+otherwise one plain line per second at most, and one at every phase change, so logs of a long
+replay stay readable.
 """
 
 from __future__ import annotations
 
+import importlib.util
 import sys
 import time
 from collections.abc import Iterator, Sequence
@@ -23,7 +25,7 @@ from learnerledger.query.rebuild import (
 
 @contextmanager
 def progress_reporter(stream: TextIO) -> Iterator[ProgressCallback]:
-    if stream.isatty():
+    if stream.isatty() and importlib.util.find_spec("rich") is not None:
         from rich.progress import (
             BarColumn,
             MofNCompleteColumn,
