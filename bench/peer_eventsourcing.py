@@ -33,7 +33,7 @@ from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.ledger.appender import CreditLogAppender
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 from learnerledger.postgres.pool import create_pool
-from learnerledger.query.projector import apply_entries
+from learnerledger.postgres.read_model import apply_entries
 
 
 async def ours(

@@ -55,7 +55,7 @@ from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import catalog
 from learnerledger.postgres.credit_log import entry_from_row
 from learnerledger.postgres.pool import create_pool
-from learnerledger.query.projector import apply_entries
+from learnerledger.postgres.read_model import apply_entries
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
 
 CONSTANT_SERVER = """

@@ -26,6 +26,9 @@ ruff format --check .
 step "types (mypy; the domain core is strict)"
 mypy common services tools clients/python/learnerledger_client
 
+step "import contracts (import-linter: layers, independent services, pure domain)"
+python scripts/lint_imports.py
+
 step "protobuf contract: buf lint, generated code is current"
 python scripts/gen_proto.py --check --lint
 

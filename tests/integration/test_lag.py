@@ -10,7 +10,7 @@ import pytest
 
 from learnerledger.ctl.main import build_parser, run
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
-from learnerledger.query.projector import apply_entries
+from learnerledger.postgres.read_model import apply_entries
 from tests.integration.ledger_fixtures import (
     completion,
     eventually,

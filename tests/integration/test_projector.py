@@ -16,9 +16,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from learnerledger.domain.transcript import TranscriptProjection
 from learnerledger.kafka.codec import encode_ledger_entry
 from learnerledger.kafka.security import client_options
+from learnerledger.postgres import read_model
 from learnerledger.postgres.credit_log import learner_entries
-from learnerledger.query import read_model
-from learnerledger.query.projector import GapNotFilled, apply_entries, run_projector
+from learnerledger.postgres.read_model import GapNotFilled, apply_entries
+from learnerledger.query.projector import run_projector
 from learnerledger.query.settings import ProjectorSettings
 from tests.integration.ledger_fixtures import (
     completion,

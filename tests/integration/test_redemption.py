@@ -870,7 +870,7 @@ async def test_replay_of_the_read_model_rebuilds_redemptions_identically(
     """`ledgerctl replay projections` rebuilds where and when each credential was redeemed
     (and revoked after redemption) exactly as the live projection wrote it."""
     from learnerledger.ctl.main import build_parser, run
-    from learnerledger.query import read_model
+    from learnerledger.postgres import read_model
     from tests.integration.test_projector import log_heads, projected, running_projector
 
     learners = ["938000000001", "938000000002"]

@@ -18,9 +18,9 @@ import pytest
 
 from learnerledger.ctl.main import build_parser, run
 from learnerledger.domain.transcript import TranscriptProjection
+from learnerledger.postgres import read_model
 from learnerledger.postgres.credit_log import learner_entries
-from learnerledger.query import read_model
-from learnerledger.query.rebuild import (
+from learnerledger.replay.rebuild import (
     ReplayInterrupted,
     ReplayStatus,
     connect_as_read_model_owner,

@@ -248,14 +248,6 @@ class Course:
             )
 
     @property
-    def declares_components(self) -> bool:
-        return any((self.theory_hours, self.practical_hours, self.experiential_hours))
-
-    @property
-    def is_approved(self) -> bool:
-        return self.credit_recommendation is CreditRecommendation.APPROVED
-
-    @property
     def credit_group(self) -> str:
         """The course a learner earns credit for once: this one, or the one it is a version of."""
         return self.counts_as or self.course_id

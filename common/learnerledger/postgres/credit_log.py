@@ -450,10 +450,3 @@ async def record_redeemed_credentials(connection: Connection, entries: Sequence[
             "credits, redeemed_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
             rows,
         )
-
-
-async def find_entry_by_source_event(connection: Connection, event_id: uuid.UUID) -> Entry | None:
-    row = await connection.fetchrow(
-        f"SELECT {_ENTRY_COLUMNS} FROM credit_log WHERE source_event_id = $1", event_id
-    )
-    return None if row is None else entry_from_row(row)

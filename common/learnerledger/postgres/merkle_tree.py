@@ -11,7 +11,6 @@ entry (log position) is which leaf; ``grow_from_log`` appends the log's new entr
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 from learnerledger.domain.merkle import (
@@ -174,26 +173,6 @@ async def grow_from_log(connection: Connection, *, batch: int = 10_000) -> TreeE
         )
         size += len(entries)
         edge = await grow(connection, [leaf_hash(e.entry_hash) for e in entries])
-
-
-@dataclass(frozen=True, slots=True)
-class LeafOf:
-    """An entry's place in the tree."""
-
-    leaf_index: int
-    position: int
-
-
-async def leaf_of(connection: Connection, learner_id: str, sequence: int) -> LeafOf | None:
-    """The leaf index of a learner's entry (None until the checkpointer put it in the tree)."""
-    row = await connection.fetchrow(
-        """SELECT l.leaf_index, l.position FROM credit_log c
-             JOIN merkle_tree_leaves l USING (position)
-            WHERE c.learner_id = $1 AND c.sequence = $2""",
-        learner_id,
-        sequence,
-    )
-    return None if row is None else LeafOf(int(row["leaf_index"]), int(row["position"]))
 
 
 class LeavesMissing(LookupError):

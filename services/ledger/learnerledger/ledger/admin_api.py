@@ -60,8 +60,8 @@ from learnerledger.postgres.catalog import (
     PrincipalKind,
     RequestIdConflict,
 )
-from learnerledger.query import rebuild
-from learnerledger.query.rebuild import ReplayConflict
+from learnerledger.replay import rebuild
+from learnerledger.replay.rebuild import ReplayConflict
 from learnerledger.rpc.auth import BearerAuthenticator
 from learnerledger.rpc.errors import (
     Reason,

@@ -86,11 +86,6 @@ class VerificationReport:
     tree_ok: bool = True  # its problems, if any, are among ``checkpoint_problems``
 
     @property
-    def checkpoint_problem(self) -> str | None:
-        """The first checkpoint problem in words (None if none)."""
-        return self.checkpoint_problems[0].describe() if self.checkpoint_problems else None
-
-    @property
     def ok(self) -> bool:
         return self.first_break is None and not self.checkpoint_problems
 

@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections import defaultdict
-from collections.abc import Sequence
-from dataclasses import dataclass
 
 import asyncpg
 import grpc
@@ -28,16 +25,13 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Histogram
 
 from learnerledger.domain.entries import Entry
-from learnerledger.domain.transcript import TranscriptProjection, TranscriptState
 from learnerledger.kafka import KAFKA_UNREACHABLE
 from learnerledger.kafka.codec import UndecodableEvent, decode_ledger_entry
 from learnerledger.kafka.metadata_pacing import pace_metadata_retries
 from learnerledger.kafka.security import client_options
-from learnerledger.postgres import Connection
-from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
-from learnerledger.query import read_model
+from learnerledger.postgres.read_model import GapNotFilled, apply_entries
 from learnerledger.query.settings import ProjectorSettings
 from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
 
@@ -45,55 +39,6 @@ log = structlog.get_logger(__name__)
 
 APPLIED = Counter("projector_entries_total", "Ledger entries seen by the projector", ["outcome"])
 BATCH_SECONDS = Histogram("projector_batch_seconds", "Time to apply and store one batch")
-
-
-class GapNotFilled(Exception):
-    """The credit log does not (yet) hold the entries before one that arrived."""
-
-
-@dataclass(frozen=True, slots=True)
-class BatchResult:
-    applied: int
-    skipped: int
-    filled: int
-    learners: int
-
-
-async def apply_entries(connection: Connection, entries: Sequence[Entry]) -> BatchResult:
-    """Apply ``entries`` (any order, any learners) to the read model. Call in a transaction."""
-    by_learner: dict[str, list[Entry]] = defaultdict(list)
-    for entry in entries:
-        by_learner[entry.learner_id].append(entry)
-    before = await read_model.load_states(connection, by_learner, for_update=True)
-    after: list[TranscriptState] = []
-    applied = skipped = filled = 0
-    for learner_id, items in sorted(by_learner.items()):
-        state = before.get(learner_id) or TranscriptProjection.initial(learner_id)
-        for entry in sorted(items, key=lambda e: e.sequence):
-            if entry.sequence <= state.last_sequence:
-                skipped += 1
-                continue
-            if entry.sequence > state.last_sequence + 1:
-                missing = await learner_entries(
-                    connection,
-                    learner_id,
-                    after_sequence=state.last_sequence,
-                    up_to_sequence=entry.sequence - 1,
-                )
-                if len(missing) != entry.sequence - 1 - state.last_sequence:
-                    raise GapNotFilled(
-                        # no learner id: the message is logged (SECURITY.md, "Logs")
-                        f"entries {state.last_sequence + 1}.."
-                        f"{entry.sequence - 1} are not in the credit log yet"
-                    )
-                for earlier in missing:
-                    state = TranscriptProjection.apply(state, earlier)
-                filled += len(missing)
-            state = TranscriptProjection.apply(state, entry)
-            applied += 1
-        after.append(state)
-    await read_model.save_states(connection, after, before)
-    return BatchResult(applied, skipped, filled, len(by_learner))
 
 
 async def project(

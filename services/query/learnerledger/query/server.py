@@ -54,12 +54,12 @@ from learnerledger.kafka.codec import (
     signed_checkpoint_to_proto,
     to_timestamp,
 )
-from learnerledger.postgres import Connection, catalog, credit_log
+from learnerledger.postgres import Connection, catalog, credit_log, read_model
 from learnerledger.postgres import credentials as credential_store
 from learnerledger.postgres.checkpoints import verify_checkpoints
 from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
 from learnerledger.postgres.tree_heads import InclusionAt, NoTreeHead, head_of_size, inclusion_at
-from learnerledger.query import access_log, paging, read_model
+from learnerledger.query import access_log, paging
 from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssuing
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument

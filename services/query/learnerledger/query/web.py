@@ -72,10 +72,9 @@ from learnerledger.domain.verdicts import (
     parse_uploaded_bundle,
 )
 from learnerledger.kafka.codec import PROTO_TO_LEVEL, from_timestamp, to_timestamp
-from learnerledger.postgres import Connection, credit_log
+from learnerledger.postgres import Connection, credit_log, read_model
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.tree_heads import NoTreeHead, head_of_size, inclusion_of_entry_hash
-from learnerledger.query import read_model
 from learnerledger.rpc.errors import RpcFailure
 from learnerledger.rpc.learner_tokens import LearnerTokenVerifier
 from learnerledger.v1 import (

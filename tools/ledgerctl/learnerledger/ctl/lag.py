@@ -48,10 +48,6 @@ class LagReport:
     partitions: list[PartitionLag]
     log: LogLag
 
-    @property
-    def total_consumer_lag(self) -> int:
-        return sum(p.lag for p in self.partitions)
-
 
 async def end_offsets(bootstrap: str, topic: str) -> dict[int, int]:
     admin = AIOKafkaAdminClient(

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import TextIO
 
-from learnerledger.query.rebuild import (
+from learnerledger.replay.rebuild import (
     ProgressCallback,
     ReplayStatus,
     connect_as_read_model_owner,

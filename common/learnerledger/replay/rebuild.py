@@ -4,10 +4,11 @@
 
 1. **Build.** A new schema ``read_model_<id>`` gets empty ``read_transcripts`` /
    ``read_credentials`` of the live tables' shape. Entries are folded into it with the
-   projector's own ``apply_entries`` (``search_path`` puts the build schema first), from the
-   credit log in (learner, sequence) order, or from ``ledger.entries.v1`` from its earliest
-   offset. Each batch commits together with the replay's progress (``read_model_replays``), so
-   an interrupted replay resumes exactly where it stopped: run the command again.
+   projector's own ``read_model.apply_entries`` (``search_path`` puts the build schema first),
+   from the credit log in (learner, sequence) order, or from ``ledger.entries.v1`` from its
+   earliest offset. Each batch commits together with the replay's progress
+   (``read_model_replays``), so an interrupted replay resumes exactly where it stopped: run the
+   command again.
 2. **Catch up.** Learners whose log head is beyond the build's fold are folded up to it (the
    log is the source of truth), until nothing is behind.
 3. **Switch**, one transaction: the live tables are locked against writers (the projector
@@ -26,7 +27,6 @@ login ever owns a table.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import json
 import uuid
@@ -43,7 +43,7 @@ from learnerledger.kafka.codec import decode_ledger_entry
 from learnerledger.kafka.security import client_options
 from learnerledger.postgres import Connection
 from learnerledger.postgres.credit_log import entry_from_row
-from learnerledger.query.projector import apply_entries
+from learnerledger.postgres.read_model import apply_entries
 
 log = structlog.get_logger(__name__)
 
@@ -443,15 +443,3 @@ async def run_replay(
     finally:
         with contextlib.suppress(Exception):
             await connection.execute("SELECT pg_advisory_unlock($1)", _REPLAY_LOCK)
-
-
-async def replay_in_background(
-    pool: asyncpg.Pool, replay: ReplayStatus, **options: object
-) -> asyncio.Task[ReplayStatus]:
-    """Run :func:`run_replay` on a connection of ``pool`` as a task (for StartReplay)."""
-
-    async def run() -> ReplayStatus:
-        async with pool.acquire() as connection:
-            return await run_replay(connection, replay, **options)  # type: ignore[arg-type]
-
-    return asyncio.create_task(run(), name=f"replay-{replay.replay_id}")

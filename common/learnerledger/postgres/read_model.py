@@ -4,25 +4,33 @@ The rows hold exactly a :class:`TranscriptState` (the domain fold), so loading a
 and applying the next entries with ``TranscriptProjection.apply`` is the same fold as the one
 over the whole log. Statuses are not stored: ``view_at`` evaluates expiry and revocation when a
 transcript is read.
+
+The query service's projector and reads and the rebuild (``learnerledger.replay``, run by
+``ledgerctl replay projections`` and the ledger's StartReplay) all use this one module.
 """
 
 from __future__ import annotations
 
 import json
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Protocol
 
 import asyncpg
 
+from learnerledger.domain.entries import Entry
 from learnerledger.domain.transcript import (
     CompletionWithoutCredit,
     Credential,
     CredentialStatus,
+    TranscriptProjection,
     TranscriptState,
 )
 from learnerledger.postgres import Connection
-from learnerledger.query.paging import CredentialFilter
+from learnerledger.postgres.credit_log import learner_entries
 
 _CREDENTIAL_COLUMNS = (
     "learner_id, sequence, issuer_id, completion_id, course_id, level, credits, completed_at, "
@@ -73,6 +81,31 @@ def _without_credit(learner_id: str, raw: str) -> dict[int, CompletionWithoutCre
 
 class UnreadableReadModel(ValueError):
     """A read-model row is not what the projector writes."""
+
+
+class GapNotFilled(Exception):
+    """The credit log does not (yet) hold the entries before one that arrived."""
+
+
+@dataclass(frozen=True, slots=True)
+class BatchResult:
+    applied: int
+    skipped: int
+    filled: int
+    learners: int
+
+
+class CredentialFilter(Protocol):
+    """What :func:`list_credentials` filters on (``query.paging.CredentialFilter``)."""
+
+    @property
+    def issuer_id(self) -> str | None: ...
+    @property
+    def course_id(self) -> str | None: ...
+    @property
+    def level(self) -> str | None: ...
+    @property
+    def status(self) -> CredentialStatus | None: ...
 
 
 async def load_states(
@@ -202,6 +235,43 @@ async def save_states(
             rows,
         )
     return len(rows)
+
+
+async def apply_entries(connection: Connection, entries: Sequence[Entry]) -> BatchResult:
+    """Apply ``entries`` (any order, any learners) to the read model. Call in a transaction."""
+    by_learner: dict[str, list[Entry]] = defaultdict(list)
+    for entry in entries:
+        by_learner[entry.learner_id].append(entry)
+    before = await load_states(connection, by_learner, for_update=True)
+    after: list[TranscriptState] = []
+    applied = skipped = filled = 0
+    for learner_id, items in sorted(by_learner.items()):
+        state = before.get(learner_id) or TranscriptProjection.initial(learner_id)
+        for entry in sorted(items, key=lambda e: e.sequence):
+            if entry.sequence <= state.last_sequence:
+                skipped += 1
+                continue
+            if entry.sequence > state.last_sequence + 1:
+                missing = await learner_entries(
+                    connection,
+                    learner_id,
+                    after_sequence=state.last_sequence,
+                    up_to_sequence=entry.sequence - 1,
+                )
+                if len(missing) != entry.sequence - 1 - state.last_sequence:
+                    raise GapNotFilled(
+                        # no learner id: the message is logged (SECURITY.md, "Logs")
+                        f"entries {state.last_sequence + 1}.."
+                        f"{entry.sequence - 1} are not in the credit log yet"
+                    )
+                for earlier in missing:
+                    state = TranscriptProjection.apply(state, earlier)
+                filled += len(missing)
+            state = TranscriptProjection.apply(state, entry)
+            applied += 1
+        after.append(state)
+    await save_states(connection, after, before)
+    return BatchResult(applied, skipped, filled, len(by_learner))
 
 
 async def applied_sequence(connection: Connection, learner_id: str) -> tuple[int, int]:
