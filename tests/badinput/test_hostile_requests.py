@@ -39,10 +39,10 @@ from learnerledger.v1 import (
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion as ledger_completion,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     eventually,
     produce,
     read_topic,

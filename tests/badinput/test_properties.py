@@ -366,7 +366,7 @@ def _decode_or_undecodable(value: bytes) -> str:
 
 
 def _valid_event_bytes() -> list[bytes]:
-    from tests.integration.ledger_fixtures import completion, consent, revocation
+    from tests.support.ledger import completion, consent, revocation
 
     return [
         encode_completion_event(completion("123456789012", "c-1")),

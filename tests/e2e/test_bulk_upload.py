@@ -24,7 +24,7 @@ from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
 from tests.e2e.test_pipeline import Pipeline, pipeline  # noqa: F401
-from tests.integration.ledger_fixtures import eventually, seed_courses
+from tests.support.ledger import eventually, seed_courses
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

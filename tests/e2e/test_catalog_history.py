@@ -30,7 +30,7 @@ from learnerledger.v1 import (
     transcript_query_pb2_grpc,
 )
 from tests.e2e.test_pipeline import LEARNER, Pipeline, completion, pipeline  # noqa: F401
-from tests.integration.ledger_fixtures import eventually, produce
+from tests.support.ledger import eventually, produce
 
 pytestmark = pytest.mark.e2e
 

@@ -28,7 +28,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import seed_catalog, seed_courses
+from tests.support.ledger import seed_catalog, seed_courses
 
 pytestmark = pytest.mark.e2e
 

@@ -54,7 +54,7 @@ from learnerledger.v1 import (
 )
 from tests.conftest import _free_ports, own_servers_only, private_stack
 from tests.e2e.test_pipeline import healthy
-from tests.integration.ledger_fixtures import seed_catalog
+from tests.support.ledger import seed_catalog
 from tests.integration.test_replay_projections import _log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

@@ -12,7 +12,7 @@ from google.rpc import error_details_pb2
 from learnerledger.postgres import catalog
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, running_ledger
+from tests.support.ledger import eventually, running_ledger
 
 pytestmark = pytest.mark.integration
 

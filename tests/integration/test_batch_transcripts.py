@@ -30,7 +30,7 @@ from learnerledger_client import (
     blocking,
 )
 from learnerledger_client import aio as client_aio
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

@@ -25,7 +25,7 @@ from learnerledger.kafka.producer import header
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import generate_signing_key, load_signing_key
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,

@@ -38,7 +38,7 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
@@ -48,7 +48,7 @@ from tests.integration.ledger_fixtures import (
 from tests.integration.test_admin_api import free_port
 from tests.integration.test_query_api import bearer, running_query, tokens
 from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import rewritten
+from tests.support.domain import rewritten
 
 pytestmark = pytest.mark.integration
 

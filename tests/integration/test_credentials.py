@@ -41,7 +41,7 @@ from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
 from tests.conftest import _free_ports
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -50,7 +50,7 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_courses,
 )
-from tests.integration.ledger_fixtures import seed_catalog as seed
+from tests.support.ledger import seed_catalog as seed
 from tests.integration.test_projector import projected, running_projector
 from tests.integration.test_query_api import bearer, tokens
 from tests.unit.test_credentials import OB3_SCHEMA

@@ -25,7 +25,7 @@ from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, read_topic, running_ledger, seed_catalog
+from tests.support.ledger import eventually, read_topic, running_ledger, seed_catalog
 
 pytestmark = pytest.mark.integration
 

@@ -29,7 +29,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import eventually
+from tests.support.ledger import eventually
 from tests.security.test_authorization import (  # noqa: F401 - the fixture
     DIANA,
     EVE,

@@ -16,7 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from learnerledger.kafka.codec import decode_ledger_entry, encode_completion_event
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
-from tests.integration.ledger_fixtures import completion, eventually, seed_catalog
+from tests.support.ledger import completion, eventually, seed_catalog
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -22,7 +22,7 @@ from learnerledger.v1 import (
     redemption_pb2,
     redemption_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import running_ledger_task, seed_catalog, wait_listening
+from tests.support.ledger import running_ledger_task, seed_catalog, wait_listening
 from tests.integration.test_admin_api import free_port
 
 pytestmark = pytest.mark.integration

@@ -26,7 +26,7 @@ from learnerledger.postgres.credit_log import append_entries
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import eventually
+from tests.support.ledger import eventually
 from tests.integration.test_credit_log_follow import first_entry
 
 pytestmark = pytest.mark.integration

@@ -20,7 +20,7 @@ from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.query import read_model
 from learnerledger.query.projector import GapNotFilled, apply_entries, run_projector
 from learnerledger.query.settings import ProjectorSettings
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

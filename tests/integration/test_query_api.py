@@ -17,7 +17,7 @@ from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -26,7 +26,7 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_courses,
 )
-from tests.integration.ledger_fixtures import seed_catalog as seed
+from tests.support.ledger import seed_catalog as seed
 from tests.integration.test_projector import log_heads, projected, running_projector
 
 pytestmark = pytest.mark.integration

@@ -17,7 +17,7 @@ from learnerledger.domain.catalog import CreditRecommendation
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     COMPLETED,
     completion,
     eventually,

@@ -30,7 +30,7 @@ from learnerledger.v1 import (
     redemption_pb2_grpc,
     transcript_query_pb2,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

@@ -25,7 +25,7 @@ from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, redemption_pb2, redemption_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

@@ -14,7 +14,7 @@ import pytest
 from learnerledger.postgres import catalog
 from learnerledger.v1 import ledger_admin_pb2 as pb
 from learnerledger.v1 import ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,

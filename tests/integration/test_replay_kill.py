@@ -15,7 +15,7 @@ import pytest
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
-from tests.integration.ledger_fixtures import completion, seed_catalog
+from tests.support.ledger import completion, seed_catalog
 from tests.integration.test_replay_projections import _log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]

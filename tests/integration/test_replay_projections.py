@@ -29,7 +29,7 @@ from learnerledger.query.rebuild import (
     unfinished,
 )
 from learnerledger.v1 import transcript_query_pb2 as pb
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

@@ -17,7 +17,7 @@ from google.rpc import error_details_pb2
 
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, read_topic
+from tests.support.ledger import eventually, read_topic
 from tests.integration.test_gateway import completion
 from tests.security.test_authorization import EVE, Stack, bearer, services
 

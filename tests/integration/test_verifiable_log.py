@@ -37,7 +37,7 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.postgres.tree_heads import inclusion_at
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,

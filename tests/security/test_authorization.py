@@ -54,7 +54,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

@@ -28,7 +28,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import eventually
+from tests.support.ledger import eventually
 from tests.security.test_authorization import DIANA, Stack, bearer, services
 
 pytestmark = pytest.mark.integration

@@ -33,7 +33,7 @@ from learnerledger.domain.events import (
     redecided_entry_event_id,
     redecision_event_id,
 )
-from tests.unit.domain_builders import LEARNER, NOW, completion, course
+from tests.support.domain import LEARNER, NOW, completion, course
 
 RULES = CreditRules()
 MARCH = datetime(2026, 3, 1, tzinfo=UTC)

@@ -16,7 +16,7 @@ from learnerledger.domain.hash_chain import (
     heads_root,
     verify_chain,
 )
-from tests.unit.domain_builders import NOW, chain
+from tests.support.domain import NOW, chain
 
 
 def test_chain_links_each_entry_to_the_previous_hash() -> None:

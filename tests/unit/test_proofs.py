@@ -35,7 +35,7 @@ from learnerledger.domain.proofs import (
     verify_consistency_between,
 )
 from learnerledger.domain.signed_note import NoteSigner
-from tests.unit.domain_builders import (
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     log_consistency_proof,

@@ -16,7 +16,7 @@ from learnerledger.domain.transcript import (
     TranscriptProjection,
     view_at,
 )
-from tests.unit.domain_builders import LEARNER, NOW, completion, course, revocation
+from tests.support.domain import LEARNER, NOW, completion, course, revocation
 
 
 def log(*steps: tuple[LedgerRequest, Facts]) -> list[Entry]:

@@ -15,7 +15,7 @@ from learnerledger.domain.proofs import CheckpointNotTrusted
 from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.domain.witness import Fork, Rollback, load_state, witness_step
 from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import (
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     log_consistency_proof,

@@ -29,7 +29,7 @@ from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
