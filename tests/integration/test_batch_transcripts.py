@@ -40,7 +40,7 @@ from tests.support.ledger import (
     seed_catalog,
     seed_courses,
 )
-from tests.integration.test_projector import log_heads, projected, running_projector
+from tests.support.projector import log_heads, projected, running_projector
 
 pytestmark = pytest.mark.integration
 

@@ -13,7 +13,7 @@ from learnerledger.postgres import catalog
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
 from tests.support.ledger import eventually, running_ledger
-from tests.integration.test_admin_api import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -23,7 +23,7 @@ from learnerledger.v1 import (
     redemption_pb2_grpc,
 )
 from tests.support.ledger import running_ledger_task, seed_catalog, wait_listening
-from tests.integration.test_admin_api import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -29,8 +29,8 @@ from tests.support.ledger import (
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_projector import projected, running_projector
-from tests.integration.test_redemption import (
+from tests.support.projector import projected, running_projector
+from tests.support.redemption import (
     create_programme,
     credited,
     decided,

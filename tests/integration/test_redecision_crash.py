@@ -23,8 +23,8 @@ from tests.support.ledger import (
     eventually,
     produce,
     seed_catalog,
+    start_ledger,
 )
-from tests.integration.test_ledger_crash import start_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

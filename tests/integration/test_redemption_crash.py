@@ -31,9 +31,9 @@ from tests.support.ledger import (
     eventually,
     produce,
     seed_catalog,
+    start_ledger,
 )
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_ledger_crash import start_ledger
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

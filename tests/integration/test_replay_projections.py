@@ -17,9 +17,6 @@ import grpc
 import pytest
 
 from learnerledger.ctl.main import build_parser, run
-from learnerledger.domain.transcript import TranscriptProjection
-from learnerledger.postgres.credit_log import learner_entries
-from learnerledger.query import read_model
 from learnerledger.query.rebuild import (
     ReplayInterrupted,
     ReplayStatus,
@@ -38,35 +35,13 @@ from tests.support.ledger import (
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_projector import log_heads, projected, running_projector
-from tests.integration.test_query_api import bearer, running_query, tokens
+from tests.support.projector import log_equals_read_model, log_heads, projected, running_projector
+from tests.support.query import bearer, running_query, tokens
 
 pytestmark = pytest.mark.integration
 
 READER = "711111111111"
 LEARNERS = [READER] + [f"7{i:011d}" for i in range(2, 41)]
-
-
-async def _log_equals_read_model(database_url: str) -> list[str]:
-    """Learners whose stored transcript differs from the fold of their log entries."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        learners = [
-            r["learner_id"]
-            for r in await connection.fetch("SELECT DISTINCT learner_id FROM credit_log")
-        ]
-        stored = await read_model.load_states(connection, learners)
-        wrong = []
-        for learner in learners:
-            folded = TranscriptProjection.fold(learner, await learner_entries(connection, learner))
-            if stored.get(learner) != folded:
-                wrong.append(learner)
-        extra = await connection.fetchval(
-            "SELECT count(*) FROM read_transcripts WHERE learner_id <> ALL($1::text[])", learners
-        )
-        return wrong + ["<extra rows>"] * int(extra)
-    finally:
-        await connection.close()
 
 
 async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_without_downtime(
@@ -112,7 +87,7 @@ async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_with
             )
         finally:
             await connection.close()
-        assert await _log_equals_read_model(database_url) == [READER]
+        assert await log_equals_read_model(database_url) == [READER]
 
         async def read_in_a_loop() -> None:
             while not stop_reading.is_set():
@@ -168,7 +143,7 @@ async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_with
     assert failures == []
     assert calls["failed"] == 0
     assert calls["ok"] > 20
-    assert await _log_equals_read_model(database_url) == []
+    assert await log_equals_read_model(database_url) == []
     connection = await asyncpg.connect(database_url)
     try:
         assert await unfinished(connection) is None
@@ -225,12 +200,12 @@ async def test_a_replay_for_some_learners_replaces_only_their_rows(
             "UPDATE read_transcripts SET completions_without_credit = 99 WHERE learner_id = $1",
             READER,
         )
-        assert await _log_equals_read_model(database_url) == [READER]
+        assert await log_equals_read_model(database_url) == [READER]
         replay = await start_or_resume(connection, source="log", learner_ids=[READER])
         final = await run_replay(connection, replay, batch=3)
         assert final.state == "succeeded"
         assert final.learners_done == 1
-        assert await _log_equals_read_model(database_url) == []
+        assert await log_equals_read_model(database_url) == []
         after = await connection.fetch(
             "SELECT * FROM read_transcripts WHERE learner_id <> $1 ORDER BY learner_id", READER
         )

@@ -30,7 +30,7 @@ from tests.support.ledger import (
     read_topic,
     running_ledger,
 )
-from tests.integration.test_admin_api import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -32,9 +32,10 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.e2e.test_pipeline import free_port, healthy
+from tests.support.gateway import completion as wire_completion
 from tests.support.ledger import completion, eventually, produce, seed_catalog
-from tests.integration.test_gateway import completion as wire_completion
+from tests.support.pipeline import healthy
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

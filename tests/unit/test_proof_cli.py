@@ -13,7 +13,7 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from learnerledger.domain.signed_note import NoteSigner
-from tests.integration.test_stack_cli import ledgerctl
+from tests.support.cli import ledgerctl
 from tests.support.domain import (
     ORIGIN,
     credit_log,
