@@ -270,10 +270,8 @@ def _same_request(sent: LedgerRequest, received: LedgerRequest) -> None:
     assert type(received) is type(sent)
     assert received.envelope.event_id == sent.envelope.event_id
     assert received.envelope.learner_id == sent.envelope.learner_id
-    assert received == sent or (
-        # NaN never equals itself; scores are checked to be finite, so only equality applies.
-        False
-    )
+    # Scores are checked to be finite (no NaN, which never equals itself): plain equality.
+    assert received == sent
 
 
 # ------------------------------------------------------------------------------ validation

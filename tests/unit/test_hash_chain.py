@@ -88,7 +88,13 @@ def test_reordered_entries_do_not_verify(swap: tuple[int, int]) -> None:
     entries = chain(3)
     i, j = swap
     entries[i], entries[j] = entries[j], entries[i]
-    assert verify_chain(entries) is not None
+    broken = verify_chain(entries)
+    assert broken is not None
+    # The first entry out of place is named, with the sequence the chain expected there.
+    assert (broken.sequence, broken.reason) == (
+        entries[i].sequence,
+        f"sequence gap: expected {i + 1}",
+    )
 
 
 def _draft_of(entry: Entry):  # type: ignore[no-untyped-def]
