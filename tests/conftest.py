@@ -30,7 +30,6 @@ import importlib.util
 import os
 import secrets
 import shutil
-import socket
 import tempfile
 import time
 from dataclasses import dataclass
@@ -66,28 +65,16 @@ _SESSION: dict[str, Any] = {}
 # The stack
 
 
-def _free_ports(count: int) -> list[int]:
-    """``count`` distinct ports that were free a moment ago (all bound at once, then released)."""
-    socks = []
-    try:
-        for _ in range(count):
-            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-            sock.bind(("127.0.0.1", 0))
-            socks.append(sock)
-        return [int(s.getsockname()[1]) for s in socks]
-    finally:
-        for sock in socks:
-            sock.close()
-
-
 def fresh_stack_config(prefix: str) -> StackConfig:
     """A stack in a new state directory on free ports (not started)."""
+    from tests.support.ports import free_ports
+
     base = StackConfig.from_env()
     # Short path under /tmp: the PostgreSQL unix socket path must stay under 108 bytes, and the
     # postgres OS user (when tests run as root) must be able to reach it.
     state = Path(tempfile.mkdtemp(prefix=prefix))
     state.chmod(0o755)
-    kafka_port, controller_port, postgres_port = _free_ports(3)
+    kafka_port, controller_port, postgres_port = free_ports(3)
     return StackConfig(
         state_dir=state,
         kafka_port=kafka_port,

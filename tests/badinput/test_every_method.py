@@ -33,22 +33,12 @@ from google.rpc import error_details_pb2
 from learnerledger.observability import stdlib_formatter
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import learner_consent_pb2, redemption_pb2
-from tests.badinput.test_hostile_requests import _field, assert_one_json_object_per_line, json_logs
-from tests.integration.test_gateway import completion as wire_completion
-from tests.security.test_authorization import (
-    ADMIN,
-    DIANA,
-    GATEWAY,
-    QUERY,
-    Stack,
-    bearer,
-    invoke,
-    services,
-)
+from tests.support.authorization import ADMIN, DIANA, GATEWAY, QUERY, Stack, bearer, invoke
+from tests.support.gateway import completion as wire_completion
+from tests.support.hostile import assert_one_json_object_per_line, json_logs
+from tests.support.hostile import raw_field as raw_field
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["services"]  # the fixture, imported for this module's tests
 
 FD = pd.FieldDescriptor
 CALL_TIMEOUT_S = 3.0
@@ -242,7 +232,7 @@ async def test_undecodable_bytes_are_invalid_argument_on_every_method(services: 
                     payloads = [("no-protobuf", UNDECODABLE)]
                     text = first_string_field(method.input_type)
                     if text is not None:
-                        payloads.append(("invalid-utf8", _field(text.number, b"bad\xff\xfe")))
+                        payloads.append(("invalid-utf8", raw_field(text.number, b"bad\xff\xfe")))
                     for label, raw in payloads:
                         for metadata in (bearer(services.tokens[who]), ()):
                             failed = await invoke(

@@ -8,26 +8,18 @@ and the structured logs stay one JSON object per line.
 
 from __future__ import annotations
 
-import contextlib
-import io
-import json
-import socket
-import sys
 import uuid
-from collections.abc import Iterator
 from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
 import grpc
 import pytest
-import structlog
 from google.protobuf.timestamp_pb2 import Timestamp
 from google.rpc import error_details_pb2
 
 from learnerledger.domain.events import CompletionSubmitted
 from learnerledger.kafka.codec import decode_completion_event, encode_completion_event
-from learnerledger.observability import configure_logging
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.rpc.errors import decode_details
@@ -39,17 +31,19 @@ from learnerledger.v1 import (
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.gateway import auth, completion, running_gateway
+from tests.support.hostile import assert_one_json_object_per_line, json_logs, raw_field
+from tests.support.ledger import (
     completion as ledger_completion,
 )
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     eventually,
     produce,
     read_topic,
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_gateway import auth, completion, running_gateway
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -73,12 +67,6 @@ async def tokens(database_url: str) -> dict[str, str]:
     finally:
         await connection.close()
     return {"swayam": swayam, "admin": admin}
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def violations(error: grpc.aio.AioRpcError) -> list[str]:
@@ -162,12 +150,6 @@ async def test_oversized_message_and_huge_strings_are_refused(
 # 2. invalid UTF-8 -------------------------------------------------------------------------------
 
 
-def _field(number: int, payload: bytes) -> bytes:
-    """A length-delimited protobuf field (wire type 2); lengths here stay under 128."""
-    assert len(payload) < 128
-    return bytes([(number << 3) | 2, len(payload)]) + payload
-
-
 async def test_invalid_utf8_in_a_string_field_is_refused(
     kafka_bootstrap: str, database_url: str, topics: Any, tokens: dict[str, str]
 ) -> None:
@@ -175,8 +157,8 @@ async def test_invalid_utf8_in_a_string_field_is_refused(
     valid.ClearField("completion_id")
     # Completion.completion_id (field 1) = b"bad\xff\xfe", then the rest of a valid completion;
     # wrapped as SubmitCompletionRequest.completion (field 1).
-    inner = _field(1, b"bad\xff\xfe") + valid.SerializeToString()
-    raw = _field(1, inner)
+    inner = raw_field(1, b"bad\xff\xfe") + valid.SerializeToString()
+    raw = raw_field(1, inner)
     with pytest.raises(UnicodeDecodeError):
         raw.decode("utf-8")
 
@@ -193,7 +175,7 @@ async def test_invalid_utf8_in_a_string_field_is_refused(
 
         # The same bytes with valid UTF-8 in that field are accepted by the same raw call:
         # the refusal above is about the encoding, not about the hand-made framing.
-        fine = _field(1, _field(1, b"utf8-ok") + valid.SerializeToString())
+        fine = raw_field(1, raw_field(1, b"utf8-ok") + valid.SerializeToString())
         accepted = await call(fine, metadata=auth(tokens["swayam"]))
         assert accepted.status == pb.ACCEPTANCE_STATUS_ACCEPTED
 
@@ -282,50 +264,6 @@ async def test_admin_refuses_absurd_hours_and_unknown_levels(
 
 
 # 5. SQL and log injection -----------------------------------------------------------------------
-
-
-@contextlib.contextmanager
-def json_logs() -> Iterator[io.StringIO]:
-    """Route the services' structlog output (configured as in production) into a StringIO."""
-    saved_config = structlog.get_config()
-    sink = io.StringIO()
-
-    def uncache() -> None:
-        # Module-level lazy loggers cache their first configuration: forget it.
-        for module in list(sys.modules.values()):
-            if not (getattr(module, "__name__", "") or "").startswith("learnerledger"):
-                continue
-            for value in list(vars(module).values()):
-                if isinstance(value, structlog._config.BoundLoggerLazyProxy):
-                    vars(value).pop("bind", None)
-
-    saved_context = structlog.contextvars.get_contextvars()
-    real_stderr = sys.stderr
-    sys.stderr = sink
-    try:
-        configure_logging("hostile-test")
-    finally:
-        sys.stderr = real_stderr
-    uncache()
-    try:
-        yield sink
-    finally:
-        structlog.configure(**saved_config)
-        structlog.contextvars.clear_contextvars()
-        structlog.contextvars.bind_contextvars(**saved_context)
-        uncache()
-
-
-def assert_one_json_object_per_line(text: str) -> list[dict[str, Any]]:
-    lines = text.splitlines()
-    assert lines, "no log line was captured"
-    events = []
-    for line in lines:
-        event = json.loads(line)
-        assert isinstance(event, dict), line
-        events.append(event)
-    assert not any(e.get("event") == "forged" for e in events), "a forged log line"
-    return events
 
 
 async def test_injection_strings_are_refused_or_stored_verbatim(

@@ -270,10 +270,8 @@ def _same_request(sent: LedgerRequest, received: LedgerRequest) -> None:
     assert type(received) is type(sent)
     assert received.envelope.event_id == sent.envelope.event_id
     assert received.envelope.learner_id == sent.envelope.learner_id
-    assert received == sent or (
-        # NaN never equals itself; scores are checked to be finite, so only equality applies.
-        False
-    )
+    # Scores are checked to be finite (no NaN, which never equals itself): plain equality.
+    assert received == sent
 
 
 # ------------------------------------------------------------------------------ validation
@@ -366,7 +364,7 @@ def _decode_or_undecodable(value: bytes) -> str:
 
 
 def _valid_event_bytes() -> list[bytes]:
-    from tests.integration.ledger_fixtures import completion, consent, revocation
+    from tests.support.ledger import completion, consent, revocation
 
     return [
         encode_completion_event(completion("123456789012", "c-1")),

@@ -7,7 +7,6 @@ import asyncio
 import csv
 import os
 import signal
-import sys
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -23,8 +22,9 @@ from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
-from tests.e2e.test_pipeline import Pipeline, pipeline  # noqa: F401
-from tests.integration.ledger_fixtures import eventually, seed_courses
+from tests.support.cli import ledgerctl_output
+from tests.support.ledger import eventually, seed_courses
+from tests.support.pipeline import Pipeline
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 
@@ -49,19 +49,6 @@ def row_completion(
         result=common_pb2.COMPLETION_RESULT_PASS,
         evidence_url=f"https://swayam.example/c/{cid}",
     )
-
-
-async def ledgerctl_output(env: dict[str, str], *args: str) -> tuple[int, str, str]:
-    """Run ``ledgerctl ARGS`` as a user does; its exit code, stdout and stderr."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "learnerledger.ctl.main", *args,
-        env={**os.environ, **env},
-        stdout=asyncio.subprocess.PIPE,
-        stderr=asyncio.subprocess.PIPE,
-    )  # fmt: skip
-    out, err = await process.communicate()
-    assert process.returncode is not None
-    return process.returncode, out.decode(), err.decode()
 
 
 async def ledgerctl(env: dict[str, str], *args: str) -> tuple[int, str]:
@@ -116,7 +103,7 @@ async def entries_settle(database_url: str, learners: list[str], count: int) -> 
 
 
 async def test_a_csv_gives_a_report_per_row_and_a_rerun_credits_nothing_twice(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
     tmp_path: Path,
 ) -> None:
@@ -185,7 +172,7 @@ async def test_a_csv_gives_a_report_per_row_and_a_rerun_credits_nothing_twice(
 
 
 async def test_a_stream_interrupted_by_a_gateway_restart_completes_through_retries(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
 ) -> None:
     total = 120
@@ -224,7 +211,7 @@ async def test_a_stream_interrupted_by_a_gateway_restart_completes_through_retri
 
 
 async def test_a_registrar_reads_transcripts_pages_and_a_watch_through_the_library(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
 ) -> None:
     learner = "700000000001"
@@ -267,7 +254,7 @@ async def test_a_registrar_reads_transcripts_pages_and_a_watch_through_the_libra
 
 
 async def test_the_readme_demo_csv_uploads_and_a_registrar_reads_its_learners_in_a_batch(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
     tmp_path: Path,
 ) -> None:

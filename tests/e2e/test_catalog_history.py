@@ -29,8 +29,8 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.e2e.test_pipeline import LEARNER, Pipeline, completion, pipeline  # noqa: F401
-from tests.integration.ledger_fixtures import eventually, produce
+from tests.support.ledger import eventually, produce
+from tests.support.pipeline import LEARNER, Pipeline, completion
 
 pytestmark = pytest.mark.e2e
 
@@ -69,7 +69,7 @@ async def reach_state(
 
 
 async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_completed_at(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
     kafka_bootstrap: str,
     topics,  # type: ignore[no-untyped-def]
@@ -186,7 +186,7 @@ async def test_backdated_approval_and_withdrawal_decide_on_the_state_at_complete
 
 
 async def test_a_course_is_credited_once_per_learner_across_versions(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
     database_url: str,
 ) -> None:
     issuer = (("authorization", f"Bearer {pipeline.issuer_token}"),)
@@ -265,7 +265,7 @@ async def test_a_course_is_credited_once_per_learner_across_versions(
 
 
 async def test_credit_older_than_its_validity_is_expired_from_the_start(
-    pipeline: Pipeline,  # noqa: F811
+    pipeline: Pipeline,
 ) -> None:
     issuer = (("authorization", f"Bearer {pipeline.issuer_token}"),)
     reader = (("authorization", f"Bearer {pipeline.university_token}"),)

@@ -9,8 +9,8 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import _free_ports
-from tests.integration.test_stack_cli import ledgerctl, our_processes, own_stack_env
+from tests.support.cli import ledgerctl, our_processes, own_stack_env
+from tests.support.ports import free_ports
 
 pytestmark = [pytest.mark.integration, pytest.mark.e2e]
 
@@ -20,7 +20,7 @@ SERVICES = ("GATEWAY", "QUERY", "LEDGER", "PROJECTOR")
 
 def test_demo_streams_completions_into_transcripts_and_stops_clean() -> None:
     state, env = own_stack_env("ll-demo-")
-    ports = _free_ports(len(SERVICES))
+    ports = free_ports(len(SERVICES))
     env |= {
         **{f"{name}_GRPC_PORT": str(port) for name, port in zip(SERVICES, ports, strict=True)},
         **{f"{name}_METRICS_PORT": "0" for name in SERVICES},

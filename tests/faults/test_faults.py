@@ -52,10 +52,11 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.conftest import _free_ports, own_servers_only, private_stack
-from tests.e2e.test_pipeline import healthy
-from tests.integration.ledger_fixtures import seed_catalog
-from tests.integration.test_replay_projections import _log_equals_read_model
+from tests.conftest import own_servers_only, private_stack
+from tests.support.ledger import seed_catalog
+from tests.support.pipeline import healthy
+from tests.support.ports import free_ports
+from tests.support.projector import log_equals_read_model as log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -132,7 +133,7 @@ async def services(fault_stack: tuple[StackConfig, StackInfo]) -> AsyncIterator[
     finally:
         await connection.close()
     names = ("gateway", "query", "ledger", "projector")
-    ports = dict(zip(names, _free_ports(len(names)), strict=True))
+    ports = dict(zip(names, free_ports(len(names)), strict=True))
     env = {
         "KAFKA_BOOTSTRAP_SERVERS": info.kafka_bootstrap,
         "DATABASE_URL": info.database_url,
@@ -491,7 +492,7 @@ async def test_nothing_acknowledged_is_lost_while_things_are_killed(
         )
     finally:
         await connection.close()
-    differing = await _log_equals_read_model(info.database_url)
+    differing = await log_equals_read_model(info.database_url)
 
     # The query API, restarted, answers with the transcript at the ledger's head.
     metadata = (("authorization", f"Bearer {services.university_token}"),)

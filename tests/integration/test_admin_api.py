@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import socket
-
 import asyncpg
 import grpc
 import pytest
@@ -12,17 +10,12 @@ from google.rpc import error_details_pb2
 from learnerledger.postgres import catalog
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, running_ledger
+from tests.support.ledger import eventually, running_ledger
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
 LEARNER = "812345678901"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_admin_manages_catalog_consent_and_verifies(

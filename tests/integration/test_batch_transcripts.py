@@ -30,7 +30,7 @@ from learnerledger_client import (
     blocking,
 )
 from learnerledger_client import aio as client_aio
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -40,7 +40,7 @@ from tests.integration.ledger_fixtures import (
     seed_catalog,
     seed_courses,
 )
-from tests.integration.test_projector import log_heads, projected, running_projector
+from tests.support.projector import log_heads, projected, running_projector
 
 pytestmark = pytest.mark.integration
 

@@ -25,17 +25,15 @@ from learnerledger.kafka.producer import header
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import generate_signing_key, load_signing_key
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.cli import ledgerctl
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_checkpoints import wait_for_entries
-from tests.integration.test_log_http import running_http
-from tests.integration.test_stack_cli import ledgerctl
-from tests.integration.test_verifiable_log import tree_head_over_log
+from tests.support.verifiable_log import running_http, tree_head_over_log, wait_for_entries
 
 pytestmark = pytest.mark.integration
 

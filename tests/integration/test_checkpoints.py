@@ -10,7 +10,6 @@ global state).
 
 from __future__ import annotations
 
-import json
 import os
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -20,7 +19,6 @@ import grpc
 import pytest
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from prometheus_client import REGISTRY
 
 from learnerledger.domain.checkpoints import Coverage, sign_checkpoint
 from learnerledger.domain.hash_chain import head_of
@@ -38,17 +36,17 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.cli import ledgerctl
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_query_api import bearer, running_query, tokens
-from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import rewritten
+from tests.support.ports import free_port
+from tests.support.query import bearer, running_query, tokens
+from tests.support.verifiable_log import insider_rewrite, refusals, wait_for_entries
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +57,6 @@ DAVE, ERIN, FAY, GUS = "444444444444", "555555555555", "666666666666", "77777777
 async def database(stack: StackInfo, stack_logins: dict[str, str]) -> AsyncIterator[FreshDatabase]:
     async with new_database(stack, stack_logins) as db:
         yield db
-
-
-def refusals() -> float:
-    return REGISTRY.get_sample_value("ledger_checkpoint_refusals_total") or 0.0
-
-
-async def count_entries(url: str, learner: str) -> int:
-    connection = await asyncpg.connect(url)
-    try:
-        count = "SELECT count(*) FROM credit_log WHERE learner_id = $1"
-        return int(await connection.fetchval(count, learner))
-    finally:
-        await connection.close()
-
-
-async def wait_for_entries(url: str, learner: str, count: int) -> None:
-    async def appended() -> bool:
-        return await count_entries(url, learner) == count
-
-    await eventually(appended, what=f"{count} entries of learner {learner}")
 
 
 async def sign_until_covered(url: str, key: Ed25519PrivateKey) -> int:
@@ -99,30 +77,6 @@ async def sign_until_covered(url: str, key: Ed25519PrivateKey) -> int:
     finally:
         await connection.close()
     return signed[-1]
-
-
-async def insider_rewrite(admin_url: str, learner: str, at_sequence: int) -> list[bytes]:
-    """As the database superuser: give entry ``at_sequence`` 40 credits and re-chain every later
-    entry of ``learner`` consistently. Returns the forged entry hashes."""
-    superuser = await asyncpg.connect(admin_url)
-    try:
-        forged = rewritten(await learner_entries(superuser, learner), at_sequence)
-        await superuser.execute("ALTER TABLE credit_log DISABLE TRIGGER USER")
-        for entry in forged[at_sequence - 1 :]:
-            await superuser.execute(
-                "UPDATE credit_log SET payload = $3::jsonb, canonical_json = $4, prev_hash = $5, "
-                "entry_hash = $6 WHERE learner_id = $1 AND sequence = $2",
-                learner,
-                entry.sequence,
-                json.dumps(entry.payload),
-                entry.canonical_json,
-                entry.prev_hash,
-                entry.entry_hash,
-            )
-        await superuser.execute("ALTER TABLE credit_log ENABLE TRIGGER USER")
-    finally:
-        await superuser.close()
-    return [entry.entry_hash for entry in forged[at_sequence - 1 :]]
 
 
 def verify_cli(database_url: str, *args: str) -> tuple[int, str]:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 from typing import Any
 
 import grpc
@@ -21,7 +20,8 @@ from learnerledger_client import (
     blocking,
 )
 from learnerledger_client import aio as client_aio
-from tests.integration.test_gateway import completion, running_gateway, tokens  # noqa: F401
+from tests.support.gateway import completion, running_gateway
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -32,17 +32,11 @@ def config(port: int, token: str, **extra: Any) -> ClientConfig:
     return ClientConfig(target=f"127.0.0.1:{port}", token=token, **extra)
 
 
-def closed_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
-
 async def test_submit_many_answers_every_item_in_order_through_a_small_window(
     kafka_bootstrap: str,
     database_url: str,
     topics: Any,
-    tokens: dict[str, str],  # noqa: F811
+    tokens: dict[str, str],
 ) -> None:
     items = [
         completion(f"lib-{i}", learner_id="not-an-apaar" if i == 7 else "111111111111")
@@ -78,7 +72,7 @@ async def test_the_blocking_flavour_does_the_same(
     kafka_bootstrap: str,
     database_url: str,
     topics: Any,
-    tokens: dict[str, str],  # noqa: F811
+    tokens: dict[str, str],
 ) -> None:
     async with running_gateway(kafka_bootstrap, database_url, topics) as (running, _):
         port = running.port
@@ -100,7 +94,7 @@ async def test_errors_that_are_not_unavailable_are_raised_at_once(
     kafka_bootstrap: str,
     database_url: str,
     topics: Any,
-    tokens: dict[str, str],  # noqa: F811
+    tokens: dict[str, str],
 ) -> None:
     async with running_gateway(kafka_bootstrap, database_url, topics) as (running, _):
         async with client_aio.IssuerClient(config(running.port, "not-a-token")) as stranger:
@@ -115,7 +109,7 @@ async def test_errors_that_are_not_unavailable_are_raised_at_once(
 
 
 async def test_unavailable_is_retried_then_given_up_with_the_unanswered_items_named() -> None:
-    settings = config(closed_port(), "t", retry=FAST_RETRY, timeout_s=2)
+    settings = config(free_port(), "t", retry=FAST_RETRY, timeout_s=2)
     async with client_aio.IssuerClient(settings) as client:
         with pytest.raises(RetriesExhausted) as unary:
             await client.get_status("c-1")

@@ -12,8 +12,8 @@ from google.rpc import error_details_pb2
 from learnerledger.postgres import catalog
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, running_ledger
-from tests.integration.test_admin_api import free_port
+from tests.support.ledger import eventually, running_ledger
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -21,9 +21,9 @@ from learnerledger.v1 import (
     ledger_admin_pb2,
     ledger_admin_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import eventually, running_ledger, seed_catalog
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_gateway import auth, completion, running_gateway
+from tests.support.gateway import auth, completion, running_gateway
+from tests.support.ledger import eventually, running_ledger, seed_catalog
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

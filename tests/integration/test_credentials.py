@@ -40,8 +40,7 @@ from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
-from tests.conftest import _free_ports
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -50,10 +49,11 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_courses,
 )
-from tests.integration.ledger_fixtures import seed_catalog as seed
-from tests.integration.test_projector import projected, running_projector
-from tests.integration.test_query_api import bearer, tokens
-from tests.unit.test_credentials import OB3_SCHEMA
+from tests.support.ledger import seed_catalog as seed
+from tests.support.ports import free_ports
+from tests.support.projector import projected, running_projector
+from tests.support.query import bearer, tokens
+from tests.support.standards import OB3_SCHEMA
 
 pytestmark = pytest.mark.integration
 
@@ -189,7 +189,7 @@ async def test_an_exported_credit_verifies_with_another_jose_library_and_its_sta
     key_file, rotated_file = tmp_path / "credential.key", tmp_path / "credential-2.key"
     generate_signing_key(key_file)
     generate_signing_key(rotated_file)
-    [http_port] = _free_ports(1)
+    [http_port] = free_ports(1)
     async with (
         running_ledger(kafka_bootstrap, database_url, topics),
         running_projector(

@@ -3,29 +3,14 @@
 from __future__ import annotations
 
 import asyncio
-import uuid
-from datetime import UTC, datetime
 
 import asyncpg
 import pytest
 
-from learnerledger.domain.entries import Entry, EntryDraft, EntryKind
-from learnerledger.domain.hash_chain import append_to_chain
 from learnerledger.postgres.credit_log import LogCursor, append_entries, read_committed_after
+from tests.support.verifiable_log import first_entry
 
 pytestmark = pytest.mark.integration
-
-
-def first_entry(learner_id: str) -> Entry:
-    draft = EntryDraft(
-        learner_id,
-        EntryKind.CONSENT_GRANTED,
-        {"university_id": "du"},
-        1,
-        uuid.uuid4(),
-        datetime.now(UTC),
-    )
-    return append_to_chain(None, draft)
 
 
 async def test_a_row_that_commits_late_is_read_not_skipped(database_url: str) -> None:

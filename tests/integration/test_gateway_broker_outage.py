@@ -24,8 +24,8 @@ from learnerledger.postgres.migrations import migrate
 from learnerledger.v1 import issuer_gateway_pb2 as pb
 from learnerledger.v1 import issuer_gateway_pb2_grpc
 from tests.conftest import own_servers_only, private_stack
-from tests.integration.ledger_fixtures import seed_catalog
-from tests.integration.test_gateway import auth, collect, completion, running_gateway
+from tests.support.gateway import auth, collect, completion, running_gateway
+from tests.support.ledger import seed_catalog
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

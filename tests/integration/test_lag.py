@@ -11,7 +11,7 @@ import pytest
 from learnerledger.ctl.main import build_parser, run
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 from learnerledger.postgres.read_model import apply_entries
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,

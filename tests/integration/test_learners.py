@@ -29,14 +29,8 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import eventually
-from tests.security.test_authorization import (  # noqa: F401 - the fixture
-    DIANA,
-    EVE,
-    Stack,
-    bearer,
-    services,
-)
+from tests.support.authorization import DIANA, EVE, Stack, bearer
+from tests.support.ledger import eventually
 
 pytestmark = pytest.mark.integration
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -96,7 +90,7 @@ def test_ledgerctl_learner_token_signs_with_the_stacks_provider(tmp_path: Path) 
 
 
 async def test_the_cli_token_reads_the_learners_own_record(
-    services: Stack,  # noqa: F811
+    services: Stack,
 ) -> None:
     # the fixture's provider lives in <tmp>/learner-idp: the CLI with that state dir uses it
     state_dir = services.provider.folder.parent
@@ -124,7 +118,7 @@ async def test_the_cli_token_reads_the_learners_own_record(
 
 
 async def test_consent_by_the_learner_lapses_at_expiry_and_ends_on_revocation(
-    services: Stack,  # noqa: F811
+    services: Stack,
     database_url: str,
 ) -> None:
     reader = await _reader_token(database_url, "lapse-corp")
@@ -218,7 +212,7 @@ async def test_consent_by_the_learner_lapses_at_expiry_and_ends_on_revocation(
 
 
 async def test_admin_granted_consent_is_recorded_under_a_mandate(
-    services: Stack,  # noqa: F811
+    services: Stack,
     database_url: str,
 ) -> None:
     reader = await _reader_token(database_url, "mandate-board")
@@ -242,7 +236,7 @@ async def test_admin_granted_consent_is_recorded_under_a_mandate(
     )
 
 
-async def test_who_read_my_record(services: Stack, database_url: str) -> None:  # noqa: F811
+async def test_who_read_my_record(services: Stack, database_url: str) -> None:
     query = transcript_query_pb2_grpc.TranscriptQueryServiceStub(services.query)
     du, admin = bearer(services.tokens["du"]), bearer(services.tokens["admin"])
     diana, eve = bearer(services.tokens["diana"]), bearer(services.tokens["eve"])

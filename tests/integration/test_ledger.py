@@ -11,7 +11,7 @@ from learnerledger.domain.events import Result
 from learnerledger.kafka.codec import decode_ledger_entry
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.v1 import events_pb2
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

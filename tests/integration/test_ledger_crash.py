@@ -7,7 +7,6 @@ import os
 import random
 import signal
 import subprocess
-import sys
 
 import asyncpg
 import pytest
@@ -16,22 +15,13 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 from learnerledger.kafka.codec import decode_ledger_entry, encode_completion_event
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
-from tests.integration.ledger_fixtures import completion, eventually, seed_catalog
+from tests.support.ledger import completion, eventually, seed_catalog, start_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
 COMPLETIONS = int(os.environ.get("LEDGER_CRASH_TEST_COMPLETIONS", "20000"))
 KILLS = int(os.environ.get("LEDGER_CRASH_TEST_KILLS", "5"))
 LEARNERS = 2000
-
-
-def start_ledger(env: dict[str, str]) -> subprocess.Popen[bytes]:
-    return subprocess.Popen(
-        [sys.executable, "-m", "learnerledger.ctl.main", "serve", "ledger"],
-        env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
 
 
 async def test_sigkill_at_random_moments_loses_and_duplicates_nothing(

@@ -28,7 +28,7 @@ from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import events_pb2
 from tests.conftest import new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,

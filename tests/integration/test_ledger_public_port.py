@@ -22,8 +22,8 @@ from learnerledger.v1 import (
     redemption_pb2,
     redemption_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import running_ledger_task, seed_catalog, wait_listening
-from tests.integration.test_admin_api import free_port
+from tests.support.ledger import running_ledger_task, seed_catalog, wait_listening
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

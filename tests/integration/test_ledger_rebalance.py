@@ -20,7 +20,7 @@ from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import catalog
 from learnerledger.postgres.pool import create_pool
-from tests.integration.ledger_fixtures import completion, seed_catalog
+from tests.support.ledger import completion, seed_catalog
 
 pytestmark = pytest.mark.integration
 

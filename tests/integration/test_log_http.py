@@ -5,9 +5,7 @@ heads, leaves and sizes that do not exist are 404s, each with a reason."""
 
 from __future__ import annotations
 
-import asyncio
 import base64
-import contextlib
 import json
 from collections.abc import AsyncIterator
 from typing import Any
@@ -23,11 +21,9 @@ from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.domain.tlog_checkpoint import open_checkpoint
 from learnerledger.ledger.tree_heads import take_tree_head
 from learnerledger.postgres.credit_log import append_entries
-from learnerledger.query.service import run_query
-from learnerledger.query.settings import QuerySettings
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import eventually
-from tests.integration.test_credit_log_follow import first_entry
+from tests.support.ledger import eventually
+from tests.support.verifiable_log import first_entry, running_http
 
 pytestmark = pytest.mark.integration
 
@@ -38,23 +34,6 @@ ORIGIN = "test.learnerledger/http"
 async def database(stack: StackInfo, stack_logins: dict[str, str]) -> AsyncIterator[FreshDatabase]:
     async with new_database(stack, stack_logins) as db:
         yield db
-
-
-@contextlib.asynccontextmanager
-async def running_http(database_url: str) -> AsyncIterator[str]:
-    """The query service with its HTTP API on a free port; the API's base URL."""
-    settings = QuerySettings(database_url=database_url, grpc_port=0, metrics_port=0, http_port=0)
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    bound: asyncio.Future[int] = loop.create_future()
-    http_bound: asyncio.Future[int] = loop.create_future()
-    task = asyncio.create_task(run_query(settings, stop, bound, http_bound))
-    port = await asyncio.wait_for(http_bound, 15)
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=15)
 
 
 async def grow_and_sign(connection: asyncpg.Connection, signer: NoteSigner, size: int) -> str:

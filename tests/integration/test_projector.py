@@ -2,11 +2,9 @@
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import dataclasses
 import secrets
-from collections.abc import AsyncIterator
 from typing import Any
 
 import asyncpg
@@ -19,9 +17,7 @@ from learnerledger.kafka.security import client_options
 from learnerledger.postgres import read_model
 from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.postgres.read_model import GapNotFilled, apply_entries
-from learnerledger.query.projector import run_projector
-from learnerledger.query.settings import ProjectorSettings
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -30,58 +26,11 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_catalog,
 )
+from tests.support.projector import log_heads, projected, running_projector
 
 pytestmark = pytest.mark.integration
 
 ALICE, BOB, CAROL = "411111111111", "422222222222", "433333333333"
-
-
-@contextlib.asynccontextmanager
-async def running_projector(
-    kafka_bootstrap: str, database_url: str, topic: str, group: str
-) -> AsyncIterator[None]:
-    settings = ProjectorSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        topic_ledger_entries=topic,
-        consumer_group=group,
-        metrics_port=0,
-        grpc_port=0,
-        batch_wait_ms=20,
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_projector(settings, stop))
-    try:
-        yield
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, timeout=30)
-
-
-async def log_heads(database_url: str, learners: list[str]) -> dict[str, int]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT learner_id, max(sequence) AS s FROM credit_log "
-            "WHERE learner_id = ANY($1::text[]) GROUP BY learner_id",
-            learners,
-        )
-    finally:
-        await connection.close()
-    return {r["learner_id"]: r["s"] for r in rows}
-
-
-async def projected(database_url: str, learners: list[str]) -> dict[str, int]:
-    connection = await asyncpg.connect(database_url)
-    try:
-        rows = await connection.fetch(
-            "SELECT learner_id, last_sequence FROM read_transcripts "
-            "WHERE learner_id = ANY($1::text[])",
-            learners,
-        )
-    finally:
-        await connection.close()
-    return {r["learner_id"]: r["last_sequence"] for r in rows}
 
 
 async def caught_up(database_url: str, learners: list[str], expected: dict[str, int]) -> bool:

@@ -20,7 +20,7 @@ from learnerledger.kafka.codec import to_timestamp
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, events_pb2, redemption_pb2, transcript_query_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as Q
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     COMPLETED,
     completion,
     eventually,
@@ -29,8 +29,8 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_projector import projected, running_projector
-from tests.integration.test_redemption import (
+from tests.support.projector import projected, running_projector
+from tests.support.redemption import (
     create_programme,
     credited,
     decided,

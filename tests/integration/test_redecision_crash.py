@@ -17,14 +17,14 @@ from learnerledger.domain.catalog import CreditRecommendation
 from learnerledger.kafka.security import client_options
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     COMPLETED,
     completion,
     eventually,
     produce,
     seed_catalog,
+    start_ledger,
 )
-from tests.integration.test_ledger_crash import start_ledger
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

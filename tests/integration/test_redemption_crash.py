@@ -25,15 +25,15 @@ from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, redemption_pb2, redemption_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
     produce,
     seed_catalog,
+    start_ledger,
 )
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_ledger_crash import start_ledger
+from tests.support.ports import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 

@@ -14,7 +14,7 @@ from learnerledger.ctl.main import build_parser, run
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.kafka.security import client_options
 from learnerledger.postgres import catalog
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,

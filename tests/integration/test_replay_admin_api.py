@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import socket
 import uuid
 from typing import Any
 
@@ -14,24 +13,19 @@ import pytest
 from learnerledger.postgres import catalog
 from learnerledger.v1 import ledger_admin_pb2 as pb
 from learnerledger.v1 import ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_replay_projections import _log_equals_read_model
+from tests.support.ports import free_port
+from tests.support.projector import log_equals_read_model as log_equals_read_model
 
 pytestmark = pytest.mark.integration
 
 LEARNERS = [f"91{i:010d}" for i in range(1, 9)]
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def _finished(
@@ -61,7 +55,7 @@ async def test_start_replay_rebuilds_the_read_model_from_the_log_and_from_kafka(
     finally:
         await connection.close()
     admin = (("authorization", f"Bearer {token}"),)
-    port = _free_port()
+    port = free_port()
     async with (
         running_ledger(kafka_bootstrap, database_url, topics, grpc_port=port),
         grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel,
@@ -90,7 +84,7 @@ async def test_start_replay_rebuilds_the_read_model_from_the_log_and_from_kafka(
 
         await eventually(relayed, what="entries appended and relayed")
         # No projector runs here: the read model is empty until a replay builds it.
-        assert len(await _log_equals_read_model(database_url)) == len(LEARNERS)
+        assert len(await log_equals_read_model(database_url)) == len(LEARNERS)
 
         with pytest.raises(grpc.aio.AioRpcError) as bad:
             await stub.StartReplay(pb.StartReplayRequest(), metadata=admin)
@@ -113,7 +107,7 @@ async def test_start_replay_rebuilds_the_read_model_from_the_log_and_from_kafka(
         assert final.entries_applied == len(LEARNERS) + 1
         assert final.learners_done == len(LEARNERS)
         assert final.finished_at.seconds > 0
-        assert await _log_equals_read_model(database_url) == []
+        assert await log_equals_read_model(database_url) == []
 
         # From ledger.entries.v1 (for two learners): the same fold.
         await asyncio.sleep(0)
@@ -125,4 +119,4 @@ async def test_start_replay_rebuilds_the_read_model_from_the_log_and_from_kafka(
         final = await _finished(stub, admin, started.replay.replay_id)
         assert final.state == pb.REPLAY_STATE_SUCCEEDED, final.error_message
         assert final.entries_applied == 3  # LEARNERS[0] has two entries, LEARNERS[1] one
-        assert await _log_equals_read_model(database_url) == []
+        assert await log_equals_read_model(database_url) == []

@@ -15,8 +15,8 @@ import pytest
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
-from tests.integration.ledger_fixtures import completion, seed_catalog
-from tests.integration.test_replay_projections import _log_equals_read_model
+from tests.support.ledger import completion, seed_catalog
+from tests.support.projector import log_equals_read_model as log_equals_read_model
 
 pytestmark = [pytest.mark.integration, pytest.mark.slow]
 
@@ -84,4 +84,4 @@ async def test_sigkill_mid_replay_then_resume(kafka_bootstrap: str, database_url
         assert leftovers == 0
     finally:
         await connection.close()
-    assert await _log_equals_read_model(database_url) == []
+    assert await log_equals_read_model(database_url) == []

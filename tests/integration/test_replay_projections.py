@@ -17,9 +17,6 @@ import grpc
 import pytest
 
 from learnerledger.ctl.main import build_parser, run
-from learnerledger.domain.transcript import TranscriptProjection
-from learnerledger.postgres import read_model
-from learnerledger.postgres.credit_log import learner_entries
 from learnerledger.replay.rebuild import (
     ReplayInterrupted,
     ReplayStatus,
@@ -29,7 +26,8 @@ from learnerledger.replay.rebuild import (
     unfinished,
 )
 from learnerledger.v1 import transcript_query_pb2 as pb
-from tests.integration.ledger_fixtures import (
+from tests.conftest import StackInfo, new_database
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -38,35 +36,13 @@ from tests.integration.ledger_fixtures import (
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_projector import log_heads, projected, running_projector
-from tests.integration.test_query_api import bearer, running_query, tokens
+from tests.support.projector import log_equals_read_model, log_heads, projected, running_projector
+from tests.support.query import bearer, running_query, tokens
 
 pytestmark = pytest.mark.integration
 
 READER = "711111111111"
 LEARNERS = [READER] + [f"7{i:011d}" for i in range(2, 41)]
-
-
-async def _log_equals_read_model(database_url: str) -> list[str]:
-    """Learners whose stored transcript differs from the fold of their log entries."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        learners = [
-            r["learner_id"]
-            for r in await connection.fetch("SELECT DISTINCT learner_id FROM credit_log")
-        ]
-        stored = await read_model.load_states(connection, learners)
-        wrong = []
-        for learner in learners:
-            folded = TranscriptProjection.fold(learner, await learner_entries(connection, learner))
-            if stored.get(learner) != folded:
-                wrong.append(learner)
-        extra = await connection.fetchval(
-            "SELECT count(*) FROM read_transcripts WHERE learner_id <> ALL($1::text[])", learners
-        )
-        return wrong + ["<extra rows>"] * int(extra)
-    finally:
-        await connection.close()
 
 
 async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_without_downtime(
@@ -112,7 +88,7 @@ async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_with
             )
         finally:
             await connection.close()
-        assert await _log_equals_read_model(database_url) == [READER]
+        assert await log_equals_read_model(database_url) == [READER]
 
         async def read_in_a_loop() -> None:
             while not stop_reading.is_set():
@@ -168,7 +144,7 @@ async def test_a_replay_rebuilds_beside_the_live_model_resumes_and_switches_with
     assert failures == []
     assert calls["failed"] == 0
     assert calls["ok"] > 20
-    assert await _log_equals_read_model(database_url) == []
+    assert await log_equals_read_model(database_url) == []
     connection = await asyncpg.connect(database_url)
     try:
         assert await unfinished(connection) is None
@@ -211,29 +187,52 @@ async def _interrupted_replay(database_url: str) -> ReplayStatus:
 
 
 async def test_a_replay_for_some_learners_replaces_only_their_rows(
-    kafka_bootstrap: str, database_url: str, topics: Any
+    kafka_bootstrap: str, stack: StackInfo, stack_logins: dict[str, str], topics: Any
 ) -> None:
-    """Runs after the test above in the same database: a subset rebuild fixes one learner."""
-    connection = await asyncpg.connect(database_url)
-    try:
-        if not await connection.fetchval("SELECT count(*) FROM read_transcripts"):
-            pytest.skip("needs the read model of the previous test")
-        before = await connection.fetch(
-            "SELECT * FROM read_transcripts WHERE learner_id <> $1 ORDER BY learner_id", READER
+    """A subset rebuild fixes one learner's transcript and leaves the others' rows alone (on a
+    database of its own: the test above leaves the module's database in its own state)."""
+    learners = [READER, "721111111111", "722222222222"]
+    async with new_database(stack, stack_logins) as db:
+        await seed_catalog(db.url)
+        await produce(
+            kafka_bootstrap,
+            topics.completions,
+            [consent(READER)] + [completion(learner, f"s-{learner}") for learner in learners],
         )
-        await connection.execute(
-            "UPDATE read_transcripts SET completions_without_credit = 99 WHERE learner_id = $1",
-            READER,
-        )
-        assert await _log_equals_read_model(database_url) == [READER]
-        replay = await start_or_resume(connection, source="log", learner_ids=[READER])
-        final = await run_replay(connection, replay, batch=3)
-        assert final.state == "succeeded"
-        assert final.learners_done == 1
-        assert await _log_equals_read_model(database_url) == []
-        after = await connection.fetch(
-            "SELECT * FROM read_transcripts WHERE learner_id <> $1 ORDER BY learner_id", READER
-        )
-        assert after == before  # other learners' rows untouched
-    finally:
-        await connection.close()
+
+        async def projected_all() -> bool:
+            heads = await log_heads(db.url, learners)
+            return len(heads) == len(learners) and await projected(db.url, learners) == heads
+
+        async with (
+            running_ledger(kafka_bootstrap, db.url, topics),
+            running_projector(
+                kafka_bootstrap, db.url, topics.ledger_entries, f"p-{topics.ledger_entries}"
+            ),
+        ):
+            await eventually(projected_all, what="the live projection")
+
+        connection = await asyncpg.connect(db.url)
+        try:
+            before = await connection.fetch(
+                "SELECT * FROM read_transcripts WHERE learner_id <> $1 ORDER BY learner_id",
+                READER,
+            )
+            assert len(before) == len(learners) - 1
+            await connection.execute(
+                "UPDATE read_transcripts SET completions_without_credit = 99 WHERE learner_id = $1",
+                READER,
+            )
+            assert await log_equals_read_model(db.url) == [READER]
+            replay = await start_or_resume(connection, source="log", learner_ids=[READER])
+            final = await run_replay(connection, replay, batch=3)
+            assert final.state == "succeeded"
+            assert final.learners_done == 1
+            assert await log_equals_read_model(db.url) == []
+            after = await connection.fetch(
+                "SELECT * FROM read_transcripts WHERE learner_id <> $1 ORDER BY learner_id",
+                READER,
+            )
+            assert after == before  # other learners' rows untouched
+        finally:
+            await connection.close()

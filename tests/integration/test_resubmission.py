@@ -17,13 +17,11 @@ from google.rpc import error_details_pb2
 
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
-from tests.integration.ledger_fixtures import eventually, read_topic
-from tests.integration.test_gateway import completion
-from tests.security.test_authorization import EVE, Stack, bearer, services
+from tests.support.authorization import EVE, Stack, bearer
+from tests.support.gateway import completion
+from tests.support.ledger import eventually, read_topic
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["services"]  # the fixture, imported for this module's tests
 
 pb = issuer_gateway_pb2
 

@@ -23,14 +23,14 @@ from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres import catalog
 from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import common_pb2, events_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
     read_topic,
     running_ledger,
 )
-from tests.integration.test_admin_api import free_port
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 

@@ -24,6 +24,7 @@ from learnerledger.ctl.stack import (
     stack_up,
 )
 from learnerledger.kafka.security import client_options
+from tests.support.ports import free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -47,12 +48,6 @@ def listening_socket() -> Iterator[int]:
         yield int(sock.getsockname()[1])
     finally:
         sock.close()
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 async def test_kafka_round_trip_keeps_key_value_and_headers(
@@ -127,8 +122,8 @@ def test_stack_up_on_an_occupied_port_names_the_setting(
     cfg = StackConfig(
         state_dir=tmp_path / "state",
         kafka_port=listening_socket,
-        kafka_controller_port=_free_port(),
-        postgres_port=_free_port(),
+        kafka_controller_port=free_port(),
+        postgres_port=free_port(),
     )
     with pytest.raises(PortInUse) as caught:
         stack_up(cfg)
@@ -148,8 +143,8 @@ def test_occupied_postgres_port_names_its_setting(
     monkeypatch.delenv("DATABASE_URL", raising=False)
     cfg = StackConfig(
         state_dir=tmp_path / "state",
-        kafka_port=_free_port(),
-        kafka_controller_port=_free_port(),
+        kafka_port=free_port(),
+        kafka_controller_port=free_port(),
         postgres_port=listening_socket,
     )
     with pytest.raises(PortInUse, match="LOCAL_POSTGRES_PORT"):
@@ -196,7 +191,7 @@ def test_storage_formats_with_a_cluster_id_that_begins_with_a_dash(tmp_path: Pat
     (it did about one start in 64: "argument --cluster-id/-t: expected one argument")."""
     cfg = StackConfig.from_env()
     broker = KafkaBroker(
-        state_dir=tmp_path, libs_dir=cfg.libs_dir, port=_free_port(), controller_port=_free_port()
+        state_dir=tmp_path, libs_dir=cfg.libs_dir, port=free_port(), controller_port=free_port()
     )
     broker.write_config()
     cluster_id = "-" + new_cluster_id()[1:]

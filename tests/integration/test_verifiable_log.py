@@ -37,17 +37,22 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.postgres.tree_heads import inclusion_at
 from learnerledger.v1 import transcript_query_pb2 as pb
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import (
+from tests.support.cli import ledgerctl
+from tests.support.ledger import (
     completion,
     eventually,
     produce,
     running_ledger,
     seed_catalog,
 )
-from tests.integration.test_checkpoints import insider_rewrite, refusals, wait_for_entries
-from tests.integration.test_credit_log_follow import first_entry
-from tests.integration.test_query_api import bearer, running_query, tokens
-from tests.integration.test_stack_cli import ledgerctl
+from tests.support.query import bearer, running_query, tokens
+from tests.support.verifiable_log import (
+    first_entry,
+    insider_rewrite,
+    refusals,
+    tree_head_over_log,
+    wait_for_entries,
+)
 
 pytestmark = pytest.mark.integration
 
@@ -59,26 +64,6 @@ DAVE, ERIN = "444444444444", "555555555555"
 async def database(stack: StackInfo, stack_logins: dict[str, str]) -> AsyncIterator[FreshDatabase]:
     async with new_database(stack, stack_logins) as db:
         yield db
-
-
-async def tree_head_over_log(url: str) -> tuple[int, str]:
-    """Wait until a signed tree head covers every entry of the log; its size and note."""
-    connection = await asyncpg.connect(url)
-    found: list[Any] = []
-
-    async def covered() -> bool:
-        row = await connection.fetchrow(
-            """SELECT tree_size, note FROM tree_heads ORDER BY tree_size DESC LIMIT 1"""
-        )
-        entries = await connection.fetchval("SELECT count(*) FROM credit_log")
-        found[:] = [row]
-        return row is not None and row["tree_size"] == entries
-
-    try:
-        await eventually(covered, what="a signed tree head over the whole log")
-    finally:
-        await connection.close()
-    return int(found[0]["tree_size"]), str(found[0]["note"])
 
 
 def cli(database_url: str, *args: str) -> tuple[int, str, str]:

@@ -18,10 +18,10 @@ from learnerledger.ledger.tree_heads import take_tree_head
 from learnerledger.ledger.verification import generate_signing_key, load_signing_key
 from learnerledger.postgres.credit_log import append_entries
 from tests.conftest import FreshDatabase, StackInfo, new_database
-from tests.integration.ledger_fixtures import eventually
-from tests.integration.test_checkpoints import insider_rewrite
-from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import credit_log
+from tests.support.cli import ledgerctl
+from tests.support.domain import credit_log
+from tests.support.ledger import eventually
+from tests.support.verifiable_log import insider_rewrite
 
 pytestmark = pytest.mark.integration
 

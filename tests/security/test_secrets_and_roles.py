@@ -32,9 +32,10 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.e2e.test_pipeline import free_port, healthy
-from tests.integration.ledger_fixtures import completion, eventually, produce, seed_catalog
-from tests.integration.test_gateway import completion as wire_completion
+from tests.support.gateway import completion as wire_completion
+from tests.support.ledger import completion, eventually, produce, seed_catalog
+from tests.support.pipeline import healthy
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -305,7 +306,7 @@ async def test_even_the_owner_cannot_change_an_entry(
     kafka_bootstrap: str, database_url: str, admin_database_url: str, topics: Any
 ) -> None:
     """Privileges bind the services; the trigger binds the owner and a superuser's plain DML."""
-    from tests.integration.ledger_fixtures import running_ledger
+    from tests.support.ledger import running_ledger
 
     await seed_catalog(database_url)
     await produce(kafka_bootstrap, topics.completions, [completion("709999999999", "imm-1")])

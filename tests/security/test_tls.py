@@ -20,8 +20,8 @@ from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.rpc.server import TlsFiles, start_server
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_gateway import _cert
+from tests.support.gateway import self_signed_cert as self_signed_cert
+from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
 
@@ -38,13 +38,13 @@ def _write(tmp: Path, stem: str, cert: Any, key: Any) -> tuple[bytes, bytes]:
 
 @pytest.fixture
 def pki(tmp_path: Path) -> dict[str, Any]:
-    ca = _cert("ll-test-ca", ca=True)
-    rogue = _cert("rogue-ca", ca=True)
+    ca = self_signed_cert("ll-test-ca", ca=True)
+    rogue = self_signed_cert("rogue-ca", ca=True)
     ca_pem, _ = _write(tmp_path, "ca", *ca)
     rogue_pem, _ = _write(tmp_path, "rogue", *rogue)
-    _write(tmp_path, "server", *_cert("localhost", issuer=ca))
-    client = _write(tmp_path, "client", *_cert("partner", issuer=ca))
-    rogue_client = _write(tmp_path, "rogue-client", *_cert("partner", issuer=rogue))
+    _write(tmp_path, "server", *self_signed_cert("localhost", issuer=ca))
+    client = _write(tmp_path, "client", *self_signed_cert("partner", issuer=ca))
+    rogue_client = _write(tmp_path, "rogue-client", *self_signed_cert("partner", issuer=rogue))
     return {
         "dir": tmp_path,
         "ca": ca_pem,
@@ -170,7 +170,7 @@ async def test_a_running_server_serves_a_certificate_replaced_under_it(
     """cert-manager renews a certificate (new key, here even a new CA) and Kubernetes swaps the
     mounted files: the running server's next handshake presents the new certificate."""
     d = pki["dir"]
-    renewed_ca = _cert("ll-renewed-ca", ca=True)
+    renewed_ca = self_signed_cert("ll-renewed-ca", ca=True)
     renewed_ca_pem, _ = _write(d, "renewed-ca", *renewed_ca)
     running = await start_server(
         register=lambda server: None,
@@ -185,7 +185,7 @@ async def test_a_running_server_serves_a_certificate_replaced_under_it(
         assert await _probe(running.port, old_trust) is grpc.StatusCode.OK
         assert await _probe(running.port, new_trust) is grpc.StatusCode.UNAVAILABLE
         # Written aside, then renamed over the served files (as the kubelet's atomic writer).
-        _write(d, "renewed", *_cert("localhost", issuer=renewed_ca))
+        _write(d, "renewed", *self_signed_cert("localhost", issuer=renewed_ca))
         (d / "renewed.key").replace(d / "server.key")
         (d / "renewed.crt").replace(d / "server.crt")
         assert await _probe(running.port, new_trust) is grpc.StatusCode.OK

@@ -28,12 +28,10 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
-from tests.integration.ledger_fixtures import eventually
-from tests.security.test_authorization import DIANA, Stack, bearer, services
+from tests.support.authorization import DIANA, Stack, bearer
+from tests.support.ledger import eventually
 
 pytestmark = pytest.mark.integration
-
-__all__ = ["services"]  # the fixture, imported for this module's tests
 
 IN_2020 = datetime(2020, 6, 30, tzinfo=UTC)
 

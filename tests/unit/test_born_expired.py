@@ -8,8 +8,7 @@ from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.transcript import CredentialStatus, TranscriptProjection, view_at
-from tests.unit.domain_builders import NOW, completion, course
-from tests.unit.test_transcript import log
+from tests.support.domain import NOW, completion, course, log
 
 RULES = CreditRules()
 

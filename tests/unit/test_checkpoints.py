@@ -30,7 +30,7 @@ from learnerledger.domain.hash_chain import (
     head_of,
     heads_root,
 )
-from tests.unit.domain_builders import NOW, chain, rewritten
+from tests.support.domain import NOW, chain, rewritten
 
 ANA, BEN, CAL = "100000000001", "200000000002", "300000000003"
 KEY = Ed25519PrivateKey.generate()

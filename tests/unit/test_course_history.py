@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import uuid
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -33,25 +32,21 @@ from learnerledger.domain.events import (
     redecided_entry_event_id,
     redecision_event_id,
 )
-from tests.unit.domain_builders import LEARNER, NOW, completion, course
+from tests.support.domain import (
+    APPROVED_IN_MARCH,
+    JUNE,
+    LEARNER,
+    MARCH,
+    NOW,
+    change,
+    completion,
+    course,
+)
 
 RULES = CreditRules()
-MARCH = datetime(2026, 3, 1, tzinfo=UTC)
-JUNE = datetime(2026, 6, 1, tzinfo=UTC)
 SEPTEMBER = datetime(2026, 9, 1, tzinfo=UTC)
 
 
-def change(
-    state: CreditRecommendation,
-    effective_at: datetime,
-    *,
-    recorded_at: datetime = NOW,
-    reason: str = "committee minutes",
-) -> RecommendationChange:
-    return RecommendationChange(uuid.uuid4(), "ml-101", state, effective_at, recorded_at, reason)
-
-
-APPROVED_IN_MARCH = change(CreditRecommendation.APPROVED, MARCH)
 WITHDRAWN_IN_SEPTEMBER = change(CreditRecommendation.WITHDRAWN, SEPTEMBER)
 
 

@@ -19,7 +19,7 @@ from learnerledger.domain.catalog import (
     change_in_force,
     check_proposal,
 )
-from tests.unit.domain_builders import course
+from tests.support.domain import course
 
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 

@@ -10,7 +10,6 @@ import gzip
 import json
 from datetime import UTC, datetime
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -21,9 +20,7 @@ from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from learnerledger.domain import credentials as vc
 from learnerledger.domain.vc_jose import CredentialRefused, header_of, sign_credential
 from learnerledger.domain.vc_jose import verify_credential as verify
-
-STANDARDS = Path(__file__).resolve().parents[2].parent / "shared" / "standards"
-OB3_SCHEMA = STANDARDS / "ob3" / "achievementcredential.schema.json"
+from tests.support.standards import OB3_SCHEMA, STANDARDS
 
 ISSUER = vc.CredentialIssuer(
     did="did:web:credentials.ledger.example", name="Learner Ledger",

@@ -10,7 +10,7 @@ from learnerledger.domain.catalog import InvalidCourse
 from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.events import Result
-from tests.unit.domain_builders import NOW, completion, course
+from tests.support.domain import NOW, completion, course
 
 RULES = CreditRules()
 

@@ -22,7 +22,7 @@ from learnerledger.domain.credit_rules import (
 )
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.events import Result, completion_event_id
-from tests.unit.domain_builders import ISSUER, NOW, completion, course, revocation
+from tests.support.domain import ISSUER, NOW, completion, course, revocation
 
 RULES = CreditRules()
 

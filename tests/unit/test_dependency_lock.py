@@ -54,7 +54,7 @@ def test_every_direct_pin_is_the_locked_version() -> None:
 
 
 def test_the_pin_parser_reads_extras_and_markers() -> None:
-    assert pins(['pyjwt[crypto]==2.15.1', "uv==1.0 ; python_version < '4'", "# x==1"]) == {
+    assert pins(["pyjwt[crypto]==2.15.1", "uv==1.0 ; python_version < '4'", "# x==1"]) == {
         "pyjwt": "2.15.1",
         "uv": "1.0",
     }

@@ -12,7 +12,6 @@ from hypothesis import strategies as st
 
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import Result, completion_event_id
-from learnerledger.gateway.rate_limit import TokenBuckets
 from learnerledger.gateway.validation import (
     string_violations,
     to_domain,
@@ -110,19 +109,6 @@ def test_ids_and_urls() -> None:
     assert fields(good(evidence_url="")) == []
     assert fields(good(course_id="unknown")) == ["completion.course_id"]
     assert fields(good(course_id="unknown"), courses=None) == []  # catalog check skipped
-
-
-def test_token_bucket_refills_and_reports_the_wait() -> None:
-    now = [0.0]
-    buckets = TokenBuckets(2.0, 2, clock=lambda: now[0])
-    assert buckets.try_acquire("a") is None
-    assert buckets.try_acquire("a") is None
-    wait = buckets.try_acquire("a")
-    assert wait is not None
-    assert 0.49 < wait <= 0.5
-    assert buckets.try_acquire("b") is None  # per key
-    now[0] += 0.5
-    assert buckets.try_acquire("a") is None
 
 
 @settings(max_examples=200, deadline=None)

@@ -16,7 +16,7 @@ from learnerledger.domain.hash_chain import (
     heads_root,
     verify_chain,
 )
-from tests.unit.domain_builders import NOW, chain
+from tests.support.domain import NOW, chain
 
 
 def test_chain_links_each_entry_to_the_previous_hash() -> None:
@@ -88,7 +88,13 @@ def test_reordered_entries_do_not_verify(swap: tuple[int, int]) -> None:
     entries = chain(3)
     i, j = swap
     entries[i], entries[j] = entries[j], entries[i]
-    assert verify_chain(entries) is not None
+    broken = verify_chain(entries)
+    assert broken is not None
+    # The first entry out of place is named, with the sequence the chain expected there.
+    assert (broken.sequence, broken.reason) == (
+        entries[i].sequence,
+        f"sequence gap: expected {i + 1}",
+    )
 
 
 def _draft_of(entry: Entry):  # type: ignore[no-untyped-def]

@@ -22,7 +22,7 @@ from learnerledger.domain.validation import validate_request
 from learnerledger.kafka.codec import decode_completion_event, encode_completion_event
 from learnerledger.query import access_log
 from learnerledger.v1 import events_pb2
-from tests.unit.domain_builders import LEARNER, NOW
+from tests.support.domain import LEARNER, NOW
 
 UNTIL = NOW + timedelta(days=90)
 

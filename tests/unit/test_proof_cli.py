@@ -13,8 +13,8 @@ import pytest
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from learnerledger.domain.signed_note import NoteSigner
-from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import (
+from tests.support.cli import ledgerctl
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     log_consistency_proof,

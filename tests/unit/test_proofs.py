@@ -35,7 +35,7 @@ from learnerledger.domain.proofs import (
     verify_consistency_between,
 )
 from learnerledger.domain.signed_note import NoteSigner
-from tests.unit.domain_builders import (
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     log_consistency_proof,
@@ -64,7 +64,10 @@ def test_every_entry_of_a_log_verifies_from_its_exported_bundle() -> None:
 @pytest.mark.parametrize("size", [1, 2, 5, 8, 12])
 def test_bundles_against_older_checkpoints_verify(size: int) -> None:
     for index in range(size):
-        verify_bundle(proof_bundle(LOG, index, KEY, size=size), KEY.verifier)
+        verified = verify_bundle(proof_bundle(LOG, index, KEY, size=size), KEY.verifier)
+        assert verified.leaf_index == index
+        assert verified.entry_hash == LOG[index].entry_hash
+        assert (verified.checkpoint.origin, verified.checkpoint.size) == (ORIGIN, size)
 
 
 def test_a_tampered_entry_is_refused() -> None:

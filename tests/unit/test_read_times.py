@@ -13,7 +13,7 @@ from learnerledger.domain.entries import Entry, EntryDraft, EntryKind
 from learnerledger.domain.events import LedgerRequest, Result
 from learnerledger.domain.hash_chain import append_to_chain, head_of
 from learnerledger.domain.transcript import CredentialStatus, read_at, view_at
-from tests.unit.domain_builders import LEARNER, completion, course, revocation
+from tests.support.domain import LEARNER, completion, course, revocation
 
 EARNED = datetime(2025, 6, 1, 9, 0, tzinfo=UTC)  # completed in 2025 ...
 RECORDED = datetime(2026, 2, 1, 9, 0, tzinfo=UTC)  # ... recorded in 2026

@@ -43,7 +43,7 @@ from learnerledger.domain.transcript import (
     redemption_change,
     view_at,
 )
-from tests.unit.domain_builders import LEARNER, NOW, chain, revocation
+from tests.support.domain import LEARNER, NOW, chain, revocation
 
 UNIVERSITY = "du"
 RULES = RedemptionRules()

@@ -34,8 +34,7 @@ from learnerledger.domain.events import CreditRedecisionRequested, Envelope, red
 from learnerledger.domain.hash_chain import append_to_chain, head_of
 from learnerledger.domain.rules_versions import BEGINNING, NheqfHours
 from learnerledger.domain.transcript import TranscriptProjection, view_at
-from tests.unit.domain_builders import LEARNER, NOW, completion, course
-from tests.unit.test_course_history import APPROVED_IN_MARCH, JUNE
+from tests.support.domain import APPROVED_IN_MARCH, JUNE, LEARNER, NOW, completion, course
 
 #: Version 2 (from 2027): 25 NCrF hours per credit, 5 years of validity, an annual limit of 30.
 FROM_2027 = datetime(2027, 1, 1, tzinfo=UTC)

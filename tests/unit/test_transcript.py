@@ -7,7 +7,6 @@ import pytest
 
 from learnerledger.domain.catalog import CreditRecommendation
 from learnerledger.domain.credit_rules import Append, CreditRules, Facts, PriorEntry, decide
-from learnerledger.domain.entries import Entry
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.domain.hash_chain import append_to_chain, head_of
 from learnerledger.domain.transcript import (
@@ -16,16 +15,7 @@ from learnerledger.domain.transcript import (
     TranscriptProjection,
     view_at,
 )
-from tests.unit.domain_builders import LEARNER, NOW, completion, course, revocation
-
-
-def log(*steps: tuple[LedgerRequest, Facts]) -> list[Entry]:
-    entries: list[Entry] = []
-    for offset, (request, facts) in enumerate(steps):
-        decision = decide(request, facts, rules=CreditRules(), now=NOW + timedelta(days=offset))
-        assert isinstance(decision, Append)
-        entries.append(append_to_chain(head_of(entries[-1]) if entries else None, decision.draft))
-    return entries
+from tests.support.domain import LEARNER, NOW, completion, course, log, revocation
 
 
 def test_transcript_totals_by_level_and_issuer_and_revocation() -> None:

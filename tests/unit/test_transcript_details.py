@@ -14,7 +14,7 @@ from learnerledger.domain.entries import Entry, EntryDraft
 from learnerledger.domain.events import LedgerRequest, Result
 from learnerledger.domain.hash_chain import append_to_chain, head_of
 from learnerledger.domain.transcript import CompletionWithoutCredit, TranscriptProjection
-from tests.unit.domain_builders import LEARNER, NOW, completion, course
+from tests.support.domain import LEARNER, NOW, completion, course
 
 
 def _chain(*steps: tuple[LedgerRequest, Facts]) -> list[Entry]:

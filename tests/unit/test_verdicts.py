@@ -34,7 +34,7 @@ from learnerledger.domain.verdicts import (
     parse_public_entry,
     parse_uploaded_bundle,
 )
-from tests.unit.domain_builders import (
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     proof_bundle,

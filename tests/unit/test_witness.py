@@ -14,8 +14,8 @@ from learnerledger.domain.entries import Entry
 from learnerledger.domain.proofs import CheckpointNotTrusted
 from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.domain.witness import Fork, Rollback, load_state, witness_step
-from tests.integration.test_stack_cli import ledgerctl
-from tests.unit.domain_builders import (
+from tests.support.cli import ledgerctl
+from tests.support.domain import (
     ORIGIN,
     credit_log,
     log_consistency_proof,

@@ -29,7 +29,8 @@ from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
-from tests.integration.ledger_fixtures import (
+from tests.support.authorization import bearer, learner_sign_in
+from tests.support.ledger import (
     completion,
     consent,
     eventually,
@@ -39,9 +40,8 @@ from tests.integration.ledger_fixtures import (
     seed_catalog,
     seed_courses,
 )
-from tests.integration.test_admin_api import free_port
-from tests.integration.test_projector import log_heads, projected, running_projector
-from tests.security.test_authorization import bearer, learner_sign_in
+from tests.support.ports import free_port
+from tests.support.projector import log_heads, projected, running_projector
 
 LEARNER = "644444444444"
 ORIGIN = "learnerledger.test/web"

@@ -178,7 +178,7 @@ class CreditLogAppender:
         stored = await bookkeeping.lock_offsets(
             connection, self._group_id, records[0].topic, sorted({r.partition for r in records})
         )
-        fresh = [r for r in records if r.offset >= stored.get(r.partition, 0)]
+        fresh = undecided(records, stored)
         if len(fresh) < len(records):
             DECIDED_BEFORE.inc(len(records) - len(fresh))
             log.warning(
@@ -221,70 +221,109 @@ class CreditLogAppender:
         # Never spent twice, also as a constraint: a credential redeemed before fails the batch.
         await credit_log.record_redeemed_credentials(connection, outcome.appended)
         await bookkeeping.record_rejections(connection, outcome.rejected)
-        next_offsets: dict[int, int] = {}
-        for record in records:
-            next_offsets[record.partition] = max(
-                next_offsets.get(record.partition, 0), record.offset + 1
-            )
-        await bookkeeping.store_offsets(connection, self._group_id, records[0].topic, next_offsets)
+        await bookkeeping.store_offsets(
+            connection, self._group_id, records[0].topic, offsets_after(records)
+        )
 
     async def _decide_batch(
         self, connection: Connection, records: Sequence[SourceRecord]
     ) -> BatchOutcome:
-        outcome = BatchOutcome()
         now = self._clock()
-        decoded: list[tuple[SourceRecord, LedgerRequest]] = []
-        for record in records:
-            try:
-                request = decode_completion_event(record.value)
-            except UndecodableEvent as exc:
-                outcome.rejected.append(_rejection(record, exc.reason, exc.detail, None))
-                outcome.counts[f"rejected:{exc.reason}"] += 1
-                continue
-            violations = validate_request(request, now=now, clock_skew=self._clock_skew)
-            if violations:
-                reason = RejectionReason.INVALID_REQUEST.value
-                outcome.rejected.append(_rejection(record, reason, describe(violations), request))
-                outcome.counts[f"rejected:{reason}"] += 1
-                continue
-            decoded.append((record, request))
+        outcome, decoded = screen(records, now=now, clock_skew=self._clock_skew)
         if not decoded:
             return outcome
-        facts = await _BatchFacts.load(connection, [request for _, request in decoded])
-        for record, request in decoded:
-            try:
-                decision = decide(request, facts.for_request(request), rules=self._rules, now=now)
-                chained = _chained(decision, facts.heads)
-            except RULES_FAILURES as exc:
-                reason = RejectionReason.UNPROCESSABLE.value
-                log.warning(
-                    "record_unprocessable",
-                    partition=record.partition,
-                    offset=record.offset,
-                    error=type(exc).__name__,
-                )
-                detail = f"deciding the request failed: {type(exc).__name__}: {exc}"
-                outcome.rejected.append(_rejection(record, reason, detail, request))
-                outcome.counts[f"rejected:{reason}"] += 1
-                continue
-            for link in chained:
-                entry = dataclasses.replace(
-                    link, source_partition=record.partition, source_offset=record.offset
-                )
-                facts.remember(request, entry)
-                outcome.appended.append(entry)
-                label = "credit_awarded:redecided" if isinstance(decision, Redecided) else None
-                outcome.counts[label or entry.kind.value] += 1
-            match decision:  # Append and Redecided: their entries were added above
-                case Redecided(drafts=()):
-                    outcome.counts["redecided_nothing"] += 1
-                case AlreadyRecorded():
-                    outcome.already_recorded += 1
-                    outcome.counts["already_recorded"] += 1
-                case Rejected(reason=reason, detail=detail):
-                    outcome.rejected.append(_rejection(record, reason.value, detail, request))
-                    outcome.counts[f"rejected:{reason.value}"] += 1
+        facts = await BatchFacts.load(connection, [request for _, request in decoded])
+        outcome.add(decide_screened(decoded, facts, rules=self._rules, now=now))
         return outcome
+
+
+def undecided(
+    records: Sequence[SourceRecord], stored_offsets: Mapping[int, int]
+) -> list[SourceRecord]:
+    """``records`` at or after the stored offset of their partition (the others were decided by
+    an earlier transaction); a partition without a stored offset starts at 0."""
+    return [r for r in records if r.offset >= stored_offsets.get(r.partition, 0)]
+
+
+def offsets_after(records: Sequence[SourceRecord]) -> dict[int, int]:
+    """The offset to store per partition: one past the highest offset of ``records`` in it."""
+    next_offsets: dict[int, int] = {}
+    for record in records:
+        next_offsets[record.partition] = max(
+            next_offsets.get(record.partition, 0), record.offset + 1
+        )
+    return next_offsets
+
+
+def screen(
+    records: Sequence[SourceRecord], *, now: datetime, clock_skew: timedelta = DEFAULT_CLOCK_SKEW
+) -> tuple[BatchOutcome, list[tuple[SourceRecord, LedgerRequest]]]:
+    """Decode and validate ``records`` (no I/O): the rejections of those that cannot be decoded
+    or break a field rule, and the others with their requests, in the order of ``records``."""
+    outcome = BatchOutcome()
+    decoded: list[tuple[SourceRecord, LedgerRequest]] = []
+    for record in records:
+        try:
+            request = decode_completion_event(record.value)
+        except UndecodableEvent as exc:
+            outcome.rejected.append(_rejection(record, exc.reason, exc.detail, None))
+            outcome.counts[f"rejected:{exc.reason}"] += 1
+            continue
+        violations = validate_request(request, now=now, clock_skew=clock_skew)
+        if violations:
+            reason = RejectionReason.INVALID_REQUEST.value
+            outcome.rejected.append(_rejection(record, reason, describe(violations), request))
+            outcome.counts[f"rejected:{reason}"] += 1
+            continue
+        decoded.append((record, request))
+    return outcome, decoded
+
+
+def decide_screened(
+    decoded: Sequence[tuple[SourceRecord, LedgerRequest]],
+    facts: BatchFacts,
+    *,
+    rules: RulesHistory | CreditRules = RULES,
+    now: datetime,
+) -> BatchOutcome:
+    """Decide ``decoded`` in order with ``facts`` (no I/O): each request sees the entries of the
+    requests before it in the batch (``facts`` is kept current). A request the rules raise on
+    (:data:`RULES_FAILURES`) is rejected as unprocessable; the batch goes on."""
+    outcome = BatchOutcome()
+    for record, request in decoded:
+        try:
+            decision = decide(request, facts.for_request(request), rules=rules, now=now)
+            chained = _chained(decision, facts.heads)
+        except RULES_FAILURES as exc:
+            reason = RejectionReason.UNPROCESSABLE.value
+            log.warning(
+                "record_unprocessable",
+                partition=record.partition,
+                offset=record.offset,
+                error=type(exc).__name__,
+            )
+            detail = f"deciding the request failed: {type(exc).__name__}: {exc}"
+            outcome.rejected.append(_rejection(record, reason, detail, request))
+            outcome.counts[f"rejected:{reason}"] += 1
+            continue
+        for link in chained:
+            entry = dataclasses.replace(
+                link, source_partition=record.partition, source_offset=record.offset
+            )
+            facts.remember(request, entry)
+            outcome.appended.append(entry)
+            label = "credit_awarded:redecided" if isinstance(decision, Redecided) else None
+            outcome.counts[label or entry.kind.value] += 1
+        match decision:  # Append and Redecided: their entries were added above
+            case Redecided(drafts=()):
+                outcome.counts["redecided_nothing"] += 1
+            case AlreadyRecorded():
+                outcome.already_recorded += 1
+                outcome.counts["already_recorded"] += 1
+            case Rejected(reason=reason, detail=detail):
+                outcome.rejected.append(_rejection(record, reason.value, detail, request))
+                outcome.counts[f"rejected:{reason.value}"] += 1
+    return outcome
 
 
 def _chained(decision: Decision, heads: Mapping[str, ChainHead]) -> list[Entry]:
@@ -306,7 +345,7 @@ def _chained(decision: Decision, heads: Mapping[str, ChainHead]) -> list[Entry]:
 
 
 @dataclass(slots=True)
-class _BatchFacts:
+class BatchFacts:
     """What the rules need for a batch, loaded in a few queries and kept current in memory as
     entries of the same batch are decided (a revocation may follow its completion in one batch)."""
 
@@ -326,7 +365,7 @@ class _BatchFacts:
     redeemed: dict[tuple[str, str], dict[CourseCategory, Decimal]] = field(default_factory=dict)
 
     @classmethod
-    async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> _BatchFacts:
+    async def load(cls, connection: Connection, requests: Sequence[LedgerRequest]) -> BatchFacts:
         learners = {r.envelope.learner_id for r in requests}
         course_ids = [
             r.course_id

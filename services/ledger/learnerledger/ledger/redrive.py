@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 
@@ -24,6 +24,8 @@ from learnerledger.domain.credit_rules import (
     RULES,
     AlreadyRecorded,
     Append,
+    Facts,
+    Redecided,
     Rejected,
     RulesHistory,
     decide,
@@ -31,7 +33,7 @@ from learnerledger.domain.credit_rules import (
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.kafka.codec import UndecodableEvent, decode_completion_event
 from learnerledger.kafka.producer import DurableProducer
-from learnerledger.ledger.appender import _BatchFacts
+from learnerledger.ledger.appender import BatchFacts
 from learnerledger.postgres import Connection
 
 REDRIVEN_FROM_HEADER = "redriven_from"
@@ -73,7 +75,8 @@ class PlannedRedrive:
     """A selected rejection and what the rules would decide for it now."""
 
     rejection: StoredRejection
-    outcome: str  # an entry kind, "already_recorded", "rejected:<reason>" or "undecodable:<r>"
+    outcome: str  # an entry kind, "already_recorded", "redecided", "rejected:<reason>" or
+    # "undecodable:<reason>"
     detail: str
 
 
@@ -128,33 +131,60 @@ async def plan(
 ) -> list[PlannedRedrive]:
     """Decide every rejection's request with today's facts (each on its own, nothing appended)."""
     now = now or datetime.now(UTC)
-    decoded: list[tuple[StoredRejection, LedgerRequest]] = []
-    planned: dict[int, PlannedRedrive] = {}
+    decoded = decode_rejections(rejections)
+    requests = [request for _, request in decoded if not isinstance(request, UndecodableEvent)]
+    facts = await BatchFacts.load(connection, requests) if requests else None
+    return plan_decoded(decoded, facts.for_request if facts else _no_facts, rules=rules, now=now)
+
+
+def decode_rejections(
+    rejections: Sequence[StoredRejection],
+) -> list[tuple[StoredRejection, LedgerRequest | UndecodableEvent]]:
+    """Each rejection with its original request decoded again (or why that fails), in order."""
+    decoded: list[tuple[StoredRejection, LedgerRequest | UndecodableEvent]] = []
     for rejection in rejections:
         try:
             decoded.append((rejection, decode_completion_event(rejection.original_value)))
         except UndecodableEvent as exc:
-            planned[rejection.rejection_id] = PlannedRedrive(
-                rejection, f"undecodable:{exc.reason}", exc.detail
+            decoded.append((rejection, exc))
+    return decoded
+
+
+def plan_decoded(
+    decoded: Sequence[tuple[StoredRejection, LedgerRequest | UndecodableEvent]],
+    facts_for: Callable[[LedgerRequest], Facts],
+    *,
+    rules: RulesHistory = RULES,
+    now: datetime,
+) -> list[PlannedRedrive]:
+    """What :func:`plan` shows (no I/O): each request decided on its own with ``facts_for`` it,
+    in the order of ``decoded``; an undecodable one is planned as ``undecodable:<reason>``."""
+    planned: list[PlannedRedrive] = []
+    for rejection, request in decoded:
+        if isinstance(request, UndecodableEvent):
+            planned.append(
+                PlannedRedrive(rejection, f"undecodable:{request.reason}", request.detail)
             )
-    if decoded:
-        facts = await _BatchFacts.load(connection, [request for _, request in decoded])
-        for rejection, request in decoded:
-            match decide(request, facts.for_request(request), rules=rules, now=now):
-                case Append(draft=draft):
-                    detail = f"credits {draft.payload.get('credits', 0)}"
-                    planned[rejection.rejection_id] = PlannedRedrive(
-                        rejection, draft.kind.value, detail
-                    )
-                case AlreadyRecorded(sequence=sequence):
-                    planned[rejection.rejection_id] = PlannedRedrive(
-                        rejection, "already_recorded", f"sequence {sequence}"
-                    )
-                case Rejected(reason=reason, detail=detail):
-                    planned[rejection.rejection_id] = PlannedRedrive(
-                        rejection, f"rejected:{reason.value}", detail
-                    )
-    return [planned[r.rejection_id] for r in rejections]
+            continue
+        match decide(request, facts_for(request), rules=rules, now=now):
+            case Append(draft=draft):
+                detail = f"credits {draft.payload.get('credits', 0)}"
+                planned.append(PlannedRedrive(rejection, draft.kind.value, detail))
+            case AlreadyRecorded(sequence=sequence):
+                planned.append(
+                    PlannedRedrive(rejection, "already_recorded", f"sequence {sequence}")
+                )
+            case Rejected(reason=reason, detail=detail):
+                planned.append(PlannedRedrive(rejection, f"rejected:{reason.value}", detail))
+            case Redecided(drafts=drafts):
+                kinds = ", ".join(d.kind.value for d in drafts) or "nothing"
+                planned.append(PlannedRedrive(rejection, "redecided", f"appends {kinds}"))
+    return planned
+
+
+def _no_facts(request: LedgerRequest) -> Facts:
+    """``facts_for`` when no request could be decoded (so none is decided)."""
+    raise LookupError(f"no facts were loaded for event {request.envelope.event_id}")
 
 
 async def redrive(

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import UTC, datetime, timedelta
@@ -219,3 +221,12 @@ async def read_topic(bootstrap: str, topic: str, count: int, timeout: float = 60
     finally:
         await consumer.stop()
     return records
+
+
+def start_ledger(env: dict[str, str]) -> subprocess.Popen[bytes]:
+    return subprocess.Popen(
+        [sys.executable, "-m", "learnerledger.ctl.main", "serve", "ledger"],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )

@@ -2,15 +2,26 @@
 
 from __future__ import annotations
 
+import uuid
 from datetime import UTC, datetime, timedelta
 from decimal import Decimal
 
-from learnerledger.domain.catalog import Course, CreditRecommendation
-from learnerledger.domain.credit_rules import Append, CreditRules, Facts, decide
+from learnerledger.domain.catalog import (
+    Course,
+    CreditRecommendation,
+    RecommendationChange,
+)
+from learnerledger.domain.credit_rules import (
+    Append,
+    CreditRules,
+    Facts,
+    decide,
+)
 from learnerledger.domain.entries import Entry, EntryDraft
 from learnerledger.domain.events import (
     CompletionSubmitted,
     Envelope,
+    LedgerRequest,
     Result,
     RevocationRequested,
     completion_event_id,
@@ -134,3 +145,31 @@ def signed_tree_checkpoint(log: list[Entry], size: int, signer: NoteSigner) -> s
 def log_consistency_proof(log: list[Entry], old_size: int, new_size: int) -> ConsistencyProof:
     leaves = [leaf_hash(entry.entry_hash) for entry in log[:new_size]]
     return ConsistencyProof(old_size, new_size, tuple(consistency_proof(old_size, leaves)))
+
+
+MARCH = datetime(2026, 3, 1, tzinfo=UTC)
+
+
+JUNE = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def change(
+    state: CreditRecommendation,
+    effective_at: datetime,
+    *,
+    recorded_at: datetime = NOW,
+    reason: str = "committee minutes",
+) -> RecommendationChange:
+    return RecommendationChange(uuid.uuid4(), "ml-101", state, effective_at, recorded_at, reason)
+
+
+APPROVED_IN_MARCH = change(CreditRecommendation.APPROVED, MARCH)
+
+
+def log(*steps: tuple[LedgerRequest, Facts]) -> list[Entry]:
+    entries: list[Entry] = []
+    for offset, (request, facts) in enumerate(steps):
+        decision = decide(request, facts, rules=CreditRules(), now=NOW + timedelta(days=offset))
+        assert isinstance(decision, Append)
+        entries.append(append_to_chain(head_of(entries[-1]) if entries else None, decision.draft))
+    return entries
