@@ -39,7 +39,6 @@ from google.protobuf import descriptor as pd
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from learnerledger.ctl.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
@@ -54,6 +53,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from tests.integration.ledger_fixtures import (
     completion,
     consent,
