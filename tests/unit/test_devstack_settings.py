@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import builtins
+import os
 import sys
 from pathlib import Path
 
@@ -108,3 +110,42 @@ def test_ledgerctl_without_the_development_stack_says_how_to_install_it(
     assert "is not installed" in err[0]
     assert "pip install -e tools/devstack" in err[0]
     assert f"`ledgerctl {' '.join(argv[:2])}`" in err[0]
+
+
+def test_production_commands_use_their_settings_without_the_development_stack(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    from learnerledger.ctl import cli
+
+    monkeypatch.setitem(sys.modules, "learnerledger_devstack", None)
+    monkeypatch.setitem(sys.modules, "learnerledger_devstack.local", None)
+    monkeypatch.setenv("DATABASE_URL", "postgresql://ops@db.example:5432/ledger")
+    monkeypatch.delenv("KAFKA_SECURITY_PROTOCOL", raising=False)
+    monkeypatch.delenv("LEARNER_OIDC_ISSUER", raising=False)
+    assert not cli.devstack_installed()
+    assert cli.database_url("admin") == "postgresql://ops@db.example:5432/ledger"
+    cli.use_local_kafka_principal("admin")
+    cli.use_local_learner_sign_in()
+    assert "KAFKA_SECURITY_PROTOCOL" not in os.environ
+    assert "LEARNER_OIDC_ISSUER" not in os.environ
+    with pytest.raises(cli.DevStackMissing, match="stack up"):
+        cli.require_devstack("stack up")
+
+
+def test_a_broken_development_stack_is_not_mistaken_for_a_missing_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Only the package itself missing means "not installed"; its own import errors show."""
+    from learnerledger.ctl import cli
+
+    def broken_import(name: str, *args: object, **kwargs: object) -> object:
+        if name == "learnerledger_devstack":
+            raise ModuleNotFoundError(
+                "No module named 'pydantic_settings'", name="pydantic_settings"
+            )
+        return real_import(name, *args, **kwargs)
+
+    real_import = builtins.__import__
+    monkeypatch.setattr(builtins, "__import__", broken_import)
+    with pytest.raises(ModuleNotFoundError, match="pydantic_settings"):
+        cli.devstack_installed()
