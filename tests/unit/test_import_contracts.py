@@ -112,6 +112,13 @@ VIOLATIONS = [
         id="domain-does-io",
     ),
     pytest.param(
+        "services/query/learnerledger/query/service.py",
+        "from learnerledger_devstack import stack",
+        {"runtime-without-devstack"},
+        "learnerledger.query.service -> learnerledger_devstack",
+        id="service-imports-the-development-stack",
+    ),
+    pytest.param(
         "common/learnerledger/audit/__init__.py",
         "",
         {"layers"},
