@@ -19,7 +19,7 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 DEVSTACK = ROOT / "tools" / "devstack" / "learnerledger_devstack"
 #: What the Dockerfile copies into its build stage before `pip install .`.
-IMAGE_SOURCES = ("pyproject.toml", "README.md", "common", "services", "tools")
+IMAGE_SOURCES = ("pyproject.toml", "README.md", "LICENSE", "common", "services", "tools")
 
 
 #: Definitions only the development stack has.
