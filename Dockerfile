@@ -44,7 +44,8 @@ RUN python -c "import tomllib; print('\\n'.join(tomllib.load(open('pyproject.tom
  && pip install -c constraints.txt -r /tmp/requirements.txt
 COPY common/ common/
 COPY services/ services/
-COPY tools/ tools/
+# Only the CLI: tools/devstack (the local development stack) never enters the image.
+COPY tools/ledgerctl/ tools/ledgerctl/
 COPY --from=proto-check /proto-check.ok /tmp/proto-check.ok
 RUN pip install --no-deps -c constraints.txt . \
  && ledgerctl --help >/dev/null

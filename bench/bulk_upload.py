@@ -35,9 +35,9 @@ from bench.harness import (
     seed_issuer,
     use_kafka_admin,
 )
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 HEADER = "completion_id,learner_id,course_id,completed_at,result,score,grade,evidence_url"
 

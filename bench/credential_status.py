@@ -39,8 +39,6 @@ import grpc
 from bench.harness import free_port, fresh_database, save_report, seed_issuer, use_kafka_admin
 from bench.harness import wait_ready as grpc_ready
 from bench.ingest import stream
-from learnerledger.ctl.services import check_services, start_services, stop_services
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.credentials import decode_status_list, status_bit
 from learnerledger.kafka.codec import to_timestamp
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
@@ -53,6 +51,8 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.services import check_services, start_services, stop_services
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 POLL_S = 0.02
 COURSE = "vc-bench-course"

@@ -41,16 +41,16 @@ from bench.harness import (
     wait_ready,
 )
 from bench.ingest import completions, rss_mib, stream
-from learnerledger.ctl.services import (
+from learnerledger.kafka.topics import TopicSpec, ensure_topics
+from learnerledger.postgres import catalog
+from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger_devstack.services import (
     RunningService,
     check_services,
     start_services,
     stop_services,
 )
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
-from learnerledger.kafka.topics import TopicSpec, ensure_topics
-from learnerledger.postgres import catalog
-from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger_devstack.stack import StackConfig, StackInfo, stack_up
 
 
 async def visible(connection: asyncpg.Connection, ids: list[str]) -> set[str]:

@@ -20,11 +20,11 @@ from urllib.parse import urlsplit
 import asyncpg
 import grpc
 
-from learnerledger.ctl.db_logins import OWNER_ROLE
-from learnerledger.ctl.stack import StackInfo, with_database
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
+from learnerledger_devstack.db_logins import OWNER_ROLE
+from learnerledger_devstack.stack import StackInfo, with_database
 
 RESULTS = Path(__file__).parent / "results"
 

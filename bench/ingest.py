@@ -34,18 +34,18 @@ from bench.harness import (
     seed_issuer,
     use_kafka_admin,
 )
-from learnerledger.ctl.stack import (
-    PRODUCER_PERF_MAIN,
-    StackConfig,
-    run_kafka_tool,
-    stack_up,
-)
 from learnerledger.domain.events import CompletionSubmitted, Envelope, Result, completion_event_id
 from learnerledger.kafka.codec import encode_completion_event, to_timestamp
 from learnerledger.kafka.security import java_client_properties
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger_devstack.stack import (
+    PRODUCER_PERF_MAIN,
+    StackConfig,
+    run_kafka_tool,
+    stack_up,
+)
 
 
 def completions(client: int, count: int) -> list[common_pb2.Completion]:

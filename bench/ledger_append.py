@@ -21,7 +21,6 @@ from datetime import UTC, datetime
 import asyncpg
 
 from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.events import (
     CompletionSubmitted,
     Envelope,
@@ -31,6 +30,7 @@ from learnerledger.domain.events import (
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 
 def records(entries: int, learners: int) -> list[SourceRecord]:

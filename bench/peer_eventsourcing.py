@@ -29,11 +29,11 @@ from eventsourcing.postgres import PostgresApplicationRecorder, PostgresDatastor
 
 from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from bench.ledger_append import records
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.ledger.appender import CreditLogAppender
 from learnerledger.postgres.credit_log import LogCursor, read_committed_after
 from learnerledger.postgres.pool import create_pool
 from learnerledger.postgres.read_model import apply_entries
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 
 async def ours(

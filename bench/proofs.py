@@ -39,7 +39,6 @@ import asyncpg
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.harness import free_port, fresh_database, save_report
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.entries import Entry, EntryDraft, EntryKind
 from learnerledger.domain.hash_chain import ChainHead, append_to_chain
 from learnerledger.domain.signed_note import NoteSigner
@@ -51,6 +50,7 @@ from learnerledger.postgres.tree_heads import (
     inclusion_of_entry_hash,
     inclusion_of_leaf,
 )
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 PER_LEARNER = 10
 

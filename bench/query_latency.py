@@ -41,7 +41,6 @@ from bench.harness import (
     use_kafka_admin,
     wait_ready,
 )
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.events import (
     CompletionSubmitted,
     ConsentGrantRequested,
@@ -57,6 +56,7 @@ from learnerledger.postgres.credit_log import entry_from_row
 from learnerledger.postgres.pool import create_pool
 from learnerledger.postgres.read_model import apply_entries
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 CONSTANT_SERVER = """
 import asyncio, sys

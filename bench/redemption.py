@@ -49,7 +49,6 @@ from bench.harness import (
     use_kafka_admin,
     wait_ready,
 )
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
 from learnerledger.kafka.codec import encode_completion_event, to_timestamp
@@ -63,6 +62,7 @@ from learnerledger.v1 import (
     redemption_pb2,
     redemption_pb2_grpc,
 )
+from learnerledger_devstack.stack import StackConfig, StackInfo, stack_up
 
 UNIVERSITY = "bench-university"
 PROGRAMME = "bench-programme"

@@ -23,9 +23,9 @@ import asyncpg
 
 from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from bench.ledger_append import records
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.ledger.appender import CreditLogAppender
 from learnerledger.postgres.pool import create_pool
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 
 async def copy_limit(connection: asyncpg.Connection, batch: int) -> tuple[float, int]:

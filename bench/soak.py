@@ -23,8 +23,8 @@ import grpc
 from bench.end_to_end import Pipeline, running_pipeline
 from bench.harness import save_report, use_kafka_admin
 from bench.ingest import completions, rss_mib
-from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger_devstack.stack import StackConfig, stack_up
 
 
 def du_mib(path: str) -> float | None:

@@ -6,11 +6,12 @@
 # Idempotent and quick when everything is present; non-interactive (fine with CI=true and no
 # stdin). It installs, only when missing:
 #   - PostgreSQL server binaries (apt `postgresql`; the Debian default cluster is NOT created:
-#     the stack runs its own cluster under .state/postgres, see learnerledger.ctl.postgres_server)
+#     the stack runs its own cluster under .state/postgres, see learnerledger_devstack.postgres_server)
 #   - Java 17+ and Maven (apt `openjdk-17-jre-headless`, `maven`)
 #   - a headless browser for the web pages' tests (apt `chromium`, `chromium-driver`)
-#   - .venv (Python 3.11+) with the project and the client library (clients/python) installed
-#     editable, re-installed when a pyproject.toml or constraints.txt change
+#   - .venv (Python 3.11+) with the project, the client library (clients/python) and the
+#     development stack (tools/devstack: `ledgerctl stack`, `demo`) installed editable,
+#     re-installed when a pyproject.toml or constraints.txt change
 #   - the Kafka jars (Maven Central, cached in .state/kafka-libs)
 # Root is needed only for apt; as a normal user it uses `sudo -n` when available.
 set -euo pipefail
@@ -148,13 +149,13 @@ if [ ! -x .venv/bin/python ]; then
 fi
 
 stamp_file=.venv/.bootstrap-stamp
-want_stamp="$(cat pyproject.toml clients/python/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
+want_stamp="$(cat pyproject.toml clients/python/pyproject.toml tools/devstack/pyproject.toml constraints.txt | sha256sum | cut -d' ' -f1)"
 have_stamp="$(cat "$stamp_file" 2>/dev/null || true)"
 if [ "$want_stamp" != "$have_stamp" ]; then
-  say "venv: installing the project and the client library (pip install -e '.[dev,bench,cli]' -e clients/python)"
+  say "venv: installing the project, the client library and the development stack (pip install -e '.[dev,bench,cli]' -e clients/python -e tools/devstack)"
   pip_log=.venv/bootstrap-pip.log
   if ! { .venv/bin/pip install -q --disable-pip-version-check --upgrade pip \
-         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench,cli]' -e ./clients/python; } \
+         && .venv/bin/pip install -q --disable-pip-version-check -c constraints.txt -e '.[dev,bench,cli]' -e ./clients/python -e ./tools/devstack; } \
        >"$pip_log" 2>&1; then
     tail -n 40 "$pip_log" >&2
     die "pip install failed (full output: $pip_log)"
@@ -168,7 +169,7 @@ fi
 # Kafka jars (Maven Central -> .state/kafka-libs, or LOCAL_KAFKA_LIBS_DIR)
 
 libs_dir="$(.venv/bin/python -c '
-from learnerledger.ctl.stack import StackConfig, resolve_kafka_jars
+from learnerledger_devstack.stack import StackConfig, resolve_kafka_jars
 print(resolve_kafka_jars(StackConfig.from_env()))
 ')" || die "resolving the Kafka jars failed (see above)"
 say "kafka: ok (jars in $libs_dir)"

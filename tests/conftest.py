@@ -7,7 +7,7 @@ Where the servers come from (first match wins):
 2. ``LEDGER_TEST_BACKEND=testcontainers`` and a reachable Docker engine: a Kafka container
    (``LEDGER_TEST_KAFKA_IMAGE``, default ``confluentinc/cp-kafka:7.6.0`` in KRaft mode) and a
    PostgreSQL container (``LEDGER_TEST_POSTGRES_IMAGE``, default ``postgres:15``).
-3. Otherwise (the default): the project's own local stack (``learnerledger.ctl.stack``) in a
+3. Otherwise (the default): the project's own local stack (``learnerledger_devstack.stack``) in a
    fresh temporary state directory on free ports, so tests never collide with a developer's
    running ``ledgerctl stack up``. It is stopped at the end of the session; with failures the
    last lines of the Kafka and PostgreSQL logs are printed in the summary.
@@ -39,8 +39,9 @@ from urllib.parse import urlsplit
 
 import pytest
 
-from learnerledger.ctl import db_logins
-from learnerledger.ctl.stack import (
+from learnerledger.kafka.security import client_options
+from learnerledger_devstack import db_logins
+from learnerledger_devstack.stack import (
     StackConfig,
     StackError,
     StackInfo,
@@ -50,7 +51,6 @@ from learnerledger.ctl.stack import (
     stack_up,
     with_database,
 )
-from learnerledger.kafka.security import client_options
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Iterator
@@ -199,7 +199,7 @@ def _testcontainers_stack() -> Iterator[StackInfo]:
 
 
 async def _create_logins(admin_dsn: str, base_dsn: str) -> dict[str, str]:
-    """The migration and service logins (``learnerledger.ctl.db_logins``), created as the
+    """The migration and service logins (``learnerledger_devstack.db_logins``), created as the
     superuser ``admin_dsn`` with fresh passwords; their DSNs (host of ``base_dsn``) by purpose."""
     import asyncpg
 
@@ -259,7 +259,7 @@ class FreshDatabase:
 
 @pytest.fixture(scope="session")
 def stack_logins(stack: StackInfo) -> dict[str, str]:
-    """The stack's logins (see :mod:`learnerledger.ctl.db_logins`). External servers whose
+    """The stack's logins (see :mod:`learnerledger_devstack.db_logins`). External servers whose
     ADMIN_DATABASE_URL is a superuser get them created; otherwise DATABASE_URL serves all."""
     if stack.logins:
         return stack.logins

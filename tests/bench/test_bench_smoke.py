@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from bench.__main__ import SIZES
-from learnerledger.ctl.stack import StackInfo
+from learnerledger_devstack.stack import StackInfo
 
 pytestmark = pytest.mark.integration
 

@@ -116,7 +116,7 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
     for source in sources:
         assert (REPO_ROOT / source).exists(), source
         assert not _ignored(source.rstrip("/"), patterns), f"{source} is excluded by .dockerignore"
-    for private in (".venv", ".state", ".git", "tests", "deploy"):
+    for private in (".venv", ".state", ".git", "tests", "deploy", "tools/devstack"):
         assert _ignored(private, patterns), f"{private} should stay out of the build context"
 
 

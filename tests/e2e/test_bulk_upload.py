@@ -15,13 +15,13 @@ import asyncpg
 import grpc
 import pytest
 
-from learnerledger.ctl import demo
-from learnerledger.ctl.processes import is_alive
-from learnerledger.ctl.services import start_services
 from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
+from learnerledger_devstack import demo
+from learnerledger_devstack.processes import is_alive
+from learnerledger_devstack.services import start_services
 from tests.support.cli import ledgerctl_output
 from tests.support.ledger import eventually, seed_courses
 from tests.support.pipeline import Pipeline

@@ -34,10 +34,6 @@ import asyncpg
 import grpc
 import pytest
 
-from learnerledger.ctl.postgres_server import find_bin_dir
-from learnerledger.ctl.processes import is_alive
-from learnerledger.ctl.services import start_services, stop_services
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.domain.events import completion_event_id
 from learnerledger.kafka.codec import to_timestamp
 from learnerledger.ledger.verification import verify_ledger
@@ -52,6 +48,10 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.postgres_server import find_bin_dir
+from learnerledger_devstack.processes import is_alive
+from learnerledger_devstack.services import start_services, stop_services
+from learnerledger_devstack.stack import StackConfig, StackInfo, stack_up
 from tests.conftest import own_servers_only, private_stack
 from tests.support.ledger import seed_catalog
 from tests.support.pipeline import healthy

@@ -15,7 +15,6 @@ import grpc
 import pytest
 from aiokafka import AIOKafkaConsumer
 
-from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.kafka.codec import decode_completion_event
 from learnerledger.kafka.security import client_options
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
@@ -23,6 +22,7 @@ from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
 from learnerledger.v1 import issuer_gateway_pb2 as pb
 from learnerledger.v1 import issuer_gateway_pb2_grpc
+from learnerledger_devstack.stack import StackConfig, StackInfo, stack_up
 from tests.conftest import own_servers_only, private_stack
 from tests.support.gateway import auth, collect, completion, running_gateway
 from tests.support.ledger import seed_catalog

@@ -20,13 +20,13 @@ import asyncpg
 import pytest
 
 import learnerledger.ledger.appender as appender_module
-from learnerledger.ctl.stack import StackInfo
 from learnerledger.domain.credit_rules import CreditRules
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.kafka.codec import encode_completion_event, encode_dead_letter
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
 from learnerledger.postgres.pool import create_pool
 from learnerledger.v1 import events_pb2
+from learnerledger_devstack.stack import StackInfo
 from tests.conftest import new_database
 from tests.support.ledger import (
     completion,

@@ -13,8 +13,9 @@ import asyncpg
 import pytest
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
-from learnerledger.ctl.kafka_broker import KafkaBroker, find_java, new_cluster_id
-from learnerledger.ctl.stack import (
+from learnerledger.kafka.security import client_options
+from learnerledger_devstack.kafka_broker import KafkaBroker, find_java, new_cluster_id
+from learnerledger_devstack.stack import (
     PortInUse,
     PostgresAuthFailed,
     StackConfig,
@@ -23,7 +24,6 @@ from learnerledger.ctl.stack import (
     stack_status,
     stack_up,
 )
-from learnerledger.kafka.security import client_options
 from tests.support.ports import free_port
 
 if TYPE_CHECKING:

@@ -33,7 +33,6 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ed25519
 from google.protobuf import descriptor as pd
 
-from learnerledger.ctl.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from learnerledger.v1 import (
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
@@ -43,6 +42,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from tests.support.authorization import (
     ADMIN,
     DIANA,

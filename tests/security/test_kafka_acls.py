@@ -18,8 +18,8 @@ from aiokafka.errors import (
 )
 
 from learnerledger.config import CommonSettings
-from learnerledger.ctl.stack import StackInfo
 from learnerledger.kafka.security import client_options
+from learnerledger_devstack.stack import StackInfo
 
 pytestmark = pytest.mark.integration
 

@@ -21,7 +21,6 @@ import asyncpg
 import grpc
 import pytest
 
-from learnerledger.ctl.services import check_services, start_services, stop_services
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.v1 import (
@@ -32,6 +31,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.services import check_services, start_services, stop_services
 from tests.support.gateway import completion as wire_completion
 from tests.support.ledger import completion, eventually, produce, seed_catalog
 from tests.support.pipeline import healthy

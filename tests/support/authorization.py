@@ -18,7 +18,6 @@ from google.protobuf import descriptor as pd
 from google.protobuf import message_factory
 from google.protobuf.message import Message
 
-from learnerledger.ctl.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
@@ -29,6 +28,7 @@ from learnerledger.v1 import (
     ledger_admin_pb2,
     transcript_query_pb2,
 )
+from learnerledger_devstack.dev_identity import DEV_AUDIENCE, DEV_ISSUER, DevIdentityProvider
 from tests.support.gateway import running_gateway
 from tests.support.ledger import (
     completion,

@@ -21,7 +21,6 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from selenium import webdriver
 from selenium.webdriver.chrome.service import Service
 
-from learnerledger.ctl.dev_identity import DevIdentityProvider
 from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.ledger.tree_heads import take_tree_head
 from learnerledger.postgres import catalog
@@ -29,6 +28,7 @@ from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.v1 import transcript_query_pb2, transcript_query_pb2_grpc
+from learnerledger_devstack.dev_identity import DevIdentityProvider
 from tests.support.authorization import bearer, learner_sign_in
 from tests.support.ledger import (
     completion,

@@ -134,7 +134,7 @@ def _write_output(path: str | None, text: str) -> None:
 
 async def cmd_proof_export(args: argparse.Namespace) -> int:
     """Write an entry's proof bundle (``learnerledger/proof-bundle/v1``) from the database."""
-    from learnerledger.ctl.main import _with_connection
+    from learnerledger.ctl.cli import with_connection
     from learnerledger.domain.proofs import Bundle, BundleEntry
     from learnerledger.postgres.credit_log import entry_at
     from learnerledger.postgres.tree_heads import NoTreeHead, inclusion_at
@@ -172,12 +172,12 @@ async def cmd_proof_export(args: argparse.Namespace) -> int:
         _write_output(args.output, bundle.to_json())
         return EXIT_OK
 
-    return await _with_connection(export)
+    return await with_connection(export)
 
 
 async def cmd_proof_checkpoint(args: argparse.Namespace) -> int:
     """Write a signed tree head (the latest, or of ``--tree-size``) from the database."""
-    from learnerledger.ctl.main import _with_connection
+    from learnerledger.ctl.cli import with_connection
     from learnerledger.postgres.tree_heads import NoTreeHead, head_of_size
 
     async def fetch(connection: Any) -> int:
@@ -189,12 +189,12 @@ async def cmd_proof_checkpoint(args: argparse.Namespace) -> int:
         _write_output(args.output, head.note)
         return EXIT_OK
 
-    return await _with_connection(fetch)
+    return await with_connection(fetch)
 
 
 async def cmd_proof_consistency_proof(args: argparse.Namespace) -> int:
     """Write the consistency proof between two tree sizes from the database's stored nodes."""
-    from learnerledger.ctl.main import _with_connection
+    from learnerledger.ctl.cli import with_connection
     from learnerledger.domain.merkle import ProofError
     from learnerledger.domain.proofs import ConsistencyProof
     from learnerledger.postgres.merkle_tree import MissingNode, consistency_proof_between
@@ -210,7 +210,7 @@ async def cmd_proof_consistency_proof(args: argparse.Namespace) -> int:
         )
         return EXIT_OK
 
-    return await _with_connection(fetch)
+    return await with_connection(fetch)
 
 
 def add_proof_commands(commands: Any) -> None:

@@ -14,7 +14,7 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from learnerledger.ctl.processes import is_alive
+from learnerledger_devstack.processes import is_alive
 
 SERVICES = ("ledger", "projector", "gateway", "query")
 

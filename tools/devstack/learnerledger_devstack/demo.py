@@ -26,7 +26,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from learnerledger.ctl.redeem import format_redemption
-from learnerledger.ctl.services import check_services, start_services
 from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
 from learnerledger.gateway.settings import GatewaySettings
@@ -44,6 +43,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger_devstack.services import check_services, start_services
 
 UNIVERSITY = "demo-university"
 PARTNERS = {

@@ -4,17 +4,9 @@ No Docker: Kafka's jars come from Maven Central (``deploy/local/kafka/pom.xml``)
 machine's Java 17+; PostgreSQL is the distribution's server binaries running *our own* cluster
 under the state directory. Used by ``ledgerctl stack up|down|status`` and by pytest fixtures.
 
-Settings (environment)::
+Settings (environment): :class:`learnerledger_devstack.settings.DevStackSettings`
+(``LEDGER_STATE_DIR``, ``LOCAL_KAFKA_PORT``, ``LOCAL_POSTGRES_PORT``, ...), and::
 
-    LEDGER_STATE_DIR              state directory (default <repo>/.state)
-    LOCAL_KAFKA_PORT              Kafka client listener (PLAINTEXT, 127.0.0.1), default 9092
-    LOCAL_KAFKA_CONTROLLER_PORT   KRaft controller listener, default 9093
-    LOCAL_POSTGRES_PORT           PostgreSQL on 127.0.0.1, default 5432
-    LOCAL_STACK_START_TIMEOUT     seconds each component may take to become ready (default 90)
-    LOCAL_STACK_STOP_TIMEOUT      seconds to wait after SIGTERM before SIGKILL (default 30)
-    LOCAL_KAFKA_LIBS_DIR          where the Kafka jars are cached (default <state>/kafka-libs)
-    LOCAL_KAFKA_POM               the pom to resolve (default deploy/local/kafka/pom.xml)
-    LOCAL_POSTGRES_BIN_DIR        directory with initdb/pg_ctl (default: PATH, Debian/RPM dirs)
     KAFKA_BOOTSTRAP_SERVERS + DATABASE_URL   both set: use those servers, start nothing
     ADMIN_DATABASE_URL            superuser DSN for external servers (default: DATABASE_URL)
 
@@ -34,8 +26,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from learnerledger.ctl import kafka_broker, processes
-from learnerledger.ctl.kafka_broker import (
+from learnerledger_devstack import kafka_broker, processes, settings
+from learnerledger_devstack.kafka_broker import (
     API_VERSIONS_MAIN,
     CONSUMER_PERF_MAIN,
     KAFKA_VERSION,
@@ -43,14 +35,14 @@ from learnerledger.ctl.kafka_broker import (
     KafkaBroker,
     check_kafka,
 )
-from learnerledger.ctl.postgres_server import (
+from learnerledger_devstack.postgres_server import (
     PostgresServer,
     check_postgres,
     find_bin_dir,
     mask_password,
     with_database,
 )
-from learnerledger.ctl.stack_errors import (
+from learnerledger_devstack.stack_errors import (
     ComponentFailedToStart,
     ComponentUnreachable,
     JavaMissing,
@@ -100,30 +92,7 @@ __all__ = [
     "with_database",
 ]
 
-REPO_ROOT = Path(__file__).resolve().parents[4]
-
-
-def _env_int(name: str, default: int) -> int:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise StackError(f"{name} must be an integer, got {raw!r}") from exc
-    if not 0 < value < 65536 and name.endswith("_PORT"):
-        raise StackError(f"{name} must be a port number (1-65535), got {value}")
-    return value
-
-
-def _env_float(name: str, default: float) -> float:
-    raw = os.environ.get(name, "").strip()
-    if not raw:
-        return default
-    try:
-        return float(raw)
-    except ValueError as exc:
-        raise StackError(f"{name} must be a number of seconds, got {raw!r}") from exc
+REPO_ROOT = settings.REPO_ROOT
 
 
 @dataclass
@@ -156,16 +125,16 @@ class StackConfig:
 
     @classmethod
     def from_env(cls) -> StackConfig:
-        state = os.environ.get("LEDGER_STATE_DIR", "").strip()
-        libs = os.environ.get("LOCAL_KAFKA_LIBS_DIR", "").strip()
+        """The configuration of :class:`DevStackSettings` (the environment)."""
+        env = settings.load_settings()
         return cls(
-            state_dir=Path(state) if state else REPO_ROOT / ".state",
-            kafka_port=_env_int("LOCAL_KAFKA_PORT", 9092),
-            kafka_controller_port=_env_int("LOCAL_KAFKA_CONTROLLER_PORT", 9093),
-            postgres_port=_env_int("LOCAL_POSTGRES_PORT", 5432),
-            start_timeout=_env_float("LOCAL_STACK_START_TIMEOUT", 90.0),
-            stop_timeout=_env_float("LOCAL_STACK_STOP_TIMEOUT", 30.0),
-            kafka_libs_dir=Path(libs) if libs else None,
+            state_dir=env.effective_state_dir,
+            kafka_port=env.kafka_port,
+            kafka_controller_port=env.kafka_controller_port,
+            postgres_port=env.postgres_port,
+            start_timeout=env.stack_start_timeout,
+            stop_timeout=env.stack_stop_timeout,
+            kafka_libs_dir=env.kafka_libs_dir,
         )
 
     @property
@@ -205,7 +174,7 @@ class StackInfo:
     ``projector``; :data:`kafka_broker.PRINCIPALS`); empty for external servers."""
     logins: dict[str, str] = field(default_factory=dict)
     """The local stack's DSN by purpose (``migrator``, ``gateway``, ``ledger``, ``projector``,
-    ``query``, ``admin``; see :mod:`learnerledger.ctl.db_logins`); empty for external servers,
+    ``query``, ``admin``; see :mod:`learnerledger_devstack.db_logins`); empty for external servers,
     where ``database_url`` serves every purpose."""
 
     def login_url(self, purpose: str) -> str:

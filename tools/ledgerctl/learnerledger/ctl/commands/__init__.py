@@ -1,0 +1,1 @@
+"""``ledgerctl`` command groups, one module each; each has ``register(commands)``."""

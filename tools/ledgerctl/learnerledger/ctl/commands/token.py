@@ -1,0 +1,47 @@
+"""``ledgerctl token admin|revoke``: API tokens (``issuer token`` and ``university token`` issue
+theirs with :func:`issue_token_command`)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+from learnerledger.ctl.cli import Handler, command, group, with_connection
+
+
+def register(commands: Any) -> None:
+    tokens = group(commands, "token", "API tokens")
+    command(tokens, "admin", issue_token_command("admin"), "create an admin API token (shown once)")
+    revoke = command(tokens, "revoke", cmd_token_revoke, "revoke a token by its id")
+    revoke.add_argument("token_id")
+
+
+def issue_token_command(kind: str) -> Handler:
+    """The handler that issues a token for a principal of ``kind`` (``args.principal_id``)."""
+
+    async def issue(args: argparse.Namespace) -> int:
+        from learnerledger.postgres import catalog
+
+        async def create(connection: Any) -> int:
+            principal = getattr(args, "principal_id", None) or "ops"
+            token_id, token = await catalog.issue_token(
+                connection, catalog.PrincipalKind(kind), principal
+            )
+            print(f"token {token_id} for {kind} {principal} (shown once, stored only as a hash):")
+            print(token)
+            return 0
+
+        return await with_connection(create)
+
+    return issue
+
+
+async def cmd_token_revoke(args: argparse.Namespace) -> int:
+    from learnerledger.postgres import catalog
+
+    async def revoke(connection: Any) -> int:
+        await catalog.revoke_token(connection, args.token_id)
+        print(f"token {args.token_id} revoked")
+        return 0
+
+    return await with_connection(revoke)
