@@ -4,8 +4,11 @@ order, reverse stop, health, a failing worker, a failing start, and a signal dra
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import signal
+import subprocess
+import sys
 import time
 
 import pytest
@@ -314,3 +317,58 @@ async def test_running_block_serves_inside_and_raises_a_worker_failure_on_leavin
     assert served == [True]
     assert isinstance(failed.value.__cause__, RuntimeError)
     assert record.events == ["start pool", "stop pool"]
+
+
+SERVICE_PROCESS = """
+import asyncio, sys
+from learnerledger.runtime import Background, run_parts, run_service
+
+class Settings:
+    log_level = "INFO"
+    log_format = "json"
+
+async def work(stop: asyncio.Event) -> None:
+    print("serving", flush=True)
+    if sys.argv[1] == "fail":
+        raise ValueError("the relay broke")
+    await stop.wait()
+
+async def run(settings: Settings) -> None:
+    await run_parts("svc", [Background("relay", work)], grace_s=1)
+
+run_service("svc", Settings(), run)
+"""
+
+
+def test_the_process_exits_0_on_sigterm_and_1_when_a_worker_fails() -> None:
+    """``run_service`` as a process entrypoint: a stop by signal is a clean exit; a failed
+    worker is one structured log line and exit code 1 (for the supervisor to restart it)."""
+
+    def service(mode: str) -> subprocess.Popen[str]:
+        return subprocess.Popen(
+            [sys.executable, "-c", SERVICE_PROCESS, mode],
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        )  # fmt: skip
+
+    stopped = service("serve")
+    assert stopped.stdout is not None
+    assert stopped.stdout.readline().strip() == "serving"
+    stopped.send_signal(signal.SIGTERM)
+    _, err = stopped.communicate(timeout=20)
+    assert stopped.returncode == 0, err
+    events = [json.loads(line)["event"] for line in err.splitlines()]  # every line is JSON
+    assert "service_stop_requested" in events, events
+    assert events[-1] == "service_stopped"
+
+    failed = service("fail")
+    _, err = failed.communicate(timeout=20)
+    assert failed.returncode == 1, err
+    lines = [json.loads(line) for line in err.splitlines()]  # no bare traceback
+    [report] = [line for line in lines if line["event"] == "service_part_failed"]
+    assert (report["part"], report["error"], report["detail"]) == (
+        "relay",
+        "ValueError",
+        "the relay broke",
+    )
+    assert report["level"] == "error"
+    assert lines[-1]["event"] == "service_stopped"

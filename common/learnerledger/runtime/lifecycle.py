@@ -265,6 +265,7 @@ class ServiceRunner:
                     service=self.service,
                     part=part.name,
                     error=type(exc).__name__,
+                    detail=str(exc)[:300],
                     exc_info=exc,
                 )
                 await self.stop()
@@ -316,6 +317,7 @@ class ServiceRunner:
             part=part.name,
             outcome=what,
             error=type(error).__name__ if error is not None else None,
+            detail=str(error)[:300] if error is not None else None,
             exc_info=error,
         )
         failed = ServiceFailed(self.service, part.name, f"{what} before a stop was requested")
