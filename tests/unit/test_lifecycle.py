@@ -180,6 +180,7 @@ async def test_a_failing_worker_stops_the_rest_and_is_reported() -> None:
     with structlog.testing.capture_logs() as logs, pytest.raises(ServiceFailed) as failed:
         await asyncio.wait_for(run_parts("svc", parts, grace_s=2, stop=stop), 5)
     assert failed.value.part == "relay"
+    assert failed.value.exit_code == 1
     assert isinstance(failed.value.__cause__, ValueError)
     assert not stop.is_set()  # nobody asked: the failure itself stopped the service
     assert record.events == ["start pool", "run consumer", "drained consumer", "stop pool"]
@@ -219,6 +220,7 @@ async def test_a_part_that_fails_to_start_stops_those_already_started() -> None:
     with structlog.testing.capture_logs() as logs, pytest.raises(ServiceFailed) as failed:
         await asyncio.wait_for(run_parts("svc", parts, grace_s=1, stop=asyncio.Event()), 5)
     assert failed.value.part == "producer"
+    assert failed.value.exit_code == 2
     assert isinstance(failed.value.__cause__, ConnectionRefusedError)
     assert record.events == [
         "start pool",
@@ -321,7 +323,7 @@ async def test_running_block_serves_inside_and_raises_a_worker_failure_on_leavin
 
 SERVICE_PROCESS = """
 import asyncio, sys
-from learnerledger.runtime import Background, run_parts, run_service
+from learnerledger.runtime import Background, Step, run_parts, run_service
 
 class Settings:
     log_level = "INFO"
@@ -333,16 +335,21 @@ async def work(stop: asyncio.Event) -> None:
         raise ValueError("the relay broke")
     await stop.wait()
 
+async def cannot_bind() -> None:
+    if sys.argv[1] == "nostart":
+        raise OSError("cannot bind the health port 127.0.0.1:1")
+
 async def run(settings: Settings) -> None:
-    await run_parts("svc", [Background("relay", work)], grace_s=1)
+    await run_parts("svc", [Step("api", cannot_bind), Background("relay", work)], grace_s=1)
 
 run_service("svc", Settings(), run)
 """
 
 
-def test_the_process_exits_0_on_sigterm_and_1_when_a_worker_fails() -> None:
+def test_the_process_exits_0_on_sigterm_1_when_a_worker_fails_2_when_it_cannot_start() -> None:
     """``run_service`` as a process entrypoint: a stop by signal is a clean exit; a failed
-    worker is one structured log line and exit code 1 (for the supervisor to restart it)."""
+    worker is one structured log line and exit code 1 (for the supervisor to restart it); a
+    part that cannot start, exit code 2 (as ``ledgerctl`` when it cannot reach its servers)."""
 
     def service(mode: str) -> subprocess.Popen[str]:
         return subprocess.Popen(
@@ -372,3 +379,11 @@ def test_the_process_exits_0_on_sigterm_and_1_when_a_worker_fails() -> None:
     )
     assert report["level"] == "error"
     assert lines[-1]["event"] == "service_stopped"
+
+    unstartable = service("nostart")
+    out, err = unstartable.communicate(timeout=20)
+    assert unstartable.returncode == 2, err
+    assert out == ""  # the worker after the part that failed never started
+    lines = [json.loads(line) for line in err.splitlines()]
+    [report] = [line for line in lines if line["event"] == "service_start_failed"]
+    assert (report["part"], report["error"]) == ("api", "OSError")

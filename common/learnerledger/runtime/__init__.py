@@ -62,13 +62,14 @@ S = TypeVar("S", bound=ServiceSettings)
 
 def run_service(name: str, settings: S, run: Callable[[S], Coroutine[Any, Any, None]]) -> None:
     """The process entrypoint: configure structured logs, run ``run(settings)`` (which runs the
-    service's parts, /metrics among them, until SIGTERM/SIGINT) and exit 1 if the service
-    failed (already logged as ``service_start_failed`` or ``service_part_failed``)."""
+    service's parts, /metrics among them, until SIGTERM/SIGINT); exit 2 if a part could not
+    start (logged as ``service_start_failed``), 1 if one failed while running
+    (``service_part_failed``)."""
     configure_logging(name, settings.log_level, settings.log_format)
     try:
         asyncio.run(run(settings))
-    except ServiceFailed:
-        sys.exit(1)
+    except ServiceFailed as failed:
+        sys.exit(failed.exit_code)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:

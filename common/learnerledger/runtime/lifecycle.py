@@ -9,7 +9,7 @@ the relay, the checkpointer) and the /metrics endpoint. :class:`ServiceRunner` t
 2. marks health SERVING once every part is ready (a consumer: once it has joined its group);
 3. waits until a stop is requested (SIGTERM/SIGINT, or the caller's event) or a background part
    ends on its own: a failed worker is logged (``service_part_failed``) and ends the service
-   with :class:`ServiceFailed` (``run_service``: exit code 1);
+   with :class:`ServiceFailed` (``run_service``: exit code 1; 2 when a part could not start);
 4. marks health NOT_SERVING and stops the parts in reverse order, each within the grace period
    (a worker is asked to stop and cancelled if it has not finished by then).
 """
@@ -36,12 +36,17 @@ STOP_MARGIN_S = 5.0
 
 class ServiceFailed(Exception):
     """A part failed to start, or a background part ended before a stop was requested (the
-    cause, if any, is ``__cause__``); already logged, and every part stopped."""
+    cause, if any, is ``__cause__``); already logged, and every part stopped.
 
-    def __init__(self, service: str, part: str, what: str) -> None:
+    ``exit_code`` for the process: 2 when it could not start (as every ``ledgerctl`` command
+    that cannot reach its database or bind its port), 1 when a part failed while running.
+    """
+
+    def __init__(self, service: str, part: str, what: str, *, starting: bool = False) -> None:
         super().__init__(f"{service}: {part} {what}")
         self.service = service
         self.part = part
+        self.exit_code = 2 if starting else 1
 
 
 class PartNotStarted(RuntimeError):
@@ -269,7 +274,8 @@ class ServiceRunner:
                     exc_info=exc,
                 )
                 await self.stop()
-                raise ServiceFailed(self.service, part.name, "failed to start") from exc
+                failed = ServiceFailed(self.service, part.name, "failed to start", starting=True)
+                raise failed from exc
             except BaseException:  # cancelled while starting: still stop what is up
                 await self.stop()
                 raise
