@@ -131,7 +131,7 @@ async def test_parts_start_in_order_serve_and_stop_in_reverse() -> None:
         "stop producer",
         "close pool",
     ]
-    assert not serving.is_set()
+    assert server.serving is False
     with pytest.raises(PartNotStarted):
         _ = pool.value
 

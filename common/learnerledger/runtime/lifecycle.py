@@ -218,8 +218,9 @@ class Background(Part):
             with contextlib.suppress(asyncio.CancelledError):
                 await task
             return
-        if not task.cancelled() and task.exception() is not None:
-            raise task.exception()  # type: ignore[misc]  # it failed while draining
+        error = None if task.cancelled() else task.exception()
+        if error is not None:
+            raise error  # it failed while draining: the runner logs it
 
 
 class Metrics(Part):
@@ -257,7 +258,7 @@ class ServiceRunner:
         self._parts = list(parts)
         self._started: list[Part] = []
         self.serving = serving or asyncio.Event()
-        """Set once health was marked SERVING (cleared when the service stops)."""
+        """Set once health was marked SERVING."""
 
     async def start(self) -> None:
         """Start every part in order; on a failure stop those started and raise."""
@@ -333,7 +334,6 @@ class ServiceRunner:
     async def stop(self) -> None:
         """Report NOT_SERVING, then stop the started parts in reverse order."""
         started, self._started = self._started[::-1], []
-        self.serving.clear()
         for part in started:
             try:
                 await part.set_serving(False)
