@@ -57,8 +57,8 @@ class QueryParts:
         http_bound: asyncio.Future[int] | None = None,
     ) -> None:
         self.settings = settings
-        self._bound = bound
-        self._http_bound = http_bound
+        self.bound = bound
+        self.http_bound = http_bound
         self.credentials = CredentialIssuerSlot()
         self.learner_tokens = verifier_from_settings(settings)
         self.pool = Resource(
@@ -76,7 +76,7 @@ class QueryParts:
             self.parts.append(self.http)
         self.parts += [
             Step("credential issuer", self._credential_issuer),
-            Step("announce", self._announce),
+            _Announcement(self),
             Background("record-accesses-retention", self._retention),
         ]
 
@@ -141,14 +141,6 @@ class QueryParts:
         self.credentials.issuing = issuing
         log.info("credential_issuer", did=issuer.did, kid=issuing.key_id)
 
-    async def _announce(self) -> None:
-        if self.http is not None and self._http_bound is not None:
-            self._http_bound.set_result(self.http.value.port)
-        port = self.api.port
-        if self._bound is not None:
-            self._bound.set_result(port)
-        log.info("query_started", address=f"{self.settings.grpc_bind}:{port}")
-
     async def _retention(self, stop: asyncio.Event) -> None:
         await access_log.retention_worker(
             self.pool.value,
@@ -156,6 +148,26 @@ class QueryParts:
             interval_s=self.settings.access_log_prune_interval_s,
             stop=stop,
         )
+
+
+class _Announcement(Part):
+    """Once the service is SERVING: ``bound`` and ``http_bound`` receive the ports, and
+    ``query_started`` is logged (a caller that waits for the port can call at once)."""
+
+    def __init__(self, parts: QueryParts) -> None:
+        super().__init__("announce")
+        self._parts = parts
+
+    async def set_serving(self, serving: bool) -> None:
+        parts = self._parts
+        if not serving:
+            return
+        if parts.http is not None and parts.http_bound is not None:
+            parts.http_bound.set_result(parts.http.value.port)
+        port = parts.api.port
+        if parts.bound is not None:
+            parts.bound.set_result(port)
+        log.info("query_started", address=f"{parts.settings.grpc_bind}:{port}")
 
 
 async def run_query(
