@@ -8,6 +8,7 @@ import secrets
 import sys
 import time
 from collections.abc import Callable
+from wsgiref.simple_server import WSGIServer
 
 import structlog
 from prometheus_client import start_http_server
@@ -125,10 +126,12 @@ def configure_logging(service: str, level: str = "INFO", fmt: str = "json") -> N
     structlog.contextvars.bind_contextvars(service=service, pid=os.getpid())
 
 
-def serve_metrics(port: int) -> None:
-    """Expose /metrics for Prometheus on ``port`` (0 disables)."""
-    if port:
-        start_http_server(port, addr=os.environ.get("METRICS_BIND_ADDRESS", "127.0.0.1"))
+def serve_metrics(port: int) -> WSGIServer | None:
+    """Expose /metrics for Prometheus on ``port`` (0 disables); the server, to shut it down."""
+    if not port:
+        return None
+    server, _ = start_http_server(port, addr=os.environ.get("METRICS_BIND_ADDRESS", "127.0.0.1"))
+    return server
 
 
 # W3C trace context (https://www.w3.org/TR/trace-context/) -----------------------------------

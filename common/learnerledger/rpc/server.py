@@ -167,8 +167,12 @@ async def start_server(
     health_port: int | None = None,
     max_connection_age_s: float = DEFAULT_MAX_CONNECTION_AGE_S,
     max_connection_age_grace_s: float = DEFAULT_MAX_CONNECTION_AGE_GRACE_S,
+    serving: bool = True,
 ) -> RunningServer:
     """Build, bind and start a server; ``port`` 0 picks a free port (see ``.port``).
+
+    Health starts SERVING, or with ``serving=False`` NOT_SERVING until ``set_serving(True)``
+    (the service runner reports SERVING once every part of the service is up).
 
     With ``health_port``, the same health status is also served in plaintext on that port and
     nothing else: Kubernetes' gRPC probes cannot use TLS, and the API port may require it.
@@ -211,5 +215,20 @@ async def start_server(
             raise OSError(f"cannot bind the health port {bind}:{health_port}")
         await health_only.start()
     running = RunningServer(server, bound, health_servicer, tuple(service_names), health_only)
-    await running.set_serving(True)
+    await running.set_serving(serving)
+    return running
+
+
+async def start_health_server(*, bind: str, port: int, serving: bool = False) -> RunningServer:
+    """A plaintext server with the health service only (a worker without an API: the
+    projector), NOT_SERVING until ``set_serving(True)`` unless ``serving``."""
+    server = grpc.aio.server()
+    health_servicer = health.aio.HealthServicer()
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    bound = server.add_insecure_port(f"{bind}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind the health port {bind}:{port}")
+    await server.start()
+    running = RunningServer(server, bound, health_servicer, ())
+    await running.set_serving(serving)
     return running

@@ -1,10 +1,11 @@
-"""How every service process starts and stops: logs, metrics, SIGTERM/SIGINT as a stop, and
-workers that ride out an outage of PostgreSQL or Kafka instead of ending the process."""
+"""How every service process starts and stops: logs, metrics, SIGTERM/SIGINT as a stop, the
+parts of a service started in order and stopped in reverse (:mod:`.lifecycle`), and workers that
+ride out an outage of PostgreSQL or Kafka instead of ending the process."""
 
 from __future__ import annotations
 
 import asyncio
-import signal
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Protocol, TypeVar
@@ -12,7 +13,37 @@ from typing import Any, Protocol, TypeVar
 import structlog
 from prometheus_client import Counter
 
-from learnerledger.observability import configure_logging, serve_metrics
+from learnerledger.observability import configure_logging
+from learnerledger.runtime.lifecycle import (
+    Background,
+    GrpcServer,
+    Metrics,
+    Part,
+    PartNotStarted,
+    Resource,
+    ServiceFailed,
+    ServiceRunner,
+    Step,
+    run_parts,
+    signals_stop,
+)
+
+__all__ = [
+    "Background",
+    "GrpcServer",
+    "Metrics",
+    "Part",
+    "PartNotStarted",
+    "Resource",
+    "ServiceFailed",
+    "ServiceRunner",
+    "Step",
+    "restart_on_outage",
+    "run_parts",
+    "run_service",
+    "signals_stop",
+    "wait_or_stop",
+]
 
 log = structlog.get_logger(__name__)
 
@@ -24,26 +55,21 @@ WORKER_RESTARTS = Counter(
 class ServiceSettings(Protocol):
     log_level: str
     log_format: str
-    metrics_port: int
 
 
 S = TypeVar("S", bound=ServiceSettings)
 
 
-def stop_on_signals() -> asyncio.Event:
-    """An event set by SIGTERM or SIGINT (call from inside the running loop)."""
-    stop = asyncio.Event()
-    loop = asyncio.get_running_loop()
-    for sig in (signal.SIGTERM, signal.SIGINT):
-        loop.add_signal_handler(sig, stop.set)
-    return stop
-
-
 def run_service(name: str, settings: S, run: Callable[[S], Coroutine[Any, Any, None]]) -> None:
-    """Configure structured logs and /metrics, then run ``run(settings)`` until it returns."""
+    """The process entrypoint: configure structured logs, run ``run(settings)`` (which runs the
+    service's parts, /metrics among them, until SIGTERM/SIGINT); exit 2 if a part could not
+    start (logged as ``service_start_failed``), 1 if one failed while running
+    (``service_part_failed``)."""
     configure_logging(name, settings.log_level, settings.log_format)
-    serve_metrics(settings.metrics_port)
-    asyncio.run(run(settings))
+    try:
+        asyncio.run(run(settings))
+    except ServiceFailed as failed:
+        sys.exit(failed.exit_code)
 
 
 async def wait_or_stop(stop: asyncio.Event, seconds: float) -> bool:

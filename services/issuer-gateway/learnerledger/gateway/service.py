@@ -1,8 +1,9 @@
 """Run the issuer gateway: ``ledgerctl serve gateway`` calls :func:`main`.
 
-Shutdown (SIGTERM/SIGINT or ``stop``): health goes NOT_SERVING, the server refuses new calls
-and lets running ones finish for ``shutdown_grace_s``, in-flight sends are awaited, then the
-producer is flushed and stopped.
+Its parts (:class:`GatewayParts`) run under the shared service runner
+(``learnerledger.runtime.lifecycle``). Shutdown (SIGTERM/SIGINT or ``stop``): health goes
+NOT_SERVING, the server refuses new calls and lets running ones finish for ``shutdown_grace_s``,
+in-flight sends are awaited, then the producer is flushed and stopped.
 """
 
 from __future__ import annotations
@@ -23,7 +24,16 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
-from learnerledger.runtime import run_service, stop_on_signals
+from learnerledger.runtime import (
+    GrpcServer,
+    Metrics,
+    Part,
+    Resource,
+    ServiceRunner,
+    Step,
+    run_parts,
+    run_service,
+)
 from learnerledger.v1 import issuer_gateway_pb2, issuer_gateway_pb2_grpc
 
 log = structlog.get_logger("learnerledger.gateway")
@@ -43,29 +53,65 @@ class RunningGateway:
         return self.server.port
 
 
-@contextlib.asynccontextmanager
-async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
-    """A started gateway (``settings.grpc_port`` 0 picks a free port); stopped gracefully."""
-    await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
-    pool = await create_pool(settings.database_url, role=settings.database_role, max_size=8)
-    producer = durable_producer(
-        settings.kafka_bootstrap_servers,
-        client_id="issuer-gateway",
-        request_timeout_ms=max(1000, int(settings.send_timeout_s * 1000)),
-    )
-    try:
-        await producer.start()
-        servicer = IssuerGateway(
+class GatewayParts:
+    """The gateway's parts in start order; stopped in reverse: the API server (NOT_SERVING,
+    running calls finish), in-flight sends, the producer (flushed), the pool."""
+
+    def __init__(self, settings: GatewaySettings) -> None:
+        grace = settings.shutdown_grace_s
+        self.settings = settings
+        self.pool = Resource(
+            "pool",
+            lambda: create_pool(settings.database_url, role=settings.database_role, max_size=8),
+            lambda pool: pool.close(),
+        )
+        self.producer = Resource(
+            "producer", self._start_producer, lambda producer: _flush_and_stop(producer, grace)
+        )
+        self.servicer = Resource("in-flight sends", self._servicer, lambda s: _idle(s, grace))
+        self.api = GrpcServer("api", self._start_api)
+        self.parts: list[Part] = [
+            Metrics(settings.metrics_port),
+            Step("topics", self._ensure_topics),
+            self.pool,
+            self.producer,
+            self.servicer,
+            self.api,
+            Step("announce", self._announce),
+        ]
+
+    async def _ensure_topics(self) -> None:
+        await ensure_topics(self.settings.kafka_bootstrap_servers, topic_specs(self.settings))
+
+    async def _start_producer(self) -> DurableProducer:
+        producer = durable_producer(
+            self.settings.kafka_bootstrap_servers,
+            client_id="issuer-gateway",
+            request_timeout_ms=max(1000, int(self.settings.send_timeout_s * 1000)),
+        )
+        try:
+            await producer.start()
+        except BaseException:
+            await producer.stop()
+            raise
+        return producer
+
+    async def _servicer(self) -> IssuerGateway:
+        settings, pool = self.settings, self.pool.value
+        return IssuerGateway(
             settings,
             pool=pool,
-            producer=producer,
+            producer=self.producer.value,
             authenticator=BearerAuthenticator(
                 pool_lookup(pool),
                 ttl_s=settings.auth_cache_s,
                 learner_tokens=verifier_from_settings(settings),
             ),
         )
-        server = await start_server(
+
+    async def _start_api(self) -> RunningServer:
+        settings, servicer = self.settings, self.servicer.value
+        return await start_server(
             register=lambda s: issuer_gateway_pb2_grpc.add_IssuerGatewayServiceServicer_to_server(
                 servicer, s
             ),
@@ -79,29 +125,49 @@ async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
             max_connection_age_s=settings.grpc_max_connection_age_s,
             max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
             health_port=settings.health_port,
+            serving=False,
         )
-    except BaseException:
-        await producer.stop()
-        await pool.close()
-        raise
-    log.info("gateway_started", port=server.port, bind=settings.grpc_bind)
-    try:
-        yield RunningGateway(server, servicer, producer, pool)
-    finally:
-        await server.stop(settings.shutdown_grace_s)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(servicer.wait_idle(), timeout=settings.shutdown_grace_s)
-        with contextlib.suppress(Exception):
-            await asyncio.wait_for(producer.flush(), timeout=settings.shutdown_grace_s)
-        await producer.stop()
-        await pool.close()
-        log.info("gateway_stopped")
+
+    async def _announce(self) -> None:
+        log.info("gateway_started", port=self.api.port, bind=self.settings.grpc_bind)
+
+    def running(self) -> RunningGateway:
+        return RunningGateway(
+            self.api.server, self.servicer.value, self.producer.value, self.pool.value
+        )
+
+
+async def _idle(servicer: IssuerGateway, grace_s: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(servicer.wait_idle(), timeout=grace_s)
+
+
+async def _flush_and_stop(producer: DurableProducer, grace_s: float) -> None:
+    with contextlib.suppress(Exception):  # the sends it could not flush were never acked
+        await asyncio.wait_for(producer.flush(), timeout=grace_s)
+    await producer.stop()
+
+
+@contextlib.asynccontextmanager
+async def gateway(settings: GatewaySettings) -> AsyncIterator[RunningGateway]:
+    """A started, SERVING gateway (``settings.grpc_port`` 0 picks a free port); stopped
+    gracefully on leaving."""
+    parts = GatewayParts(settings)
+    runner = ServiceRunner("issuer-gateway", parts.parts, grace_s=settings.shutdown_grace_s)
+    async with runner.running():
+        yield parts.running()
+    log.info("gateway_stopped")
 
 
 async def run_gateway(settings: GatewaySettings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or stop_on_signals()
-    async with gateway(settings):
-        await stop.wait()
+    """Serve until ``stop`` is set (None: until SIGTERM/SIGINT)."""
+    await run_parts(
+        "issuer-gateway",
+        GatewayParts(settings).parts,
+        grace_s=settings.shutdown_grace_s,
+        stop=stop,
+    )
+    log.info("gateway_stopped")
 
 
 def main() -> None:

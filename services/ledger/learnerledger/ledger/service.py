@@ -1,9 +1,11 @@
-"""``ledgerctl serve ledger``: consumer, outbox relay, checkpointer and admin API."""
+"""``ledgerctl serve ledger``: consumer, outbox relay, checkpointer and admin API, declared as
+parts (:func:`ledger_parts`) of the shared service runner (``learnerledger.runtime.lifecycle``)."""
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import timedelta
 
 import asyncpg
@@ -38,7 +40,18 @@ from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.learner_tokens import verifier_from_settings
 from learnerledger.rpc.server import RunningServer, TlsFiles, start_server
-from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
+from learnerledger.runtime import (
+    Background,
+    GrpcServer,
+    Metrics,
+    Part,
+    Resource,
+    Step,
+    restart_on_outage,
+    run_parts,
+    run_service,
+    wait_or_stop,
+)
 from learnerledger.v1 import (
     learner_consent_pb2,
     learner_consent_pb2_grpc,
@@ -69,99 +82,138 @@ TREE_SIZE = Gauge(
 )
 
 
-async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
-    stop = stop or stop_on_signals()
-    await ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
-    pool = await create_pool(settings.database_url, role=settings.database_role, max_size=4)
-    admin_pool = await create_pool(
-        settings.database_url, role=settings.admin_database_role, max_size=2
+#: How long the workers may take to finish their batch, and calls to finish, when stopping.
+SHUTDOWN_GRACE_S = 5.0
+
+
+def ledger_parts(settings: LedgerSettings) -> list[Part]:
+    """The ledger's parts in start order (stopped in reverse): metrics, topics, its pools and
+    producer, the replay runner, the admin API (and the public API), then the workers."""
+    pool = Resource(
+        "pool",
+        lambda: create_pool(settings.database_url, role=settings.database_role, max_size=4),
+        lambda pool: pool.close(),
     )
-    producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
-    await producer.start()
-    replays = ReplayRunner(  # StartReplay: rebuilds run here, as the schema owner (issue 6)
-        settings.database_url, settings.kafka_bootstrap_servers, settings.topic_ledger_entries
+    admin_pool = Resource(
+        "admin pool",
+        lambda: create_pool(settings.database_url, role=settings.admin_database_role, max_size=2),
+        lambda pool: pool.close(),
     )
-    servers = await _start_admin_api(settings, admin_pool, producer, replays)
-    tasks = [
-        _worker(
-            "consumer",
-            lambda: consume_completions(
-                bootstrap_servers=settings.kafka_bootstrap_servers,
-                topic=settings.topic_completions,
-                dlq_topic=settings.topic_completions_dlq,
-                group_id=settings.consumer_group,
-                pool=pool,
-                producer=producer,
-                max_records=settings.batch_max_records,
-                wait_ms=settings.batch_wait_ms,
-                session_timeout_ms=settings.session_timeout_ms,
-                clock_skew=timedelta(seconds=settings.clock_skew_s),
-                stop=stop,
-            ),
-            stop,
+    producer = Resource(
+        "producer", lambda: _started_producer(settings), lambda producer: producer.stop()
+    )
+
+    async def replay_runner() -> ReplayRunner:
+        # StartReplay: rebuilds run here, as the schema owner
+        return ReplayRunner(
+            settings.database_url, settings.kafka_bootstrap_servers, settings.topic_ledger_entries
+        )
+
+    # an interrupted replay resumes on the next StartReplay
+    replays = Resource("replays", replay_runner, lambda replays: replays.stop())
+    apis = Resource(
+        "api servicers",
+        lambda: _admin_apis(settings, admin_pool.value, producer.value, replays.value),
+    )
+    parts: list[Part] = [
+        Metrics(settings.metrics_port),
+        Step(
+            "topics", lambda: ensure_topics(settings.kafka_bootstrap_servers, topic_specs(settings))
         ),
-        _worker(
-            "relay",
-            lambda: relay_entries(
-                pool=pool,
-                producer=producer,
-                topic=settings.topic_ledger_entries,
-                batch=settings.relay_batch,
-                idle_ms=settings.relay_idle_ms,
-                stop=stop,
-            ),
-            stop,
-        ),
-        _worker(
-            "approval_fanout",
-            lambda: fan_out_approvals(
-                pool=pool,
-                producer=producer,
-                topic=settings.topic_completions,
-                idle_s=settings.approval_fanout_idle_s,
-                stop=stop,
-            ),
-            stop,
-        ),
+        pool,
+        admin_pool,
+        producer,
+        replays,
+        apis,
+        GrpcServer("admin api", lambda: apis.value.serve_admin()),
+    ]
+    if settings.public_grpc_port is not None:
+        parts.append(GrpcServer("public api", lambda: apis.value.serve_public()))
+
+    def consumer(stop: asyncio.Event) -> Awaitable[None]:
+        return consume_completions(
+            bootstrap_servers=settings.kafka_bootstrap_servers,
+            topic=settings.topic_completions,
+            dlq_topic=settings.topic_completions_dlq,
+            group_id=settings.consumer_group,
+            pool=pool.value,
+            producer=producer.value,
+            max_records=settings.batch_max_records,
+            wait_ms=settings.batch_wait_ms,
+            session_timeout_ms=settings.session_timeout_ms,
+            clock_skew=timedelta(seconds=settings.clock_skew_s),
+            stop=stop,
+        )
+
+    def relay(stop: asyncio.Event) -> Awaitable[None]:
+        return relay_entries(
+            pool=pool.value,
+            producer=producer.value,
+            topic=settings.topic_ledger_entries,
+            batch=settings.relay_batch,
+            idle_ms=settings.relay_idle_ms,
+            stop=stop,
+        )
+
+    def approval_fanout(stop: asyncio.Event) -> Awaitable[None]:
+        return fan_out_approvals(
+            pool=pool.value,
+            producer=producer.value,
+            topic=settings.topic_completions,
+            idle_s=settings.approval_fanout_idle_s,
+            stop=stop,
+        )
+
+    parts += [
+        _worker("consumer", consumer),
+        _worker("relay", relay),
+        _worker("approval_fanout", approval_fanout),
     ]
     if settings.checkpoint_signing_key_file is not None:
-        tasks.append(
-            _worker("checkpoints", lambda: _checkpoints(settings, pool, producer, stop), stop)
-        )
+
+        def checkpoints(stop: asyncio.Event) -> Awaitable[None]:
+            return _checkpoints(settings, pool.value, producer.value, stop)
+
+        parts.append(_worker("checkpoints", checkpoints))
     else:
         log.warning("checkpoints_disabled", reason="LEDGER_CHECKPOINT_SIGNING_KEY_FILE is not set")
+    parts.append(Step("announce", _announce_started))
+    return parts
+
+
+async def _announce_started() -> None:
     log.info("ledger_started")
+
+
+async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until ``stop`` is set (None: until SIGTERM/SIGINT); a worker that fails (other than
+    an outage, which it rides out) stops the ledger with :class:`ServiceFailed`."""
+    await run_parts("ledger", ledger_parts(settings), grace_s=SHUTDOWN_GRACE_S, stop=stop)
+    log.info("ledger_stopped")
+
+
+async def _started_producer(settings: LedgerSettings) -> DurableProducer:
+    producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
     try:
-        done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
-        for task in done:
-            task.result()  # a task that ended on its own failed: surface its error
-    finally:
-        stop.set()
-        for task in tasks:
-            task.cancel()
-        await asyncio.gather(*tasks, return_exceptions=True)
-        for server in servers:
-            await server.stop(grace_s=5)
-        await replays.stop()  # an interrupted replay resumes on the next StartReplay
+        await producer.start()
+    except BaseException:
         await producer.stop()
-        await pool.close()
-        await admin_pool.close()
-        log.info("ledger_stopped")
+        raise
+    return producer
 
 
-def _worker(
-    name: str, run: Callable[[], Awaitable[None]], stop: asyncio.Event
-) -> asyncio.Task[None]:
-    """A task that restarts ``run`` after a PostgreSQL or Kafka outage (its state is stored)."""
-    return asyncio.create_task(
-        restart_on_outage(
+def _worker(name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> Background:
+    """A worker that restarts ``run`` after a PostgreSQL or Kafka outage (its state is stored)."""
+
+    async def riding_out_outages(stop: asyncio.Event) -> None:
+        await restart_on_outage(
             name,
-            run,
+            lambda: run(stop),
             stop,
             outages=DATABASE_UNREACHABLE + KAFKA_UNREACHABLE + FATAL_PRODUCER_ERRORS,
-        ),
-        name=name,
-    )
+        )
+
+    return Background(name, riding_out_outages)
 
 
 class Checkpointer:
@@ -262,14 +314,76 @@ async def _checkpoints(
         await checkpointer.tick(pool)
 
 
-async def _start_admin_api(
+@dataclass(frozen=True, slots=True)
+class _AdminApis:
+    """The ledger's gRPC services: all of them on ``grpc_port``, and with ``public_grpc_port``
+    those universities and learners call (redemption, consent) on a port of their own."""
+
+    settings: LedgerSettings
+    admin: LedgerAdmin
+    redemptions: RedemptionApi
+    learners: LearnerConsentApi
+
+    def _register_public(self, server: grpc.aio.Server) -> None:
+        redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(self.redemptions, server)
+        learner_consent_pb2_grpc.add_LearnerConsentServiceServicer_to_server(self.learners, server)
+
+    def _register_all(self, server: grpc.aio.Server) -> None:
+        ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(self.admin, server)
+        self._register_public(server)
+
+    async def serve_admin(self) -> RunningServer:
+        admin_name = ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name
+        server = await self._serve(
+            self._register_all,
+            [admin_name, *PUBLIC_SERVICE_NAMES],
+            self.settings.grpc_port,
+            self.settings.health_port,
+        )
+        log.info("admin_api_listening", port=server.port)
+        return server
+
+    async def serve_public(self) -> RunningServer:
+        assert self.settings.public_grpc_port is not None
+        server = await self._serve(
+            self._register_public, PUBLIC_SERVICE_NAMES, self.settings.public_grpc_port, None
+        )
+        log.info("public_api_listening", port=server.port)
+        return server
+
+    async def _serve(
+        self,
+        register: Callable[[grpc.aio.Server], None],
+        names: list[str],
+        port: int,
+        health_port: int | None,
+    ) -> RunningServer:
+        settings = self.settings
+        return await start_server(
+            register=register,
+            service_names=names,
+            bind=settings.grpc_bind,
+            port=port,
+            tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
+            health_port=health_port,
+            max_connection_age_s=settings.grpc_max_connection_age_s,
+            max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
+            serving=False,
+        )
+
+
+PUBLIC_SERVICE_NAMES = [
+    redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
+    learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"].full_name,
+]
+
+
+async def _admin_apis(
     settings: LedgerSettings,
     pool: asyncpg.Pool,
     producer: DurableProducer,
     replays: ReplayRunner | None = None,
-) -> list[RunningServer]:
-    """The admin API on ``grpc_port`` (every service) and, with ``public_grpc_port``, the
-    services universities and learners call on a port of their own."""
+) -> _AdminApis:
     trusted = (
         public_key_of(load_signing_key(settings.checkpoint_signing_key_file))
         if settings.checkpoint_signing_key_file is not None
@@ -292,51 +406,11 @@ async def _start_admin_api(
         completions_topic=settings.topic_completions,
         authenticator=authenticator,
     )
-
     learners = LearnerConsentApi(
         publisher=ConsentPublisher(pool, producer, settings.topic_completions),
         authenticator=authenticator,
     )
-
-    def register_public(server: grpc.aio.Server) -> None:
-        redemption_pb2_grpc.add_RedemptionServiceServicer_to_server(redemptions, server)
-        learner_consent_pb2_grpc.add_LearnerConsentServiceServicer_to_server(learners, server)
-
-    def register(server: grpc.aio.Server) -> None:
-        ledger_admin_pb2_grpc.add_LedgerAdminServiceServicer_to_server(admin, server)
-        register_public(server)
-
-    public_names = [
-        redemption_pb2.DESCRIPTOR.services_by_name["RedemptionService"].full_name,
-        learner_consent_pb2.DESCRIPTOR.services_by_name["LearnerConsentService"].full_name,
-    ]
-
-    async def serve(
-        register: Callable[[grpc.aio.Server], None],
-        names: list[str],
-        port: int,
-        health_port: int | None,
-    ) -> RunningServer:
-        return await start_server(
-            register=register,
-            service_names=names,
-            bind=settings.grpc_bind,
-            port=port,
-            tls=TlsFiles(settings.tls_cert_file, settings.tls_key_file),
-            health_port=health_port,
-            max_connection_age_s=settings.grpc_max_connection_age_s,
-            max_connection_age_grace_s=settings.grpc_max_connection_age_grace_s,
-        )
-
-    admin_name = ledger_admin_pb2.DESCRIPTOR.services_by_name["LedgerAdminService"].full_name
-    servers = [
-        await serve(register, [admin_name, *public_names], settings.grpc_port, settings.health_port)
-    ]
-    log.info("admin_api_listening", port=servers[0].port)
-    if settings.public_grpc_port is not None:
-        servers.append(await serve(register_public, public_names, settings.public_grpc_port, None))
-        log.info("public_api_listening", port=servers[1].port)
-    return servers
+    return _AdminApis(settings, admin, redemptions, learners)
 
 
 def main() -> None:

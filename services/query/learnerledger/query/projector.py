@@ -18,10 +18,8 @@ import asyncio
 import time
 
 import asyncpg
-import grpc
 import structlog
 from aiokafka import AIOKafkaConsumer, TopicPartition
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from prometheus_client import Counter, Histogram
 
 from learnerledger.domain.entries import Entry
@@ -33,7 +31,18 @@ from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.pool import create_pool
 from learnerledger.postgres.read_model import GapNotFilled, apply_entries
 from learnerledger.query.settings import ProjectorSettings
-from learnerledger.runtime import restart_on_outage, run_service, stop_on_signals, wait_or_stop
+from learnerledger.rpc.server import start_health_server
+from learnerledger.runtime import (
+    Background,
+    GrpcServer,
+    Metrics,
+    Part,
+    Resource,
+    restart_on_outage,
+    run_parts,
+    run_service,
+    wait_or_stop,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -120,30 +129,22 @@ async def project(
         await consumer.stop()
 
 
-async def run_projector(
-    settings: ProjectorSettings,
-    stop: asyncio.Event | None = None,
-    started: asyncio.Event | None = None,
-) -> None:
-    stop = stop or stop_on_signals()
-    pool = await create_pool(settings.database_url, role=settings.database_role, max_size=2)
-    health_server: grpc.aio.Server | None = None
-    servicer = health.aio.HealthServicer()
-    if settings.grpc_port:
-        health_server = grpc.aio.server()
-        health_pb2_grpc.add_HealthServicer_to_server(servicer, health_server)
-        health_server.add_insecure_port(f"{settings.grpc_bind}:{settings.grpc_port}")
-        await health_server.start()
+#: How long the projector may take to finish its batch and leave its group when stopping.
+SHUTDOWN_GRACE_S = 10.0
+
+
+def projector_parts(settings: ProjectorSettings) -> list[Part]:
+    """The projector's parts in start order (stopped in reverse): metrics, the pool, the
+    health-only gRPC server (with ``grpc_port``: SERVING once the consumer has joined its
+    group), the projecting worker."""
+    pool = Resource(
+        "pool",
+        lambda: create_pool(settings.database_url, role=settings.database_role, max_size=2),
+        lambda pool: pool.close(),
+    )
     consuming = asyncio.Event()
 
-    async def mark_serving() -> None:
-        await consuming.wait()
-        await servicer.set("", health_pb2.HealthCheckResponse.SERVING)
-        if started is not None:
-            started.set()
-
-    marker = asyncio.create_task(mark_serving())
-    try:
+    async def projecting(stop: asyncio.Event) -> None:
         # The read model and the consumer offsets say where to resume: after a PostgreSQL or
         # Kafka outage the worker starts over in-process, as it would after a crash.
         await restart_on_outage(
@@ -152,7 +153,7 @@ async def run_projector(
                 bootstrap_servers=settings.kafka_bootstrap_servers,
                 topic=settings.topic_ledger_entries,
                 group_id=settings.consumer_group,
-                pool=pool,
+                pool=pool.value,
                 stop=stop,
                 max_records=settings.batch_max_records,
                 wait_ms=settings.batch_wait_ms,
@@ -163,12 +164,34 @@ async def run_projector(
             stop,
             outages=DATABASE_UNREACHABLE + KAFKA_UNREACHABLE,
         )
-    finally:
-        marker.cancel()
-        if health_server is not None:
-            await health_server.stop(grace=1)
-        await pool.close()
-        log.info("projector_stopped")
+
+    parts: list[Part] = [Metrics(settings.metrics_port), pool]
+    if settings.grpc_port:
+        parts.append(
+            GrpcServer(
+                "health",
+                lambda: start_health_server(bind=settings.grpc_bind, port=settings.grpc_port),
+            )
+        )
+    parts.append(Background("projector", projecting, ready=consuming))
+    return parts
+
+
+async def run_projector(
+    settings: ProjectorSettings,
+    stop: asyncio.Event | None = None,
+    started: asyncio.Event | None = None,
+) -> None:
+    """Project until ``stop`` is set (None: until SIGTERM/SIGINT); ``started`` is set once the
+    consumer has joined its group (health SERVING)."""
+    await run_parts(
+        "projector",
+        projector_parts(settings),
+        grace_s=SHUTDOWN_GRACE_S,
+        stop=stop,
+        serving=started,
+    )
+    log.info("projector_stopped")
 
 
 def main() -> None:
