@@ -42,7 +42,6 @@ from bench.ingest import stream
 from learnerledger.ctl.services import check_services, start_services, stop_services
 from learnerledger.ctl.stack import StackConfig, stack_up
 from learnerledger.domain.credentials import decode_status_list, status_bit
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
@@ -53,6 +52,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 
 POLL_S = 0.02
 COURSE = "vc-bench-course"

@@ -19,8 +19,8 @@ import pytest
 from learnerledger.ctl import demo
 from learnerledger.ctl.processes import is_alive
 from learnerledger.ctl.services import start_services
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
 from tests.e2e.test_pipeline import Pipeline, pipeline  # noqa: F401

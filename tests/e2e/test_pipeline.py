@@ -17,7 +17,6 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from learnerledger.ctl.services import check_services, start_services, stop_services
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.postgres import catalog
 from learnerledger.v1 import (
     common_pb2,
@@ -28,6 +27,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from tests.integration.ledger_fixtures import seed_catalog, seed_courses
 
 pytestmark = pytest.mark.e2e

@@ -39,7 +39,6 @@ from learnerledger.ctl.processes import is_alive
 from learnerledger.ctl.services import start_services, stop_services
 from learnerledger.ctl.stack import StackConfig, StackInfo, stack_up
 from learnerledger.domain.events import completion_event_id
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
@@ -52,6 +51,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from tests.conftest import _free_ports, own_servers_only, private_stack
 from tests.e2e.test_pipeline import healthy
 from tests.integration.ledger_fixtures import seed_catalog

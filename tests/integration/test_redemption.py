@@ -22,7 +22,6 @@ from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommend
 from learnerledger.domain.transcript import CredentialStatus, TranscriptProjection
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog, credit_log
-from learnerledger.query.server import state_to_transcript
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import (
     common_pb2,
@@ -30,6 +29,7 @@ from learnerledger.v1 import (
     redemption_pb2_grpc,
     transcript_query_pb2,
 )
+from learnerledger.wire.transcripts import state_to_transcript
 from tests.integration.ledger_fixtures import (
     completion,
     consent,

@@ -32,13 +32,7 @@ from learnerledger.domain.redemption import (
     request_digest,
 )
 from learnerledger.domain.validation import check_learner_id, check_redemption_fields
-from learnerledger.kafka.codec import (
-    LEVEL_TO_PROTO,
-    PROTO_TO_LEVEL,
-    encode_completion_event,
-    redemption_lines_to_proto,
-    to_timestamp,
-)
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger import redemption_listing as listing
 from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
@@ -63,20 +57,11 @@ from learnerledger.rpc.errors import (
 )
 from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
+from learnerledger.wire.enums import PROTO_TO_LEVEL
+from learnerledger.wire.instants import to_timestamp
+from learnerledger.wire.redemptions import programme_to_proto, redemption_lines_to_proto
 
 log = structlog.get_logger(__name__)
-
-
-def programme_to_proto(programme: Programme, created: datetime) -> redemption_pb2.Programme:
-    return redemption_pb2.Programme(
-        programme_id=programme.programme_id,
-        university_id=programme.university_id,
-        title=programme.title,
-        level=LEVEL_TO_PROTO[str(programme.level)],
-        total_credits=float(programme.total_credits),
-        validity_years=programme.validity_years or 0,
-        create_time=to_timestamp(created),
-    )
 
 
 class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
@@ -136,7 +121,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                 RpcFailure(
                     grpc.StatusCode.PERMISSION_DENIED,
                     "a university registers only its own programmes",
-                    reason="FOREIGN_UNIVERSITY",
+                    reason=Reason.FOREIGN_UNIVERSITY,
                     metadata={"university_id": caller.principal_id},
                 ),
             )
@@ -185,7 +170,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                     RpcFailure(
                         grpc.StatusCode.PERMISSION_DENIED,
                         "a university lists only its own programmes",
-                        reason="FOREIGN_UNIVERSITY",
+                        reason=Reason.FOREIGN_UNIVERSITY,
                     ),
                 )
             university_id = caller.principal_id
@@ -259,7 +244,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                             grpc.StatusCode.PERMISSION_DENIED,
                             f"learner {request.learner_id} has not consented to university "
                             f"{university_id}",
-                            reason="NO_CONSENT",
+                            reason=Reason.NO_CONSENT,
                             metadata={"learner_id": request.learner_id},
                         ),
                     )
@@ -327,7 +312,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                         grpc.StatusCode.NOT_FOUND,
                         f"no redemption {request.redemption_id} of university "
                         f"{caller.principal_id}",
-                        reason="REDEMPTION_NOT_FOUND",
+                        reason=Reason.REDEMPTION_NOT_FOUND,
                         metadata={"redemption_id": request.redemption_id},
                     ),
                 )
@@ -374,7 +359,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                     RpcFailure(
                         grpc.StatusCode.PERMISSION_DENIED,
                         "a university lists only its own redemptions",
-                        reason="FOREIGN_UNIVERSITY",
+                        reason=Reason.FOREIGN_UNIVERSITY,
                         metadata={"university_id": caller.principal_id},
                     ),
                 )
@@ -428,6 +413,6 @@ def _conflict(redemption_id: str) -> RpcFailure:
     return RpcFailure(
         grpc.StatusCode.ALREADY_EXISTS,
         f"redemption id {redemption_id} was used for a different request; use a new id",
-        reason="REDEMPTION_ID_CONFLICT",
+        reason=Reason.REDEMPTION_ID_CONFLICT,
         metadata={"redemption_id": redemption_id},
     )
