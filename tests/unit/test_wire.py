@@ -18,7 +18,10 @@ from learnerledger.domain.events import (
     Envelope,
     Result,
     completion_event_id,
+    redemption_event_id,
+    revocation_event_id,
 )
+from learnerledger.domain.redemption import InvalidProgramme
 from learnerledger.ledger.admin_api import (
     ALREADY_EXISTS_REASONS,
     NOT_FOUND_REASONS,
@@ -26,15 +29,21 @@ from learnerledger.ledger.admin_api import (
 )
 from learnerledger.postgres.catalog import AlreadyExists, CatalogObject, NotFound
 from learnerledger.rpc.errors import Reason
-from learnerledger.v1 import common_pb2, events_pb2
+from learnerledger.v1 import common_pb2, events_pb2, issuer_gateway_pb2, redemption_pb2
 from learnerledger.wire.catalog import course_from_proto, course_to_proto
 from learnerledger.wire.events import (
     InvalidMessage,
     completion_event_from_proto,
     completion_event_to_proto,
     completion_from_proto,
+    revocation_from_proto,
 )
 from learnerledger.wire.instants import InstantOutOfRange, from_timestamp, to_timestamp
+from learnerledger.wire.redemptions import (
+    programme_from_proto,
+    programme_to_proto,
+    redemption_request_from_proto,
+)
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 
@@ -167,3 +176,50 @@ def test_entry_kinds_all_have_a_wire_kind() -> None:
 
     assert set(KIND_TO_PROTO) == set(EntryKind)
     assert events_pb2.ENTRY_KIND_UNSPECIFIED not in KIND_TO_PROTO.values()
+
+
+def test_a_revocation_request_keeps_its_event_id_and_round_trips() -> None:
+    request = issuer_gateway_pb2.RevokeCompletionRequest(
+        completion_id="c-1", reason="issued in error", learner_id="123456789012"
+    )
+    revocation = revocation_from_proto(
+        request, issuer_id="swayam", learner_id="123456789012", now=NOW
+    )
+    assert revocation.envelope.event_id == revocation_event_id("swayam", "c-1")
+    assert (revocation.completion_id, revocation.reason) == ("c-1", "issued in error")
+    assert completion_event_from_proto(completion_event_to_proto(revocation)) == revocation
+
+
+def test_a_redemption_request_round_trips() -> None:
+    request = redemption_pb2.RedeemCreditsRequest(
+        learner_id="123456789012",
+        redemption_id="r-1",
+        programme_id="du-bsc",
+        credential_sequences=[3, 1],
+        allow_partial=True,
+    )
+    asked = redemption_request_from_proto(
+        request, university_id="du", request_digest="ab" * 32, now=NOW
+    )
+    assert asked.envelope.event_id == redemption_event_id("du", "r-1")
+    assert asked.credential_sequences == (3, 1)
+    assert completion_event_from_proto(completion_event_to_proto(asked)) == asked
+
+
+def test_a_programme_round_trips_and_an_unknown_level_is_named() -> None:
+    programme = programme_from_proto(
+        redemption_pb2.Programme(
+            programme_id="du-bsc",
+            university_id="du",
+            title="BSc",
+            level=common_pb2.NCRF_LEVEL_5_5,
+            total_credits=120,
+        )
+    )
+    assert programme.level == Decimal("5.5")
+    assert programme.validity_years is None
+    message = programme_to_proto(programme, NOW)
+    assert (message.level, message.total_credits) == (common_pb2.NCRF_LEVEL_5_5, 120.0)
+    with pytest.raises(InvalidProgramme) as raised:
+        programme_from_proto(redemption_pb2.Programme(programme_id="x", university_id="du"))
+    assert raised.value.field == "level"

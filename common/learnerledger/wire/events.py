@@ -27,9 +27,10 @@ from learnerledger.domain.events import (
     Result,
     RevocationRequested,
     completion_event_id,
+    revocation_event_id,
 )
 from learnerledger.domain.instants import parse_instant
-from learnerledger.v1 import common_pb2, events_pb2
+from learnerledger.v1 import common_pb2, events_pb2, issuer_gateway_pb2
 from learnerledger.wire.enums import (
     BASIS_TO_PROTO,
     HOURS_BASIS_TO_PROTO,
@@ -74,6 +75,28 @@ def completion_from_proto(
         score=completion.score if which == "score" else None,
         grade=completion.grade if which == "grade" else None,
         evidence_url=completion.evidence_url,
+    )
+
+
+def revocation_from_proto(
+    request: issuer_gateway_pb2.RevokeCompletionRequest,
+    *,
+    issuer_id: str,
+    learner_id: str,
+    now: datetime,
+) -> RevocationRequested:
+    """The domain request of an issuer's RevokeCompletion call, for the completion's
+    ``learner_id`` (the ledger's, or the request's when the ledger has none)."""
+    return RevocationRequested(
+        Envelope(
+            revocation_event_id(issuer_id, request.completion_id),
+            CURRENT_SCHEMA_VERSION,
+            now,
+            issuer_id,
+            learner_id,
+        ),
+        request.completion_id,
+        request.reason,
     )
 
 

@@ -4,12 +4,24 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from datetime import datetime
+from decimal import Decimal
 
 from learnerledger.domain.catalog import CourseCategory
 from learnerledger.domain.entries import JsonValue
-from learnerledger.domain.redemption import Outcome, Programme
+from learnerledger.domain.events import (
+    CURRENT_SCHEMA_VERSION,
+    Envelope,
+    RedemptionRequested,
+    redemption_event_id,
+)
+from learnerledger.domain.redemption import InvalidProgramme, Outcome, Programme, programme_level
 from learnerledger.v1 import common_pb2, events_pb2, redemption_pb2
-from learnerledger.wire.enums import CATEGORY_TO_PROTO, LEVEL_TO_PROTO, OUTCOME_TO_PROTO
+from learnerledger.wire.enums import (
+    CATEGORY_TO_PROTO,
+    LEVEL_TO_PROTO,
+    OUTCOME_TO_PROTO,
+    PROTO_TO_LEVEL,
+)
 from learnerledger.wire.instants import to_timestamp
 
 
@@ -22,6 +34,48 @@ def programme_to_proto(programme: Programme, created: datetime) -> redemption_pb
         total_credits=float(programme.total_credits),
         validity_years=programme.validity_years or 0,
         create_time=to_timestamp(created),
+    )
+
+
+def programme_from_proto(programme: redemption_pb2.Programme) -> Programme:
+    """A programme as CreateProgramme registers it. :class:`InvalidProgramme` names a field
+    that is wrong (``decimal.InvalidOperation``: ``total_credits`` is not a number)."""
+    if programme.level not in PROTO_TO_LEVEL:
+        raise InvalidProgramme("level", "must be an NCrF level (4.5 to 8)")
+    return Programme(
+        programme_id=programme.programme_id,
+        university_id=programme.university_id,
+        title=programme.title,
+        level=programme_level(PROTO_TO_LEVEL[programme.level]),
+        total_credits=Decimal(repr(programme.total_credits)),
+        validity_years=programme.validity_years or None,
+    )
+
+
+def redemption_request_from_proto(
+    request: redemption_pb2.RedeemCreditsRequest,
+    *,
+    university_id: str,
+    request_digest: str,
+    now: datetime,
+) -> RedemptionRequested:
+    """The ledger request of a university's RedeemCredits call (the caller is
+    ``university_id``; ``request_digest`` is the domain's digest of what it asks)."""
+    return RedemptionRequested(
+        Envelope(
+            redemption_event_id(university_id, request.redemption_id),
+            CURRENT_SCHEMA_VERSION,
+            now,
+            "",
+            request.learner_id,
+        ),
+        redemption_id=request.redemption_id,
+        university_id=university_id,
+        programme_id=request.programme_id,
+        credential_sequences=tuple(request.credential_sequences),
+        all_eligible=request.all_eligible,
+        allow_partial=request.allow_partial,
+        request_digest=request_digest,
     )
 
 

@@ -48,15 +48,7 @@ from aiokafka.errors import KafkaError
 from learnerledger.domain.catalog import Course, ForeignIssuer, InvalidCourse, check_proposal
 from learnerledger.domain.credit_rules import RejectionReason, completion_digest, is_expired
 from learnerledger.domain.entries import EntryKind
-from learnerledger.domain.events import (
-    CURRENT_SCHEMA_VERSION,
-    CompletionSubmitted,
-    Envelope,
-    LedgerRequest,
-    RevocationRequested,
-    completion_event_id,
-    revocation_event_id,
-)
+from learnerledger.domain.events import CompletionSubmitted, LedgerRequest, completion_event_id
 from learnerledger.gateway import metrics
 from learnerledger.gateway.rate_limit import TokenBuckets
 from learnerledger.gateway.settings import GatewaySettings
@@ -82,7 +74,7 @@ from learnerledger.rpc.errors import (
 )
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
 from learnerledger.wire.catalog import course_from_proto, course_to_proto
-from learnerledger.wire.events import completion_from_proto
+from learnerledger.wire.events import completion_from_proto, revocation_from_proto
 from learnerledger.wire.instants import to_timestamp
 
 log = structlog.get_logger("learnerledger.gateway")
@@ -458,16 +450,8 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     reason=Reason.RATE_LIMITED,
                     retry_after_s=retry_after,
                 )
-            event = RevocationRequested(
-                Envelope(
-                    revocation_event_id(issuer_id, request.completion_id),
-                    CURRENT_SCHEMA_VERSION,
-                    datetime.now(UTC),
-                    issuer_id,
-                    learner_id,
-                ),
-                request.completion_id,
-                request.reason,
+            event = revocation_from_proto(
+                request, issuer_id=issuer_id, learner_id=learner_id, now=datetime.now(UTC)
             )
             try:
                 await self._publish(event, self._traceparent(context))

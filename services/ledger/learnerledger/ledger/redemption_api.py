@@ -12,25 +12,15 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import Any
 
 import asyncpg
 import grpc
 import structlog
 
-from learnerledger.domain.events import (
-    CURRENT_SCHEMA_VERSION,
-    Envelope,
-    RedemptionRequested,
-    redemption_event_id,
-)
-from learnerledger.domain.redemption import (
-    InvalidProgramme,
-    Programme,
-    programme_level,
-    request_digest,
-)
+from learnerledger.domain.events import redemption_event_id
+from learnerledger.domain.redemption import InvalidProgramme, request_digest
 from learnerledger.domain.validation import check_learner_id, check_redemption_fields
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
@@ -59,7 +49,12 @@ from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
 from learnerledger.wire.enums import PROTO_TO_LEVEL
 from learnerledger.wire.instants import to_timestamp
-from learnerledger.wire.redemptions import programme_to_proto, redemption_lines_to_proto
+from learnerledger.wire.redemptions import (
+    programme_from_proto,
+    programme_to_proto,
+    redemption_lines_to_proto,
+    redemption_request_from_proto,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -126,14 +121,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                 ),
             )
         try:
-            programme = Programme(
-                programme_id=p.programme_id,
-                university_id=p.university_id,
-                title=p.title,
-                level=programme_level(PROTO_TO_LEVEL[p.level]),
-                total_credits=Decimal(repr(p.total_credits)),
-                validity_years=p.validity_years or None,
-            )
+            programme = programme_from_proto(p)
         except InvalidProgramme as exc:
             await abort(
                 context, invalid_argument([Violation(f"programme.{exc.field}", exc.message)])
@@ -263,15 +251,8 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
             decided = await self._redemption(connection, claim)
         if decided.state != redemption_pb2.REDEMPTION_STATE_PENDING:
             return redemption_pb2.RedeemCreditsResponse(redemption=decided)
-        event = RedemptionRequested(
-            Envelope(event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id),
-            redemption_id=request.redemption_id,
-            university_id=university_id,
-            programme_id=request.programme_id,
-            credential_sequences=sequences,
-            all_eligible=request.all_eligible,
-            allow_partial=request.allow_partial,
-            request_digest=digest,
+        event = redemption_request_from_proto(
+            request, university_id=university_id, request_digest=digest, now=datetime.now(UTC)
         )
         try:
             await self._producer.send_and_wait(
