@@ -58,7 +58,8 @@ def test_reason_values_are_their_upper_snake_case_names() -> None:
 @pytest.mark.parametrize("what", list(CatalogObject))
 def test_catalog_reasons_are_the_strings_clients_always_got(what: CatalogObject) -> None:
     # Before the enum these were built as f"{what.upper()}_ALREADY_EXISTS" and
-    # f"{what.upper().replace(' ', '_')}_NOT_FOUND"; the strings on the wire stay the same.
+    # f"{what.upper().replace(' ', '_')}_NOT_FOUND"; the strings on the wire stay the same (no
+    # catalog write raises AlreadyExists of an active token, the one name with a space).
     exists = catalog_failure(AlreadyExists(what, "x-1"))
     missing = catalog_failure(NotFound(what, "x-1"))
     snake = what.value.upper().replace(" ", "_")
