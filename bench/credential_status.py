@@ -40,7 +40,6 @@ from bench.harness import free_port, fresh_database, save_report, seed_issuer, u
 from bench.harness import wait_ready as grpc_ready
 from bench.ingest import stream
 from learnerledger.domain.credentials import decode_status_list, status_bit
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.ledger.verification import generate_signing_key
 from learnerledger.postgres import catalog
@@ -51,6 +50,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.services import check_services, start_services, stop_services
 from learnerledger_devstack.stack import StackConfig, stack_up
 

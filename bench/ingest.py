@@ -35,11 +35,12 @@ from bench.harness import (
     use_kafka_admin,
 )
 from learnerledger.domain.events import CompletionSubmitted, Envelope, Result, completion_event_id
-from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.security import java_client_properties
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.stack import (
     PRODUCER_PERF_MAIN,
     StackConfig,

@@ -51,7 +51,7 @@ from bench.harness import (
 )
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
-from learnerledger.kafka.codec import encode_completion_event, to_timestamp
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.kafka.topics import TopicSpec, ensure_topics
 from learnerledger.postgres import catalog
@@ -62,6 +62,7 @@ from learnerledger.v1 import (
     redemption_pb2,
     redemption_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.stack import StackConfig, StackInfo, stack_up
 
 UNIVERSITY = "bench-university"

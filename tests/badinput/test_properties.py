@@ -35,7 +35,6 @@ from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import LedgerRequest
 from learnerledger.gateway.validation import (
     EARLIEST_COMPLETION,
-    to_domain,
     validate_completion,
     validate_revocation,
 )
@@ -46,6 +45,7 @@ from learnerledger.kafka.codec import (
 )
 from learnerledger.rpc.errors import Violation
 from learnerledger.v1 import common_pb2, events_pb2
+from learnerledger.wire.events import completion_from_proto
 
 SCALE = float(os.environ.get("BADINPUT_SCALE", "1"))
 
@@ -287,7 +287,7 @@ def test_any_completion_is_validated_without_crashing() -> None:
             seen["invalid"] += 1
             return
         seen["valid"] += 1
-        event = to_domain(c, issuer_id="swayam", now=NOW)
+        event = completion_from_proto(c, issuer_id="swayam", now=NOW)
         _same_request(event, decode_completion_event(encode_completion_event(event)))
 
     prop()
@@ -309,7 +309,7 @@ def test_a_single_defect_is_reported_on_its_field_and_valid_ones_round_trip() ->
         if defect is None:
             assert violations == []
             seen["valid"] += 1
-            event = to_domain(c, issuer_id="swayam", now=NOW)
+            event = completion_from_proto(c, issuer_id="swayam", now=NOW)
             decoded = decode_completion_event(encode_completion_event(event))
             _same_request(event, decoded)
         else:
@@ -570,7 +570,7 @@ def test_bulk_random_completions_validate_and_valid_ones_round_trip() -> None:
                 seen["invalid"] += 1
                 continue
             seen["valid"] += 1
-            event = to_domain(c, issuer_id="swayam", now=NOW)
+            event = completion_from_proto(c, issuer_id="swayam", now=NOW)
             _same_request(event, decode_completion_event(encode_completion_event(event)))
 
     prop()

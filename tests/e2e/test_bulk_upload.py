@@ -15,8 +15,8 @@ import asyncpg
 import grpc
 import pytest
 
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import common_pb2, ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_client import Acceptance, CallFailed, ClientConfig, RetryPolicy
 from learnerledger_client.aio import IssuerClient, RegistrarClient
 from learnerledger_devstack import demo

@@ -19,7 +19,6 @@ from learnerledger.domain.events import (
     Envelope,
     redecision_event_id,
 )
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import (
     common_pb2,
     issuer_gateway_pb2,
@@ -29,6 +28,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from tests.support.ledger import eventually, produce
 from tests.support.pipeline import LEARNER, Pipeline, completion
 

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 import grpc
 import pytest
 
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.v1 import (
     issuer_gateway_pb2,
     issuer_gateway_pb2_grpc,
@@ -19,6 +18,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from tests.support.pipeline import LEARNER, Pipeline, completion
 
 pytestmark = pytest.mark.e2e

@@ -35,7 +35,6 @@ import grpc
 import pytest
 
 from learnerledger.domain.events import completion_event_id
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.migrations import migrate
@@ -48,6 +47,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.postgres_server import find_bin_dir
 from learnerledger_devstack.processes import is_alive
 from learnerledger_devstack.services import start_services, stop_services

@@ -16,7 +16,6 @@ import asyncpg
 import grpc
 import pytest
 
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.query.service import run_query
@@ -29,6 +28,7 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.instants import to_timestamp
 from tests.support.authorization import DIANA, EVE, Stack, bearer
 from tests.support.ledger import eventually
 

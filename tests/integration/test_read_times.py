@@ -16,10 +16,10 @@ import pytest
 
 from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import Result
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.postgres import catalog
 from learnerledger.v1 import common_pb2, events_pb2, redemption_pb2, transcript_query_pb2_grpc
 from learnerledger.v1 import transcript_query_pb2 as Q
+from learnerledger.wire.instants import to_timestamp
 from tests.support.ledger import (
     COMPLETED,
     completion,

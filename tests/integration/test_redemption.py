@@ -19,11 +19,11 @@ from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.transcript import CredentialStatus, TranscriptProjection
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog, credit_log
-from learnerledger.query.server import state_to_transcript
 from learnerledger.rpc.errors import decode_details
 from learnerledger.v1 import (
     transcript_query_pb2,
 )
+from learnerledger.wire.transcripts import state_to_transcript
 from tests.support.ledger import (
     eventually,
     produce,

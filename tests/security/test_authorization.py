@@ -314,7 +314,7 @@ async def test_consent_revoked_mid_watch_ends_the_stream_with_permission_denied(
 
 
 def _in_an_hour() -> Any:
-    from learnerledger.kafka.codec import to_timestamp
+    from learnerledger.wire.instants import to_timestamp
 
     return to_timestamp(datetime.now(UTC) + timedelta(hours=1))
 

@@ -14,11 +14,11 @@ import grpc
 import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from learnerledger.kafka.codec import to_timestamp
 from learnerledger.postgres import catalog
 from learnerledger.v1 import (
     common_pb2,
 )
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.services import check_services, start_services, stop_services
 from tests.support.ledger import seed_catalog, seed_courses
 from tests.support.ports import free_port

@@ -14,11 +14,11 @@ from learnerledger.domain.catalog import Course, CreditRecommendation
 from learnerledger.domain.events import Result, completion_event_id
 from learnerledger.gateway.validation import (
     string_violations,
-    to_domain,
     validate_completion,
     validate_revocation_request,
 )
 from learnerledger.v1 import common_pb2, events_pb2, issuer_gateway_pb2
+from learnerledger.wire.events import completion_from_proto
 
 NOW = datetime(2026, 6, 1, 12, 0, tzinfo=UTC)
 SKEW = timedelta(minutes=5)
@@ -49,7 +49,7 @@ def fields(c: common_pb2.Completion, courses: dict[str, Course] | None = COURSES
 def test_a_good_completion_has_no_violations_and_maps_to_the_domain() -> None:
     c = good()
     assert fields(c) == []
-    event = to_domain(c, issuer_id="swayam", now=NOW)
+    event = completion_from_proto(c, issuer_id="swayam", now=NOW)
     assert event.envelope.event_id == completion_event_id("swayam", "c-1")
     assert event.envelope.learner_id == "123456789012"
     assert event.result is Result.PASS
@@ -138,7 +138,7 @@ def test_validation_never_crashes_and_valid_means_mappable(
         1 <= len(completion_id) <= 128 and completion_id.isprintable()
     )
     if not violations:
-        event = to_domain(c, issuer_id="swayam", now=NOW)
+        event = completion_from_proto(c, issuer_id="swayam", now=NOW)
         assert event.completion_id == completion_id
         assert 0 <= (event.score or 0) <= 100
 

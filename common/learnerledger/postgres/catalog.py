@@ -52,15 +52,25 @@ class Principal:
         return self.expire_time is not None and self.expire_time <= now
 
 
+class CatalogObject(enum.StrEnum):
+    """What a catalog write found already there, or missing."""
+
+    ISSUER = "issuer"
+    UNIVERSITY = "university"
+    COURSE = "course"
+    PROGRAMME = "programme"
+    ACTIVE_TOKEN = "active token"
+
+
 class AlreadyExists(Exception):
-    def __init__(self, what: str, identifier: str) -> None:
+    def __init__(self, what: CatalogObject, identifier: str) -> None:
         super().__init__(f"{what} {identifier} already exists")
         self.what = what
         self.identifier = identifier
 
 
 class NotFound(Exception):
-    def __init__(self, what: str, identifier: str) -> None:
+    def __init__(self, what: CatalogObject, identifier: str) -> None:
         super().__init__(f"{what} {identifier} does not exist")
         self.what = what
         self.identifier = identifier
@@ -76,7 +86,7 @@ async def add_issuer(connection: Connection, issuer_id: str, display_name: str) 
             "INSERT INTO issuers (issuer_id, display_name) VALUES ($1, $2)", issuer_id, display_name
         )
     except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists("issuer", issuer_id) from exc
+        raise AlreadyExists(CatalogObject.ISSUER, issuer_id) from exc
 
 
 async def add_university(connection: Connection, university_id: str, display_name: str) -> None:
@@ -87,7 +97,7 @@ async def add_university(connection: Connection, university_id: str, display_nam
             display_name,
         )
     except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists("university", university_id) from exc
+        raise AlreadyExists(CatalogObject.UNIVERSITY, university_id) from exc
 
 
 async def university_exists(connection: Connection, university_id: str) -> bool:
@@ -155,7 +165,7 @@ async def issue_token(
     if table is not None and not await connection.fetchval(
         f"SELECT EXISTS (SELECT 1 FROM {table} WHERE {column} = $1)", principal_id
     ):
-        raise NotFound(kind.value, principal_id)
+        raise NotFound(CatalogObject(kind.value), principal_id)
     token_id = secrets.token_hex(6)
     token = f"ll{kind.value[0]}_{token_id}_{secrets.token_urlsafe(32)}"
     await connection.execute(
@@ -176,7 +186,7 @@ async def revoke_token(connection: Connection, token_id: str) -> None:
         token_id,
     )
     if status.endswith(" 0"):
-        raise NotFound("active token", token_id)
+        raise NotFound(CatalogObject.ACTIVE_TOKEN, token_id)
 
 
 async def authenticate(connection: Connection, token: str) -> Principal | None:
@@ -312,11 +322,11 @@ async def add_course(connection: Connection, course: Course) -> None:
                     course.credit_recommendation.value,
                 )
     except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists("course", course.course_id) from exc
+        raise AlreadyExists(CatalogObject.COURSE, course.course_id) from exc
     except asyncpg.ForeignKeyViolationError as exc:
         if course.counts_as and "counts_as" in str(exc):
-            raise NotFound("course", course.counts_as) from exc
-        raise NotFound("issuer", course.issuer_id) from exc
+            raise NotFound(CatalogObject.COURSE, course.counts_as) from exc
+        raise NotFound(CatalogObject.ISSUER, course.issuer_id) from exc
 
 
 async def propose_course(connection: Connection, course: Course) -> None:
@@ -342,11 +352,11 @@ async def propose_course(connection: Connection, course: Course) -> None:
             course.experiential_hours,
         )
     except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists("course", course.course_id) from exc
+        raise AlreadyExists(CatalogObject.COURSE, course.course_id) from exc
     except asyncpg.ForeignKeyViolationError as exc:
         if course.counts_as and "counts_as" in str(exc):
-            raise NotFound("course", course.counts_as) from exc
-        raise NotFound("issuer", course.issuer_id) from exc
+            raise NotFound(CatalogObject.COURSE, course.counts_as) from exc
+        raise NotFound(CatalogObject.ISSUER, course.issuer_id) from exc
 
 
 async def set_recommendation(
@@ -369,7 +379,7 @@ async def set_recommendation(
         if not await connection.fetchval(
             "SELECT EXISTS (SELECT 1 FROM courses WHERE course_id = $1)", course_id
         ):
-            raise NotFound("course", course_id)
+            raise NotFound(CatalogObject.COURSE, course_id)
         recorded_at: datetime = await connection.fetchval("SELECT clock_timestamp()")
         change = RecommendationChange(
             change_id=uuid.uuid4(),
@@ -411,7 +421,7 @@ async def set_category(
             "SELECT category, ncrf_level FROM courses WHERE course_id = $1 FOR UPDATE", course_id
         )
         if row is None:
-            raise NotFound("course", course_id)
+            raise NotFound(CatalogObject.COURSE, course_id)
         previous = row["category"]
         if parse_level(row["ncrf_level"], allowed=NCRF_ALL_LEVELS) not in levels_for(category):
             raise InvalidCourse(
@@ -525,9 +535,9 @@ async def add_programme(connection: Connection, programme: Programme) -> datetim
             programme.validity_years,
         )
     except asyncpg.UniqueViolationError as exc:
-        raise AlreadyExists("programme", programme.programme_id) from exc
+        raise AlreadyExists(CatalogObject.PROGRAMME, programme.programme_id) from exc
     except asyncpg.ForeignKeyViolationError as exc:
-        raise NotFound("university", programme.university_id) from exc
+        raise NotFound(CatalogObject.UNIVERSITY, programme.university_id) from exc
     return created
 
 

@@ -27,19 +27,55 @@ DOMAIN = "learnerledger.dev"
 
 
 class Reason(enum.StrEnum):
-    """Machine-readable ErrorInfo reasons shared by the services."""
+    """Every ErrorInfo reason the services send (:class:`RpcFailure` takes no other). The
+    values are the contract: clients match them, so a value never changes."""
 
+    # requests and callers
     INVALID_ARGUMENT = "INVALID_ARGUMENT"
     UNAUTHENTICATED = "UNAUTHENTICATED"
+    TOKEN_EXPIRED = "TOKEN_EXPIRED"
     WRONG_PRINCIPAL_KIND = "WRONG_PRINCIPAL_KIND"
-    FOREIGN_COURSE = "FOREIGN_COURSE"
-    UNKNOWN_COURSE = "UNKNOWN_COURSE"
+    NOT_OWN_RECORD = "NOT_OWN_RECORD"
     RATE_LIMITED = "RATE_LIMITED"
+    # dependencies
     KAFKA_UNAVAILABLE = "KAFKA_UNAVAILABLE"
     DATABASE_UNAVAILABLE = "DATABASE_UNAVAILABLE"
+    IDENTITY_PROVIDER_UNAVAILABLE = "IDENTITY_PROVIDER_UNAVAILABLE"
+    # completions (the gateway)
     COMPLETION_NOT_FOUND = "COMPLETION_NOT_FOUND"
     COMPLETION_CONFLICT = "COMPLETION_CONFLICT"
-    TOKEN_EXPIRED = "TOKEN_EXPIRED"
+    FOREIGN_ISSUER = "FOREIGN_ISSUER"
+    # the catalog: <what>_ALREADY_EXISTS and <what>_NOT_FOUND
+    ISSUER_ALREADY_EXISTS = "ISSUER_ALREADY_EXISTS"
+    UNIVERSITY_ALREADY_EXISTS = "UNIVERSITY_ALREADY_EXISTS"
+    COURSE_ALREADY_EXISTS = "COURSE_ALREADY_EXISTS"
+    PROGRAMME_ALREADY_EXISTS = "PROGRAMME_ALREADY_EXISTS"
+    ACTIVE_TOKEN_ALREADY_EXISTS = "ACTIVE_TOKEN_ALREADY_EXISTS"
+    ISSUER_NOT_FOUND = "ISSUER_NOT_FOUND"
+    UNIVERSITY_NOT_FOUND = "UNIVERSITY_NOT_FOUND"
+    COURSE_NOT_FOUND = "COURSE_NOT_FOUND"
+    PROGRAMME_NOT_FOUND = "PROGRAMME_NOT_FOUND"
+    ACTIVE_TOKEN_NOT_FOUND = "ACTIVE_TOKEN_NOT_FOUND"
+    # consent, replays (the ledger's admin API)
+    REQUEST_ID_CONFLICT = "REQUEST_ID_CONFLICT"
+    REPLAY_CONFLICT = "REPLAY_CONFLICT"
+    REPLAY_NOT_FOUND = "REPLAY_NOT_FOUND"
+    # redemptions
+    FOREIGN_UNIVERSITY = "FOREIGN_UNIVERSITY"
+    NO_CONSENT = "NO_CONSENT"
+    REDEMPTION_NOT_FOUND = "REDEMPTION_NOT_FOUND"
+    REDEMPTION_ID_CONFLICT = "REDEMPTION_ID_CONFLICT"
+    # reads (the query service)
+    CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
+    LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
+    POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
+    ENTRY_NOT_FOUND = "ENTRY_NOT_FOUND"
+    TREE_HEAD_NOT_FOUND = "TREE_HEAD_NOT_FOUND"
+    TREE_TOO_SMALL = "TREE_TOO_SMALL"
+    CREDENTIALS_NOT_CONFIGURED = "CREDENTIALS_NOT_CONFIGURED"
+    NOT_A_CREDIT = "NOT_A_CREDIT"
+    CREDIT_REVOKED = "CREDIT_REVOKED"
+    CREDIT_UNREADABLE = "CREDIT_UNREADABLE"
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,7 +96,7 @@ def bad_request(violations: Iterable[Violation]) -> error_details_pb2.BadRequest
 
 
 def error_info(
-    reason: str, metadata: Mapping[str, str] | None = None
+    reason: Reason, metadata: Mapping[str, str] | None = None
 ) -> error_details_pb2.ErrorInfo:
     return error_details_pb2.ErrorInfo(
         reason=str(reason), domain=DOMAIN, metadata=dict(metadata or {})
@@ -107,7 +143,7 @@ class RpcFailure(Exception):
 
     code: grpc.StatusCode
     message: str
-    reason: str | None = None
+    reason: Reason | None = None
     violations: list[Violation] = field(default_factory=list)
     retry_after_s: float | None = None
     metadata: dict[str, str] = field(default_factory=dict)
@@ -145,7 +181,7 @@ def invalid_argument(violations: list[Violation], message: str | None = None) ->
     )
 
 
-def unavailable(message: str, *, reason: str, retry_after_s: float = 1.0) -> RpcFailure:
+def unavailable(message: str, *, reason: Reason, retry_after_s: float = 1.0) -> RpcFailure:
     return RpcFailure(
         grpc.StatusCode.UNAVAILABLE, message, reason=reason, retry_after_s=retry_after_s
     )

@@ -111,7 +111,7 @@ class LearnerTokenVerifier:
             raise RpcFailure(
                 grpc.StatusCode.UNAVAILABLE,
                 f"cannot check the ID token: {exc}",
-                reason="IDENTITY_PROVIDER_UNAVAILABLE",
+                reason=Reason.IDENTITY_PROVIDER_UNAVAILABLE,
                 retry_after_s=1.0,
             ) from None
         learner_id = claims[self.provider.learner_id_claim]

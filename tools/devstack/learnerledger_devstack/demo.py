@@ -29,7 +29,7 @@ from learnerledger.ctl.redeem import format_redemption
 from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
 from learnerledger.gateway.settings import GatewaySettings
-from learnerledger.kafka.codec import PROTO_TO_LEVEL, encode_completion_event, to_timestamp
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import durable_producer
 from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.postgres import catalog
@@ -43,6 +43,8 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.enums import PROTO_TO_LEVEL
+from learnerledger.wire.instants import to_timestamp
 from learnerledger_devstack.services import check_services, start_services
 
 UNIVERSITY = "demo-university"

@@ -46,35 +46,21 @@ import structlog
 from aiokafka.errors import KafkaError
 
 from learnerledger.domain.catalog import Course, ForeignIssuer, InvalidCourse, check_proposal
-from learnerledger.domain.credit_rules import completion_digest, is_expired
-from learnerledger.domain.events import (
-    CURRENT_SCHEMA_VERSION,
-    CompletionSubmitted,
-    Envelope,
-    LedgerRequest,
-    RevocationRequested,
-    completion_event_id,
-    revocation_event_id,
-)
-from learnerledger.domain.instants import parse_instant
+from learnerledger.domain.credit_rules import RejectionReason, completion_digest, is_expired
+from learnerledger.domain.entries import EntryKind
+from learnerledger.domain.events import CompletionSubmitted, LedgerRequest, completion_event_id
 from learnerledger.gateway import metrics
 from learnerledger.gateway.rate_limit import TokenBuckets
 from learnerledger.gateway.settings import GatewaySettings
 from learnerledger.gateway.validation import (
     check_id,
-    to_domain,
     validate_completion,
     validate_revocation_request,
 )
-from learnerledger.kafka.codec import (
-    course_from_proto,
-    course_to_proto,
-    encode_completion_event,
-    to_timestamp,
-)
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.observability import TRACEPARENT, child_traceparent
-from learnerledger.postgres import catalog
+from learnerledger.postgres import catalog, completions
 from learnerledger.postgres.catalog import PrincipalKind
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.auth import BearerAuthenticator
@@ -87,12 +73,13 @@ from learnerledger.rpc.errors import (
     unavailable,
 )
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, issuer_gateway_pb2_grpc
+from learnerledger.wire.catalog import course_from_proto, course_to_proto
+from learnerledger.wire.events import completion_from_proto, revocation_from_proto
+from learnerledger.wire.instants import to_timestamp
 
 log = structlog.get_logger("learnerledger.gateway")
 
 pb = issuer_gateway_pb2
-#: ErrorInfo reason: a proposal names another issuer's catalog.
-FOREIGN_ISSUER = "FOREIGN_ISSUER"
 T = TypeVar("T")
 Context: TypeAlias = grpc.aio.ServicerContext[Any, Any]
 
@@ -135,11 +122,7 @@ class RecordedDigests:
             batch = {i: self._waiting.pop(i) for i in ids}
             try:
                 async with self._pool.acquire() as connection:
-                    rows = await connection.fetch(
-                        "SELECT source_event_id, payload->>'completion_digest' AS digest "
-                        "FROM credit_log WHERE source_event_id = ANY($1::uuid[])",
-                        ids,
-                    )
+                    found = await completions.recorded_digests(connection, ids)
             except LOOKUP_FAILURES as exc:
                 # Every waiter of the batch raises it (UNAVAILABLE for an outage).
                 for answers in batch.values():
@@ -147,7 +130,6 @@ class RecordedDigests:
                         if not answer.done():
                             answer.set_exception(exc)
                 continue
-            found = {row["source_event_id"]: row["digest"] for row in rows}
             for event_id, answers in batch.items():
                 for answer in answers:
                     if not answer.done():
@@ -302,7 +284,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                 reason=Reason.RATE_LIMITED,
                 retry_after_s=retry_after,
             )
-        event = to_domain(completion, issuer_id=issuer_id, now=now)
+        event = completion_from_proto(completion, issuer_id=issuer_id, now=now)
         event_id = str(event.envelope.event_id)
         if await self._already_recorded(event):
             metrics.ACCEPTED.labels("duplicate").inc()
@@ -468,16 +450,8 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     reason=Reason.RATE_LIMITED,
                     retry_after_s=retry_after,
                 )
-            event = RevocationRequested(
-                Envelope(
-                    revocation_event_id(issuer_id, request.completion_id),
-                    CURRENT_SCHEMA_VERSION,
-                    datetime.now(UTC),
-                    issuer_id,
-                    learner_id,
-                ),
-                request.completion_id,
-                request.reason,
+            event = revocation_from_proto(
+                request, issuer_id=issuer_id, learner_id=learner_id, now=datetime.now(UTC)
             )
             try:
                 await self._publish(event, self._traceparent(context))
@@ -496,17 +470,12 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         recent = self._recent.get((issuer_id, completion_id))
         try:
             async with self._pool.acquire() as connection:
-                learner = await connection.fetchval(
-                    "SELECT learner_id FROM credit_log WHERE issuer_id = $1 "
-                    "AND completion_id = $2 ORDER BY position LIMIT 1",
-                    issuer_id,
-                    completion_id,
-                )
+                learner = await completions.learner_of(connection, issuer_id, completion_id)
         except DATABASE_UNREACHABLE as exc:
             raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
         if learner is None and recent is not None:
             return recent[0]
-        return learner if learner is None else str(learner)
+        return learner
 
     async def GetCompletionStatus(
         self, request: pb.GetCompletionStatusRequest, context: Context
@@ -564,7 +533,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             raise RpcFailure(
                 grpc.StatusCode.PERMISSION_DENIED,
                 str(exc),
-                reason=FOREIGN_ISSUER,
+                reason=Reason.FOREIGN_ISSUER,
                 metadata={"issuer_id": c.issuer_id},
             ) from exc
         try:
@@ -574,7 +543,7 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
             raise RpcFailure(
                 grpc.StatusCode.ALREADY_EXISTS,
                 str(exc),
-                reason="COURSE_ALREADY_EXISTS",
+                reason=Reason.COURSE_ALREADY_EXISTS,
                 metadata={"course_id": course.course_id},
             ) from exc
         except catalog.NotFound as exc:  # the counts_as course vanished meanwhile
@@ -598,41 +567,28 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
         event_id = completion_event_id(issuer_id, completion_id)
         try:
             async with self._pool.acquire() as connection:
-                entries = await connection.fetch(
-                    "SELECT position, sequence, kind, learner_id, recorded_at, "
-                    "payload->>'credits' AS credits, payload->>'no_credit_reason' AS why, "
-                    "payload->>'valid_until' AS valid_until "
-                    "FROM credit_log WHERE issuer_id = $1 AND completion_id = $2 "
-                    "ORDER BY position",
-                    issuer_id,
-                    completion_id,
-                )
-                rejections = await connection.fetch(
-                    "SELECT reason, detail, learner_id, rejected_at FROM rejections "
-                    "WHERE issuer_id = $1 AND completion_id = $2 AND source_event_id = $3 "
-                    "ORDER BY rejection_id",
-                    issuer_id,
-                    completion_id,
-                    event_id,
+                record = await completions.completion_record(
+                    connection, issuer_id, completion_id, event_id
                 )
         except DATABASE_UNREACHABLE as exc:
             raise unavailable("cannot read the ledger", reason=Reason.DATABASE_UNAVAILABLE) from exc
         response = pb.GetCompletionStatusResponse(
             completion_id=completion_id, event_id=str(event_id)
         )
-        if entries:
-            decided = entries[-1]
-            response.learner_id = decided["learner_id"]
-            response.ledger_position = decided["position"]
-            response.ledger_sequence = decided["sequence"]
-            response.update_time.CopyFrom(to_timestamp(decided["recorded_at"]))
-            credits = float(decided["credits"] or 0)
-            match decided["kind"]:
-                case "credit_revoked":
+        if record.entries:
+            decided = record.entries[-1]
+            response.learner_id = decided.learner_id
+            response.ledger_position = decided.position
+            response.ledger_sequence = decided.sequence
+            response.update_time.CopyFrom(to_timestamp(decided.recorded_at))
+            credits = float(decided.credits or 0)
+            match decided.kind:
+                case EntryKind.CREDIT_REVOKED:
                     response.state = pb.COMPLETION_STATE_REVOKED
                     response.credits = credits
-                case "credit_awarded":
-                    valid_until = parse_instant(decided["valid_until"])
+                case EntryKind.CREDIT_AWARDED:
+                    valid_until = decided.valid_until
+                    assert valid_until is not None  # every credit_awarded entry has one
                     response.state = (
                         pb.COMPLETION_STATE_EXPIRED
                         if is_expired(valid_until, datetime.now(UTC))
@@ -642,21 +598,23 @@ class IssuerGateway(issuer_gateway_pb2_grpc.IssuerGatewayServiceServicer):
                     response.valid_until.CopyFrom(to_timestamp(valid_until))
                 case _:
                     response.state = pb.COMPLETION_STATE_RECORDED_WITHOUT_CREDIT
-                    response.reason = decided["why"] or ""
-            conflicts = [r for r in rejections if r["reason"] == "completion_conflict"]
+                    response.reason = decided.no_credit_reason or ""
+            conflicts = [
+                r for r in record.rejections if r.reason == RejectionReason.COMPLETION_CONFLICT
+            ]
             if conflicts:
                 response.detail = (
                     "a later submission of this completion_id with different content was "
-                    f"rejected (completion_conflict): {conflicts[-1]['detail']}"
+                    f"rejected ({RejectionReason.COMPLETION_CONFLICT}): {conflicts[-1].detail}"
                 )
             return response
-        if rejections:
-            last = rejections[-1]
+        if record.rejections:
+            last = record.rejections[-1]
             response.state = pb.COMPLETION_STATE_REJECTED
-            response.reason = last["reason"]
-            response.detail = last["detail"]
-            response.learner_id = last["learner_id"] or ""
-            response.update_time.CopyFrom(to_timestamp(last["rejected_at"]))
+            response.reason = last.reason
+            response.detail = last.detail
+            response.learner_id = last.learner_id or ""
+            response.update_time.CopyFrom(to_timestamp(last.rejected_at))
             return response
         recent = self._recent.get((issuer_id, completion_id))
         if recent is not None:

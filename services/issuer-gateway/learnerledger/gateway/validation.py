@@ -21,17 +21,11 @@ from google.protobuf.message import Message
 
 from learnerledger.domain import validation as rules
 from learnerledger.domain.catalog import Course
-from learnerledger.domain.events import (
-    CURRENT_SCHEMA_VERSION,
-    CompletionSubmitted,
-    Envelope,
-    Result,
-    completion_event_id,
-)
-from learnerledger.kafka.codec import InstantOutOfRange, from_timestamp
 from learnerledger.rpc.errors import Violation
 from learnerledger.v1 import common_pb2
 from learnerledger.v1 import issuer_gateway_pb2 as gateway_pb2
+from learnerledger.wire.enums import PROTO_TO_RESULT
+from learnerledger.wire.instants import InstantOutOfRange, from_timestamp
 
 MAX_ID_CHARS = rules.MAX_ID_CHARS
 MAX_GRADE_CHARS = rules.MAX_GRADE_CHARS
@@ -39,10 +33,6 @@ MAX_URL_CHARS = rules.MAX_URL_CHARS
 MAX_REASON_CHARS = rules.MAX_REASON_CHARS
 EARLIEST_COMPLETION = rules.EARLIEST_COMPLETION
 FAILING_GRADES = rules.FAILING_GRADES
-_RESULTS = {
-    common_pb2.COMPLETION_RESULT_PASS: Result.PASS,
-    common_pb2.COMPLETION_RESULT_FAIL: Result.FAIL,
-}
 
 
 def _wire(violations: list[rules.FieldViolation]) -> list[Violation]:
@@ -126,7 +116,7 @@ def validate_completion(
         out.append(Violation(f"{p}completed_at", "required"))
     elif at is None:
         out.append(Violation(f"{p}completed_at", "not a valid timestamp"))
-    result = _RESULTS.get(completion.result)
+    result = PROTO_TO_RESULT.get(completion.result)
     if result is None:
         out.append(Violation(f"{p}result", "required: PASS or FAIL"))
     which = completion.WhichOneof("assessment")
@@ -168,28 +158,3 @@ def validate_revocation_request(request: gateway_pb2.RevokeCompletionRequest) ->
     rule on every string field it has (or will have)."""
     out = validate_revocation(request.completion_id, request.reason, request.learner_id)
     return _merge(out, string_violations(request))
-
-
-def to_domain(
-    completion: common_pb2.Completion, *, issuer_id: str, now: datetime
-) -> CompletionSubmitted:
-    """The domain event of a completion that passed :func:`validate_completion`."""
-    at = completed_at_of(completion)
-    assert at is not None
-    which = completion.WhichOneof("assessment")
-    return CompletionSubmitted(
-        envelope=Envelope(
-            event_id=completion_event_id(issuer_id, completion.completion_id),
-            schema_version=CURRENT_SCHEMA_VERSION,
-            occurred_at=now,
-            issuer_id=issuer_id,
-            learner_id=completion.learner_id,
-        ),
-        completion_id=completion.completion_id,
-        course_id=completion.course_id,
-        completed_at=at,
-        result=_RESULTS[completion.result],
-        score=completion.score if which == "score" else None,
-        grade=completion.grade if which == "grade" else None,
-        evidence_url=completion.evidence_url,
-    )

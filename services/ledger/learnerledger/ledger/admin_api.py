@@ -36,26 +36,13 @@ from learnerledger.domain.events import (
 )
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.validation import check_consent_purpose
-from learnerledger.kafka.codec import (
-    COVERAGE_TO_PROTO,
-    PROTO_TO_CATEGORY,
-    PROTO_TO_COURSE_BASIS,
-    PROTO_TO_LEVEL,
-    InstantOutOfRange,
-    chain_break_to_proto,
-    checkpoint_problem_to_proto,
-    course_from_proto,
-    course_to_proto,
-    encode_completion_event,
-    from_timestamp,
-    signed_checkpoint_to_proto,
-    to_timestamp,
-)
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger.verification import verify_ledger
 from learnerledger.postgres import catalog
 from learnerledger.postgres.catalog import (
     AlreadyExists,
+    CatalogObject,
     NotFound,
     PrincipalKind,
     RequestIdConflict,
@@ -73,6 +60,15 @@ from learnerledger.rpc.errors import (
 )
 from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
 from learnerledger.v1 import ledger_admin_pb2, ledger_admin_pb2_grpc
+from learnerledger.wire.catalog import course_from_proto, course_to_proto
+from learnerledger.wire.enums import PROTO_TO_CATEGORY, PROTO_TO_COURSE_BASIS, PROTO_TO_LEVEL
+from learnerledger.wire.instants import InstantOutOfRange, from_timestamp, to_timestamp
+from learnerledger.wire.verification import (
+    COVERAGE_TO_PROTO,
+    chain_break_to_proto,
+    checkpoint_problem_to_proto,
+    signed_checkpoint_to_proto,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -432,7 +428,9 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
         except ReplayConflict as exc:
             await abort(
                 context,
-                RpcFailure(grpc.StatusCode.FAILED_PRECONDITION, str(exc), reason="REPLAY_CONFLICT"),
+                RpcFailure(
+                    grpc.StatusCode.FAILED_PRECONDITION, str(exc), reason=Reason.REPLAY_CONFLICT
+                ),
             )
         return ledger_admin_pb2.StartReplayResponse(replay=replay_to_proto(status))
 
@@ -452,7 +450,7 @@ class LedgerAdmin(ledger_admin_pb2_grpc.LedgerAdminServiceServicer):
                 RpcFailure(
                     grpc.StatusCode.NOT_FOUND,
                     f"replay {replay_id} does not exist",
-                    reason="REPLAY_NOT_FOUND",
+                    reason=Reason.REPLAY_NOT_FOUND,
                     metadata={"replay_id": str(replay_id)},
                 ),
             )
@@ -640,7 +638,10 @@ async def publish_consent(
     )
     async with publisher.pool.acquire() as connection:
         if not await catalog.university_exists(connection, request.university_id):
-            await abort(context, catalog_failure(NotFound("university", request.university_id)))
+            await abort(
+                context,
+                catalog_failure(NotFound(CatalogObject.UNIVERSITY, request.university_id)),
+            )
         if request.request_id:
             try:
                 await catalog.claim_consent_request(
@@ -658,7 +659,7 @@ async def publish_consent(
                         grpc.StatusCode.ALREADY_EXISTS,
                         f"request id {request.request_id} was used for a different consent "
                         "request; use a new request_id for a new request",
-                        reason="REQUEST_ID_CONFLICT",
+                        reason=Reason.REQUEST_ID_CONFLICT,
                         metadata={"request_id": request.request_id},
                     ),
                 )
@@ -700,17 +701,34 @@ async def _require_printable(context: Any, fields: dict[str, str]) -> None:
         await abort(context, invalid_argument(violations))
 
 
+#: The ErrorInfo reason of a catalog write that found its object already there, or missing.
+ALREADY_EXISTS_REASONS = {
+    CatalogObject.ISSUER: Reason.ISSUER_ALREADY_EXISTS,
+    CatalogObject.UNIVERSITY: Reason.UNIVERSITY_ALREADY_EXISTS,
+    CatalogObject.COURSE: Reason.COURSE_ALREADY_EXISTS,
+    CatalogObject.PROGRAMME: Reason.PROGRAMME_ALREADY_EXISTS,
+    CatalogObject.ACTIVE_TOKEN: Reason.ACTIVE_TOKEN_ALREADY_EXISTS,
+}
+NOT_FOUND_REASONS = {
+    CatalogObject.ISSUER: Reason.ISSUER_NOT_FOUND,
+    CatalogObject.UNIVERSITY: Reason.UNIVERSITY_NOT_FOUND,
+    CatalogObject.COURSE: Reason.COURSE_NOT_FOUND,
+    CatalogObject.PROGRAMME: Reason.PROGRAMME_NOT_FOUND,
+    CatalogObject.ACTIVE_TOKEN: Reason.ACTIVE_TOKEN_NOT_FOUND,
+}
+
+
 def catalog_failure(exc: AlreadyExists | NotFound) -> RpcFailure:
     if isinstance(exc, AlreadyExists):
         return RpcFailure(
             grpc.StatusCode.ALREADY_EXISTS,
             str(exc),
-            reason=f"{exc.what.upper()}_ALREADY_EXISTS",
-            metadata={exc.what: exc.identifier},
+            reason=ALREADY_EXISTS_REASONS[exc.what],
+            metadata={exc.what.value: exc.identifier},
         )
     return RpcFailure(
         grpc.StatusCode.NOT_FOUND,
         str(exc),
-        reason=f"{exc.what.upper().replace(' ', '_')}_NOT_FOUND",
-        metadata={exc.what.replace(" ", "_"): exc.identifier},
+        reason=NOT_FOUND_REASONS[exc.what],
+        metadata={exc.what.value.replace(" ", "_"): exc.identifier},
     )

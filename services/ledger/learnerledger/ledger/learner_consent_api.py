@@ -22,7 +22,6 @@ from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, inval
 from learnerledger.v1 import learner_consent_pb2 as pb
 from learnerledger.v1 import learner_consent_pb2_grpc as pb_grpc
 
-NOT_OWN_RECORD = "NOT_OWN_RECORD"
 #: A learner's request ids are kept as ``learner:<id>:<request id>`` (consent_requests allows
 #: 128 characters), so one learner's keys never collide with another's or an admin's.
 MAX_REQUEST_ID_CHARS = 100
@@ -52,7 +51,7 @@ class LearnerConsentApi(pb_grpc.LearnerConsentServiceServicer):
                 raise RpcFailure(
                     grpc.StatusCode.PERMISSION_DENIED,
                     "a signed-in learner changes only their own consent",
-                    reason=NOT_OWN_RECORD,
+                    reason=Reason.NOT_OWN_RECORD,
                     metadata={"learner_id": learner_id},
                 )
             if len(request_id) > MAX_REQUEST_ID_CHARS:

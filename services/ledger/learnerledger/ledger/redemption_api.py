@@ -12,33 +12,17 @@ from __future__ import annotations
 
 import dataclasses
 from datetime import UTC, datetime
-from decimal import Decimal, InvalidOperation
+from decimal import InvalidOperation
 from typing import Any
 
 import asyncpg
 import grpc
 import structlog
 
-from learnerledger.domain.events import (
-    CURRENT_SCHEMA_VERSION,
-    Envelope,
-    RedemptionRequested,
-    redemption_event_id,
-)
-from learnerledger.domain.redemption import (
-    InvalidProgramme,
-    Programme,
-    programme_level,
-    request_digest,
-)
+from learnerledger.domain.events import redemption_event_id
+from learnerledger.domain.redemption import InvalidProgramme, request_digest
 from learnerledger.domain.validation import check_learner_id, check_redemption_fields
-from learnerledger.kafka.codec import (
-    LEVEL_TO_PROTO,
-    PROTO_TO_LEVEL,
-    encode_completion_event,
-    redemption_lines_to_proto,
-    to_timestamp,
-)
+from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger import redemption_listing as listing
 from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
@@ -63,20 +47,16 @@ from learnerledger.rpc.errors import (
 )
 from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
+from learnerledger.wire.enums import PROTO_TO_LEVEL
+from learnerledger.wire.instants import to_timestamp
+from learnerledger.wire.redemptions import (
+    programme_from_proto,
+    programme_to_proto,
+    redemption_lines_to_proto,
+    redemption_request_from_proto,
+)
 
 log = structlog.get_logger(__name__)
-
-
-def programme_to_proto(programme: Programme, created: datetime) -> redemption_pb2.Programme:
-    return redemption_pb2.Programme(
-        programme_id=programme.programme_id,
-        university_id=programme.university_id,
-        title=programme.title,
-        level=LEVEL_TO_PROTO[str(programme.level)],
-        total_credits=float(programme.total_credits),
-        validity_years=programme.validity_years or 0,
-        create_time=to_timestamp(created),
-    )
 
 
 class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
@@ -136,19 +116,12 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                 RpcFailure(
                     grpc.StatusCode.PERMISSION_DENIED,
                     "a university registers only its own programmes",
-                    reason="FOREIGN_UNIVERSITY",
+                    reason=Reason.FOREIGN_UNIVERSITY,
                     metadata={"university_id": caller.principal_id},
                 ),
             )
         try:
-            programme = Programme(
-                programme_id=p.programme_id,
-                university_id=p.university_id,
-                title=p.title,
-                level=programme_level(PROTO_TO_LEVEL[p.level]),
-                total_credits=Decimal(repr(p.total_credits)),
-                validity_years=p.validity_years or None,
-            )
+            programme = programme_from_proto(p)
         except InvalidProgramme as exc:
             await abort(
                 context, invalid_argument([Violation(f"programme.{exc.field}", exc.message)])
@@ -185,7 +158,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                     RpcFailure(
                         grpc.StatusCode.PERMISSION_DENIED,
                         "a university lists only its own programmes",
-                        reason="FOREIGN_UNIVERSITY",
+                        reason=Reason.FOREIGN_UNIVERSITY,
                     ),
                 )
             university_id = caller.principal_id
@@ -259,7 +232,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                             grpc.StatusCode.PERMISSION_DENIED,
                             f"learner {request.learner_id} has not consented to university "
                             f"{university_id}",
-                            reason="NO_CONSENT",
+                            reason=Reason.NO_CONSENT,
                             metadata={"learner_id": request.learner_id},
                         ),
                     )
@@ -278,15 +251,8 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
             decided = await self._redemption(connection, claim)
         if decided.state != redemption_pb2.REDEMPTION_STATE_PENDING:
             return redemption_pb2.RedeemCreditsResponse(redemption=decided)
-        event = RedemptionRequested(
-            Envelope(event_id, CURRENT_SCHEMA_VERSION, datetime.now(UTC), "", request.learner_id),
-            redemption_id=request.redemption_id,
-            university_id=university_id,
-            programme_id=request.programme_id,
-            credential_sequences=sequences,
-            all_eligible=request.all_eligible,
-            allow_partial=request.allow_partial,
-            request_digest=digest,
+        event = redemption_request_from_proto(
+            request, university_id=university_id, request_digest=digest, now=datetime.now(UTC)
         )
         try:
             await self._producer.send_and_wait(
@@ -327,7 +293,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                         grpc.StatusCode.NOT_FOUND,
                         f"no redemption {request.redemption_id} of university "
                         f"{caller.principal_id}",
-                        reason="REDEMPTION_NOT_FOUND",
+                        reason=Reason.REDEMPTION_NOT_FOUND,
                         metadata={"redemption_id": request.redemption_id},
                     ),
                 )
@@ -374,7 +340,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
                     RpcFailure(
                         grpc.StatusCode.PERMISSION_DENIED,
                         "a university lists only its own redemptions",
-                        reason="FOREIGN_UNIVERSITY",
+                        reason=Reason.FOREIGN_UNIVERSITY,
                         metadata={"university_id": caller.principal_id},
                     ),
                 )
@@ -428,6 +394,6 @@ def _conflict(redemption_id: str) -> RpcFailure:
     return RpcFailure(
         grpc.StatusCode.ALREADY_EXISTS,
         f"redemption id {redemption_id} was used for a different request; use a new id",
-        reason="REDEMPTION_ID_CONFLICT",
+        reason=Reason.REDEMPTION_ID_CONFLICT,
         metadata={"redemption_id": redemption_id},
     )

@@ -12,9 +12,8 @@ from __future__ import annotations
 import asyncio
 import json
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable
 from datetime import UTC, datetime
-from decimal import Decimal
 from functools import wraps
 from typing import Any, TypeAlias, TypeVar
 
@@ -23,36 +22,18 @@ import grpc
 import structlog
 from prometheus_client import Histogram
 
-from learnerledger.domain.catalog import CourseLabel
 from learnerledger.domain.entries import EntryKind
 from learnerledger.domain.hash_chain import verify_chain
 from learnerledger.domain.instants import parse_instant
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.domain.merkle import ProofError
 from learnerledger.domain.transcript import (
-    CompletionWithoutCredit,
     Credential,
-    CredentialStatus,
     TranscriptProjection,
     TranscriptState,
-    TranscriptView,
     read_at,
     redemption_change,
     view_at,
-)
-from learnerledger.kafka.codec import (
-    COVERAGE_TO_PROTO,
-    HOURS_BASIS_TO_PROTO,
-    LEVEL_TO_PROTO,
-    NO_CREDIT_TO_PROTO,
-    RESULT_TO_PROTO,
-    InstantOutOfRange,
-    chain_break_to_proto,
-    checkpoint_problem_to_proto,
-    encode_ledger_entry,
-    from_timestamp,
-    signed_checkpoint_to_proto,
-    to_timestamp,
 )
 from learnerledger.postgres import Connection, catalog, credit_log, read_model
 from learnerledger.postgres import credentials as credential_store
@@ -64,9 +45,23 @@ from learnerledger.query.credentials import CredentialIssuerSlot, CredentialIssu
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
 from learnerledger.rpc.errors import Reason, RpcFailure, Violation, abort, invalid_argument
 from learnerledger.rpc.learner_tokens import LearnerTokenVerifier
-from learnerledger.v1 import common_pb2, events_pb2
 from learnerledger.v1 import transcript_query_pb2 as pb
 from learnerledger.v1 import transcript_query_pb2_grpc as pb_grpc
+from learnerledger.wire.events import ledger_entry_to_proto
+from learnerledger.wire.instants import InstantOutOfRange, from_timestamp, to_timestamp
+from learnerledger.wire.transcripts import (
+    Labels,
+    credential_to_proto,
+    state_to_transcript,
+    transcript_to_proto,
+)
+from learnerledger.wire.verification import (
+    COVERAGE_TO_PROTO,
+    chain_break_to_proto,
+    chain_head_to_proto,
+    checkpoint_problem_to_proto,
+    signed_checkpoint_to_proto,
+)
 
 log = structlog.get_logger(__name__)
 
@@ -76,23 +71,9 @@ BATCH_LEARNERS = Histogram(
     "Learner ids per BatchGetTranscripts call",
     buckets=(1, 5, 10, 25, 50, 75, 100),
 )
-CONSENT_NOT_GRANTED = "CONSENT_NOT_GRANTED"
-NOT_OWN_RECORD = "NOT_OWN_RECORD"
-LEARNER_NOT_FOUND = "LEARNER_NOT_FOUND"
-POSITION_NOT_APPLIED = "POSITION_NOT_APPLIED"
-CREDENTIALS_NOT_CONFIGURED = "CREDENTIALS_NOT_CONFIGURED"
 DEFAULT_MIN_POSITION_WAIT_S = 10.0
 #: The most learners one BatchGetTranscripts call may name (transcript_query.proto).
 MAX_BATCH_LEARNERS = 100
-
-_STATUS_TO_PROTO = {
-    CredentialStatus.ACTIVE: pb.CREDENTIAL_STATUS_ACTIVE,
-    CredentialStatus.REVOKED: pb.CREDENTIAL_STATUS_REVOKED,
-    CredentialStatus.EXPIRED: pb.CREDENTIAL_STATUS_EXPIRED,
-    CredentialStatus.REDEEMED: pb.CREDENTIAL_STATUS_REDEEMED,
-}
-
-_RESULT_TO_PROTO = {result.value: proto for result, proto in RESULT_TO_PROTO.items()}
 
 R = TypeVar("R")
 Ctx: TypeAlias = "grpc.aio.ServicerContext[Any, Any]"
@@ -112,140 +93,6 @@ def _unary(
             RPC_SECONDS.labels(method.__name__).observe(time.perf_counter() - started)
 
     return wrapper
-
-
-#: Title and skills of courses, by course id, from the catalog (credential_to_proto).
-Labels: TypeAlias = Mapping[str, CourseLabel]
-
-
-def credential_to_proto(
-    credential: Credential, status: CredentialStatus, labels: Labels | None = None
-) -> pb.Credential:
-    label = (labels or {}).get(credential.course_id)
-    message = pb.Credential(
-        learner_id=credential.learner_id,
-        sequence=credential.sequence,
-        issuer_id=credential.issuer_id,
-        completion_id=credential.completion_id,
-        course_id=credential.course_id,
-        level=LEVEL_TO_PROTO.get(credential.level, common_pb2.NCRF_LEVEL_UNSPECIFIED),
-        credits=float(credential.credits),
-        completed_at=to_timestamp(credential.completed_at),
-        valid_until=to_timestamp(credential.valid_until),
-        status=_STATUS_TO_PROTO[status],
-        revoked_by_sequence=credential.revoked_by_sequence or 0,
-        recorded_at=to_timestamp(credential.recorded_at),
-        course_title="" if label is None else label.title,
-        skills=[] if label is None else list(label.skills),
-        notional_hours=credential.notional_hours or 0,
-        hours_basis=HOURS_BASIS_TO_PROTO.get(
-            credential.hours_basis or "", common_pb2.HOURS_BASIS_UNSPECIFIED
-        ),
-        grade=credential.grade or "",
-        evidence_url=credential.evidence_url or "",
-    )
-    if credential.score is not None:
-        message.score = credential.score
-    if credential.revoked_at is not None:
-        message.revoked_at.CopyFrom(to_timestamp(credential.revoked_at))
-    if status is CredentialStatus.REDEEMED and credential.redeemed_at is not None:
-        message.redemption.CopyFrom(
-            pb.CredentialRedemption(
-                university_id=credential.redeemed_university_id or "",
-                programme_id=credential.redeemed_programme_id or "",
-                redemption_id=credential.redemption_id or "",
-                redeemed_by_sequence=credential.redeemed_by_sequence or 0,
-                redeem_time=to_timestamp(credential.redeemed_at),
-                # The transcript's statuses are evaluated at as_of; a revocation it shows was
-                # recorded by then (read_at clears later ones; the read model is "now").
-                revoked_after_redemption=credential.revoked_at is not None
-                and credential.revoked_at >= credential.redeemed_at,
-            )
-        )
-    return message
-
-
-def _level_key(level: str) -> Decimal:
-    return Decimal(level)
-
-
-def uncredited_to_proto(
-    completion: CompletionWithoutCredit, labels: Labels | None = None
-) -> pb.UncreditedCompletion:
-    label = (labels or {}).get(completion.course_id)
-    return pb.UncreditedCompletion(
-        sequence=completion.sequence,
-        issuer_id=completion.issuer_id,
-        completion_id=completion.completion_id,
-        course_id=completion.course_id,
-        course_title="" if label is None else label.title,
-        completed_at=to_timestamp(completion.completed_at),
-        recorded_at=to_timestamp(completion.recorded_at),
-        result=_RESULT_TO_PROTO.get(completion.result, common_pb2.COMPLETION_RESULT_UNSPECIFIED),
-        no_credit_reason=NO_CREDIT_TO_PROTO.get(
-            completion.no_credit_reason, events_pb2.NO_CREDIT_REASON_UNSPECIFIED
-        ),
-    )
-
-
-def transcript_to_proto(
-    view: TranscriptView,
-    completions_without_credit: int,
-    known_at: datetime | None = None,
-    *,
-    uncredited: Iterable[CompletionWithoutCredit] = (),
-    labels: Labels | None = None,
-) -> pb.Transcript:
-    """``known_at``: the ledger knowledge the view reflects (None: as of its instant)."""
-    return pb.Transcript(
-        learner_id=view.learner_id,
-        total_credits=float(view.total_credits),
-        active_credits=float(view.active_credits),
-        revoked_credits=float(view.revoked_credits),
-        expired_credits=float(view.expired_credits),
-        by_level=[
-            pb.LevelCredits(
-                level=LEVEL_TO_PROTO.get(level, common_pb2.NCRF_LEVEL_UNSPECIFIED),
-                credits=float(credits),
-            )
-            for level, credits in sorted(
-                view.active_by_level.items(), key=lambda i: _level_key(i[0])
-            )
-        ],
-        by_issuer=[
-            pb.IssuerCredits(issuer_id=issuer, credits=float(credits))
-            for issuer, credits in sorted(view.active_by_issuer.items())
-        ],
-        credentials=[credential_to_proto(c, s, labels) for c, s in view.credentials],
-        uncredited_completions=[
-            uncredited_to_proto(c, labels) for c in sorted(uncredited, key=lambda c: c.sequence)
-        ],
-        last_sequence=view.last_sequence,
-        ledger_position=view.ledger_position,
-        as_of=to_timestamp(view.as_of),
-        known_at=to_timestamp(view.as_of if known_at is None else known_at),
-        completions_without_credit=completions_without_credit,
-        redeemed_credits=float(view.redeemed_credits),
-        redeemed_by_programme=[
-            pb.ProgrammeCredits(university_id=university, programme_id=programme, credits=float(c))
-            for (university, programme), c in sorted(view.redeemed_by_programme.items())
-        ],
-    )
-
-
-def state_to_transcript(
-    state: TranscriptState,
-    instant: datetime,
-    known_at: datetime | None = None,
-    labels: Labels | None = None,
-) -> pb.Transcript:
-    return transcript_to_proto(
-        view_at(state, instant),
-        state.completions_without_credit,
-        known_at,
-        uncredited=state.without_credit.values(),
-        labels=labels,
-    )
 
 
 def _course_ids(states: Iterable[TranscriptState]) -> set[str]:
@@ -295,7 +142,7 @@ def _not_found(learner_id: str) -> RpcFailure:
     return RpcFailure(
         grpc.StatusCode.NOT_FOUND,
         f"learner {learner_id} has no entries in the ledger",
-        reason=LEARNER_NOT_FOUND,
+        reason=Reason.LEARNER_NOT_FOUND,
         metadata={"learner_id": learner_id},
     )
 
@@ -365,7 +212,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             return RpcFailure(
                 grpc.StatusCode.PERMISSION_DENIED,
                 "a signed-in learner reads only their own record",
-                reason=NOT_OWN_RECORD,
+                reason=Reason.NOT_OWN_RECORD,
                 metadata={"learner_id": learner_id},
             )
         return self._consent_denied(learner_id, principal.principal_id)
@@ -376,7 +223,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             grpc.StatusCode.PERMISSION_DENIED,
             f"learner {learner_id} has not granted university {university_id} consent "
             "to read their record (or has revoked it, or it has lapsed)",
-            reason=CONSENT_NOT_GRANTED,
+            reason=Reason.CONSENT_NOT_GRANTED,
             metadata={"learner_id": learner_id, "university_id": university_id},
         )
 
@@ -404,7 +251,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                     grpc.StatusCode.UNAVAILABLE,
                     f"the read model has not yet applied learner {learner_id}'s entries up to "
                     f"log position {min_position}; retry, or call with a longer deadline",
-                    reason=POSITION_NOT_APPLIED,
+                    reason=Reason.POSITION_NOT_APPLIED,
                     retry_after_s=0.5,
                     metadata={"min_position": str(min_position)},
                 )
@@ -698,12 +545,10 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             raise RpcFailure(
                 grpc.StatusCode.NOT_FOUND,
                 f"learner {request.learner_id} has no entry with sequence {request.sequence}",
-                reason="ENTRY_NOT_FOUND",
+                reason=Reason.ENTRY_NOT_FOUND,
             )
         entry = chain[-1]
-        response = pb.VerifyEntryResponse(
-            entry=events_pb2.LedgerEntry.FromString(encode_ledger_entry(entry))
-        )
+        response = pb.VerifyEntryResponse(entry=ledger_entry_to_proto(entry))
         broken = verify_chain(chain)
         response.chain_valid = broken is None
         if broken is not None:
@@ -723,13 +568,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             )
             head = checkpoints.learner_head
             if head is not None:
-                response.checkpoint_head.CopyFrom(
-                    common_pb2.ChainHead(
-                        learner_id=head.learner_id,
-                        sequence=head.sequence,
-                        entry_hash=head.entry_hash,
-                    )
-                )
+                response.checkpoint_head.CopyFrom(chain_head_to_proto(head))
             response.checkpoint_valid = checkpoints.ok
         if inclusion is not None:
             response.in_tree = True
@@ -788,7 +627,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 raise RpcFailure(
                     grpc.StatusCode.OUT_OF_RANGE,
                     f"the tree has not grown to {request.to_size} entries: {exc}",
-                    reason="TREE_TOO_SMALL",
+                    reason=Reason.TREE_TOO_SMALL,
                 ) from exc
         return pb.GetConsistencyProofResponse(
             from_size=request.from_size, to_size=request.to_size, proof=proof
@@ -802,7 +641,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 grpc.StatusCode.UNIMPLEMENTED,
                 "this server issues no credentials: QUERY_CREDENTIAL_SIGNING_KEY_FILE and "
                 "QUERY_HTTP_PORT (or QUERY_CREDENTIAL_PUBLIC_URL) must be set",
-                reason=CREDENTIALS_NOT_CONFIGURED,
+                reason=Reason.CREDENTIALS_NOT_CONFIGURED,
             )
         return issuing
 
@@ -817,13 +656,15 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
         try:
             signed = await issuing.export_credential(request.learner_id, request.sequence)
         except credential_store.CreditNotFound as exc:
-            raise RpcFailure(grpc.StatusCode.NOT_FOUND, str(exc), reason="ENTRY_NOT_FOUND") from exc
+            raise RpcFailure(
+                grpc.StatusCode.NOT_FOUND, str(exc), reason=Reason.ENTRY_NOT_FOUND
+            ) from exc
         except credential_store.NotACredit as exc:
             raise RpcFailure(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"entry {request.sequence} of learner {request.learner_id} awards no credit "
                 f"({exc.kind}); only credit_awarded entries are exported as credentials",
-                reason="NOT_A_CREDIT",
+                reason=Reason.NOT_A_CREDIT,
                 metadata={"kind": exc.kind},
             ) from exc
         except credential_store.CreditRevoked as exc:
@@ -831,7 +672,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"the credit at entry {request.sequence} was revoked by the issuer (entry "
                 f"{exc.revoked_by_sequence}); a revoked credit is not exported",
-                reason="CREDIT_REVOKED",
+                reason=Reason.CREDIT_REVOKED,
                 metadata={"revoked_by_sequence": str(exc.revoked_by_sequence)},
             ) from exc
         except credential_store.UnreadableCredit as exc:
@@ -840,7 +681,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             raise RpcFailure(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"entry {request.sequence} cannot be made into a credential: {exc}",
-                reason="CREDIT_UNREADABLE",
+                reason=Reason.CREDIT_UNREADABLE,
             ) from exc
         status = signed.credential["credentialStatus"]
         return pb.ExportCredentialResponse(
@@ -869,7 +710,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             raise RpcFailure(
                 grpc.StatusCode.FAILED_PRECONDITION,
                 f"a credit of learner {request.learner_id} cannot be made into a credential: {exc}",
-                reason="CREDIT_UNREADABLE",
+                reason=Reason.CREDIT_UNREADABLE,
             ) from exc
         return pb.ExportTranscriptResponse(
             credential_jwt=signed.jws,
@@ -948,4 +789,4 @@ async def _log_reads(
 
 
 def _tree_head_not_found(message: str) -> RpcFailure:
-    return RpcFailure(grpc.StatusCode.NOT_FOUND, message, reason="TREE_HEAD_NOT_FOUND")
+    return RpcFailure(grpc.StatusCode.NOT_FOUND, message, reason=Reason.TREE_HEAD_NOT_FOUND)

@@ -71,7 +71,6 @@ from learnerledger.domain.verdicts import (
     parse_public_entry,
     parse_uploaded_bundle,
 )
-from learnerledger.kafka.codec import PROTO_TO_LEVEL, from_timestamp, to_timestamp
 from learnerledger.postgres import Connection, credit_log, read_model
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.postgres.tree_heads import NoTreeHead, head_of_size, inclusion_of_entry_hash
@@ -83,6 +82,8 @@ from learnerledger.v1 import (
     transcript_query_pb2,
     transcript_query_pb2_grpc,
 )
+from learnerledger.wire.enums import PROTO_TO_LEVEL
+from learnerledger.wire.instants import from_timestamp, to_timestamp
 
 log = structlog.get_logger(__name__)
 

@@ -145,8 +145,8 @@ async def redeem(args: argparse.Namespace, out: TextIO) -> int:
 async def programme_create(args: argparse.Namespace, out: TextIO) -> int:
     import grpc
 
-    from learnerledger.kafka.codec import LEVEL_TO_PROTO
     from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
+    from learnerledger.wire.enums import LEVEL_TO_PROTO
 
     try:
         credits = float(Decimal(args.credits))
@@ -182,8 +182,8 @@ async def programme_create(args: argparse.Namespace, out: TextIO) -> int:
 async def programme_list(args: argparse.Namespace, out: TextIO) -> int:
     import grpc
 
-    from learnerledger.kafka.codec import PROTO_TO_LEVEL
     from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
+    from learnerledger.wire.enums import PROTO_TO_LEVEL
 
     print(f"{'programme':<24} {'university':<16} {'level':>5} {'credits':>7}  title", file=out)
     async with _channel(args) as channel:
