@@ -1,4 +1,4 @@
-"""Inclusion and consistency proof latency of the verifiable log (issue 15).
+"""Inclusion and consistency proof latency of the verifiable log.
 
     .venv/bin/python -m bench.proofs [--entries 20000] [--samples 2000]
 

@@ -2,7 +2,7 @@
 
     .venv/bin/python -m bench.stream_consumers [--records 100000] [--size 400]
 
-Why the projection worker uses aiokafka and not faust (issue 5 asked for the measurement):
+Why the projection worker uses aiokafka and not faust (the measurement behind the choice):
 fills a fresh 3-partition topic, then consumes it once with a faust agent
 (``stream.take(2000, within=0.5)``, memory store, no web server) in a separate process and
 once with ``AIOKafkaConsumer.getmany(max_records=2000)``. Prints records/s for both and writes

@@ -121,7 +121,7 @@ def test_build_context_holds_what_the_dockerfile_copies() -> None:
 
 
 def test_every_base_image_is_pinned_by_digest() -> None:
-    """A tag can be re-pushed; a digest names exactly one image (issue 20)."""
+    """A tag can be re-pushed; a digest names exactly one image."""
     text = re.sub(r"\\\n", " ", DOCKERFILE.read_text())
     args = dict(re.findall(r"^ARG (\w+)=(\S+)", text, re.M))
     bases = []

@@ -1,5 +1,5 @@
-"""What an operator would trip over in production (issue 20) and the Kubernetes side of Kafka
-and PostgreSQL access by component (issue 12): checked on the rendered overlays.
+"""What an operator would trip over in production and the Kubernetes side of Kafka
+and PostgreSQL access by component: checked on the rendered overlays.
 
 Needs kustomize (``bash scripts/k8s_tools.sh``), like test_manifests.
 """
@@ -21,7 +21,7 @@ from tests.deploy import k8s_checks as checks
 
 Obj = dict[str, Any]
 DIGEST = re.compile(r"@sha256:[0-9a-f]{64}$")
-#: What each workload runs as, in Kafka and in PostgreSQL (issue 12 items 4 and 5).
+#: What each workload runs as, in Kafka and in PostgreSQL.
 KAFKA_USERS = {"gateway": "gateway", "ledger": "ledger", "projector": "projector"}
 DB_LOGINS = {
     "gateway": ("ll_gateway_login", {"ll_gateway"}),
@@ -43,7 +43,7 @@ ACLS = {
         ("topic", "ledger.entries.v1", "Describe"),
         ("topic", "completions.dlq.v1", "Write"),
         ("topic", "completions.dlq.v1", "Describe"),
-        ("topic", "ledger.checkpoints.v1", "Write"),  # signed tree heads (issue 15)
+        ("topic", "ledger.checkpoints.v1", "Write"),  # signed tree heads
         ("topic", "ledger.checkpoints.v1", "Describe"),
     },
     "projector": {

@@ -1,5 +1,5 @@
 """Partners and registrars at scale, through the client library and ``ledgerctl submit``, with
-the four services as real processes on the real stack (issue 21)."""
+the four services as real processes on the real stack."""
 
 from __future__ import annotations
 

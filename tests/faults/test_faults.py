@@ -1,4 +1,4 @@
-"""Faults while a partner streams completions through the real services (issue 9, "Faults").
+"""Faults while a partner streams completions through the real services.
 
 A private stack (its own Kafka and PostgreSQL on free ports; the shared one is left alone) runs
 the four services as real processes. A client submits completions continuously (unary calls and

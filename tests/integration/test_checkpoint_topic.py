@@ -1,5 +1,5 @@
-"""Signed tree heads on the topic ``ledger.checkpoints.v1`` and a witness that follows them
-(issue 15), on the real stack: the running checkpointer appends every head it signs, in order,
+"""Signed tree heads on the topic ``ledger.checkpoints.v1`` and a witness that follows them,
+on the real stack: the running checkpointer appends every head it signs, in order,
 each with the consistency proof from the one before; ``ledgerctl witness follow`` accepts them
 from the topic and raises an alarm (exit 1, state kept) on a rolled-back head appended to the
 topic, and, polling ``GET /checkpoint``, on a history an insider rewrote and re-signed."""

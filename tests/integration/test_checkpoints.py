@@ -1,4 +1,4 @@
-"""Signed checkpoints under attack, on the real stack (issue 12, item 3).
+"""Signed checkpoints under attack, on the real stack.
 
 A database insider who rewrites an entry and re-chains every later entry of that learner makes
 the chains verify again; the running checkpointer must refuse to sign over that history (and

@@ -1,4 +1,4 @@
-"""Issuers propose their own courses through the gateway (issue 13): pending until an admin
+"""Issuers propose their own courses through the gateway: pending until an admin
 approves; on the real gateway (role ll_gateway), ledger and admin API."""
 
 from __future__ import annotations

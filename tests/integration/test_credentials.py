@@ -1,4 +1,4 @@
-"""Credits as verifiable credentials (issue 16) on the real stack: the ledger, projector and
+"""Credits as verifiable credentials on the real stack: the ledger, projector and
 query service run in-process on real Kafka and PostgreSQL; a university exports a credit over
 gRPC and a third party verifies it as a verifier would, with its own JOSE library (joserfc;
 the service signs with PyJWT): the key comes from the DID document served over HTTP, the

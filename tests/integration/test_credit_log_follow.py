@@ -1,4 +1,4 @@
-"""The pitfall of DESIGN.md: a reader following the log must not skip a late-committing row."""
+"""The pitfall of docs/domain.md: a reader following the log must not skip a late-committing row."""
 
 from __future__ import annotations
 

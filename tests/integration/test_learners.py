@@ -1,4 +1,4 @@
-"""Learners as principals (issue 16), on the real stack: a token from `ledgerctl learner
+"""Learners as principals, on the real stack: a token from `ledgerctl learner
 token`, consent by the learner with a purpose and an expiry that lapses on its own, consent
 under a mandate, and who read my record (the access log, its pages and its retention)."""
 

@@ -1,4 +1,4 @@
-"""The verifiable log over plain HTTP (issue 15), on the real PostgreSQL: ``GET /checkpoint``,
+"""The verifiable log over plain HTTP, on the real PostgreSQL: ``GET /checkpoint``,
 ``/proof/inclusion`` and ``/proof/consistency`` served by the query service without a token,
 checked with the offline verifier and the signer's key only; malformed requests are 400s and
 heads, leaves and sizes that do not exist are 404s, each with a reason."""

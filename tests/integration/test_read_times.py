@@ -1,6 +1,6 @@
-"""Both times in reads through the real services (issue 13): GetTranscript and ListCredentials
+"""Both times in reads through the real services: GetTranscript and ListCredentials
 with `as_of` (what the learner held then) and `known_at` (what the ledger had recorded then),
-credits_redeemed entries included (issue 14)."""
+credits_redeemed entries included."""
 
 from __future__ import annotations
 

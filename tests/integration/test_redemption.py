@@ -1,4 +1,4 @@
-"""Redemption on the real stack (issue 14): RedemptionService in the ledger process, requests on
+"""Redemption on the real stack: RedemptionService in the ledger process, requests on
 Kafka keyed by the learner, decided by the ledger in order, appended to the hash-chained log."""
 
 from __future__ import annotations

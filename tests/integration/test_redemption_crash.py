@@ -1,4 +1,4 @@
-"""The guarantee at scale (issue 14): 1,000 concurrent, conflicting redemptions by three
+"""The guarantee at scale: 1,000 concurrent, conflicting redemptions by three
 universities over real Kafka and PostgreSQL, with the ledger process (which also serves
 RedemptionService) killed by SIGKILL while they arrive. Registrars retry with the same
 redemption id until acknowledged, as the API asks. At the end every credit is redeemed at most

@@ -1,4 +1,4 @@
-"""Issue 13 on real PostgreSQL and Kafka: versioned credit rules, hours basis and levels."""
+"""Versioned credit rules, hours basis and levels on real PostgreSQL and Kafka."""
 
 from __future__ import annotations
 

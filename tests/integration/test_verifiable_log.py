@@ -1,4 +1,4 @@
-"""The verifiable log on the real stack (issue 15): the running checkpointer grows the Merkle
+"""The verifiable log on the real stack: the running checkpointer grows the Merkle
 tree from the log and signs tree heads; an entry exported from the database verifies offline
 with only the published verifier key, and every forgery of the bundle is refused; consistency
 proofs served over gRPC verify offline; the witness accepts the honest sequence and raises an

@@ -1,4 +1,4 @@
-"""``ledgerctl verify`` checks the Merkle tree too (issue 15), on the real PostgreSQL: the root
+"""``ledgerctl verify`` checks the Merkle tree too, on the real PostgreSQL: the root
 recomputed over the log's prefix matches the latest signed tree head, and a consistent rewrite
 of an entry (every chain still verifies) or a head signed over another root is BROKEN."""
 

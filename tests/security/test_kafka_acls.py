@@ -1,4 +1,4 @@
-"""Kafka admits only its principals, and each only to what its service does (issue 12, item 5).
+"""Kafka admits only its principals, and each only to what its service does.
 
 On the local stack's real broker: SASL/SCRAM-SHA-512 on the client listener, StandardAuthorizer
 with ``allow.everyone.if.no.acl.found=false``, and the ACLs of ``kafka_broker.ACLS``.

@@ -1,5 +1,5 @@
 """The checkpointer's and the verifier's pure logic: extending the previous checkpoint, and
-checking a sequence of checkpoints each against its predecessor (issue 12, item 3)."""
+checking a sequence of checkpoints each against its predecessor."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""A completion is decided on the catalog as it was at ``completed_at`` (DESIGN.md)."""
+"""A completion is decided on the catalog as it was at ``completed_at`` (docs/domain.md)."""
 
 from __future__ import annotations
 

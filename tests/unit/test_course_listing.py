@@ -1,4 +1,4 @@
-"""ListCourses filters and the reason in force (issue 13: partners and registrars)."""
+"""ListCourses filters and the reason in force."""
 
 from __future__ import annotations
 

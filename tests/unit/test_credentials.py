@@ -1,4 +1,4 @@
-"""Credits as verifiable credentials (issue 16), pure: the OB 3.0 credential validates against
+"""Credits as verifiable credentials, pure: the OB 3.0 credential validates against
 1EdTech's JSON Schema (read from ../shared/standards, never copied here), the status list is
 W3C Bitstring Status List 1.0, did:web maps both ways, and the VC-JOSE signature is refused
 after one changed byte or under another key."""

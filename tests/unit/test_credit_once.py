@@ -1,4 +1,4 @@
-"""A learner earns a course's credit once (DESIGN.md, credit rules)."""
+"""A learner earns a course's credit once (docs/domain.md, credit rules)."""
 
 from __future__ import annotations
 

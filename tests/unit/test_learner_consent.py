@@ -1,4 +1,4 @@
-"""Consent with a basis, a purpose and an expiry (issue 16): the decision's payload, the wire
+"""Consent with a basis, a purpose and an expiry: the decision's payload, the wire
 format, event ids and the access log's page tokens. No I/O."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Both times in reads (issue 13): ``as_of`` (what the learner held then, by completion,
+"""Both times in reads: ``as_of`` (what the learner held then, by completion,
 validity, revocation and redemption times) and ``known_at`` (what the ledger had recorded)."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Issue 13: the credit rules as one versioned object, hours basis and levels (pure domain)."""
+"""The credit rules as one versioned object, hours basis and levels (pure domain)."""
 
 from __future__ import annotations
 

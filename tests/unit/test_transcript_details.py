@@ -1,4 +1,4 @@
-"""What a transcript shows of each completion (issue 13): a credential's hours, basis, grade,
+"""What a transcript shows of each completion: a credential's hours, basis, grade,
 score and evidence; completions without credit listed, not only counted."""
 
 from __future__ import annotations

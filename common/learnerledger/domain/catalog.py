@@ -44,7 +44,7 @@ class CreditRecommendation(enum.StrEnum):
 
 
 class CourseCategory(enum.StrEnum):
-    """Where a course's credit comes from, for the redemption caps (DESIGN.md)."""
+    """Where a course's credit comes from, for the redemption caps (docs/domain.md)."""
 
     SWAYAM_MOOC = "swayam_mooc"
     MICRO_CREDENTIAL = "micro_credential"
@@ -253,7 +253,7 @@ class Course:
         return self.counts_as or self.course_id
 
     def recommendation_at(self, instant: datetime) -> CreditRecommendation:
-        """The course's credit recommendation as it was at ``instant`` (DESIGN.md: a completion
+        """The course's credit recommendation as it was at ``instant`` (docs/domain.md: a completion
         is decided on the catalog as it was at ``completed_at``)."""
         if not self.history:
             return self.credit_recommendation

@@ -1,4 +1,4 @@
-"""The credit rules (rules version 1, DESIGN.md): from a request to an outcome.
+"""The credit rules (rules version 1, docs/domain.md): from a request to an outcome.
 
 ``decide`` is a pure function: the ledger adapter gathers what it needs (the course, the
 learner's earlier entry for the same completion, the university) and appends what it returns.

@@ -10,6 +10,6 @@ _APAAR = re.compile(r"[0-9]{12}")
 def is_apaar_id(value: str) -> bool:
     """True when ``value`` has the shape of an APAAR id: exactly 12 ASCII digits.
 
-    DESIGN.md: the id is validated for shape only (no check digit is published).
+    docs/domain.md: the id is validated for shape only (no check digit is published).
     """
     return _APAAR.fullmatch(value) is not None

@@ -8,7 +8,7 @@ The tree over leaves ``d[0..n)`` (RFC 9162 section 2.1.1):
   two smaller than ``n`` (``node_hash``).
 
 Proof generation (section 2.1.3 and 2.1.4) works on a list of leaf hashes and recomputes
-subtrees (a reference for tests and small trees, not the incremental tree issue 15 stores).
+subtrees (a reference for tests and small trees, not the incremental tree the ledger stores).
 Verification (sections 2.1.3.2 and 2.1.4.2) follows transparency-dev/merkle's ``proof``
 package step for step, so it accepts exactly what that verifier accepts.
 """

@@ -7,7 +7,7 @@ assessment into one entry of the learner's chain (``credits_redeemed`` or
 ``redemption_refused``), decided in the learner's order like every other request, so two
 universities can never both redeem the same credit.
 
-Rules (DESIGN.md; the caps are part of the rules version, :class:`RedemptionRules`):
+Rules (docs/domain.md; the caps are part of the rules version, :class:`RedemptionRules`):
 
 - A credential is redeemable when it is the learner's credit entry, not revoked, not redeemed
   by anyone, not expired at the redemption instant (its ``valid_until``, or the programme's own
@@ -61,7 +61,7 @@ class Outcome(enum.StrEnum):
 
 @dataclass(frozen=True, slots=True)
 class RedemptionRules:
-    """The redemption part of a rules version (DESIGN.md: caps apply at redemption)."""
+    """The redemption part of a rules version (docs/domain.md: caps apply at redemption)."""
 
     swayam_share: Decimal = Decimal("0.4")
     micro_credential_share: Decimal = Decimal("0.5")

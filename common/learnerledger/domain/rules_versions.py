@@ -1,4 +1,5 @@
-"""The credit rules as one versioned configuration (DESIGN.md's *default* choices are version 1).
+"""The credit rules as one versioned configuration (the *default* choices of docs/domain.md
+are version 1).
 
 A ``CreditRules`` is one version: hours per credit per basis, validity years, the annual credit
 limit and the redemption caps. ``RulesHistory`` holds every version with the instant it applies

@@ -433,7 +433,7 @@ def view_at(
 
 
 def max_credits_in_any_year(credentials: Iterable[Credential]) -> Decimal:
-    """The most credit completed within any 365 days (DESIGN.md flags more than the rules'
+    """The most credit completed within any 365 days (docs/domain.md flags more than the rules'
     ``annual_credit_limit``)."""
     ordered = sorted(credentials, key=lambda c: c.completed_at)
     best = Decimal(0)

@@ -11,7 +11,7 @@ Rules (field paths are relative to the request, e.g. ``completion.learner_id``):
   ledger cannot store NUL (PostgreSQL text and jsonb refuse it) and no field needs the others.
 - ids (``completion_id``, ``course_id``, an issuer id, a university id): 1..128 characters,
   all printable.
-- ``learner_id``: an APAAR id, exactly 12 ASCII digits (shape only, DESIGN.md).
+- ``learner_id``: an APAAR id, exactly 12 ASCII digits (shape only, docs/domain.md).
 - ``completed_at``: set, not before 2000-01-01 and not later than now plus the clock skew.
 - ``result``: PASS or FAIL.
 - ``score`` (optional): finite, 0..100. A PASS with score 0 and a FAIL with score 100 are
@@ -48,7 +48,7 @@ MAX_ID_CHARS = 128
 MAX_GRADE_CHARS = 16
 MAX_URL_CHARS = 2048
 MAX_REASON_CHARS = 1000
-#: A consent's purpose (issue 16), in the grantor's words.
+#: A consent's purpose, in the grantor's words.
 MAX_PURPOSE_CHARS = 500
 EARLIEST_COMPLETION = datetime(2000, 1, 1, tzinfo=UTC)
 #: How far ahead of the checker's clock a completion date may lie (the gateway's default).

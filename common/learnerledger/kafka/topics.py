@@ -1,4 +1,4 @@
-"""The topics of DESIGN.md, created with their partitions and retention.
+"""The topics of docs/domain.md, created with their partitions and retention.
 
 Retention (also in OPERATIONS.md): ``completions.v1`` 7 days (the ledger consumes within
 seconds; a replay of requests older than that comes from the rejections table or partners),

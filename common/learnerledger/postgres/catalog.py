@@ -506,7 +506,7 @@ async def count_courses(connection: Connection, course_filter: CourseFilter) -> 
     )
 
 
-# programmes and redemption requests (issue 14) ---------------------------------------------
+# programmes and redemption requests ---------------------------------------------
 
 
 def programme_from_row(row: asyncpg.Record) -> Programme:

@@ -355,7 +355,7 @@ async def consents_in_force(
     return standing
 
 
-# redemption (issue 14) -------------------------------------------------------------------
+# redemption -------------------------------------------------------------------
 
 
 async def held_credentials(

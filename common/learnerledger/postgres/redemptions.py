@@ -1,4 +1,4 @@
-"""Redemptions as universities see them (issue 14): each ``redemption_requests`` row with the
+"""Redemptions as universities see them: each ``redemption_requests`` row with the
 ledger's decision (the entry appended for its event id), or the rejection recorded for it, and
 the credentials it redeemed that their issuer revoked afterwards."""
 

@@ -79,7 +79,7 @@ ACLS: tuple[tuple[str, int, str, tuple[int, ...]], ...] = (
     # It publishes entries and dead letters, and StartReplay --source kafka reads the entries.
     ("ledger", _TOPIC, "ledger.entries.v1", (_READ, _WRITE, _DESCRIBE)),
     ("ledger", _TOPIC, "completions.dlq.v1", (_WRITE, _DESCRIBE)),
-    # The checkpointer appends the signed tree heads (issue 15); witnesses read them (admin
+    # The checkpointer appends the signed tree heads; witnesses read them (admin
     # here; in Kubernetes a read-only KafkaUser).
     ("ledger", _TOPIC, "ledger.checkpoints.v1", (_WRITE, _DESCRIBE)),
     ("projector", _TOPIC, "ledger.entries.v1", (_READ, _DESCRIBE)),

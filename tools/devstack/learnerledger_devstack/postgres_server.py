@@ -44,7 +44,8 @@ from learnerledger_devstack.stack_errors import (
     StateDirUnusable,
 )
 
-#: The login that owned everything before issue 12; an old state dir's objects are handed over.
+#: The login that owned everything before the least-privilege logins existed;
+#: an old state dir's objects are handed over.
 LEGACY_APP_ROLE = "learnerledger"
 APP_DATABASE = "learnerledger"
 SUPERUSER = "postgres"

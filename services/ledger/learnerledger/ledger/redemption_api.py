@@ -1,4 +1,4 @@
-"""``RedemptionService``: programmes and redemptions over gRPC (issue 14), in the ledger process.
+"""``RedemptionService``: programmes and redemptions over gRPC, in the ledger process.
 
 A redemption is a request on ``completions.v1`` keyed by the learner, like consent and the
 re-decision requests: the API validates and authorizes it, records the university's

@@ -1,5 +1,5 @@
 """The checkpointer's tree step: grow the Merkle tree from the log, prove it extends the last
-signed tree head, and sign a new C2SP tlog-checkpoint (issue 15); then append the signed heads
+signed tree head, and sign a new C2SP tlog-checkpoint; then append the signed heads
 not yet published to the topic ``ledger.checkpoints.v1`` (``publish_tree_heads``)."""
 
 from __future__ import annotations

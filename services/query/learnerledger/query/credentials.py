@@ -1,4 +1,4 @@
-"""The query service as a credential issuer (issue 16): OB 3.0 credentials for single credits,
+"""The query service as a credential issuer: OB 3.0 credentials for single credits,
 a CLR 2.0 transcript, the DID document and the revocation status lists, all secured with the
 credential key (VC-JOSE, EdDSA), never the checkpoint key.
 

@@ -10,7 +10,7 @@
                                     the ``learnerledger/consistency-proof/v1`` file that
                                     ``ledgerctl proof consistency`` and ``witness`` read.
 ``GET /.well-known/did.json``       the credential issuer's DID document (did:web): every key
-                                    that ever signed a credential (issue 16).
+                                    that ever signed a credential.
 ``GET /status/N``                   status list N: a W3C Bitstring Status List credential
                                     (revocation), computed from the read model now and signed
                                     (``application/vc+jwt``).

@@ -8,8 +8,8 @@ A gap (an entry whose predecessor has not been applied) is filled from the credi
 holds every entry before the relay publishes it; if the log cannot fill it yet, the batch is
 rolled back and retried, so nothing is ever applied out of order.
 
-Stream processor: this worker uses aiokafka directly (see the module's README note in the
-report of issue 5); faust-streaming was not adopted here.
+Stream processor: this worker uses aiokafka directly; faust-streaming was not adopted here
+(ARCHITECTURE.md, "Why the projector uses aiokafka"; ``python -m bench.stream_consumers``).
 """
 
 from __future__ import annotations

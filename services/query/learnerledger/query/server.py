@@ -633,7 +633,7 @@ class TranscriptQueryServicer(pb_grpc.TranscriptQueryServiceServicer):
             from_size=request.from_size, to_size=request.to_size, proof=proof
         )
 
-    # -- verifiable credentials (issue 16) --------------------------------------------------
+    # -- verifiable credentials --------------------------------------------------
     def _issuing(self) -> CredentialIssuing:
         issuing = self._credentials.issuing
         if issuing is None:

@@ -1,5 +1,5 @@
 """Web pages on the query service's HTTP server: the public verification page and the
-learner's page (issue 17). Server-rendered HTML, one small vanilla script for the learner's
+learner's page. Server-rendered HTML, one small vanilla script for the learner's
 page, no build step, nothing fetched from the internet.
 
 Routes (added to the HTTP API of ``http_api``):

@@ -1,4 +1,4 @@
-"""``ledgerctl credential export|verify``: credits as verifiable credentials (issue 16).
+"""``ledgerctl credential export|verify``: credits as verifiable credentials.
 
 ``export`` asks the query service (``ExportCredential`` or ``ExportTranscript``, with a
 university's or an admin's token) and writes the secured credential, a compact JWS.
