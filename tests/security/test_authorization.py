@@ -50,9 +50,9 @@ from tests.support.authorization import (
     GATEWAY,
     QUERY,
     Stack,
-    _request,
     bearer,
     invoke,
+    request_message,
 )
 from tests.support.gateway import completion as wire_completion
 from tests.support.ledger import (
@@ -83,7 +83,7 @@ async def call(
     **fields: Any,
 ) -> grpc.StatusCode:
     """Call any method generically; the status code it ends with (OK when it succeeded)."""
-    failed = await invoke(channel, service, method, _request(method, **fields), metadata)
+    failed = await invoke(channel, service, method, request_message(method, **fields), metadata)
     return OK if failed is None else failed.code()
 
 
@@ -390,7 +390,11 @@ async def test_bad_id_tokens_are_unauthenticated_on_every_method_and_never_logge
             for method in service.methods:
                 for what, token in bad.items():
                     failed = await invoke(
-                        channel, service, method, _request(method, learner_id=DIANA), bearer(token)
+                        channel,
+                        service,
+                        method,
+                        request_message(method, learner_id=DIANA),
+                        bearer(token),
                     )
                     assert failed is not None, (method.full_name, what)
                     assert failed.code() is grpc.StatusCode.UNAUTHENTICATED, (

@@ -155,7 +155,7 @@ async def _projected(database_url: str) -> bool:
     )
 
 
-def _request(method: pd.MethodDescriptor, **fields: Any) -> Any:
+def request_message(method: pd.MethodDescriptor, **fields: Any) -> Any:
     cls = message_factory.GetMessageClass(method.input_type)
     request = cls()
     for name, value in fields.items():
