@@ -1,16 +1,17 @@
 """Inclusion and consistency proof latency of the verifiable log (issue 15).
 
     .venv/bin/python -m bench.proofs [--entries 20000] [--samples 2000]
-        [--keep-database NAME] [--round 1000000]
+        [--keep-database NAME [--measure-only]] [--round 1000000]
 
 On the local stack (``ledgerctl stack up``, or DATABASE_URL / ADMIN_DATABASE_URL), in a fresh
 database (or ``--keep-database NAME``: that database, created if missing and kept afterwards,
-so one build is measured several times; a partial build is continued): appends ``entries``
-chained entries (10 per learner, interleaved) by COPY and grows the Merkle tree with the
-checkpointer's own store (``merkle_tree.grow_from_log``) after every ``round`` entries, then
-signs one tree head with the checkpointer's own step (``take_tree_head``). It prints each
-phase's rate: log rows/s (chaining and COPY), tree leaves/s (reading the log commit-safely,
-hashing, COPY of leaves and nodes), and the VACUUM ANALYZE after the build. Then it measures,
+so one build is measured several times; a partial build is continued, or with
+``--measure-only`` measured as it stands): appends ``entries`` chained entries (10 per
+learner, interleaved) by COPY and grows the Merkle tree with the checkpointer's own store
+(``merkle_tree.grow_from_log``) after every ``round`` entries, then signs one tree head with
+the checkpointer's own step (``take_tree_head``). It prints each phase's rate: log rows/s
+(chaining and COPY), tree leaves/s (reading the log commit-safely, hashing, COPY of leaves and
+nodes), and the VACUUM ANALYZE after the build. Then it measures,
 for ``samples`` random leaves each:
 
 - *server side*, in this process against PostgreSQL over one pooled connection: what a
@@ -285,12 +286,17 @@ async def run(args: argparse.Namespace) -> dict[str, object]:
         connection = await asyncpg.connect(dsn)
         try:
             started = time.perf_counter()
-            figures["build"] = await build(connection, args.entries, args.round)
+            if args.measure_only:  # the log as it stands, e.g. a build stopped part way
+                target = await connection.fetchval("SELECT count(*) FROM credit_log")
+                figures["entries"] = target
+            else:
+                target = args.entries
+                figures["build"] = await build(connection, args.entries, args.round)
             signer = NoteSigner(
                 "bench.learnerledger/log", Ed25519PrivateKey.from_private_bytes(SIGNER_KEY)
             )
             grown = await take_tree_head(connection, signer)
-            while grown.tree_size < args.entries:  # the horizon waits out other writers
+            while grown.tree_size < target:  # the horizon waits out other writers
                 await asyncio.sleep(0.1)
                 grown = await take_tree_head(connection, signer)
             figures["seed_s"] = round(time.perf_counter() - started, 2)
@@ -417,12 +423,19 @@ def main() -> None:
         help="build into (or reuse, or continue) database NAME and keep it afterwards",
     )
     parser.add_argument(
+        "--measure-only",
+        action="store_true",
+        help="with --keep-database: append nothing, measure the log as it stands",
+    )
+    parser.add_argument(
         "--round", type=int, default=1_000_000, help="grow the tree after every ROUND entries"
     )
     args = parser.parse_args()
+    if args.measure_only and not args.keep_database:
+        parser.error("--measure-only needs --keep-database")
     figures = asyncio.run(run(args))
-    print(f"build: {figures['build']}")
-    print(f"storage at {args.entries} entries (MB per million entries, bytes per entry):")
+    print(f"build: {figures.get('build')}")
+    print(f"storage at {figures['entries']} entries (MB per million entries, bytes per entry):")
     stored: Any = figures["storage"]
     for table, sizes in stored["tables"].items():
         print(f"  {table:32} {sizes['mb_per_million']:>9} MB/M {sizes['bytes_per_entry']:>8} B")
@@ -433,7 +446,7 @@ def main() -> None:
     tree = stored["tree_total"]
     print(f"  {'the tree (all four tables)':32} {tree['mb_per_million']:>9} MB/M")
     print(f"load average before {figures['load_before']}, after {figures['load_after']}")
-    print(f"proof latency at {args.entries} entries ({args.samples} random leaves each)")
+    print(f"proof latency at {figures['entries']} entries ({args.samples} random leaves each)")
     print(f"{'':34} {'p50 ms':>8} {'p99 ms':>8} {'max ms':>8} {'queries':>8}")
     for side in ("server_side", "http"):
         for name, row in figures[side].items():  # type: ignore[attr-defined]
