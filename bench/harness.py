@@ -29,16 +29,19 @@ from learnerledger_devstack.stack import StackInfo, with_database
 RESULTS = Path(__file__).parent / "results"
 
 
-@asynccontextmanager
-async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
-    """A new, migrated database on the stack's PostgreSQL (dropped afterwards); yields its DSN."""
-    name = f"bench_{secrets.token_hex(4)}"
-    # The schema belongs to the NOLOGIN ll_owner where the login of DATABASE_URL is a member
-    # of it (ll_migrator on the local stack, also when a test hands its stack over as external
-    # servers); otherwise to that login.
+async def _create_database(info: StackInfo, name: str, *, if_missing: bool = False) -> bool:
+    """Create database ``name`` on the stack's PostgreSQL; False if ``if_missing`` and it exists.
+
+    The schema belongs to the NOLOGIN ll_owner where the login of DATABASE_URL is a member of
+    it (ll_migrator on the local stack, also when a test hands its stack over as external
+    servers); otherwise to that login."""
     login = urlsplit(info.database_url).username
     admin = await asyncpg.connect(with_database(info.admin_database_url, "postgres"))
     try:
+        if if_missing and await admin.fetchval(
+            "SELECT true FROM pg_database WHERE datname = $1", name
+        ):
+            return False
         migrates_as_owner = await admin.fetchval(
             "SELECT CASE WHEN EXISTS (SELECT 1 FROM pg_roles WHERE rolname = $2) "
             "THEN pg_has_role($1, $2, 'MEMBER') ELSE false END",
@@ -47,8 +50,16 @@ async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
         )
         owner = OWNER_ROLE if migrates_as_owner else login
         await admin.execute(f'CREATE DATABASE "{name}" OWNER "{owner}"')
+        return True
     finally:
         await admin.close()
+
+
+@asynccontextmanager
+async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
+    """A new, migrated database on the stack's PostgreSQL (dropped afterwards); yields its DSN."""
+    name = f"bench_{secrets.token_hex(4)}"
+    await _create_database(info, name)
     dsn = with_database(info.database_url, name)
     try:
         await migrate(dsn)
@@ -59,6 +70,16 @@ async def fresh_database(info: StackInfo) -> AsyncIterator[str]:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         finally:
             await admin.close()
+
+
+async def kept_database(info: StackInfo, name: str) -> str:
+    """Database ``name`` on the stack's PostgreSQL, created and migrated if it does not exist
+    yet, kept afterwards (a large data set built once, measured several times) and brought to
+    the latest migration each time; its DSN. Drop it with ``DROP DATABASE`` when done."""
+    await _create_database(info, name, if_missing=True)
+    dsn = with_database(info.database_url, name)
+    await migrate(dsn)
+    return dsn
 
 
 def use_kafka_admin(info: StackInfo) -> None:

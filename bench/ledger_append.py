@@ -8,6 +8,12 @@ path for decoded Kafka records: decode, look up facts, decide with the credit ru
 (SHA-256 over RFC 8785 bytes), COPY into ``credit_log`` with its unique keys, store the offsets,
 one transaction per batch. "Limit" is a COPY of the resulting rows into a table with the same
 columns and no constraints or indexes. Prints a table and writes JSON under bench/results/.
+
+Beside it, what the verifiable log adds to appending: the checkpointer's tree step
+(``take_tree_head``: read the new entries commit-safely, hash them into the Merkle tree, COPY
+the leaves and nodes, check consistency with the last head and sign one) over the same entries,
+timed on its own. The checkpointer runs it apart from the appender (once a tick), so its cost
+per entry is added to the append path's: ``tree_overhead`` = tree seconds / append seconds.
 """
 
 from __future__ import annotations
@@ -19,6 +25,7 @@ import time
 from datetime import UTC, datetime
 
 import asyncpg
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from bench.harness import fresh_database, save_report, seed_issuer, use_kafka_admin
 from learnerledger.domain.events import (
@@ -27,8 +34,10 @@ from learnerledger.domain.events import (
     Result,
     completion_event_id,
 )
+from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.ledger.appender import CreditLogAppender, SourceRecord
+from learnerledger.ledger.tree_heads import take_tree_head
 from learnerledger.postgres.pool import create_pool
 from learnerledger_devstack.stack import StackConfig, stack_up
 
@@ -73,6 +82,14 @@ async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
         ours = time.perf_counter() - started
         await pool.close()
 
+        signer = NoteSigner("bench.learnerledger/log", Ed25519PrivateKey.generate())
+        started = time.perf_counter()
+        grown = await take_tree_head(connection, signer)
+        while grown.tree_size < entries:  # the horizon waits out other writers
+            await asyncio.sleep(0.01)
+            grown = await take_tree_head(connection, signer)
+        tree = time.perf_counter() - started
+
         rows = await connection.fetch(
             "SELECT learner_id, sequence, kind, issuer_id, completion_id, payload::text, "
             "canonical_json, rules_version, source_event_id, source_partition, source_offset, "
@@ -107,6 +124,11 @@ async def run(entries: int, learners: int, batch: int) -> dict[str, object]:
         "ratio": round((entries / ours) / (entries / limit), 3),
         "ours_seconds": round(ours, 3),
         "limit_seconds": round(limit, 3),
+        "tree_entries_per_s": round(entries / tree),
+        "tree_seconds": round(tree, 3),
+        "tree_us_per_entry": round(tree / entries * 1e6, 1),
+        "append_us_per_entry": round(ours / entries * 1e6, 1),
+        "tree_overhead": round(tree / ours, 3),
     }
 
 
@@ -125,6 +147,11 @@ def main() -> None:
     print(
         f"{'ledger append':<16} {figures['ours_entries_per_s']:>18} "
         f"{figures['limit_copy_rows_per_s']:>26} {figures['ratio']:>7}"
+    )
+    print(
+        f"tree step (checkpointer): {figures['tree_entries_per_s']} entries/s, "
+        f"{figures['tree_us_per_entry']} µs/entry beside {figures['append_us_per_entry']} µs/entry "
+        f"appending: overhead {figures['tree_overhead']:.1%}"
     )
     print(f"written {save_report('ledger_append', figures)}")
 

@@ -7,7 +7,12 @@ import asyncio
 import asyncpg
 import pytest
 
-from learnerledger.postgres.credit_log import LogCursor, append_entries, read_committed_after
+from learnerledger.postgres.credit_log import (
+    LogCursor,
+    append_entries,
+    hashes_committed_after,
+    read_committed_after,
+)
 from tests.support.verifiable_log import first_entry
 
 pytestmark = pytest.mark.integration
@@ -37,6 +42,7 @@ async def test_a_row_that_commits_late_is_read_not_skipped(database_url: str) ->
         entries, after = await read_committed_after(reader, cursor, 100)
         assert entries == []  # holds back until the older transaction has finished
         assert after == cursor
+        assert await hashes_committed_after(reader, cursor, 100) == ([], cursor)  # the tree too
 
         await slow.commit()
         # The horizon is cluster-wide: another session's open write may hold it back a moment.
@@ -46,6 +52,12 @@ async def test_a_row_that_commits_late_is_read_not_skipped(database_url: str) ->
                 entries, after = await read_committed_after(reader, cursor, 100)
                 await asyncio.sleep(0.05)
         assert [e.learner_id for e in entries] == ["500000000001", "500000000002"]
+        # What the Merkle tree reads: the same rows in the same order, as positions and hashes.
+        hashes, hashed_after = await hashes_committed_after(reader, cursor, 100)
+        assert [(h.position, h.entry_hash) for h in hashes] == [
+            (e.position, e.entry_hash) for e in entries
+        ]
+        assert hashed_after == after
         entries, _ = await read_committed_after(reader, after, 100)
         assert entries == []
     finally:

@@ -273,6 +273,14 @@ async def learner_entries(
     return [entry_from_row(r) for r in rows]
 
 
+#: The follow query's condition and order: rows after the cursor, from transactions older than
+#: the oldest still running (``read_committed_after`` says why).
+_COMMITTED_AFTER = """
+     WHERE (tx_id, position) > ($1::text::xid8, $2)
+       AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
+     ORDER BY tx_id, position LIMIT $3"""
+
+
 async def read_committed_after(
     connection: Connection, cursor: LogCursor, limit: int
 ) -> tuple[list[Entry], LogCursor]:
@@ -285,10 +293,7 @@ async def read_committed_after(
     can appear later behind the cursor.
     """
     rows = await connection.fetch(
-        f"""SELECT tx_id::text::bigint AS tx, {_ENTRY_COLUMNS} FROM credit_log
-             WHERE (tx_id, position) > ($1::text::xid8, $2)
-               AND tx_id < pg_snapshot_xmin(pg_current_snapshot())
-             ORDER BY tx_id, position LIMIT $3""",
+        f"SELECT tx_id::text::bigint AS tx, {_ENTRY_COLUMNS} FROM credit_log {_COMMITTED_AFTER}",
         str(cursor.tx_id),
         cursor.position,
         limit,
@@ -297,6 +302,33 @@ async def read_committed_after(
         return [], cursor
     last = rows[-1]
     return [entry_from_row(r) for r in rows], LogCursor(last["tx"], last["position"])
+
+
+@dataclass(frozen=True, slots=True)
+class LoggedHash:
+    """An entry's position in the log and its ``entry_hash``: all the Merkle tree needs of it."""
+
+    position: int
+    entry_hash: bytes
+
+
+async def hashes_committed_after(
+    connection: Connection, cursor: LogCursor, limit: int
+) -> tuple[list[LoggedHash], LogCursor]:
+    """``read_committed_after``'s rows (the same rows, the same order), each only as its
+    position and ``entry_hash``, and the cursor after them."""
+    rows = await connection.fetch(
+        "SELECT tx_id::text::bigint AS tx, position, entry_hash FROM credit_log" + _COMMITTED_AFTER,
+        str(cursor.tx_id),
+        cursor.position,
+        limit,
+    )
+    if not rows:
+        return [], cursor
+    last = rows[-1]
+    return [LoggedHash(r["position"], bytes(r["entry_hash"])) for r in rows], LogCursor(
+        last["tx"], last["position"]
+    )
 
 
 async def entry_at(connection: Connection, learner_id: str, sequence: int) -> Entry | None:

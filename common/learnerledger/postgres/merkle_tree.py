@@ -26,7 +26,7 @@ from learnerledger.domain.merkle import (
     range_nodes,
 )
 from learnerledger.postgres import Connection
-from learnerledger.postgres.credit_log import LogCursor, read_committed_after
+from learnerledger.postgres.credit_log import LogCursor, hashes_committed_after
 
 
 class EdgeConflict(RuntimeError):
@@ -141,7 +141,7 @@ async def consistency_proof_between(connection: Connection, size1: int, size2: i
 
 async def tree_cursor(connection: Connection) -> tuple[LogCursor, int]:
     """Where the tree stands in the log: the (tx_id, position) of its last leaf's entry (the
-    cursor ``read_committed_after`` continues from) and the tree's size."""
+    cursor ``hashes_committed_after`` continues from) and the tree's size."""
     row = await connection.fetchrow(
         """SELECT l.leaf_index, c.tx_id::text::bigint AS tx, c.position
              FROM merkle_tree_leaves l JOIN credit_log c USING (position)
@@ -156,14 +156,15 @@ async def grow_from_log(connection: Connection, *, batch: int = 10_000) -> TreeE
     """Append the log's entries not yet in the tree, in commit-safe order, as leaves (the leaf
     data is the entry's ``entry_hash``), recording each entry's leaf index; the new edge.
 
-    Reads with ``credit_log.read_committed_after``, the relay's follow query, so the tree is
-    always a prefix of the log that no late commit can land behind. Call in a transaction."""
+    Reads with the relay's follow query (``credit_log.hashes_committed_after``: the rows of
+    ``read_committed_after``, only their positions and hashes), so the tree is always a prefix
+    of the log that no late commit can land behind. Call in a transaction."""
     cursor, size = await tree_cursor(connection)
     edge = await latest_edge(connection)
     if edge.size != size:
         raise EdgeConflict(f"the tree's edge is at size {edge.size}, its leaves at {size}")
     while True:
-        entries, cursor = await read_committed_after(connection, cursor, batch)
+        entries, cursor = await hashes_committed_after(connection, cursor, batch)
         if not entries:
             return edge
         await connection.copy_records_to_table(
