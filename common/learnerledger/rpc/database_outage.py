@@ -18,6 +18,7 @@ import structlog
 
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.errors import Reason, RpcFailure, unavailable
+from learnerledger.rpc.handlers import responses, wrap_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -47,16 +48,14 @@ class DatabaseOutageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[mis
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = str(handler_call_details.method)
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=_wrap_unary(handler.stream_unary, method))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
-        if handler.stream_stream is not None:
-            return handler._replace(stream_stream=_wrap_stream(handler.stream_stream, method))
-        return handler
+        return wrap_behavior(
+            handler,
+            str(handler_call_details.method),
+            unary_unary=_wrap_unary,
+            unary_stream=_wrap_stream,
+            stream_unary=_wrap_unary,
+            stream_stream=_wrap_stream,
+        )
 
 
 def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
@@ -73,12 +72,8 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]
 def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
-            result = behavior(request, context)
-            if hasattr(result, "__aiter__"):
-                async for response in result:
-                    yield response
-            else:  # a handler that writes with context.write() and returns
-                await result
+            async for response in responses(behavior(request, context)):
+                yield response
         except DATABASE_UNREACHABLE as exc:
             await _abort(context, method, exc)
 
