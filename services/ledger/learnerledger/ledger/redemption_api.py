@@ -22,10 +22,14 @@ import structlog
 from learnerledger.domain.events import redemption_event_id
 from learnerledger.domain.redemption import InvalidProgramme, request_digest
 from learnerledger.domain.validation import check_learner_id, check_redemption_fields
-from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger import redemption_listing as listing
-from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
+from learnerledger.ledger.admin_api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    catalog_failure,
+    publish_request,
+)
 from learnerledger.postgres import Connection, catalog, credit_log, redemptions
 from learnerledger.postgres.catalog import (
     AlreadyExists,
@@ -43,7 +47,6 @@ from learnerledger.rpc.errors import (
     Violation,
     abort,
     invalid_argument,
-    unavailable,
 )
 from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
@@ -254,20 +257,14 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         event = redemption_request_from_proto(
             request, university_id=university_id, request_digest=digest, now=datetime.now(UTC)
         )
-        try:
-            await self._producer.send_and_wait(
-                self._topic,
-                key=request.learner_id.encode(),
-                value=encode_completion_event(event),
-            )
-        except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
-            await abort(
-                context,
-                unavailable(
-                    f"redemption not requested: {exc}; retry with the same redemption_id",
-                    reason=Reason.KAFKA_UNAVAILABLE,
-                ),
-            )
+        await publish_request(
+            self._producer,
+            self._topic,
+            context,
+            request.learner_id,
+            event,
+            lambda exc: f"redemption not requested: {exc}; retry with the same redemption_id",
+        )
         log.info(
             "redemption_requested",
             redemption_id=request.redemption_id,
