@@ -25,6 +25,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from learnerledger.ctl.tls_options import add_tls_options, client_tls
 from learnerledger.v1 import common_pb2
 
 REQUIRED_COLUMNS = ("completion_id", "learner_id", "course_id", "completed_at", "result")
@@ -304,7 +305,7 @@ async def submit_file(
 
 async def cmd_submit(args: argparse.Namespace) -> int:
     try:
-        from learnerledger_client import CallFailed, ClientConfig, TlsConfig
+        from learnerledger_client import CallFailed, ClientConfig
     except ImportError:
         print("ledgerctl submit: needs learnerledger-client (pip install clients/python)",
               file=sys.stderr)  # fmt: skip
@@ -323,12 +324,9 @@ async def cmd_submit(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_FILE
-    tls = (
-        TlsConfig.from_files(args.ca, args.cert, args.key)
-        if args.ca or args.cert or args.key
-        else None
+    config = ClientConfig(
+        target=args.gateway, token=token, tls=client_tls(args), window=args.window
     )
-    config = ClientConfig(target=args.gateway, token=token, tls=tls, window=args.window)
     report_path = Path(args.report) if args.report else path.with_name(path.stem + ".report.csv")
     with report_path.open("w", encoding="utf-8", newline="") as report:
         try:
@@ -359,6 +357,4 @@ def add_submit_command(commands: Any) -> None:
     sub.add_argument("--gateway", default="127.0.0.1:50051", help="issuer gateway host:port")
     sub.add_argument("--report", help="report CSV (default: FILE.report.csv beside FILE)")
     sub.add_argument("--window", type=int, default=256, help="completions awaiting an answer")
-    sub.add_argument("--ca", help="CA certificate (PEM) to verify the gateway; enables TLS")
-    sub.add_argument("--cert", help="client certificate (PEM) for mTLS")
-    sub.add_argument("--key", help="client private key (PEM) for mTLS")
+    add_tls_options(sub, "the gateway")

@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from learnerledger.ctl.bulk import Progress
+from learnerledger.ctl.tls_options import add_tls_options, client_tls
 
 OUTPUT_COLUMNS = (
     "learner_id",
@@ -170,7 +171,7 @@ async def write_transcripts(
 
 async def cmd_transcripts(args: argparse.Namespace) -> int:
     try:
-        from learnerledger_client import ClientConfig, LedgerClientError, TlsConfig
+        from learnerledger_client import ClientConfig, LedgerClientError
     except ImportError:
         print("ledgerctl transcripts: needs learnerledger-client (pip install clients/python)",
               file=sys.stderr)  # fmt: skip
@@ -186,12 +187,7 @@ async def cmd_transcripts(args: argparse.Namespace) -> int:
     except (BadLearnerFile, OSError) as error:
         print(f"ledgerctl transcripts: {error}", file=sys.stderr)
         return EXIT_FAILED
-    tls = (
-        TlsConfig.from_files(args.ca, args.cert, args.key)
-        if args.ca or args.cert or args.key
-        else None
-    )
-    config = ClientConfig(target=args.query, token=token, tls=tls)
+    config = ClientConfig(target=args.query, token=token, tls=client_tls(args))
     out_path = Path(args.out) if args.out else path.with_name(path.stem + ".transcripts.csv")
     total = len(learners.learner_ids)
     progress = Progress(total, sys.stderr, label="transcripts", unit="learners")
@@ -232,6 +228,4 @@ def add_transcripts_command(commands: Any) -> None:
     sub.add_argument("--university-token", help="default: LEDGERCTL_UNIVERSITY_TOKEN")
     sub.add_argument("--query", default="127.0.0.1:50052", help="query service host:port")
     sub.add_argument("--out", help="output CSV (default: FILE.transcripts.csv beside FILE)")
-    sub.add_argument("--ca", help="CA certificate (PEM) to verify the server; enables TLS")
-    sub.add_argument("--cert", help="client certificate (PEM) for mTLS")
-    sub.add_argument("--key", help="client private key (PEM) for mTLS")
+    add_tls_options(sub)
