@@ -114,15 +114,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         if violations:
             await abort(context, invalid_argument(violations))
         if caller.kind is PrincipalKind.UNIVERSITY and p.university_id != caller.principal_id:
-            await abort(
-                context,
-                RpcFailure(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "a university registers only its own programmes",
-                    reason=Reason.FOREIGN_UNIVERSITY,
-                    metadata={"university_id": caller.principal_id},
-                ),
-            )
+            await abort(context, _foreign_university(caller, "registers only its own programmes"))
         try:
             programme = programme_from_proto(p)
         except InvalidProgramme as exc:
@@ -332,15 +324,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         asked = wanted  # what the page token vouches for
         if caller.kind is PrincipalKind.UNIVERSITY:
             if wanted.university_id not in (None, caller.principal_id):
-                await abort(
-                    context,
-                    RpcFailure(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        "a university lists only its own redemptions",
-                        reason=Reason.FOREIGN_UNIVERSITY,
-                        metadata={"university_id": caller.principal_id},
-                    ),
-                )
+                await abort(context, _foreign_university(caller, "lists only its own redemptions"))
             wanted = dataclasses.replace(wanted, university_id=caller.principal_id)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         async with self._pool.acquire() as connection:
@@ -385,6 +369,16 @@ def redemption_to_proto(record: RedemptionRecord) -> redemption_pb2.Redemption:
         message.entry_sequence = record.entry_sequence
         message.decide_time.CopyFrom(to_timestamp(record.decided_at))
     return message
+
+
+def _foreign_university(caller: Principal, rule: str) -> RpcFailure:
+    """PERMISSION_DENIED for a university that reached past its own data (``rule`` says how)."""
+    return RpcFailure(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"a university {rule}",
+        reason=Reason.FOREIGN_UNIVERSITY,
+        metadata={"university_id": caller.principal_id},
+    )
 
 
 def _conflict(redemption_id: str) -> RpcFailure:
