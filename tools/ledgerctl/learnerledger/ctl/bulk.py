@@ -15,7 +15,6 @@ import codecs
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections import deque
@@ -25,7 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from learnerledger.ctl.tls_options import add_tls_options, client_tls
+from learnerledger.ctl.client_options import add_tls_options, client_tls, required_token
 from learnerledger.v1 import common_pb2
 
 REQUIRED_COLUMNS = ("completion_id", "learner_id", "course_id", "completed_at", "result")
@@ -228,6 +227,15 @@ class Progress:
         self.total, self.stream, self.every_s = total, stream, every_s
         self.label, self.unit = label, unit
         self.started = self.last = time.monotonic()
+        self.done = 0
+
+    def advance(self) -> None:
+        """One more row done."""
+        self.done += 1
+        self.update(self.done)
+
+    def finish(self) -> None:
+        self.update(self.done, final=True)
 
     def update(self, done: int, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -273,7 +281,6 @@ async def submit_file(
     writer = csv.writer(report, lineterminator="\n")
     writer.writerow(REPORT_COLUMNS)
     tally = Tally()
-    done = 0
     async with IssuerClient(config) as client:
         async for outcome in client.submit_stream(completions()):
             line = lines.popleft()
@@ -295,11 +302,10 @@ async def submit_file(
                 tally.duplicate += 1
             else:
                 tally.rejected += 1
-            done += 1
             if progress is not None:
-                progress.update(done)
+                progress.advance()
     if progress is not None:
-        progress.update(done, final=True)
+        progress.finish()
     return tally
 
 
@@ -311,10 +317,8 @@ async def cmd_submit(args: argparse.Namespace) -> int:
               file=sys.stderr)  # fmt: skip
         return EXIT_BAD_FILE
 
-    token = args.issuer_token or os.environ.get("LEDGERCTL_ISSUER_TOKEN", "")
-    if not token:
-        print("ledgerctl submit: --issuer-token or LEDGERCTL_ISSUER_TOKEN is required",
-              file=sys.stderr)  # fmt: skip
+    token = required_token("submit", args.issuer_token, "--issuer-token", "LEDGERCTL_ISSUER_TOKEN")
+    if token is None:
         return EXIT_BAD_FILE
     path = Path(args.file)
     try:

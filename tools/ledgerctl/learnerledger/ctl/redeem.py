@@ -22,7 +22,7 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
-from learnerledger.ctl.tls_options import add_tls_options
+from learnerledger.ctl.client_options import add_tls_options
 
 EXIT_REDEEMED, EXIT_NOTHING_REDEEMED, EXIT_FAILED, EXIT_PENDING = 0, 1, 2, 3
 

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,7 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from learnerledger.ctl.bulk import Progress
-from learnerledger.ctl.tls_options import add_tls_options, client_tls
+from learnerledger.ctl.client_options import add_tls_options, client_tls, required_token
 
 OUTPUT_COLUMNS = (
     "learner_id",
@@ -135,7 +134,6 @@ async def write_transcripts(
     # A NUL cannot travel in a request (the server refuses the whole call): such an id is
     # answered here, as the server would answer any other invalid id.
     sendable = [learner_id for learner_id in learner_ids if "\x00" not in learner_id]
-    done = 0
     async with RegistrarClient(config) as client:
         results = aiter(client.batch_get_transcripts_stream(sendable))
         for learner_id in learner_ids:
@@ -161,11 +159,10 @@ async def write_transcripts(
                            result.reason, result.message)  # fmt: skip
             writer.writerow(row)
             tally.add(row[1])
-            done += 1
             if progress is not None:
-                progress.update(done)
+                progress.advance()
     if progress is not None:
-        progress.update(done, final=True)
+        progress.finish()
     return tally
 
 
@@ -176,10 +173,10 @@ async def cmd_transcripts(args: argparse.Namespace) -> int:
         print("ledgerctl transcripts: needs learnerledger-client (pip install clients/python)",
               file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    token = args.university_token or os.environ.get("LEDGERCTL_UNIVERSITY_TOKEN", "")
-    if not token:
-        print("ledgerctl transcripts: --university-token or LEDGERCTL_UNIVERSITY_TOKEN is"
-              " required", file=sys.stderr)  # fmt: skip
+    token = required_token(
+        "transcripts", args.university_token, "--university-token", "LEDGERCTL_UNIVERSITY_TOKEN"
+    )
+    if token is None:
         return EXIT_FAILED
     path = Path(args.learners)
     try:

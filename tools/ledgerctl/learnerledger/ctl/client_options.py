@@ -1,9 +1,22 @@
-"""The ``--ca``, ``--cert`` and ``--key`` options of the commands that call a server."""
+"""What the commands that call a server share: the token and the ``--ca``, ``--cert`` and
+``--key`` options."""
 
 from __future__ import annotations
 
 import argparse
+import os
+import sys
 from typing import Any
+
+
+def required_token(command: str, given: str | None, option: str, variable: str) -> str | None:
+    """The token from ``option`` (``given``) or else the environment ``variable``; None, after
+    saying so on stderr, if neither has one."""
+    token = given or os.environ.get(variable, "")
+    if not token:
+        print(f"ledgerctl {command}: {option} or {variable} is required", file=sys.stderr)
+        return None
+    return token
 
 
 def add_tls_options(sub: argparse.ArgumentParser, server: str = "the server") -> None:
