@@ -10,7 +10,7 @@ clients retry).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -18,7 +18,7 @@ import structlog
 
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.errors import Reason, RpcFailure, unavailable
-from learnerledger.rpc.handlers import responses, wrap_behavior
+from learnerledger.rpc.handlers import WrappingInterceptor, responses, wrap_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -37,20 +37,13 @@ async def _abort(context: Context, method: str, exc: BaseException) -> None:
     await context.abort_with_status(database_unavailable(exc).status())
 
 
-class DatabaseOutageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DatabaseOutageInterceptor(WrappingInterceptor):
     """Wrap every handler: a DATABASE_UNREACHABLE error becomes UNAVAILABLE."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         return wrap_behavior(
             handler,
-            str(handler_call_details.method),
+            method,
             unary_unary=_wrap_unary,
             unary_stream=_wrap_stream,
             stream_unary=_wrap_unary,

@@ -21,7 +21,7 @@ Both are logged as one structured line with the method, never the request's byte
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -31,7 +31,7 @@ from google.protobuf import descriptor as pd
 from google.protobuf.message import DecodeError, Message
 
 from learnerledger.rpc.errors import RpcFailure, Violation, invalid_argument
-from learnerledger.rpc.handlers import responses, wrap_behavior
+from learnerledger.rpc.handlers import WrappingInterceptor, responses, wrap_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -161,20 +161,13 @@ def _wrap_stream_stream(behavior: Callable[..., Any], method: str) -> Callable[.
     return checked
 
 
-class RequestCheckInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RequestCheckInterceptor(WrappingInterceptor):
     """Undecodable bytes and NUL characters: INVALID_ARGUMENT on every method (module doc)."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
         return wrap_behavior(
             handler._replace(request_deserializer=_lenient(handler.request_deserializer)),
-            str(handler_call_details.method),
+            method,
             unary_unary=_wrap_unary_request,
             unary_stream=_wrap_unary_request_stream,
             stream_unary=_wrap_stream_unary,
