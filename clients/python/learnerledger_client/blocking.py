@@ -7,7 +7,7 @@ import asyncio
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from datetime import datetime
 from types import TracebackType
-from typing import Self, TypeVar
+from typing import Generic, Self, TypeVar
 
 from learnerledger.v1 import common_pb2, issuer_gateway_pb2, transcript_query_pb2
 from learnerledger_client import aio
@@ -19,11 +19,13 @@ from learnerledger_client.outcomes import (
 )
 
 T = TypeVar("T")
+C = TypeVar("C", bound=aio._Client)
 
 
-class _Blocking:
-    def __init__(self) -> None:
+class _Blocking(Generic[C]):
+    def __init__(self, kind: Callable[[ClientConfig], C], config: ClientConfig) -> None:
         self._loop = asyncio.new_event_loop()
+        self._client = self._loop.run_until_complete(_make(kind, config))
 
     def __enter__(self) -> Self:
         return self
@@ -49,19 +51,15 @@ class _Blocking:
                 self._loop.run_until_complete(closer())
 
     def close(self) -> None:
-        raise NotImplementedError
+        self._loop.run_until_complete(self._client.close())
+        self._loop.close()
 
 
-class IssuerClient(_Blocking):
+class IssuerClient(_Blocking[aio.IssuerClient]):
     """Blocking twin of ``learnerledger_client.aio.IssuerClient``."""
 
     def __init__(self, config: ClientConfig) -> None:
-        super().__init__()
-        self._client = self._loop.run_until_complete(_make(aio.IssuerClient, config))
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.close())
-        self._loop.close()
+        super().__init__(aio.IssuerClient, config)
 
     def submit_stream(
         self, completions: Iterable[common_pb2.Completion]
@@ -83,16 +81,11 @@ class IssuerClient(_Blocking):
         return self._loop.run_until_complete(self._client.revoke(completion_id, learner_id, reason))
 
 
-class RegistrarClient(_Blocking):
+class RegistrarClient(_Blocking[aio.RegistrarClient]):
     """Blocking twin of ``learnerledger_client.aio.RegistrarClient``."""
 
     def __init__(self, config: ClientConfig) -> None:
-        super().__init__()
-        self._client = self._loop.run_until_complete(_make(aio.RegistrarClient, config))
-
-    def close(self) -> None:
-        self._loop.run_until_complete(self._client.close())
-        self._loop.close()
+        super().__init__(aio.RegistrarClient, config)
 
     def get_transcript(
         self,

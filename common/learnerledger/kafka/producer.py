@@ -150,6 +150,16 @@ def durable_producer(
     return DurableProducer(factory, client_id)
 
 
+async def started(producer: DurableProducer) -> DurableProducer:
+    """``producer``, started; stopped again (its connections closed) if it does not start."""
+    try:
+        await producer.start()
+    except BaseException:
+        await producer.stop()
+        raise
+    return producer
+
+
 def header(
     headers: list[tuple[str, bytes]] | tuple[tuple[str, bytes], ...], name: str
 ) -> str | None:

@@ -10,7 +10,7 @@ clients retry).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any, TypeAlias
 
 import grpc
@@ -18,6 +18,7 @@ import structlog
 
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
 from learnerledger.rpc.errors import Reason, RpcFailure, unavailable
+from learnerledger.rpc.handlers import WrappingInterceptor, responses, wrap_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -36,27 +37,18 @@ async def _abort(context: Context, method: str, exc: BaseException) -> None:
     await context.abort_with_status(database_unavailable(exc).status())
 
 
-class DatabaseOutageInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class DatabaseOutageInterceptor(WrappingInterceptor):
     """Wrap every handler: a DATABASE_UNREACHABLE error becomes UNAVAILABLE."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = str(handler_call_details.method)
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary(handler.unary_unary, method))
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=_wrap_unary(handler.stream_unary, method))
-        if handler.unary_stream is not None:
-            return handler._replace(unary_stream=_wrap_stream(handler.unary_stream, method))
-        if handler.stream_stream is not None:
-            return handler._replace(stream_stream=_wrap_stream(handler.stream_stream, method))
-        return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return wrap_behavior(
+            handler,
+            method,
+            unary_unary=_wrap_unary,
+            unary_stream=_wrap_stream,
+            stream_unary=_wrap_unary,
+            stream_stream=_wrap_stream,
+        )
 
 
 def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
@@ -73,12 +65,8 @@ def _wrap_unary(behavior: Callable[..., Any], method: str) -> Callable[..., Any]
 def _wrap_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
     async def guarded(request: Any, context: Context) -> AsyncIterator[Any]:
         try:
-            result = behavior(request, context)
-            if hasattr(result, "__aiter__"):
-                async for response in result:
-                    yield response
-            else:  # a handler that writes with context.write() and returns
-                await result
+            async for response in responses(behavior(request, context)):
+                yield response
         except DATABASE_UNREACHABLE as exc:
             await _abort(context, method, exc)
 

@@ -21,7 +21,7 @@ Both are logged as one structured line with the method, never the request's byte
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from typing import Any, TypeAlias
 
@@ -31,6 +31,7 @@ from google.protobuf import descriptor as pd
 from google.protobuf.message import DecodeError, Message
 
 from learnerledger.rpc.errors import RpcFailure, Violation, invalid_argument
+from learnerledger.rpc.handlers import WrappingInterceptor, responses, wrap_behavior
 
 log = structlog.get_logger(__name__)
 
@@ -126,12 +127,8 @@ def _wrap_unary_request_stream(behavior: Callable[..., Any], method: str) -> Cal
         refused = _check(request, method)
         if refused is not None:
             await _refuse(context, method, *refused)
-        result = behavior(request, context)
-        if hasattr(result, "__aiter__"):
-            async for response in result:
-                yield response
-        else:  # a handler that writes with context.write() and returns
-            await result
+        async for response in responses(behavior(request, context)):
+            yield response
 
     return checked
 
@@ -158,39 +155,21 @@ def _wrap_stream_unary(behavior: Callable[..., Any], method: str) -> Callable[..
 def _wrap_stream_stream(behavior: Callable[..., Any], method: str) -> Callable[..., Any]:
     # An async generator function, as grpc.aio requires of a streaming handler it awaits itself.
     async def checked(requests: AsyncIterator[Any], context: Context) -> AsyncIterator[Any]:
-        result = behavior(_decoded(requests, context, method), context)
-        if hasattr(result, "__aiter__"):
-            async for response in result:
-                yield response
-        else:  # a handler that writes with context.write() and returns
-            await result
+        async for response in responses(behavior(_decoded(requests, context, method), context)):
+            yield response
 
     return checked
 
 
-class RequestCheckInterceptor(grpc.aio.ServerInterceptor):  # type: ignore[misc]
+class RequestCheckInterceptor(WrappingInterceptor):
     """Undecodable bytes and NUL characters: INVALID_ARGUMENT on every method (module doc)."""
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        handler = await continuation(handler_call_details)
-        if handler is None:
-            return handler
-        method = str(handler_call_details.method)
-        handler = handler._replace(request_deserializer=_lenient(handler.request_deserializer))
-        if handler.unary_unary is not None:
-            return handler._replace(unary_unary=_wrap_unary_request(handler.unary_unary, method))
-        if handler.unary_stream is not None:
-            return handler._replace(
-                unary_stream=_wrap_unary_request_stream(handler.unary_stream, method)
-            )
-        if handler.stream_unary is not None:
-            return handler._replace(stream_unary=_wrap_stream_unary(handler.stream_unary, method))
-        if handler.stream_stream is not None:
-            return handler._replace(
-                stream_stream=_wrap_stream_stream(handler.stream_stream, method)
-            )
-        return handler
+    def wrap(self, handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        return wrap_behavior(
+            handler._replace(request_deserializer=_lenient(handler.request_deserializer)),
+            method,
+            unary_unary=_wrap_unary_request,
+            unary_stream=_wrap_unary_request_stream,
+            stream_unary=_wrap_stream_unary,
+            stream_stream=_wrap_stream_stream,
+        )

@@ -425,40 +425,33 @@ def stack_status(cfg: StackConfig) -> list[ComponentStatus]:
         ]
     kafka = cfg.kafka()
     pg = cfg.postgres()
-    statuses = []
-    pid = kafka.running_pid()
+    return [
+        _local_status(
+            "kafka",
+            kafka.bootstrap,
+            kafka.running_pid(),
+            kafka.server_log,
+            lambda: _kafka_detail(kafka.bootstrap, kafka.admin_options()),
+        ),
+        _local_status(
+            "postgres",
+            pg.address,
+            pg.running_pid(),
+            pg.log_file,
+            lambda: (
+                f"PostgreSQL {check_postgres(pg.database_url, timeout=5.0)}, data {pg.data_dir}"
+            ),
+        ),
+    ]
+
+
+def _local_status(
+    name: str, address: str, pid: int | None, log_file: Path, check: Callable[[], str]
+) -> ComponentStatus:
+    """A component the stack runs itself: "not running" without a process, else probed."""
     if pid is None:
-        statuses.append(
-            ComponentStatus("kafka", kafka.bootstrap, None, False, "not running", kafka.server_log)
-        )
-    else:
-        statuses.append(
-            _probe(
-                "kafka",
-                kafka.bootstrap,
-                pid,
-                lambda: _kafka_detail(kafka.bootstrap, kafka.admin_options()),
-                "",
-            )
-        )
-    pid = pg.running_pid()
-    if pid is None:
-        statuses.append(
-            ComponentStatus("postgres", pg.address, None, False, "not running", pg.log_file)
-        )
-    else:
-        statuses.append(
-            _probe(
-                "postgres",
-                pg.address,
-                pid,
-                lambda: (
-                    f"PostgreSQL {check_postgres(pg.database_url, timeout=5.0)}, data {pg.data_dir}"
-                ),
-                "",
-            )
-        )
-    return statuses
+        return ComponentStatus(name, address, None, False, "not running", log_file)
+    return _probe(name, address, pid, check, "")
 
 
 def _kafka_detail(bootstrap: str, options: dict[str, Any] | None = None) -> str:

@@ -18,7 +18,7 @@ import structlog
 
 from learnerledger.gateway.server import IssuerGateway
 from learnerledger.gateway.settings import GatewaySettings
-from learnerledger.kafka.producer import DurableProducer, durable_producer
+from learnerledger.kafka.producer import DurableProducer, durable_producer, started
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.postgres.pool import create_pool
 from learnerledger.rpc.auth import BearerAuthenticator, pool_lookup
@@ -84,17 +84,13 @@ class GatewayParts:
         await ensure_topics(self.settings.kafka_bootstrap_servers, topic_specs(self.settings))
 
     async def _start_producer(self) -> DurableProducer:
-        producer = durable_producer(
-            self.settings.kafka_bootstrap_servers,
-            client_id="issuer-gateway",
-            request_timeout_ms=max(1000, int(self.settings.send_timeout_s * 1000)),
+        return await started(
+            durable_producer(
+                self.settings.kafka_bootstrap_servers,
+                client_id="issuer-gateway",
+                request_timeout_ms=max(1000, int(self.settings.send_timeout_s * 1000)),
+            )
         )
-        try:
-            await producer.start()
-        except BaseException:
-            await producer.stop()
-            raise
-        return producer
 
     async def _servicer(self) -> IssuerGateway:
         settings, pool = self.settings, self.pool.value

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -32,6 +33,7 @@ from learnerledger.domain.events import (
     ConsentGrantRequested,
     ConsentRevokeRequested,
     Envelope,
+    LedgerRequest,
     consent_event_id,
 )
 from learnerledger.domain.learners import is_apaar_id
@@ -676,18 +678,33 @@ async def publish_consent(
         )
     else:
         event = ConsentRevokeRequested(envelope, request.university_id, basis=basis)
+    await publish_request(
+        publisher.producer,
+        publisher.topic,
+        context,
+        request.learner_id,
+        event,
+        lambda exc: f"consent not recorded: {exc}",
+    )
+    return str(event_id)
+
+
+async def publish_request(
+    producer: DurableProducer,
+    topic: str,
+    context: Any,
+    learner_id: str,
+    event: LedgerRequest,
+    not_stored: Callable[[Exception], str],
+) -> None:
+    """Publish a request on the completions topic, keyed by its learner; if the producer fails,
+    abort the call UNAVAILABLE with the message ``not_stored(exc)``."""
     try:
-        await publisher.producer.send_and_wait(
-            publisher.topic,
-            key=request.learner_id.encode(),
-            value=encode_completion_event(event),
+        await producer.send_and_wait(
+            topic, key=learner_id.encode(), value=encode_completion_event(event)
         )
     except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
-        await abort(
-            context,
-            unavailable(f"consent not recorded: {exc}", reason=Reason.KAFKA_UNAVAILABLE),
-        )
-    return str(event_id)
+        await abort(context, unavailable(not_stored(exc), reason=Reason.KAFKA_UNAVAILABLE))
 
 
 async def _require_printable(context: Any, fields: dict[str, str]) -> None:

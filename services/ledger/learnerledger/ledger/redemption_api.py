@@ -22,10 +22,14 @@ import structlog
 from learnerledger.domain.events import redemption_event_id
 from learnerledger.domain.redemption import InvalidProgramme, request_digest
 from learnerledger.domain.validation import check_learner_id, check_redemption_fields
-from learnerledger.kafka.codec import encode_completion_event
 from learnerledger.kafka.producer import DurableProducer
 from learnerledger.ledger import redemption_listing as listing
-from learnerledger.ledger.admin_api import DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE, catalog_failure
+from learnerledger.ledger.admin_api import (
+    DEFAULT_PAGE_SIZE,
+    MAX_PAGE_SIZE,
+    catalog_failure,
+    publish_request,
+)
 from learnerledger.postgres import Connection, catalog, credit_log, redemptions
 from learnerledger.postgres.catalog import (
     AlreadyExists,
@@ -43,7 +47,6 @@ from learnerledger.rpc.errors import (
     Violation,
     abort,
     invalid_argument,
-    unavailable,
 )
 from learnerledger.rpc.filters import InvalidFilter
 from learnerledger.v1 import redemption_pb2, redemption_pb2_grpc
@@ -111,15 +114,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         if violations:
             await abort(context, invalid_argument(violations))
         if caller.kind is PrincipalKind.UNIVERSITY and p.university_id != caller.principal_id:
-            await abort(
-                context,
-                RpcFailure(
-                    grpc.StatusCode.PERMISSION_DENIED,
-                    "a university registers only its own programmes",
-                    reason=Reason.FOREIGN_UNIVERSITY,
-                    metadata={"university_id": caller.principal_id},
-                ),
-            )
+            await abort(context, _foreign_university(caller, "registers only its own programmes"))
         try:
             programme = programme_from_proto(p)
         except InvalidProgramme as exc:
@@ -254,20 +249,14 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         event = redemption_request_from_proto(
             request, university_id=university_id, request_digest=digest, now=datetime.now(UTC)
         )
-        try:
-            await self._producer.send_and_wait(
-                self._topic,
-                key=request.learner_id.encode(),
-                value=encode_completion_event(event),
-            )
-        except Exception as exc:  # noqa: BLE001 - any producer failure means "not stored"
-            await abort(
-                context,
-                unavailable(
-                    f"redemption not requested: {exc}; retry with the same redemption_id",
-                    reason=Reason.KAFKA_UNAVAILABLE,
-                ),
-            )
+        await publish_request(
+            self._producer,
+            self._topic,
+            context,
+            request.learner_id,
+            event,
+            lambda exc: f"redemption not requested: {exc}; retry with the same redemption_id",
+        )
         log.info(
             "redemption_requested",
             redemption_id=request.redemption_id,
@@ -335,15 +324,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         asked = wanted  # what the page token vouches for
         if caller.kind is PrincipalKind.UNIVERSITY:
             if wanted.university_id not in (None, caller.principal_id):
-                await abort(
-                    context,
-                    RpcFailure(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        "a university lists only its own redemptions",
-                        reason=Reason.FOREIGN_UNIVERSITY,
-                        metadata={"university_id": caller.principal_id},
-                    ),
-                )
+                await abort(context, _foreign_university(caller, "lists only its own redemptions"))
             wanted = dataclasses.replace(wanted, university_id=caller.principal_id)
         size = min(request.page_size or DEFAULT_PAGE_SIZE, MAX_PAGE_SIZE)
         async with self._pool.acquire() as connection:
@@ -388,6 +369,16 @@ def redemption_to_proto(record: RedemptionRecord) -> redemption_pb2.Redemption:
         message.entry_sequence = record.entry_sequence
         message.decide_time.CopyFrom(to_timestamp(record.decided_at))
     return message
+
+
+def _foreign_university(caller: Principal, rule: str) -> RpcFailure:
+    """PERMISSION_DENIED for a university that reached past its own data (``rule`` says how)."""
+    return RpcFailure(
+        grpc.StatusCode.PERMISSION_DENIED,
+        f"a university {rule}",
+        reason=Reason.FOREIGN_UNIVERSITY,
+        metadata={"university_id": caller.principal_id},
+    )
 
 
 def _conflict(redemption_id: str) -> RpcFailure:

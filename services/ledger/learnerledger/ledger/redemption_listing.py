@@ -9,15 +9,13 @@ else.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from dataclasses import dataclass
 from datetime import datetime
 
 from learnerledger.domain.learners import is_apaar_id
 from learnerledger.postgres.redemptions import RedemptionQuery, RedemptionState
+from learnerledger.rpc import page_tokens
 from learnerledger.rpc.filters import InvalidFilter, parse_comparisons
 
 FILTER_FIELDS = (
@@ -103,8 +101,7 @@ def encode_page_token(last: tuple[datetime, str, str], caller: str, f: Redemptio
         "r": last[2],
         "h": _request_hash(caller, f),
     }
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return page_tokens.pack(document)
 
 
 def decode_page_token(
@@ -114,13 +111,15 @@ def decode_page_token(
     if not token:
         return None
     try:
-        document = json.loads(base64.urlsafe_b64decode(token + "=" * (-len(token) % 4)))
+        document = page_tokens.unpack(token)
+        if not isinstance(document, dict):
+            raise TypeError(document)
         last = (
             datetime.fromisoformat(document["t"]),
             document["u"],
             document["r"],
         )
-    except (binascii.Error, ValueError, TypeError, KeyError) as exc:
+    except (ValueError, TypeError, KeyError) as exc:
         raise InvalidPageToken("page_token is not a token this server issued") from exc
     if (
         document.get("v") != 1

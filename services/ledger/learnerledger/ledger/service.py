@@ -17,7 +17,12 @@ from prometheus_client import Counter, Gauge
 from learnerledger.domain.checkpoints import RecordedCheckpoint
 from learnerledger.domain.signed_note import NoteSigner
 from learnerledger.kafka import KAFKA_UNREACHABLE
-from learnerledger.kafka.producer import FATAL_PRODUCER_ERRORS, DurableProducer, durable_producer
+from learnerledger.kafka.producer import (
+    FATAL_PRODUCER_ERRORS,
+    DurableProducer,
+    durable_producer,
+    started,
+)
 from learnerledger.kafka.topics import ensure_topics, topic_specs
 from learnerledger.ledger.admin_api import ConsentPublisher, LedgerAdmin, ReplayRunner
 from learnerledger.ledger.consumer import consume_completions
@@ -193,13 +198,7 @@ async def run_ledger(settings: LedgerSettings, stop: asyncio.Event | None = None
 
 
 async def _started_producer(settings: LedgerSettings) -> DurableProducer:
-    producer = durable_producer(settings.kafka_bootstrap_servers, client_id="ledger")
-    try:
-        await producer.start()
-    except BaseException:
-        await producer.stop()
-        raise
-    return producer
+    return await started(durable_producer(settings.kafka_bootstrap_servers, client_id="ledger"))
 
 
 def _worker(name: str, run: Callable[[asyncio.Event], Awaitable[None]]) -> Background:

@@ -8,10 +8,7 @@ id>,"l":<learner>}``: keyset paging, newest first, bound to the learner it was i
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import json
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -22,6 +19,7 @@ from prometheus_client import Counter
 
 from learnerledger.postgres import Connection
 from learnerledger.postgres.errors import DATABASE_UNREACHABLE
+from learnerledger.rpc import page_tokens
 
 log = structlog.get_logger(__name__)
 
@@ -109,17 +107,15 @@ async def page(
 
 def encode_page_token(last: RecordAccess) -> str:
     micros = (last.accessed_at - _EPOCH) // timedelta(microseconds=1)
-    body = json.dumps({"v": 1, "t": micros, "i": last.access_id, "l": last.learner_id})
-    return base64.urlsafe_b64encode(body.encode()).decode().rstrip("=")
+    return page_tokens.pack({"v": 1, "t": micros, "i": last.access_id, "l": last.learner_id})
 
 
 def decode_page_token(token: str, learner_id: str) -> tuple[datetime, int] | None:
     if not token:
         return None
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        body = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+        body = page_tokens.unpack(token)
+    except page_tokens.MalformedPageToken as exc:
         raise InvalidAccessPageToken("not a page token of this server") from exc
     if (
         not isinstance(body, dict)

@@ -14,14 +14,12 @@ filter or learner is refused (INVALID_ARGUMENT) instead of silently paging somet
 
 from __future__ import annotations
 
-import base64
-import binascii
 import hashlib
-import json
 from dataclasses import dataclass
 
 from learnerledger.domain.catalog import NCRF_ALL_LEVELS, InvalidCourse, parse_level
 from learnerledger.domain.transcript import Credential, CredentialStatus
+from learnerledger.rpc import page_tokens
 from learnerledger.rpc.filters import InvalidFilter as InvalidFilter
 from learnerledger.rpc.filters import parse_comparisons
 
@@ -115,8 +113,7 @@ def encode_page_token(
     last_sequence: int, learner_id: str, f: CredentialFilter, scope: str = ""
 ) -> str:
     document = {"v": 1, "s": last_sequence, "h": request_hash(learner_id, f, scope)}
-    raw = json.dumps(document, separators=(",", ":")).encode()
-    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+    return page_tokens.pack(document)
 
 
 def decode_page_token(token: str, learner_id: str, f: CredentialFilter, scope: str = "") -> int:
@@ -124,9 +121,8 @@ def decode_page_token(token: str, learner_id: str, f: CredentialFilter, scope: s
     if not token:
         return 0
     try:
-        raw = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
-        document = json.loads(raw)
-    except (binascii.Error, ValueError) as exc:
+        document = page_tokens.unpack(token)
+    except page_tokens.MalformedPageToken as exc:
         raise InvalidPageToken("page_token is not a token this server issued") from exc
     if (
         not isinstance(document, dict)

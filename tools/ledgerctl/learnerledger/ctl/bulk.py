@@ -15,7 +15,6 @@ import codecs
 import csv
 import json
 import math
-import os
 import sys
 import time
 from collections import deque
@@ -25,6 +24,7 @@ from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
+from learnerledger.ctl.client_options import add_tls_options, client_tls, required_token
 from learnerledger.v1 import common_pb2
 
 REQUIRED_COLUMNS = ("completion_id", "learner_id", "course_id", "completed_at", "result")
@@ -227,6 +227,15 @@ class Progress:
         self.total, self.stream, self.every_s = total, stream, every_s
         self.label, self.unit = label, unit
         self.started = self.last = time.monotonic()
+        self.done = 0
+
+    def advance(self) -> None:
+        """One more row done."""
+        self.done += 1
+        self.update(self.done)
+
+    def finish(self) -> None:
+        self.update(self.done, final=True)
 
     def update(self, done: int, *, final: bool = False) -> None:
         now = time.monotonic()
@@ -272,7 +281,6 @@ async def submit_file(
     writer = csv.writer(report, lineterminator="\n")
     writer.writerow(REPORT_COLUMNS)
     tally = Tally()
-    done = 0
     async with IssuerClient(config) as client:
         async for outcome in client.submit_stream(completions()):
             line = lines.popleft()
@@ -294,26 +302,23 @@ async def submit_file(
                 tally.duplicate += 1
             else:
                 tally.rejected += 1
-            done += 1
             if progress is not None:
-                progress.update(done)
+                progress.advance()
     if progress is not None:
-        progress.update(done, final=True)
+        progress.finish()
     return tally
 
 
 async def cmd_submit(args: argparse.Namespace) -> int:
     try:
-        from learnerledger_client import CallFailed, ClientConfig, TlsConfig
+        from learnerledger_client import CallFailed, ClientConfig
     except ImportError:
         print("ledgerctl submit: needs learnerledger-client (pip install clients/python)",
               file=sys.stderr)  # fmt: skip
         return EXIT_BAD_FILE
 
-    token = args.issuer_token or os.environ.get("LEDGERCTL_ISSUER_TOKEN", "")
-    if not token:
-        print("ledgerctl submit: --issuer-token or LEDGERCTL_ISSUER_TOKEN is required",
-              file=sys.stderr)  # fmt: skip
+    token = required_token("submit", args.issuer_token, "--issuer-token", "LEDGERCTL_ISSUER_TOKEN")
+    if token is None:
         return EXIT_BAD_FILE
     path = Path(args.file)
     try:
@@ -323,12 +328,9 @@ async def cmd_submit(args: argparse.Namespace) -> int:
         for problem in error.problems:
             print(f"  {problem}", file=sys.stderr)
         return EXIT_BAD_FILE
-    tls = (
-        TlsConfig.from_files(args.ca, args.cert, args.key)
-        if args.ca or args.cert or args.key
-        else None
+    config = ClientConfig(
+        target=args.gateway, token=token, tls=client_tls(args), window=args.window
     )
-    config = ClientConfig(target=args.gateway, token=token, tls=tls, window=args.window)
     report_path = Path(args.report) if args.report else path.with_name(path.stem + ".report.csv")
     with report_path.open("w", encoding="utf-8", newline="") as report:
         try:
@@ -359,6 +361,4 @@ def add_submit_command(commands: Any) -> None:
     sub.add_argument("--gateway", default="127.0.0.1:50051", help="issuer gateway host:port")
     sub.add_argument("--report", help="report CSV (default: FILE.report.csv beside FILE)")
     sub.add_argument("--window", type=int, default=256, help="completions awaiting an answer")
-    sub.add_argument("--ca", help="CA certificate (PEM) to verify the gateway; enables TLS")
-    sub.add_argument("--cert", help="client certificate (PEM) for mTLS")
-    sub.add_argument("--key", help="client private key (PEM) for mTLS")
+    add_tls_options(sub, "the gateway")

@@ -22,6 +22,8 @@ from decimal import Decimal, InvalidOperation
 from pathlib import Path
 from typing import Any, TextIO
 
+from learnerledger.ctl.client_options import add_tls_options
+
 EXIT_REDEEMED, EXIT_NOTHING_REDEEMED, EXIT_FAILED, EXIT_PENDING = 0, 1, 2, 3
 
 LEVELS = ("4.5", "5", "5.5", "6", "6.5", "7", "8")
@@ -228,9 +230,7 @@ def _connection_options(sub: argparse.ArgumentParser) -> None:
     sub.add_argument(
         "--ledger", default="127.0.0.1:50053", help="the ledger's API (RedemptionService) host:port"
     )
-    sub.add_argument("--ca", help="CA certificate (PEM) to verify the server; enables TLS")
-    sub.add_argument("--cert", help="client certificate (PEM) for mTLS")
-    sub.add_argument("--key", help="client private key (PEM) for mTLS")
+    add_tls_options(sub)
 
 
 def _positive(value: str) -> int:

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import sys
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -22,6 +21,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from learnerledger.ctl.bulk import Progress
+from learnerledger.ctl.client_options import add_tls_options, client_tls, required_token
 
 OUTPUT_COLUMNS = (
     "learner_id",
@@ -134,7 +134,6 @@ async def write_transcripts(
     # A NUL cannot travel in a request (the server refuses the whole call): such an id is
     # answered here, as the server would answer any other invalid id.
     sendable = [learner_id for learner_id in learner_ids if "\x00" not in learner_id]
-    done = 0
     async with RegistrarClient(config) as client:
         results = aiter(client.batch_get_transcripts_stream(sendable))
         for learner_id in learner_ids:
@@ -160,25 +159,24 @@ async def write_transcripts(
                            result.reason, result.message)  # fmt: skip
             writer.writerow(row)
             tally.add(row[1])
-            done += 1
             if progress is not None:
-                progress.update(done)
+                progress.advance()
     if progress is not None:
-        progress.update(done, final=True)
+        progress.finish()
     return tally
 
 
 async def cmd_transcripts(args: argparse.Namespace) -> int:
     try:
-        from learnerledger_client import ClientConfig, LedgerClientError, TlsConfig
+        from learnerledger_client import ClientConfig, LedgerClientError
     except ImportError:
         print("ledgerctl transcripts: needs learnerledger-client (pip install clients/python)",
               file=sys.stderr)  # fmt: skip
         return EXIT_FAILED
-    token = args.university_token or os.environ.get("LEDGERCTL_UNIVERSITY_TOKEN", "")
-    if not token:
-        print("ledgerctl transcripts: --university-token or LEDGERCTL_UNIVERSITY_TOKEN is"
-              " required", file=sys.stderr)  # fmt: skip
+    token = required_token(
+        "transcripts", args.university_token, "--university-token", "LEDGERCTL_UNIVERSITY_TOKEN"
+    )
+    if token is None:
         return EXIT_FAILED
     path = Path(args.learners)
     try:
@@ -186,12 +184,7 @@ async def cmd_transcripts(args: argparse.Namespace) -> int:
     except (BadLearnerFile, OSError) as error:
         print(f"ledgerctl transcripts: {error}", file=sys.stderr)
         return EXIT_FAILED
-    tls = (
-        TlsConfig.from_files(args.ca, args.cert, args.key)
-        if args.ca or args.cert or args.key
-        else None
-    )
-    config = ClientConfig(target=args.query, token=token, tls=tls)
+    config = ClientConfig(target=args.query, token=token, tls=client_tls(args))
     out_path = Path(args.out) if args.out else path.with_name(path.stem + ".transcripts.csv")
     total = len(learners.learner_ids)
     progress = Progress(total, sys.stderr, label="transcripts", unit="learners")
@@ -232,6 +225,4 @@ def add_transcripts_command(commands: Any) -> None:
     sub.add_argument("--university-token", help="default: LEDGERCTL_UNIVERSITY_TOKEN")
     sub.add_argument("--query", default="127.0.0.1:50052", help="query service host:port")
     sub.add_argument("--out", help="output CSV (default: FILE.transcripts.csv beside FILE)")
-    sub.add_argument("--ca", help="CA certificate (PEM) to verify the server; enables TLS")
-    sub.add_argument("--cert", help="client certificate (PEM) for mTLS")
-    sub.add_argument("--key", help="client private key (PEM) for mTLS")
+    add_tls_options(sub)

@@ -16,6 +16,34 @@ def register(commands: Any) -> None:
     revoke.add_argument("token_id")
 
 
+def register_partner(commands: Any, kind: str, about: str, add_help: str) -> None:
+    """``ledgerctl <kind> add|token`` for a partner kind (``issuer``, ``university``)."""
+    partners = group(commands, kind, about)
+    add = command(partners, "add", _add_partner_command(kind), add_help)
+    add.add_argument("principal_id", metavar=f"{kind}_id")
+    add.add_argument("--name", help="display name")
+    token = command(
+        partners, "token", issue_token_command(kind), "create an API token (shown once)"
+    )
+    token.add_argument("principal_id", metavar=f"{kind}_id")
+
+
+def _add_partner_command(kind: str) -> Handler:
+    async def add_partner(args: argparse.Namespace) -> int:
+        from learnerledger.postgres import catalog
+
+        add_to_catalog = {"issuer": catalog.add_issuer, "university": catalog.add_university}[kind]
+
+        async def add(connection: Any) -> int:
+            await add_to_catalog(connection, args.principal_id, args.name or args.principal_id)
+            print(f"{kind} {args.principal_id} added")
+            return 0
+
+        return await with_connection(add)
+
+    return add_partner
+
+
 def issue_token_command(kind: str) -> Handler:
     """The handler that issues a token for a principal of ``kind`` (``args.principal_id``)."""
 
