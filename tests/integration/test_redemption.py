@@ -518,7 +518,7 @@ async def test_summary_watch_and_registrar_csv_show_redemptions(
     redeemed_credits column."""
     import io
 
-    from learnerledger.ctl.transcripts import write_transcripts
+    from learnerledger.ctl.commands.transcripts import write_transcripts
     from learnerledger.v1 import transcript_query_pb2_grpc
     from learnerledger_client import ClientConfig
     from tests.support.projector import running_projector

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from learnerledger.ctl.bulk import BadFile, Row, check_file, read_rows
+from learnerledger.ctl.commands.bulk import BadFile, Row, check_file, read_rows
 from learnerledger.ctl.main import main
 from learnerledger.v1 import common_pb2
 

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from learnerledger.ctl.transcripts import BadLearnerFile, read_learners
+from learnerledger.ctl.commands.transcripts import BadLearnerFile, read_learners
 
 
 def write(tmp_path: Path, text: str | bytes, name: str = "learners.csv") -> Path:

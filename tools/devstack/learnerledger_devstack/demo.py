@@ -25,7 +25,7 @@ import grpc
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from learnerledger.ctl.redeem import format_redemption
+from learnerledger.ctl.commands.redeem import format_redemption
 from learnerledger.domain.catalog import Course, CourseCategory, CreditRecommendation
 from learnerledger.domain.events import ConsentGrantRequested, Envelope
 from learnerledger.gateway.settings import GatewaySettings

@@ -23,23 +23,28 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from learnerledger.ctl import bulk, credential, proof, redeem, transcripts, witness
 from learnerledger.ctl.cli import UsageProblem, use_local_kafka_principal
 from learnerledger.ctl.commands import (
+    bulk,
     course,
+    credential,
     db,
     demo,
     issuer,
     keys,
     lag,
     learner,
+    proof,
+    redeem,
     replay,
     serve,
     stack,
     token,
     topics,
+    transcripts,
     university,
     verify,
+    witness,
 )
 
 #: Each group's ``register(commands)``, in the order of ``ledgerctl --help``.

@@ -26,7 +26,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
-from learnerledger.ctl.proof import (
+from learnerledger.ctl.commands.proof import (
     EXIT_BAD_INPUT,
     EXIT_OK,
     EXIT_REJECTED,

@@ -20,8 +20,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TextIO
 
-from learnerledger.ctl.bulk import Progress
 from learnerledger.ctl.client_options import add_tls_options, client_tls, required_token
+from learnerledger.ctl.commands.bulk import Progress
 
 OUTPUT_COLUMNS = (
     "learner_id",
