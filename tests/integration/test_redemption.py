@@ -277,6 +277,16 @@ async def test_bad_input_consent_and_programmes(
         with pytest.raises(grpc.aio.AioRpcError) as negative:
             await s.stub.ListProgrammes(R.ListProgrammesRequest(page_size=-1), metadata=s.du)
         assert violations(negative.value) == ["page_size"]
+        with pytest.raises(grpc.aio.AioRpcError) as foreign:
+            await s.stub.ListProgrammes(
+                R.ListProgrammesRequest(university_id="iitm"), metadata=s.du
+            )
+        assert foreign.value.code() == grpc.StatusCode.PERMISSION_DENIED
+        refused = error_info(foreign.value)
+        assert (refused.reason, dict(refused.metadata)) == (
+            "FOREIGN_UNIVERSITY",
+            {"university_id": "du"},
+        )
 
 
 async def test_concurrent_conflicting_redemptions_redeem_each_credit_at_most_once(

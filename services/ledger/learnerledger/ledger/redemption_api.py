@@ -148,14 +148,7 @@ class RedemptionApi(redemption_pb2_grpc.RedemptionServiceServicer):
         university_id = request.university_id or None
         if caller.kind is PrincipalKind.UNIVERSITY:
             if university_id not in (None, caller.principal_id):
-                await abort(
-                    context,
-                    RpcFailure(
-                        grpc.StatusCode.PERMISSION_DENIED,
-                        "a university lists only its own programmes",
-                        reason=Reason.FOREIGN_UNIVERSITY,
-                    ),
-                )
+                await abort(context, _foreign_university(caller, "lists only its own programmes"))
             university_id = caller.principal_id
         if request.page_size < 0:
             await abort(context, invalid_argument([Violation("page_size", "must not be negative")]))
