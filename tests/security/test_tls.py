@@ -14,13 +14,12 @@ from cryptography.hazmat.primitives import serialization
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from learnerledger.gateway.service import gateway
-from learnerledger.gateway.settings import GatewaySettings
-from learnerledger.ledger.service import run_ledger
-from learnerledger.ledger.settings import LedgerSettings
 from learnerledger.query.service import run_query
 from learnerledger.query.settings import QuerySettings
 from learnerledger.rpc.server import TlsFiles, start_server
+from tests.support.gateway import gateway_settings
 from tests.support.gateway import self_signed_cert as self_signed_cert
+from tests.support.ledger import running_ledger
 from tests.support.ports import free_port
 
 pytestmark = pytest.mark.integration
@@ -96,15 +95,10 @@ async def test_gateway_serves_mutual_tls_from_settings(
 ) -> None:
     d = pki["dir"]
     for client_ca in (None, d / "ca.crt"):
-        settings = GatewaySettings(
-            kafka_bootstrap_servers=kafka_bootstrap,
-            database_url=database_url,
-            topic_completions=topics.completions,
-            topic_ledger_entries=topics.ledger_entries,
-            topic_completions_dlq=topics.completions_dlq,
-            topic_partitions=topics.partitions,
-            grpc_port=0,
-            metrics_port=0,
+        settings = gateway_settings(
+            kafka_bootstrap,
+            database_url,
+            topics,
             shutdown_grace_s=1,
             tls_cert_file=d / "server.crt",
             tls_key_file=d / "server.key",
@@ -138,30 +132,15 @@ async def test_ledger_admin_api_serves_tls_from_settings(
 ) -> None:
     d = pki["dir"]
     port = free_port()
-    settings = LedgerSettings(
-        kafka_bootstrap_servers=kafka_bootstrap,
-        database_url=database_url,
-        topic_completions=topics.completions,
-        topic_ledger_entries=topics.ledger_entries,
-        topic_completions_dlq=topics.completions_dlq,
-        topic_partitions=topics.partitions,
-        consumer_group=f"ledger-{topics.completions}",
-        metrics_port=0,
+    async with running_ledger(  # returns once the admin API listens
+        kafka_bootstrap,
+        database_url,
+        topics,
         grpc_port=port,
         tls_cert_file=d / "server.crt",
         tls_key_file=d / "server.key",
-    )
-    stop = asyncio.Event()
-    task = asyncio.create_task(run_ledger(settings, stop))
-    try:
-        for _ in range(100):  # until the admin API listens
-            if await _probe(port, grpc.ssl_channel_credentials(pki["ca"])) is grpc.StatusCode.OK:
-                break
-            await asyncio.sleep(0.2)
+    ):
         await _assert_tls(port, pki, mutual=False)
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 30)
 
 
 async def test_a_running_server_serves_a_certificate_replaced_under_it(

@@ -33,22 +33,28 @@ async def tokens(database_url: str) -> dict[str, str]:
     return {"swayam": swayam, "du": du}
 
 
-@contextlib.asynccontextmanager
-async def running_gateway(
+def gateway_settings(
     kafka_bootstrap: str, database_url: str, topics: Any, **overrides: Any
-) -> AsyncIterator[tuple[RunningGateway, grpc.aio.Channel]]:
-    settings = GatewaySettings(
+) -> GatewaySettings:
+    """The gateway's settings on the test's topics and database, on free ports
+    (``overrides``: other settings, e.g. the TLS files)."""
+    defaults: dict[str, Any] = {"grpc_port": 0, "metrics_port": 0, "shutdown_grace_s": 5}
+    return GatewaySettings(
         kafka_bootstrap_servers=kafka_bootstrap,
         database_url=database_url,
         topic_completions=topics.completions,
         topic_ledger_entries=topics.ledger_entries,
         topic_completions_dlq=topics.completions_dlq,
         topic_partitions=topics.partitions,
-        grpc_port=0,
-        metrics_port=0,
-        shutdown_grace_s=5,
-        **overrides,
+        **(defaults | overrides),
     )
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(
+    kafka_bootstrap: str, database_url: str, topics: Any, **overrides: Any
+) -> AsyncIterator[tuple[RunningGateway, grpc.aio.Channel]]:
+    settings = gateway_settings(kafka_bootstrap, database_url, topics, **overrides)
     async with (
         gateway(settings) as running,
         grpc.aio.insecure_channel(f"127.0.0.1:{running.port}") as channel,
